@@ -1,0 +1,2 @@
+def convert():
+    """placeholder replaced below"""

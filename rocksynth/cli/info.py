@@ -1,0 +1,2 @@
+def info():
+    """placeholder replaced below"""

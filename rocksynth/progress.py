@@ -1,0 +1,56 @@
+"""Progress bars on stderr, shared by the library and the CLI.
+
+Bars are shown only when stderr is a terminal and the user did not ask for `--quiet`.
+"""
+
+import contextlib
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+_state = {"quiet": False}
+stderr_console = Console(stderr=True, highlight=False)
+
+
+def set_quiet(quiet: bool) -> None:
+    _state["quiet"] = quiet
+
+
+def is_quiet() -> bool:
+    return _state["quiet"]
+
+
+def log(message: str) -> None:
+    """An informational line on stderr (what was inferred, what was written), unless quiet."""
+    if not _state["quiet"]:
+        stderr_console.print(message, markup=False)
+
+
+def warn(message: str) -> None:
+    if not _state["quiet"]:
+        stderr_console.print(f"warning: {message}", style="yellow", markup=False)
+
+
+class _Task:
+    def __init__(self, progress, task_id):
+        self._progress, self._task_id = progress, task_id
+
+    def advance(self, steps: int = 1, **fields) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task_id, advance=steps, **fields)
+
+
+@contextlib.contextmanager
+def progress_bar(total: "int | None", description: str, status: bool = False):
+    """Yield a task with `.advance(n, status="loss 0.1")`; a no-op when quiet or not a TTY."""
+    if _state["quiet"] or not sys.stderr.isatty():
+        yield _Task(None, None)
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    if status:
+        columns.append(TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=stderr_console, transient=False) as progress:
+        task_id = progress.add_task(description, total=total, status="")
+        yield _Task(progress, task_id)

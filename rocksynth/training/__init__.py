@@ -1,0 +1,1 @@
+"""Training loops, one module per model, and shared checkpoint / logging helpers."""

@@ -1,0 +1,39 @@
+"""One checkpoint file per model: weights, constructor config and training metadata.
+
+Saved with `torch.save` as plain dicts of tensors and JSON-like values, and loaded with
+`torch.load(weights_only=True)`, so loading never unpickles arbitrary objects.
+"""
+
+import os
+from pathlib import Path
+
+import torch
+
+from rocksynth.errors import BadInputError
+from rocksynth.io.paths import atomic_output
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: "str | os.PathLike", kind: str, config: dict, state: dict, meta: dict) -> None:
+    """Write atomically. `kind` names the model family ('clean', 'reconstruct', ...);
+    `state` maps module names to state dicts (e.g. {'generator': ..., 'optimizer_g': ...})."""
+    payload = {"format": FORMAT_VERSION, "kind": kind, "config": config, "state": state, "meta": meta}
+    with atomic_output(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: "str | os.PathLike", kind: "str | None" = None) -> dict:
+    """The checkpoint dict; a clear error if it is missing, corrupt or of another model kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise BadInputError(f"{path}: not a readable rocksynth checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+        raise BadInputError(f"{path}: not a rocksynth checkpoint")
+    if kind is not None and payload["kind"] != kind:
+        raise BadInputError(f"{path}: checkpoint is a '{payload['kind']}' model, expected '{kind}'")
+    return payload
