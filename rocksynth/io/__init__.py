@@ -3,3 +3,13 @@
 Every command goes through these readers and writers, so formats, `-` for stdin/stdout,
 atomic writes and error messages behave the same everywhere.
 """
+
+from rocksynth.io.binary import load_binary_image, load_binary_volume
+from rocksynth.io.images import read_image, write_image
+from rocksynth.io.segment import binarize, detect_circular_fov
+from rocksynth.io.videos import Video, read_video, write_video
+from rocksynth.io.volumes import Volume, VolumeWriter, read_volume, write_volume
+
+__all__ = ["Video", "Volume", "VolumeWriter", "binarize", "detect_circular_fov", "load_binary_image",
+           "load_binary_volume", "read_image", "read_video", "read_volume", "write_image", "write_video",
+           "write_volume"]

@@ -1,0 +1,157 @@
+"""Videos as (t, y, x, c) uint8 arrays: MP4 (H.264 through PyAV), folders of PNG frames, TIFF stacks.
+
+H.264 in the widely playable yuv420p format needs even frame sides. Odd sides are padded by
+repeating the last row/column (never resized); the true size is stored in the MP4 comment and
+cropped back on reading, and the padding is reported.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rocksynth.errors import BadInputError
+from rocksynth.io.formats import detect_file_format, format_from_suffix, sniff
+from rocksynth.io.paths import STDIO, atomic_output, atomic_output_dir, check_input_file, read_stdin_bytes, stdin_stream
+from rocksynth.progress import log
+
+DEFAULT_FPS = 10.0
+_SIZE_TAG = re.compile(r"rocksynth-size=(\d+)x(\d+)")
+
+
+@dataclass
+class Video:
+    frames: np.ndarray  # (t, y, x, c) uint8, c = 1 (gray) or 3 (RGB)
+    fps: float = DEFAULT_FPS
+    source: str = ""
+
+
+def read_video(path) -> Video:
+    """Read an MP4, a folder of frames (natural order) or a TIFF stack (frames = z-slices)."""
+    if str(path) == STDIO:
+        kind = sniff(read_stdin_bytes()[:16])
+        source, name = stdin_stream(), "stdin"
+    else:
+        source = check_input_file(path)
+        name = str(path)
+        kind = "folder" if source.is_dir() else detect_file_format(source, expected=("mp4", "tiff", "png", "jpeg"))
+    if kind == "mp4":
+        video = _read_mp4(source, name)
+    elif kind in ("folder", "tiff"):
+        from rocksynth.io.volumes import read_volume
+
+        data = read_volume(path, allow_2d=True, allow_rgb=True).data
+        video = Video(_as_frames(data, name), DEFAULT_FPS, name)
+    elif kind in ("png", "jpeg"):
+        from rocksynth.io.images import read_image
+
+        video = Video(_as_frames(read_image(path)[None], name), DEFAULT_FPS, name)
+    else:
+        raise BadInputError(f"{name}: not an MP4 video, frame folder or TIFF stack")
+    if video.frames.shape[0] == 0:
+        raise BadInputError(f"{name}: video holds no frames")
+    return video
+
+
+def _as_frames(data: np.ndarray, name: str) -> np.ndarray:
+    """(t, y, x[, c]) of any dtype -> (t, y, x, c) uint8."""
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim == 3:
+        data = data[..., None]
+    if data.ndim != 4 or data.shape[-1] not in (1, 3, 4):
+        raise BadInputError(f"{name}: cannot read frames of shape {data.shape[1:]}")
+    if data.shape[-1] == 4:
+        data = data[..., :3]
+    if data.dtype == bool:
+        return data.astype(np.uint8) * 255
+    if data.dtype != np.uint8:
+        low, high = float(data.min()), float(data.max())
+        log(f"{name}: {data.dtype} frames scaled from [{low:g}, {high:g}] to 8-bit")
+        scale = 255.0 / (high - low) if high > low else 0.0
+        data = ((data.astype(np.float32) - low) * scale).round().astype(np.uint8)
+    return data
+
+
+def _read_mp4(source, name: str) -> Video:
+    import av
+
+    try:
+        with av.open(source if isinstance(source, (str, Path)) and not hasattr(source, "read") else source,
+                     mode="r") as container:
+            if not container.streams.video:
+                raise BadInputError(f"{name}: file holds no video stream")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            comment = container.metadata.get("comment", "")
+    except BadInputError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise BadInputError(f"{name}: not a readable MP4 video ({str(exc).splitlines()[0][:120]})") from exc
+    if not frames:
+        raise BadInputError(f"{name}: video holds no frames")
+    data = np.stack(frames)
+    match = _SIZE_TAG.search(comment or "")
+    if match:  # undo the even-size padding of our own writer
+        width, height = int(match.group(1)), int(match.group(2))
+        data = data[:, :height, :width]
+    if _is_gray(data):
+        data = data[..., :1]
+    return Video(np.ascontiguousarray(data), fps, name)
+
+
+def _is_gray(frames: np.ndarray) -> bool:
+    """H.264 chroma of a gray video is flat, so its decoded RGB channels differ by at most a level."""
+    sample = frames[:: max(1, len(frames) // 4)].astype(np.int16)
+    return bool(np.abs(sample[..., 0] - sample[..., 1]).max() <= 2 and np.abs(sample[..., 0] - sample[..., 2]).max() <= 2)
+
+
+def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS, quality: int = 17) -> None:
+    """Write (t, y, x[, c]) frames: MP4 (H.264, crf `quality`), a folder of PNGs (path ends in '/'
+    or has no suffix), or a TIFF stack (.tif)."""
+    frames = _as_frames(np.asarray(frames), str(path))
+    target = str(path)
+    kind = "mp4" if target == STDIO else format_from_suffix(target)
+    if kind == "tiff":
+        from rocksynth.io.volumes import write_volume
+
+        write_volume(path, frames[..., 0] if frames.shape[-1] == 1 else frames)
+    elif kind == "mp4":
+        with atomic_output(path, suffix=".mp4") as tmp:
+            _write_mp4(tmp, frames, fps, quality)
+    elif kind is None or target.endswith("/"):
+        from rocksynth.io.images import write_image_file
+
+        digits = max(4, len(str(len(frames) - 1)))
+        with atomic_output_dir(path) as tmp:
+            for index, frame in enumerate(frames):
+                write_image_file(tmp / f"frame_{index:0{digits}d}.png", frame[..., 0] if frame.shape[-1] == 1 else frame)
+    else:
+        raise BadInputError(f"{path}: unknown video output type; use .mp4, .tif or a folder ending in /")
+
+
+def _write_mp4(path: Path, frames: np.ndarray, fps: float, quality: int) -> None:
+    import av
+    from fractions import Fraction
+
+    count, height, width = frames.shape[:3]
+    pad_y, pad_x = height % 2, width % 2
+    if pad_y or pad_x:
+        log(f"frames are {width}x{height}: H.264 needs even sides, so they are padded to "
+            f"{width + pad_x}x{height + pad_y} in the file (cropped back when rocksynth reads it)")
+        frames = np.pad(frames, ((0, 0), (0, pad_y), (0, pad_x), (0, 0)), mode="edge")
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        container.metadata["comment"] = f"rocksynth-size={width}x{height}"
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(quality), "preset": "medium"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

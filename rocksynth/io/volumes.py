@@ -1,0 +1,320 @@
+"""3D volumes: multi-page TIFF stacks, folders of 2D slices, .npy and .raw; axes (z, y, x).
+
+Writing streams z-slabs to a (Big)TIFF through `VolumeWriter`, so a volume never has to be in
+memory whole; every write is atomic.
+"""
+
+import os
+import queue
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rocksynth.errors import BadInputError, RocksynthError
+from rocksynth.io import tiff_metadata
+from rocksynth.io.formats import detect_file_format, sniff
+from rocksynth.io.paths import STDIO, atomic_output, check_input_file, read_stdin_bytes, stdin_stream
+
+SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+# Stay clear of the 4 GiB classic-TIFF limit, leaving room for tags and offsets.
+BIGTIFF_THRESHOLD = 2**32 - 2**25
+
+
+@dataclass
+class Volume:
+    data: np.ndarray
+    voxel_size: "float | None" = None
+    source: str = ""
+    voxel_size_origin: str = ""
+
+
+def natural_key(name: str):
+    """Sort key so that 's2' comes before 's10'."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, allow_rgb: bool = False) -> Volume:
+    """Read a volume from a TIFF stack, a folder of slices, .npy, .raw, or '-' (stdin).
+
+    A 2D image is refused unless `allow_2d` (then it is returned as a (y, x) array); colour
+    stacks unless `allow_rgb` (frames of a video)."""
+    if str(path) == STDIO:
+        volume = _read_stdin_volume(raw_shape, raw_dtype)
+    else:
+        path = check_input_file(path)
+        if path.is_dir():
+            volume = _read_slice_folder(path)
+        else:
+            kind = detect_file_format(path, expected=("tiff", "npy", "png", "jpeg"))
+            if kind == "raw":
+                volume = _read_raw(path.read_bytes(), raw_shape, raw_dtype, str(path))
+            elif kind == "npy":
+                volume = _read_npy(path, str(path))
+            elif kind == "tiff":
+                volume = _read_tiff(path, str(path))
+            else:
+                from rocksynth.io.images import read_image
+
+                volume = Volume(read_image(path), source=str(path))
+    return _validated(volume, allow_2d, allow_rgb)
+
+
+def _read_stdin_volume(raw_shape, raw_dtype) -> Volume:
+    data = read_stdin_bytes()
+    kind = sniff(data[:16])
+    if kind == "tiff":
+        return _read_tiff(stdin_stream(), "stdin")
+    if kind == "npy":
+        return _read_npy(stdin_stream(), "stdin")
+    if kind in ("png", "jpeg"):
+        from rocksynth.io.images import read_image
+
+        return Volume(read_image(STDIO), source="stdin")
+    if raw_shape is not None:
+        return _read_raw(data, raw_shape, raw_dtype, "stdin")
+    raise BadInputError("stdin: not a TIFF, NPY or PNG stream (for raw bytes give --shape and --dtype)")
+
+
+def _read_tiff(source, name: str) -> Volume:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(source) as tif:
+            data = tif.asarray()
+            voxel_size, origin = tiff_metadata.read_voxel_size(tif)
+    except (tifffile.TiffFileError, ValueError, OSError, EOFError, IndexError, KeyError) as exc:
+        raise BadInputError(f"{name}: not a readable TIFF file ({_short(exc)})") from exc
+    return Volume(data, voxel_size, name, origin)
+
+
+def _read_npy(source, name: str) -> Volume:
+    try:
+        data = np.load(source, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadInputError(f"{name}: not a readable .npy array ({_short(exc)})") from exc
+    return Volume(np.asarray(data), None, name)
+
+
+def _read_raw(data: bytes, raw_shape, raw_dtype, name: str) -> Volume:
+    if raw_shape is None:
+        raise BadInputError(f"{name}: a .raw file has no header; give its size with --shape ZxYxX (and --dtype)")
+    shape = parse_shape(raw_shape) if isinstance(raw_shape, str) else tuple(raw_shape)
+    dtype = np.dtype(raw_dtype or "uint8")
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(data) != expected:
+        raise BadInputError(f"{name}: has {len(data)} bytes but --shape {'x'.join(map(str, shape))} "
+                            f"--dtype {dtype.name} needs {expected}")
+    return Volume(np.frombuffer(data, dtype=dtype).reshape(shape).copy(), None, name)
+
+
+def _read_slice_folder(folder: Path) -> Volume:
+    from rocksynth.io.images import read_image
+
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in SLICE_SUFFIXES and not p.name.startswith(".")),
+                   key=lambda p: natural_key(p.name))
+    if not files:
+        raise BadInputError(f"{folder}: folder holds no slice images ({', '.join(SLICE_SUFFIXES)})")
+    first = read_image(files[0])
+    data = np.empty((len(files),) + first.shape, dtype=first.dtype)
+    data[0] = first
+    for index, file in enumerate(files[1:], start=1):
+        image = read_image(file)
+        if image.shape != first.shape or image.dtype != first.dtype:
+            raise BadInputError(f"{folder}: slice {file.name} is {_describe(image)} but {files[0].name} is "
+                                f"{_describe(first)}; all slices must match")
+        data[index] = image
+    return Volume(data, None, str(folder))
+
+
+def _validated(volume: Volume, allow_2d: bool, allow_rgb: bool) -> Volume:
+    data = volume.data
+    if data.size == 0:
+        raise BadInputError(f"{volume.source}: holds no voxels (shape {data.shape})")
+    if allow_rgb and data.ndim in (3, 4):
+        return volume
+    if data.ndim == 4 and data.shape[-1] in (3, 4):
+        raise BadInputError(f"{volume.source}: is an RGB{'A' if data.shape[-1] == 4 else ''} stack; "
+                            "a gray or binary volume is needed")
+    if data.ndim == 3 and data.shape[-1] in (3, 4) and not allow_2d and data.shape[0] > 4:
+        raise BadInputError(f"{volume.source}: is an RGB image ({data.shape[1]}x{data.shape[0]}); "
+                            "a gray or binary volume is needed")
+    if data.ndim == 2 and not allow_2d:
+        raise BadInputError(f"{volume.source}: is a 2D image ({data.shape[1]}x{data.shape[0]}); this needs a 3D volume")
+    if data.ndim not in (2, 3):
+        raise BadInputError(f"{volume.source}: has {data.ndim} dimensions (shape {data.shape}); expected a 3D volume")
+    if data.dtype.kind == "c" or data.dtype.kind not in "biuf":
+        raise BadInputError(f"{volume.source}: unsupported data type {data.dtype}")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise BadInputError(f"{volume.source}: contains {bad} NaN or infinite values")
+    return volume
+
+
+def parse_shape(text: str) -> "tuple[int, ...]":
+    """'400x400x400' or '400,400,400' -> (400, 400, 400); a single N means a cube."""
+    parts = [p for p in re.split(r"[x×,]", str(text).strip().lower()) if p]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise BadInputError(f"cannot read shape {text!r}: use ZxYxX, e.g. 400x400x400") from None
+    if len(shape) == 1:
+        shape = shape * 3
+    if len(shape) != 3 or min(shape) <= 0:
+        raise BadInputError(f"cannot read shape {text!r}: use ZxYxX with positive sizes")
+    return shape
+
+
+def to_storable(array: np.ndarray) -> np.ndarray:
+    """Binary (bool) volumes are stored as uint8 0/255, 255 = pore."""
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255
+    return array
+
+
+def write_volume(path, data: np.ndarray, voxel_size: "float | None" = None) -> None:
+    """Write a whole volume (or 2D image as a one-page stack) by the output's suffix:
+    .tif/.tiff stack, .npy, .raw, or a folder of PNG slices when `path` ends with '/'."""
+    data = to_storable(np.asarray(data))
+    if data.ndim == 2:
+        data = data[None]
+    target = str(path)
+    kind = "tiff" if target == STDIO else _output_kind(target)
+    if kind == "npy":
+        with atomic_output(path) as tmp:
+            np.save(tmp, data)
+    elif kind == "raw":
+        with atomic_output(path) as tmp:
+            data.tofile(tmp)
+    elif kind == "folder":
+        write_slice_folder(path, data)
+    else:
+        with VolumeWriter(path, data.shape, data.dtype, voxel_size) as writer:
+            for start in range(0, data.shape[0], 64):
+                writer.write(data[start:start + 64])
+
+
+def _output_kind(target: str) -> str:
+    suffix = Path(target).suffix.lower()
+    if target.endswith(("/", os.sep)) or (suffix == "" and Path(target).is_dir()):
+        return "folder"
+    if suffix in (".tif", ".tiff"):
+        return "tiff"
+    if suffix in (".npy", ".raw"):
+        return suffix[1:]
+    raise BadInputError(f"{target}: unknown volume output type; use .tif, .npy, .raw or a folder ending in /")
+
+
+def write_slice_folder(path, data: np.ndarray) -> None:
+    """One PNG per z-slice (slice_0000.png ...), written into a new folder atomically."""
+    from rocksynth.io.images import write_image_file
+    from rocksynth.io.paths import atomic_output_dir
+
+    digits = max(4, len(str(data.shape[0] - 1)))
+    with atomic_output_dir(path) as tmp:
+        for index, image in enumerate(data):
+            write_image_file(tmp / f"slice_{index:0{digits}d}.png", to_storable(image))
+
+
+class VolumeWriter:
+    """Stream z-slabs of a volume of known shape into a TIFF stack (BigTIFF when over ~4 GB).
+
+    tifffile pulls pages from an iterator; it runs in a worker thread fed through a short queue,
+    so at most a couple of slabs are held in memory. Use as a context manager and call
+    `write(slab)` with (n, y, x) arrays until `shape[0]` slices are written. The file appears
+    at `path` only if every slice was written and the block raised nothing.
+    """
+
+    _DONE = object()
+
+    def __init__(self, path, shape, dtype, voxel_size: "float | None" = None, compress: bool = True):
+        self.path, self.shape, self.dtype = path, tuple(int(s) for s in shape), np.dtype(dtype)
+        if self.dtype == bool:
+            self.dtype = np.dtype(np.uint8)
+        rgb_stack = len(self.shape) == 4 and self.shape[-1] in (3, 4)  # frames of a video
+        if not (len(self.shape) == 3 or rgb_stack) or min(self.shape) <= 0:
+            raise BadInputError(f"cannot write a volume of shape {self.shape}")
+        self.photometric = "rgb" if rgb_stack else "minisblack"
+        self.voxel_size, self.compress = voxel_size, compress
+        self.written = 0
+
+    def __enter__(self):
+        self._atomic = atomic_output(self.path, suffix=".tif")
+        self._tmp = self._atomic.__enter__()
+        self._queue: "queue.Queue" = queue.Queue(maxsize=2)
+        self._error: "list[BaseException]" = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def write(self, slab: np.ndarray) -> None:
+        slab = to_storable(np.asarray(slab))
+        if slab.ndim == len(self.shape) - 1:
+            slab = slab[None]
+        if slab.shape[1:] != self.shape[1:]:
+            raise RocksynthError(f"slab of shape {slab.shape} does not fit a volume of shape {self.shape}")
+        if self.written + slab.shape[0] > self.shape[0]:
+            raise RocksynthError(f"more than {self.shape[0]} slices written to a volume of shape {self.shape}")
+        self._put(slab.astype(self.dtype, copy=False))
+        self._raise_worker_error()
+        self.written += slab.shape[0]
+
+    def _put(self, item) -> None:
+        """Queue an item for the worker, giving up if the worker has stopped."""
+        while self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _pages(self):
+        while True:
+            slab = self._queue.get()
+            if slab is self._DONE:
+                return
+            yield from slab
+
+    def _run(self) -> None:
+        import tifffile
+
+        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        resolution, unit = tiff_metadata.resolution_for(self.voxel_size)
+        try:
+            with tifffile.TiffWriter(self._tmp, bigtiff=nbytes > BIGTIFF_THRESHOLD) as tif:
+                tif.write(self._pages(), shape=self.shape, dtype=self.dtype,
+                          compression="zlib" if self.compress else None,
+                          compressionargs={"level": 1} if self.compress else None,
+                          resolution=resolution, resolutionunit=unit, photometric=self.photometric,
+                          description=tiff_metadata.description_for(self.voxel_size, self.shape),
+                          metadata=None)
+        except BaseException as exc:  # reported to the producer thread
+            self._error.append(exc)
+
+    def _raise_worker_error(self) -> None:
+        if self._error:
+            raise RocksynthError(f"writing {self.path} failed: {_short(self._error[0])}") from self._error[0]
+
+    def __exit__(self, exc_type, exc, tb):
+        self._put(self._DONE)
+        self._thread.join()
+        if exc_type is None:
+            if self.written != self.shape[0]:
+                exc = RocksynthError(f"only {self.written} of {self.shape[0]} slices were written to {self.path}")
+            elif self._error:
+                exc = RocksynthError(f"writing {self.path} failed: {_short(self._error[0])}")
+            if exc is not None:
+                self._atomic.__exit__(type(exc), exc, None)  # removes the temporary file
+                raise exc
+        return self._atomic.__exit__(exc_type, exc, tb)
+
+
+def _describe(image: np.ndarray) -> str:
+    return f"{'x'.join(map(str, image.shape[::-1]))} {image.dtype}"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
