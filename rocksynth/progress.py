@@ -10,7 +10,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 _state = {"quiet": False}
-stderr_console = Console(stderr=True, highlight=False)
+stderr_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def stdout_console() -> Console:
+    """Console for tables on stdout; wide when piped so rows are not folded."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def set_quiet(quiet: bool) -> None:

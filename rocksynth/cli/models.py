@@ -7,11 +7,10 @@ import typer
 
 def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable list on stdout.")) -> None:
     """List shipped pretrained models (use them with --model NAME)."""
-    from rich.console import Console
     from rich.table import Table
 
     from rocksynth.pretrained.registry import shipped_models
-    from rocksynth.progress import stderr_console
+    from rocksynth.progress import stderr_console, stdout_console
     from rocksynth.training.checkpoint import load_checkpoint
 
     rows = []
@@ -28,4 +27,4 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     if not rows:
         stderr_console.print("no shipped models in this installation")
         return
-    Console().print(table)
+    stdout_console().print(table)
