@@ -49,6 +49,12 @@ def stdin_stream() -> io.BytesIO:
     return io.BytesIO(read_stdin_bytes())
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: "str | os.PathLike", suffix: str = ""):
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
@@ -73,6 +79,7 @@ def atomic_output(path: "str | os.PathLike", suffix: str = ""):
     fd, tmp_name = tempfile.mkstemp(prefix=".rocksynth-", suffix=suffix, dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
     try:
         yield tmp
         if to_stdout:
@@ -99,6 +106,7 @@ def atomic_output_dir(path: "str | os.PathLike"):
     if path.exists() and any(path.iterdir()):
         raise BadInputError(f"{path}: folder exists and is not empty; choose another --out")
     tmp = Path(tempfile.mkdtemp(prefix=".rocksynth-", dir=parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if path.exists():

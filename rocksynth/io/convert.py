@@ -1,0 +1,80 @@
+"""Convert between every supported format, optionally segmenting, cropping or extracting a slice."""
+
+import re
+
+import numpy as np
+
+from rocksynth.errors import BadInputError
+from rocksynth.io.binary import _crop_field_of_view, _voxel_size
+from rocksynth.io.formats import format_from_suffix
+from rocksynth.io.images import to_gray, write_image
+from rocksynth.io.paths import STDIO, register_input
+from rocksynth.io.segment import binarize
+from rocksynth.io.videos import DEFAULT_FPS, read_video, write_video
+from rocksynth.io.volumes import read_volume, write_volume
+from rocksynth.progress import log
+
+_AXES = {"z": 0, "y": 1, "x": 2}
+
+
+def convert_file(source, target, *, segment=False, threshold=None, pore_value="auto", crop=False,
+                 slice_spec=None, raw_shape=None, raw_dtype=None, voxel_size=None, fps=None) -> str:
+    """Read `source`, transform, write `target`; returns a one-line summary of what was written."""
+    register_input(source)
+    source_kind = format_from_suffix(str(source)) if str(source) != STDIO else None
+    target_kind = None if str(target) == STDIO else format_from_suffix(str(target))
+    if source_kind == "mp4" or target_kind == "mp4":
+        return _convert_video(source, target, fps)
+    volume = read_volume(source, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True, allow_rgb=True)
+    data = volume.data
+    is_colour_image = data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4
+    if slice_spec is not None:
+        if data.ndim != 3 or is_colour_image:
+            raise BadInputError(f"{volume.source}: --slice needs a 3D volume, this is a 2D image")
+        data = _take_slice(data, slice_spec)
+    if crop or segment or threshold is not None:
+        if data.ndim == 2 or is_colour_image:
+            data = to_gray(data, volume.source)
+        data = _crop_field_of_view(data, volume.source, crop)
+    if segment or threshold is not None:
+        segmentation = binarize(data, threshold, pore_value)
+        log(f"{volume.source}: {segmentation.note}")
+        data = segmentation.mask
+    size = _voxel_size(voxel_size, volume.voxel_size, volume.voxel_size_origin, volume.source)
+    _write(target, target_kind, data, size)
+    described = "x".join(map(str, data.shape))
+    return f"wrote {target if str(target) != STDIO else 'stdout'} ({described}, {'uint8 0/255' if data.dtype == bool else data.dtype})"
+
+
+def _take_slice(data: np.ndarray, spec: str) -> np.ndarray:
+    match = re.fullmatch(r"(?:([zyx])\s*=\s*)?(mid|-?\d+)", str(spec).strip().lower())
+    if not match:
+        raise BadInputError(f"cannot read --slice {spec!r}: use AXIS=INDEX, e.g. z=200, x=mid")
+    axis = _AXES[match.group(1) or "z"]
+    length = data.shape[axis]
+    index = length // 2 if match.group(2) == "mid" else int(match.group(2))
+    if not -length <= index < length:
+        raise BadInputError(f"--slice {spec}: index out of range for axis of length {length}")
+    return np.take(data, index, axis=axis)
+
+
+def _write(target, kind, data: np.ndarray, voxel_size) -> None:
+    single = data.ndim == 2 or (data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4)
+    if kind in ("png", "jpeg"):
+        if not single:
+            if data.shape[0] != 1:
+                raise BadInputError(f"{target}: a {kind.upper()} holds one 2D image but the data is 3D "
+                                    f"{'x'.join(map(str, data.shape))}; pick one with --slice z=INDEX")
+            data = data[0]
+        write_image(target, data)
+    elif single and (kind == "tiff" or str(target) == STDIO):  # stdout: PNG for an image, TIFF for a volume
+        write_image(target, data)
+    else:
+        write_volume(target, data, voxel_size)
+
+
+def _convert_video(source, target, fps) -> str:
+    video = read_video(source)
+    write_video(target, video.frames, fps or video.fps or DEFAULT_FPS)
+    t, y, x, c = video.frames.shape
+    return f"wrote {target} ({t} frames of {x}x{y}, {'gray' if c == 1 else 'RGB'})"
