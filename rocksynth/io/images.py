@@ -37,13 +37,9 @@ def read_image(path) -> np.ndarray:
 
 
 def _read_tiff(source, name: str) -> np.ndarray:
-    import tifffile
+    from rocksynth.io.volumes import read_tiff
 
-    try:
-        with tifffile.TiffFile(source) as tif:
-            return tif.asarray()
-    except (tifffile.TiffFileError, ValueError, OSError, EOFError, IndexError, KeyError) as exc:
-        raise BadInputError(f"{name}: not a readable TIFF image ({str(exc).splitlines()[0][:120]})") from exc
+    return read_tiff(source, name).data
 
 
 def _read_pillow(source, name: str) -> np.ndarray:

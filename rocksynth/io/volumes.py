@@ -4,6 +4,7 @@ Writing streams z-slabs to a (Big)TIFF through `VolumeWriter`, so a volume never
 memory whole; every write is atomic.
 """
 
+import contextlib
 import os
 import queue
 import re
@@ -54,7 +55,7 @@ def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, al
             elif kind == "npy":
                 volume = _read_npy(path, str(path))
             elif kind == "tiff":
-                volume = _read_tiff(path, str(path))
+                volume = read_tiff(path, str(path))
             else:
                 from rocksynth.io.images import read_image
 
@@ -66,7 +67,7 @@ def _read_stdin_volume(raw_shape, raw_dtype) -> Volume:
     data = read_stdin_bytes()
     kind = sniff(data[:16])
     if kind == "tiff":
-        return _read_tiff(stdin_stream(), "stdin")
+        return read_tiff(stdin_stream(), "stdin")
     if kind == "npy":
         return _read_npy(stdin_stream(), "stdin")
     if kind in ("png", "jpeg"):
@@ -78,16 +79,42 @@ def _read_stdin_volume(raw_shape, raw_dtype) -> Volume:
     raise BadInputError("stdin: not a TIFF, NPY or PNG stream (for raw bytes give --shape and --dtype)")
 
 
-def _read_tiff(source, name: str) -> Volume:
+def read_tiff(source, name: str) -> Volume:
+    """A TIFF (stack or single image) with its voxel size; damaged files raise BadInputError."""
     import tifffile
 
-    try:
-        with tifffile.TiffFile(source) as tif:
-            data = tif.asarray()
-            voxel_size, origin = tiff_metadata.read_voxel_size(tif)
-    except (tifffile.TiffFileError, ValueError, OSError, EOFError, IndexError, KeyError) as exc:
-        raise BadInputError(f"{name}: not a readable TIFF file ({_short(exc)})") from exc
+    with _tifffile_complaints() as complaints:
+        try:
+            with tifffile.TiffFile(source) as tif:
+                data = tif.asarray()
+                voxel_size, origin = tiff_metadata.read_voxel_size(tif)
+        except (tifffile.TiffFileError, ValueError, OSError, EOFError, IndexError, KeyError) as exc:
+            raise BadInputError(f"{name}: not a readable TIFF file ({_short(exc)})") from exc
+    if complaints:  # tifffile reads what it can of a damaged file and only logs the rest
+        raise BadInputError(f"{name}: truncated or damaged TIFF file ({complaints[0]})")
     return Volume(data, voxel_size, name, origin)
+
+
+@contextlib.contextmanager
+def _tifffile_complaints():
+    """Collect tifffile's logged warnings (instead of printing them) while reading."""
+    import logging
+
+    messages: "list[str]" = []
+
+    class Collector(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage().splitlines()[0][:160])
+
+    logger = logging.getLogger("tifffile")
+    handler, propagate = Collector(level=logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _read_npy(source, name: str) -> Volume:
@@ -133,6 +160,9 @@ def _validated(volume: Volume, allow_2d: bool, allow_rgb: bool) -> Volume:
     data = volume.data
     if data.size == 0:
         raise BadInputError(f"{volume.source}: holds no voxels (shape {data.shape})")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise BadInputError(f"{volume.source}: contains {bad} NaN or infinite values")
     if allow_rgb and data.ndim in (3, 4):
         return volume
     if data.ndim == 4 and data.shape[-1] in (3, 4):
@@ -145,11 +175,8 @@ def _validated(volume: Volume, allow_2d: bool, allow_rgb: bool) -> Volume:
         raise BadInputError(f"{volume.source}: is a 2D image ({data.shape[1]}x{data.shape[0]}); this needs a 3D volume")
     if data.ndim not in (2, 3):
         raise BadInputError(f"{volume.source}: has {data.ndim} dimensions (shape {data.shape}); expected a 3D volume")
-    if data.dtype.kind == "c" or data.dtype.kind not in "biuf":
+    if data.dtype.kind not in "biuf":
         raise BadInputError(f"{volume.source}: unsupported data type {data.dtype}")
-    if data.dtype.kind == "f" and not np.isfinite(data).all():
-        bad = int((~np.isfinite(data)).sum())
-        raise BadInputError(f"{volume.source}: contains {bad} NaN or infinite values")
     return volume
 
 

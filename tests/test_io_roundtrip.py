@@ -1,0 +1,147 @@
+"""Round trips of every format: values, dtype, shape and voxel size preserved; MP4 within codec tolerance."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from rocksynth.io import read_image, read_video, read_volume, write_image, write_video, write_volume
+from rocksynth.io.volumes import VolumeWriter, natural_key
+
+
+@pytest.fixture
+def volume16():
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 65535, size=(7, 19, 23), dtype=np.uint16)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, bool])
+def test_tiff_stack_roundtrip_keeps_values_dtype_and_voxel_size(tmp_path, dtype):
+    rng = np.random.default_rng(0)
+    data = (rng.random((6, 17, 21)) * 200).astype(dtype) if dtype is not bool else rng.random((6, 17, 21)) > 0.5
+    write_volume(tmp_path / "v.tif", data, voxel_size=5.345e-6)
+    volume = read_volume(tmp_path / "v.tif")
+    expected = data.astype(np.uint8) * 255 if dtype is bool else data
+    assert volume.data.dtype == expected.dtype
+    assert np.array_equal(volume.data, expected)
+    assert volume.voxel_size == pytest.approx(5.345e-6)
+
+
+def test_voxel_size_is_readable_by_other_tools_through_resolution_tags(tmp_path, volume16):
+    write_volume(tmp_path / "v.tif", volume16, voxel_size=2e-6)
+    with tifffile.TiffFile(tmp_path / "v.tif") as tif:
+        numerator, denominator = tif.pages[0].tags["XResolution"].value
+        assert tif.pages[0].tags["ResolutionUnit"].value == 3  # centimetre
+        assert 0.01 / (numerator / denominator) == pytest.approx(2e-6, rel=1e-6)
+        assert len(tif.pages) == volume16.shape[0]
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".raw"])
+def test_npy_and_raw_roundtrip(tmp_path, volume16, suffix):
+    write_volume(tmp_path / f"v{suffix}", volume16)
+    options = {"raw_shape": "7x19x23", "raw_dtype": "uint16"} if suffix == ".raw" else {}
+    volume = read_volume(tmp_path / f"v{suffix}", **options)
+    assert volume.data.dtype == np.uint16 and np.array_equal(volume.data, volume16)
+
+
+def test_slice_folder_roundtrip_and_natural_order(tmp_path, volume16):
+    write_volume(str(tmp_path / "slices") + "/", volume16)
+    assert np.array_equal(read_volume(tmp_path / "slices").data, volume16)
+    # natural sort: s2 before s10
+    folder = tmp_path / "natural"
+    folder.mkdir()
+    for index in (10, 2, 1):
+        write_image(folder / f"s{index}.png", np.full((4, 5), index, np.uint8))
+    assert read_volume(folder).data[:, 0, 0].tolist() == [1, 2, 10]
+    assert sorted(["s10", "s2", "s1"], key=natural_key) == ["s1", "s2", "s10"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("kind", ["gray8", "gray16", "rgb", "rgba"])
+def test_image_roundtrip(tmp_path, suffix, kind):
+    rng = np.random.default_rng(2)
+    shape = {"gray8": (13, 17), "gray16": (13, 17), "rgb": (13, 17, 3), "rgba": (13, 17, 4)}[kind]
+    dtype = np.uint16 if kind == "gray16" else np.uint8
+    image = rng.integers(0, np.iinfo(dtype).max, size=shape, dtype=dtype)
+    write_image(tmp_path / f"i{suffix}", image)
+    back = read_image(tmp_path / f"i{suffix}")
+    assert back.dtype == dtype and np.array_equal(back, image)
+
+
+def test_jpeg_roundtrip_within_tolerance(tmp_path):
+    image = np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (48, 1))
+    write_image(tmp_path / "i.jpg", image)
+    back = read_image(tmp_path / "i.jpg")
+    assert back.shape == image.shape and np.abs(back.astype(int) - image).mean() < 2
+
+
+@pytest.mark.parametrize("height,width", [(48, 64), (37, 51), (30, 18)])
+def test_mp4_roundtrip_keeps_frame_count_and_size(tmp_path, height, width):
+    yy, xx = np.mgrid[:height, :width]
+    frames = np.stack([np.stack([(128 + 100 * np.sin(xx / 6 + t)).astype(np.uint8),
+                                 (128 + 100 * np.cos(yy / 5 - t)).astype(np.uint8),
+                                 np.full((height, width), 90, np.uint8)], -1) for t in range(11)])
+    write_video(tmp_path / "v.mp4", frames, fps=12)
+    video = read_video(tmp_path / "v.mp4")
+    assert video.frames.shape == frames.shape  # exact count, odd sides cropped back, never resized
+    assert video.fps == pytest.approx(12)
+    assert np.abs(video.frames.astype(int) - frames).mean() < 6  # H.264 4:2:0 at crf 17
+
+
+def test_gray_mp4_comes_back_gray(tmp_path):
+    frames = np.repeat(np.linspace(0, 255, 40, dtype=np.uint8)[None, None, :, None], 32, axis=1)
+    frames = np.repeat(frames, 5, axis=0)
+    write_video(tmp_path / "g.mp4", frames)
+    video = read_video(tmp_path / "g.mp4")
+    assert video.frames.shape == (5, 32, 40, 1)
+    assert np.abs(video.frames.astype(int) - frames).mean() < 2
+
+
+def test_frame_folder_and_tiff_stack_as_video_roundtrip(tmp_path):
+    frames = np.random.default_rng(3).integers(0, 255, size=(4, 10, 12, 3), dtype=np.uint8)
+    write_video(str(tmp_path / "frames") + "/", frames)
+    assert np.array_equal(read_video(tmp_path / "frames").frames, frames)
+    write_video(tmp_path / "frames.tif", frames)
+    assert np.array_equal(read_video(tmp_path / "frames.tif").frames, frames)
+
+
+def test_streaming_writer_writes_more_than_it_holds(tmp_path):
+    """A 64 MB volume written from a generator of 1 MB slabs: the writer holds at most a few slabs."""
+    import tracemalloc
+
+    shape = (256, 512, 512)
+    slab_depth = 4
+
+    pattern = ((np.arange(shape[1])[:, None] + np.arange(shape[2])) % 251).astype(np.uint8)
+
+    def slab(index):  # made in uint8 so that the test itself stays small in memory
+        return np.stack([pattern + np.uint8(index * slab_depth + k) for k in range(slab_depth)])
+
+    tracemalloc.start()
+    with VolumeWriter(tmp_path / "big.tif", shape, np.uint8, voxel_size=1e-6) as writer:
+        for index in range(shape[0] // slab_depth):
+            writer.write(slab(index))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    total = int(np.prod(shape))
+    assert peak < total / 8, f"writer held {peak / 1e6:.1f} MB for a {total / 1e6:.0f} MB volume"
+    with tifffile.TiffFile(tmp_path / "big.tif") as tif:
+        assert len(tif.pages) == shape[0]
+        for index in (0, 31, 63):
+            assert np.array_equal(tif.pages[index * slab_depth].asarray(), slab(index)[0])
+
+
+def test_bigtiff_is_chosen_above_the_classic_limit(tmp_path, monkeypatch):
+    import rocksynth.io.volumes as volumes
+
+    monkeypatch.setattr(volumes, "BIGTIFF_THRESHOLD", 1000)
+    write_volume(tmp_path / "b.tif", np.ones((3, 30, 30), np.uint8))
+    with tifffile.TiffFile(tmp_path / "b.tif") as tif:
+        assert tif.is_bigtiff
+    assert read_volume(tmp_path / "b.tif").data.shape == (3, 30, 30)
+
+
+def test_real_berea_reads_with_voxel_size_from_its_description(shared_data):
+    volume = read_volume(shared_data / "berea_400.tif")
+    assert volume.data.shape == (400, 400, 400)
+    assert volume.voxel_size == pytest.approx(5.345e-6)
+    assert (volume.data == 255).mean() == pytest.approx(0.196, abs=0.001)
