@@ -19,19 +19,16 @@ def main(argv: "list[str] | None" = None) -> int:
             stderr_console.print_exception()
         stderr_console.print(f"error: {exc}", style="bold red", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
+    except BrokenPipeError:  # the reader of our stdout went away (e.g. `| head`); not an error of ours
+        sys.stderr.close()
+        return 1
     except KeyboardInterrupt:
         stderr_console.print("interrupted", style="bold red")
         return 130
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return 2 if isinstance(exc, click.UsageError) else exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
+        code = _click_exit_code(exc)
+        if code is not None:
+            return code
         if debug:
             stderr_console.print_exception()
         else:
@@ -40,6 +37,21 @@ def main(argv: "list[str] | None" = None) -> int:
                                  style="bold red", markup=False, highlight=False, soft_wrap=True)
         return 1
     return 0
+
+
+def _click_exit_code(exc: Exception) -> "int | None":
+    """Exit code for click's own exceptions (usage errors exit 2), or None for anything else.
+
+    Matched by class name because typer may ship its own copy of click."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "Exit" in names:
+        return exc.exit_code
+    if "Abort" in names:
+        return 1
+    if "ClickException" in names:
+        exc.show()
+        return 2 if "UsageError" in names else exc.exit_code
+    return None
 
 
 if __name__ == "__main__":

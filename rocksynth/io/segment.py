@@ -33,8 +33,6 @@ def binarize(array: np.ndarray, threshold: "float | None" = None, pore_value: st
         pore_is_high = pore_value in ("auto", "255", "bright")
         mask = array == high if pore_is_high else array == low
         return Segmentation(mask, None, f"binary input ({low:g}/{high:g}), pore = {high if pore_is_high else low:g}")
-    if values is None and np.ptp(_sample(array)) == 0 and array.min() == array.max():
-        raise BadInputError(f"input is constant (every value {array.flat[0]}); nothing to segment")
     origin = "given"
     if threshold is None:
         from skimage.filters import threshold_otsu
@@ -55,8 +53,10 @@ def _two_values(array: np.ndarray):
     low, high = sample.min(), sample.max()
     if not ((array == low) | (array == high)).all():
         return None
-    if low == high:
-        return (0, low) if low != 0 else (low, 1)
+    if low == high:  # all one phase: only meaningful with the binary values 0 (solid) or 1/255 (pore)
+        if low not in (0, 1, 255):
+            raise BadInputError(f"input is constant (every value {low}); nothing to segment")
+        return (0, low) if low != 0 else (0, 255)
     return low, high
 
 
