@@ -104,3 +104,20 @@ def test_convert_crops_a_circular_field_of_view(run_cli, tmp_path):
 def test_quiet_silences_stderr(run_cli, shared_data, tmp_path):
     code, _, stderr = run_cli("--quiet", "convert", shared_data / "berea_section_400.png", tmp_path / "s.tif")
     assert code == 0 and stderr == ""
+
+
+def test_stack_conversion_streams_and_matches_whole_volume_segmentation(run_cli, tmp_path):
+    from rocksynth.io.segment import binarize
+    from rocksynth.io.volumes import TiffStackReader
+
+    rng = np.random.default_rng(6)
+    truth = rng.random((70, 30, 30)) < 0.3
+    gray = (np.where(truth, 9000, 30000) + rng.normal(0, 1500, truth.shape)).clip(0, 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "ct.tif", gray, photometric="minisblack")
+    with TiffStackReader.open(tmp_path / "ct.tif") as stack:
+        assert stack.shape == gray.shape
+        assert np.array_equal(np.concatenate(list(stack.slabs(depth=16))), gray)
+    code, _, stderr = run_cli("convert", tmp_path / "ct.tif", tmp_path / "bin.tif", "--threshold", "20000")
+    assert code == 0, stderr
+    expected = binarize(gray, threshold=20000).mask
+    assert np.array_equal(read_volume(tmp_path / "bin.tif").data == 255, expected)

@@ -11,8 +11,8 @@ from rocksynth.io.images import to_gray, write_image
 from rocksynth.io.paths import STDIO, register_input
 from rocksynth.io.segment import binarize
 from rocksynth.io.videos import DEFAULT_FPS, read_video, write_video
-from rocksynth.io.volumes import read_volume, write_volume
-from rocksynth.progress import log
+from rocksynth.io.volumes import TiffStackReader, VolumeWriter, read_volume, write_volume
+from rocksynth.progress import log, progress_bar
 
 _AXES = {"z": 0, "y": 1, "x": 2}
 
@@ -25,6 +25,12 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
     target_kind = None if str(target) == STDIO else format_from_suffix(str(target))
     if source_kind == "mp4" or target_kind == "mp4":
         return _convert_video(source, target, fps)
+    if source_kind == "tiff" and target_kind == "tiff" and slice_spec is None and not crop:
+        stack = TiffStackReader.open(source)
+        if stack is not None:
+            with stack:
+                return _convert_stack_streaming(stack, target, segment or threshold is not None, threshold,
+                                                pore_value, voxel_size)
     volume = read_volume(source, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True, allow_rgb=True)
     data = volume.data
     is_colour_image = data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4
@@ -44,6 +50,36 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
     _write(target, target_kind, data, size)
     described = "x".join(map(str, data.shape))
     return f"wrote {target if str(target) != STDIO else 'stdout'} ({described}, {'uint8 0/255' if data.dtype == bool else data.dtype})"
+
+
+def _convert_stack_streaming(stack: TiffStackReader, target, segment, threshold, pore_value, voxel_size) -> str:
+    """TIFF stack -> TIFF stack slab by slab: memory stays bounded whatever the volume size."""
+    dtype = stack.dtype
+    if segment:
+        # One rule for the whole stack, chosen on evenly spaced pages.
+        rule = binarize(stack.sample(), threshold, pore_value)
+        log(f"{stack.name}: {rule.note} (chosen on 16 evenly spaced slices)")
+        dtype = np.uint8
+    size = _voxel_size(voxel_size, stack.voxel_size, stack.voxel_size_origin, stack.name)
+    with VolumeWriter(target, stack.shape, dtype, size) as writer, \
+            progress_bar(stack.shape[0], "converting") as bar:
+        for slab in stack.slabs():
+            if segment:
+                slab = _apply_rule(slab, rule.threshold, pore_value, stack.name)
+            writer.write(slab)
+            bar.advance(len(slab))
+    described = "x".join(map(str, stack.shape))
+    return f"wrote {target if str(target) != STDIO else 'stdout'} ({described}, {'uint8 0/255' if segment else dtype})"
+
+
+def _apply_rule(slab: np.ndarray, threshold, pore_value, name: str) -> np.ndarray:
+    if threshold is not None:
+        return binarize(slab, threshold, pore_value).mask
+    # Binary input: every slab must hold only the two values seen in the sample.
+    values = np.unique(slab)
+    if not set(values.tolist()) <= {0, 1, 255}:
+        raise BadInputError(f"{name}: sampled slices looked binary but others hold gray values; give --threshold")
+    return binarize(slab, None, pore_value).mask
 
 
 def _take_slice(data: np.ndarray, spec: str) -> np.ndarray:

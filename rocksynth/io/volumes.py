@@ -117,6 +117,64 @@ def _tifffile_complaints():
         logger.propagate = propagate
 
 
+class TiffStackReader:
+    """Slab-by-slab access to a multi-page gray TIFF stack on disk, for volumes larger than memory.
+
+    `open()` returns None when the file is not a plain stack of equal 2D pages (then read it whole)."""
+
+    def __init__(self, tif, name: str):
+        self._tif, self.name = tif, name
+        page = tif.pages[0]
+        self.shape = (len(tif.pages),) + tuple(page.shape)
+        self.dtype = page.dtype
+        self.voxel_size, self.voxel_size_origin = tiff_metadata.read_voxel_size(tif)
+
+    @classmethod
+    def open(cls, path) -> "TiffStackReader | None":
+        import tifffile
+
+        path = check_input_file(path)
+        if path.is_dir() or detect_file_format(path, expected=("tiff", "npy", "png", "jpeg")) != "tiff":
+            return None
+        try:
+            tif = tifffile.TiffFile(path)
+        except (tifffile.TiffFileError, ValueError, OSError) as exc:
+            raise BadInputError(f"{path}: not a readable TIFF file ({_short(exc)})") from exc
+        first = tif.pages[0]
+        if len(tif.pages) < 2 or first.ndim != 2 or len(tif.series) != 1:
+            tif.close()
+            return None
+        return cls(tif, str(path))
+
+    def page(self, index: int) -> np.ndarray:
+        with _tifffile_complaints() as complaints:
+            try:
+                image = self._tif.pages[index].asarray()
+            except (ValueError, OSError, EOFError, IndexError, KeyError) as exc:
+                raise BadInputError(f"{self.name}: page {index} is unreadable ({_short(exc)})") from exc
+        if complaints or image.shape != self.shape[1:]:
+            raise BadInputError(f"{self.name}: page {index} is damaged or of another size")
+        return image
+
+    def slabs(self, depth: int = 32):
+        """Yield (depth, y, x) arrays from top to bottom."""
+        for start in range(0, self.shape[0], depth):
+            yield np.stack([self.page(i) for i in range(start, min(start + depth, self.shape[0]))])
+
+    def sample(self, pages: int = 16) -> np.ndarray:
+        """Evenly spaced pages, enough to choose a threshold for the whole stack."""
+        return np.stack([self.page(int(i)) for i in np.linspace(0, self.shape[0] - 1, min(pages, self.shape[0]))])
+
+    def close(self) -> None:
+        self._tif.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def _read_npy(source, name: str) -> Volume:
     try:
         data = np.load(source, allow_pickle=False)
