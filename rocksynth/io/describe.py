@@ -7,6 +7,7 @@ import numpy as np
 
 from rocksynth.io.formats import detect_file_format, sniff
 from rocksynth.io.paths import STDIO, check_input_file, read_stdin_bytes
+from rocksynth.io.volumes import TiffStackReader, read_volume
 
 
 def describe_file(path, raw_shape=None, raw_dtype=None) -> dict:
@@ -18,27 +19,43 @@ def describe_file(path, raw_shape=None, raw_dtype=None) -> dict:
         video = read_video(path)
         data, info = video.frames, {"kind": "video", "frames": int(video.frames.shape[0]), "fps": video.fps}
     else:
-        from rocksynth.io.volumes import read_volume
-
+        stack = TiffStackReader.open(path) if kind == "volume" and str(path) != STDIO else None
+        if stack is not None:  # statistics slab by slab: the volume may not fit in memory
+            with stack:
+                return _summary(path, {"kind": "volume", "voxel_size_m": stack.voxel_size,
+                                       "voxel_size_from": stack.voxel_size_origin or None},
+                                stack.shape, stack.dtype, stack.slabs())
         volume = read_volume(path, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True, allow_rgb=True)
         data = volume.data
         is_image = data.ndim == 2 or (data.ndim == 3 and data.shape[-1] in (3, 4) and kind == "image")
         info = {"kind": "image" if is_image else "volume",
                 "voxel_size_m": volume.voxel_size, "voxel_size_from": volume.voxel_size_origin or None}
-    low, high = (data.min(), data.max())
+    return _summary(path, info, data.shape, data.dtype, [data])
+
+
+def _summary(path, info: dict, shape, dtype, chunks) -> dict:
+    low, high, values, counts, total = None, None, set(), {1: 0, 255: 0}, 0
+    for chunk in chunks:
+        low = chunk.min() if low is None else min(low, chunk.min())
+        high = chunk.max() if high is None else max(high, chunk.max())
+        if values is not None and info["kind"] != "video":
+            values |= set(np.unique(chunk).tolist())
+            values = values if len(values) <= 2 else None  # more than two values: not binary
+        for pore in counts:
+            counts[pore] += int(np.count_nonzero(chunk == pore))
+        total += chunk.size
     info.update({
         "path": str(path),
-        "shape": list(data.shape),
-        "axes": {"video": "tyxc", "image": "yx" if data.ndim == 2 else "yxc", "volume": "zyx"}[info["kind"]],
-        "dtype": str(data.dtype),
+        "shape": list(shape),
+        "axes": {"video": "tyxc", "image": "yx" if len(shape) == 2 else "yxc", "volume": "zyx"}[info["kind"]],
+        "dtype": str(dtype),
         "min": low.item(), "max": high.item(),
         "size_on_disk_bytes": _size_on_disk(path),
     })
-    values = np.unique(data) if info["kind"] != "video" else np.array([])
-    info["binary"] = bool(0 < len(values) <= 2 and (set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1}))
+    info["binary"] = bool(info["kind"] != "video" and values and (values <= {0, 255} or values <= {0, 1}))
     if info["binary"]:
-        pore = 255 if 255 in values else 1  # the documented convention: 255 (or 1/True) = pore
-        info["porosity"] = float((data == pore).mean())
+        pore = 255 if 255 in values or values == {0} else 1  # the documented convention: 255 (or 1) = pore
+        info["porosity"] = counts[pore] / total
         info["porosity_convention"] = f"pore = {pore}"
     return info
 

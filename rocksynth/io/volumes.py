@@ -154,6 +154,8 @@ class TiffStackReader:
                 raise BadInputError(f"{self.name}: page {index} is unreadable ({_short(exc)})") from exc
         if complaints or image.shape != self.shape[1:]:
             raise BadInputError(f"{self.name}: page {index} is damaged or of another size")
+        if image.dtype.kind == "f" and not np.isfinite(image).all():
+            raise BadInputError(f"{self.name}: page {index} contains NaN or infinite values")
         return image
 
     def slabs(self, depth: int = 32):
