@@ -42,6 +42,7 @@ def _register() -> None:
     app.command("info")(info.info)
     app.command("convert")(convert.convert)
     app.command("models")(models.models)
+    from rocksynth.cli import synthesize as synthesize_cli; app.command("synthesize")(synthesize_cli.synthesize); train_app.command("texture")(synthesize_cli.train_texture)  # noqa: E702
 
 
 _register()

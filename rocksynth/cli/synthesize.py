@@ -1,0 +1,84 @@
+"""`rocksynth synthesize` (large multi-texture volumes) and `rocksynth train texture`."""
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def synthesize(
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output volume (.tif, BigTIFF when large); '-' = stdout."),
+    texture: Optional[str] = typer.Option(None, "--texture", "-t", help="Texture name (see --list)."),
+    size: str = typer.Option("128", "--size", "-s", help="Output size: N (a cube) or ZxYxX, in voxels."),
+    like: Optional[str] = typer.Option(None, "--like", help="Exemplar volume: synthesize its texture (through the encoder)."),
+    blend: Optional[str] = typer.Option(None, "--blend", help="A:B - a smooth transition from texture A to texture B along --axis."),
+    axis: str = typer.Option("z", "--axis", help="Axis of --blend: z, y or x."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="Label volume or image (0, 1, 2...): region k gets the k-th texture of --textures."),
+    textures: Optional[str] = typer.Option(None, "--textures", help="Comma-separated textures for the labels of --layout (label 0 first)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same volume."),
+    voxel_size: Optional[str] = typer.Option(None, "--voxel-size", help="Voxel size written to the file (default: the texture's, when known)."),
+    model: str = typer.Option("rocks", "--model", "-m", help="Shipped texture model name or a checkpoint path."),
+    tile: int = typer.Option(128, "--tile", help="Side of the decoded tiles in voxels (multiple of 8; bounds memory)."),
+    list_textures: bool = typer.Option(False, "--list", help="List the model's textures and exit."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Synthesize a (large) binary rock volume from a multi-texture GAN, streamed to disk in tiles."""
+    import json
+
+    from rocksynth.errors import BadInputError
+    from rocksynth.pipelines.synthesize import list_model_textures, synthesize_file
+
+    if list_textures:
+        rows = list_model_textures(model)
+        if json_out:
+            typer.echo(json.dumps(rows, indent=2))
+        else:
+            for row in rows:
+                typer.echo(f"{row['name']:<12} porosity {row['porosity']:.3f}  voxel {row['voxel']}  {row['source']}")
+        return
+    if out is None:
+        raise BadInputError("--out is required (or --list)")
+    if json_out and out == "-":
+        raise BadInputError("--json and --out - both use stdout; pick one")
+    summary = synthesize_file(out, model=model, texture=texture, size=size, like=like, blend=blend, axis=axis,
+                              layout=layout, layout_textures=textures, seed=seed, voxel_size=voxel_size, tile=tile)
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+
+
+def train_texture(
+    sources: List[str] = typer.Argument(..., metavar="NAME=VOLUME...",
+                                        help="Textures to learn: name=volume file, or name=porespy:spherepack (generated)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); also <out>.csv and <out>.png learning curve."),
+    crop: int = typer.Option(32, "--crop", help="Training crop side in voxels (multiple of 8)."),
+    iters: int = typer.Option(3000, "--iters", help="Total iterations."),
+    batch: int = typer.Option(4, "--batch", help="Textures (crop pairs) per iteration."),
+    eval_every: int = typer.Option(100, "--eval-every", help="Evaluate held-out porosity every N iterations."),
+    save_every: int = typer.Option(100, "--save-every", help="Write the checkpoint every N iterations."),
+    holdout: float = typer.Option(0.25, "--holdout", help="Fraction of each volume (last part along z) kept for evaluation."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
+    threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Gray threshold for grayscale volumes (default: Otsu)."),
+    pore_value: str = typer.Option("auto", "--pore-value", help="Which phase is pore: auto, 0, 255, dark, bright."),
+) -> None:
+    """Train the multi-texture GAN (generator, encoder, three critics) on named volumes (resumable)."""
+    import torch
+
+    from rocksynth.errors import BadInputError
+    from rocksynth.progress import log
+    from rocksynth.training.texture import TrainSettings, train_texture as train
+    from rocksynth.pipelines.synthesize import load_training_textures
+
+    if iters < 1 or batch < 1 or eval_every < 1 or save_every < 1:
+        raise BadInputError("--iters, --batch, --eval-every and --save-every must be positive")
+    torch.set_num_threads(threads)
+    textures = load_training_textures(sources, holdout=holdout, threshold=threshold, pore_value=pore_value)
+    settings = TrainSettings(iters=iters, crop=crop, batch=batch, eval_every=eval_every, save_every=save_every,
+                             holdout=holdout, seed=seed)
+    metrics = train(textures, out, settings, resume=resume)
+    log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
+    if metrics:
+        log("held-out porosity (real / generated): " + ", ".join(
+            f"{t.name} {metrics[f'porosity_{t.name}_real']:.3f}/{metrics[f'porosity_{t.name}_generated']:.3f}"
+            for t in textures))

@@ -1,0 +1,332 @@
+"""Synthesis of large volumes from the multi-texture GAN: latent grid, tiled decode, streaming.
+
+1. The latent grid (1/8 of the output per axis, plus a margin of `MARGIN_CELLS` cells on every
+   side) holds a texture-code field and i.i.d. noise. The code field is constant for `--texture`
+   and `--like`, ramps from one code to another for `--blend`, and follows a label volume
+   (smoothed over about a latent cell) for `--layout`. For 1024^3 it is 134^3 x 16 floats.
+2. The grid is decoded with valid convolutions in tiles of `tile` voxels: each tile reads its cells
+   plus the margin, so every output voxel sees exactly the latent cells it sees in a one-shot
+   decode of the whole grid, and the tiled volume equals the one-shot volume.
+3. Tiles are decoded one z-slab at a time and the slab is streamed to (Big)TIFF through
+   `VolumeWriter`, so memory holds the latent grid, one slab and one tile, whatever the size.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rocksynth.errors import BadInputError
+from rocksynth.models.texture import SCALE, TextureEncoder, TextureGenerator
+from rocksynth.progress import log, progress_bar
+from rocksynth.units import format_length, parse_length
+
+KIND = "texture"
+AXES = {"z": 0, "y": 1, "x": 2}
+MAX_SIDE = 16384
+
+
+@dataclass
+class TextureModel:
+    generator: TextureGenerator
+    encoder: TextureEncoder
+    codes: torch.Tensor          # (K, C) code of each named texture
+    textures: list               # meta per texture: name, voxel_size, porosity_held_out, source
+    meta: dict
+
+    def names(self) -> "list[str]":
+        return [t["name"] for t in self.textures]
+
+    def code_of(self, name: str) -> torch.Tensor:
+        names = self.names()
+        if name not in names:
+            raise BadInputError(f"unknown texture {name!r}; this model knows: {', '.join(names)}")
+        return self.codes[names.index(name)]
+
+    def voxel_size_of(self, name: str) -> "float | None":
+        return self.textures[self.names().index(name)]["voxel_size"]
+
+
+def load_texture_model(name_or_path: str) -> TextureModel:
+    from rocksynth.pretrained.registry import resolve_model
+    from rocksynth.training.checkpoint import load_checkpoint
+    from rocksynth.training.texture import build_models
+
+    checkpoint = load_checkpoint(resolve_model(name_or_path, KIND), KIND)
+    generator, encoder = build_models(checkpoint["config"])
+    generator.load_state_dict(checkpoint["state"]["generator"])
+    encoder.load_state_dict(checkpoint["state"]["encoder"])
+    generator.eval()
+    encoder.eval()
+    return TextureModel(generator, encoder, checkpoint["state"]["texture_codes"]["codes"].float(),
+                        checkpoint["meta"]["textures"], checkpoint["meta"])
+
+
+def list_model_textures(model: str) -> "list[dict]":
+    loaded = load_texture_model(model)
+    return [{"name": t["name"], "porosity": t["porosity_held_out"],
+             "voxel": format_length(t["voxel_size"]) if t["voxel_size"] else "unknown",
+             "source": t["source"]} for t in loaded.textures]
+
+
+def parse_size(text: str) -> "tuple[int, int, int]":
+    """'N' -> (N, N, N); 'ZxYxX' -> (Z, Y, X); each side 8..16384."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        sides = [int(p) for p in parts]
+    except ValueError:
+        raise BadInputError(f"--size {text!r}: expected N or ZxYxX with whole numbers, e.g. 512 or 256x512x512") from None
+    if len(sides) == 1:
+        sides = sides * 3
+    if len(sides) != 3:
+        raise BadInputError(f"--size {text!r}: expected N or ZxYxX")
+    if min(sides) < 8 or max(sides) > MAX_SIDE:
+        raise BadInputError(f"--size {text!r}: each side must be between 8 and {MAX_SIDE} voxels")
+    return tuple(sides)
+
+
+# ---------------------------------------------------------------------------------------------
+# Latent grids
+
+def grid_cells(generator: TextureGenerator, shape) -> "tuple[int, int, int]":
+    """Latent cells per axis covering `shape` voxels plus the decoding margin."""
+    return tuple(generator.latent_cells_for(n) for n in shape)
+
+
+def constant_code_field(code: torch.Tensor, cells) -> torch.Tensor:
+    return code[:, None, None, None].expand(-1, *cells).contiguous()
+
+
+def blend_code_field(code_a: torch.Tensor, code_b: torch.Tensor, cells, axis: int, margin: int) -> torch.Tensor:
+    """A from the start to B at the end of the output along `axis`, with a smoothstep ramp over
+    the middle half of the output; the margins hold the end codes."""
+    n = cells[axis]
+    inner = n - 2 * margin
+    position = (np.arange(n) - margin + 0.5) / max(inner, 1)       # 0..1 across the output
+    t = np.clip((position - 0.25) / 0.5, 0, 1)
+    t = torch.from_numpy(t * t * (3 - 2 * t)).float()
+    shape = [1, 1, 1]
+    shape[axis] = n
+    t = t.view(1, *shape)
+    field = code_a[:, None, None, None] * (1 - t) + code_b[:, None, None, None] * t
+    return field.expand(-1, *cells).contiguous()
+
+
+def layout_code_field(labels: np.ndarray, codes: torch.Tensor, shape, cells, margin: int) -> torch.Tensor:
+    """Per-cell codes from a label volume (or a 2D label image, repeated along z): each cell takes
+    the code of its label (nearest sampling of the labels to the latent grid), then the field is
+    smoothed with a Gaussian of one cell so the boundary between textures is a short transition."""
+    from scipy import ndimage
+
+    if labels.ndim == 2:
+        labels = labels[None]
+    inner = [c - 2 * margin for c in cells]
+    # Cell centres (in output voxels) -> label indices, scaled when the layout has another size.
+    index = []
+    for axis in range(3):
+        centres = (np.arange(cells[axis]) - margin + 0.5) * SCALE
+        position = np.clip(centres, 0, shape[axis] - 1) * labels.shape[axis] / shape[axis]
+        index.append(np.clip(position.astype(int), 0, labels.shape[axis] - 1))
+    cell_labels = labels[np.ix_(*index)]
+    field = codes[torch.from_numpy(cell_labels.astype(np.int64))]          # (d, h, w, C)
+    field = field.permute(3, 0, 1, 2).numpy()
+    field = np.stack([ndimage.gaussian_filter(channel, sigma=1.0, mode="nearest") for channel in field])
+    del inner
+    return torch.from_numpy(field).float()
+
+
+def latent_with_noise(code_field: torch.Tensor, noise_channels: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(noise_channels, *code_field.shape[1:], generator=generator)
+    return torch.cat([code_field, noise])[None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+def decode_one_shot(generator: TextureGenerator, latent: torch.Tensor, shape) -> np.ndarray:
+    """The whole grid at once (only for small grids and tests): pore probability (z, y, x)."""
+    with torch.no_grad():
+        volume = torch.sigmoid(generator(latent, pad="valid"))[0, 0]
+    return volume[:shape[0], :shape[1], :shape[2]].numpy()
+
+
+def _tile_starts(n: int, tile: int) -> "list[int]":
+    return list(range(0, n, tile))
+
+
+def decode_tile(generator: TextureGenerator, latent: torch.Tensor, start, extent) -> np.ndarray:
+    """Pore probability of the output block [start, start + extent) (voxels; start a multiple of
+    SCALE): decodes latent cells start/8 .. start/8 + ceil(extent/8) + 2 * margin."""
+    m = generator.MARGIN_CELLS
+    slices = [slice(s // SCALE, s // SCALE + -(-e // SCALE) + 2 * m) for s, e in zip(start, extent)]
+    with torch.no_grad():
+        block = torch.sigmoid(generator(latent[:, :, slices[0], slices[1], slices[2]], pad="valid"))[0, 0]
+    return block[:extent[0], :extent[1], :extent[2]].numpy()
+
+
+def decode_slabs(generator: TextureGenerator, latent: torch.Tensor, shape, tile: int = 128, threshold=None):
+    """Yield z-slabs (tile or fewer slices, full y, x) of the decoded volume, tile by tile.
+
+    With `threshold` the slabs are bool (pore = probability > threshold), else float32."""
+    if tile % SCALE or tile < SCALE:
+        raise BadInputError(f"--tile must be a positive multiple of {SCALE}, got {tile}")
+    for z in _tile_starts(shape[0], tile):
+        depth = min(tile, shape[0] - z)
+        slab = np.empty((depth, shape[1], shape[2]), dtype=bool if threshold is not None else np.float32)
+        for y in _tile_starts(shape[1], tile):
+            for x in _tile_starts(shape[2], tile):
+                extent = (depth, min(tile, shape[1] - y), min(tile, shape[2] - x))
+                block = decode_tile(generator, latent, (z, y, x), extent)
+                slab[:, y:y + extent[1], x:x + extent[2]] = block > threshold if threshold is not None else block
+        yield slab
+
+
+def tile_count(shape, tile: int) -> int:
+    return int(np.prod([len(_tile_starts(n, tile)) for n in shape]))
+
+
+# ---------------------------------------------------------------------------------------------
+# What to synthesize
+
+def encode_exemplar(model: TextureModel, mask: np.ndarray, crop: int = 64) -> torch.Tensor:
+    """The texture code of an exemplar: the mean code of its (up to 27) crops of `crop`^3."""
+    if min(mask.shape) < 16:
+        raise BadInputError(f"--like exemplar of shape {mask.shape} is too small: need at least 16 voxels a side")
+    crop = min(crop, *mask.shape)
+    starts = [np.unique(np.linspace(0, n - crop, 3).astype(int)) for n in mask.shape]
+    crops = [mask[z:z + crop, y:y + crop, x:x + crop] for z in starts[0] for y in starts[1] for x in starts[2]]
+    with torch.no_grad():
+        codes = model.encoder(torch.from_numpy(np.stack(crops)).float()[:, None])
+    return codes.mean(0)
+
+
+def nearest_textures(model: TextureModel, code: torch.Tensor) -> "list[tuple[str, float]]":
+    """Named textures by distance of their code to `code`."""
+    distances = torch.linalg.norm(model.codes - code[None], dim=1).tolist()
+    return sorted(zip(model.names(), distances), key=lambda item: item[1])
+
+
+def code_field_for(model: TextureModel, shape, *, texture=None, like=None, blend=None, axis="z",
+                   layout=None, layout_textures=None) -> "tuple[torch.Tensor, dict]":
+    """(code field (C, d, h, w), description) for exactly one way of choosing the texture."""
+    chosen = [name for name, value in (("--texture", texture), ("--like", like), ("--blend", blend),
+                                       ("--layout", layout)) if value is not None]
+    if len(chosen) != 1:
+        raise BadInputError("give exactly one of --texture, --like, --blend, --layout"
+                            + (f" (got {', '.join(chosen)})" if chosen else ""))
+    g = model.generator
+    cells, margin = grid_cells(g, shape), g.MARGIN_CELLS
+    if texture is not None:
+        return constant_code_field(model.code_of(texture), cells), {"texture": texture}
+    if like is not None:
+        from rocksynth.io import load_binary_volume
+        from rocksynth.io.binary import require_3d
+        from rocksynth.io.paths import check_input_file
+
+        if like != "-":
+            check_input_file(like)
+        mask, _ = load_binary_volume(like)
+        code = encode_exemplar(model, require_3d(mask, str(like)))
+        ranking = nearest_textures(model, code)
+        log(f"{like}: texture code nearest to {ranking[0][0]} (distances "
+            + ", ".join(f"{n} {d:.2f}" for n, d in ranking) + ")")
+        return constant_code_field(code, cells), {"like": str(like), "nearest_textures": ranking}
+    if blend is not None:
+        a, sep, b = blend.partition(":")
+        if not sep or not a or not b:
+            raise BadInputError(f"--blend {blend!r}: expected A:B, e.g. berea:ketton")
+        if axis not in AXES:
+            raise BadInputError(f"--axis {axis!r}: expected z, y or x")
+        field = blend_code_field(model.code_of(a), model.code_of(b), cells, AXES[axis], margin)
+        return field, {"blend": [a, b], "axis": axis}
+    from rocksynth.io.paths import check_input_file
+
+    if not layout_textures:
+        raise BadInputError("--layout needs --textures NAME,NAME,... (the texture of label 0, 1, ...)")
+    names = [n.strip() for n in layout_textures.split(",") if n.strip()]
+    codes = torch.stack([model.code_of(n) for n in names])
+    if layout != "-":
+        check_input_file(layout)
+    labels = _read_labels(layout)
+    present = np.unique(labels)
+    if present.min() < 0 or present.max() >= len(names):
+        raise BadInputError(f"{layout}: labels {present.tolist()[:10]} need textures for 0..{present.max()}, "
+                            f"--textures gives {len(names)}")
+    return layout_code_field(labels, codes, shape, cells, margin), {"layout": str(layout), "textures": names}
+
+
+def _read_labels(path) -> np.ndarray:
+    from rocksynth.io.volumes import read_volume
+
+    data = read_volume(path, allow_2d=True).data
+    if data.ndim not in (2, 3) or not np.issubdtype(data.dtype, np.integer):
+        raise BadInputError(f"{path}: a layout must be an integer label image or volume (0, 1, 2, ...)")
+    return data
+
+
+def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, blend=None, axis="z",
+                    layout=None, layout_textures=None, seed=0, voxel_size=None, tile=128) -> dict:
+    """Write a synthesized binary volume to `out`; returns a summary (shape, porosity, time...)."""
+    import time
+
+    from rocksynth.io.volumes import VolumeWriter
+
+    shape = parse_size(size)
+    if tile % SCALE or tile < SCALE:
+        raise BadInputError(f"--tile must be a positive multiple of {SCALE}, got {tile}")
+    loaded = load_texture_model(model)
+    field, description = code_field_for(loaded, shape, texture=texture, like=like, blend=blend, axis=axis,
+                                        layout=layout, layout_textures=layout_textures)
+    voxel = parse_length(voxel_size) if voxel_size is not None else _default_voxel_size(loaded, description)
+    latent = latent_with_noise(field, loaded.generator.noise_channels, seed)
+    start, pores = time.perf_counter(), 0
+    with VolumeWriter(out, shape, bool, voxel_size=voxel) as writer, \
+            progress_bar(shape[0], f"synthesizing {'x'.join(map(str, shape))}") as bar:
+        for slab in decode_slabs(loaded.generator, latent, shape, tile=tile, threshold=0.5):
+            writer.write(slab)
+            pores += int(slab.sum())
+            bar.advance(slab.shape[0])
+    seconds = time.perf_counter() - start
+    voxels = int(np.prod(shape))
+    log(f"wrote {out}: {'x'.join(map(str, shape))}, porosity {pores / voxels:.3f}, voxel "
+        f"{format_length(voxel) if voxel else 'unknown'}, {seconds:.1f} s")
+    return {"out": str(out), "shape": list(shape), "porosity": pores / voxels, "voxel_size_m": voxel,
+            "seconds": round(seconds, 2), "seed": seed, **description}
+
+
+def _default_voxel_size(model: TextureModel, description: dict) -> "float | None":
+    """The texture's known voxel size; for blends and layouts only when all textures agree."""
+    names = ([description["texture"]] if "texture" in description else description.get("blend")
+             or description.get("textures") or [])
+    sizes = {model.voxel_size_of(n) for n in names}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Training data
+
+def load_training_textures(sources, holdout=0.25, threshold=None, pore_value="auto") -> list:
+    """NAME=VOLUME or NAME=porespy:MEDIUM -> textures split into training and held-out parts."""
+    from dataclasses import replace
+
+    from rocksynth.data.textures import generated_texture, make_texture, parse_texture_source
+    from rocksynth.io import load_binary_volume
+    from rocksynth.io.binary import require_3d
+    from rocksynth.io.paths import check_input_file
+
+    textures = []
+    for text in sources:
+        name, source = parse_texture_source(text)
+        if source.startswith("porespy:"):
+            texture = replace(generated_texture(source[len("porespy:"):]), name=name)
+            if not name.isidentifier():
+                raise BadInputError(f"texture name {name!r} must be a plain word (letters, digits, _)")
+        else:
+            check_input_file(source)
+            mask, voxel = load_binary_volume(source, threshold=threshold, pore_value=pore_value)
+            texture = make_texture(name, require_3d(mask, source), voxel, source, holdout)
+        log(f"texture {name}: train {texture.train.shape}, held out {texture.held_out.shape}, "
+            f"porosity {texture.train.mean():.3f}")
+        textures.append(texture)
+    return textures

@@ -1,0 +1,94 @@
+"""Texture generator: exact margin, tiled decode == one-shot decode, code fields, sizes."""
+
+import numpy as np
+import pytest
+import torch
+
+from rocksynth.errors import BadInputError
+from rocksynth.models.texture import SCALE, TextureGenerator, voxel_shuffle
+from rocksynth.pipelines.synthesize import (blend_code_field, decode_one_shot, decode_slabs, grid_cells,
+                                            layout_code_field, parse_size)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    torch.manual_seed(0)
+    g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8)).eval()
+    # Random weights give a near-constant output; scale the last layer so thresholds vary.
+    with torch.no_grad():
+        g.out.weight.mul_(20)
+    return g
+
+
+def test_voxel_shuffle_places_subvoxels():
+    x = torch.arange(8.0).view(1, 8, 1, 1, 1)
+    y = voxel_shuffle(x)
+    assert y.shape == (1, 1, 2, 2, 2)
+    assert y[0, 0, 1, 0, 1] == 5  # channel index = 4 z + 2 y + x
+
+
+def test_valid_and_circular_sizes(generator):
+    z = torch.randn(1, 8, 7, 8, 9)
+    assert generator(z, pad="circular").shape == (1, 1, 56, 64, 72)
+    m = generator.MARGIN_VOXELS
+    assert generator(z, pad="valid").shape == (1, 1, 56 - 2 * m, 64 - 2 * m, 72 - 2 * m)
+
+
+def test_receptive_field_is_the_declared_margin(generator):
+    """Perturbing one latent cell changes exactly the voxels within the margin of its region."""
+    shape = (96, 16, 16)
+    cells = grid_cells(generator, shape)
+    latent = torch.randn(1, 8, *cells)
+    base = decode_one_shot(generator, latent, shape)
+    c = 7
+    bumped = latent.clone()
+    bumped[0, :, c, 3, 3] += 3.0
+    changed = np.nonzero(np.abs(decode_one_shot(generator, bumped, shape) - base).max(axis=(1, 2)) > 0)[0]
+    # Cell c covers circular-frame voxels 8c..8c+7; valid output voxel j is circular voxel j + margin.
+    m = generator.MARGIN_VOXELS
+    low, high = SCALE * c - 2 * m, SCALE * c + SCALE - 1
+    assert changed.min() >= low and changed.max() <= high
+    assert changed.min() <= low + 2 and changed.max() >= high - 2  # and it really reaches that far
+
+
+@pytest.mark.parametrize("tile", [8, 16, 24])
+def test_tiled_decode_equals_one_shot(generator, tile):
+    shape = (40, 27, 33)  # sizes that are not multiples of the tile or of 8
+    latent = torch.randn(1, 8, *grid_cells(generator, shape))
+    one_shot = decode_one_shot(generator, latent, shape)
+    tiled = np.concatenate(list(decode_slabs(generator, latent, shape, tile=tile)))
+    assert tiled.shape == shape
+    np.testing.assert_allclose(tiled, one_shot, atol=1e-5)
+    assert 0.05 < (one_shot > 0.5).mean() < 0.95  # a non-trivial volume was compared
+    slabs = list(decode_slabs(generator, latent, shape, tile=tile, threshold=0.5))
+    assert slabs[0].dtype == bool and np.array_equal(np.concatenate(slabs), tiled > 0.5)
+
+
+def test_blend_field_moves_from_a_to_b():
+    a, b = torch.zeros(3), torch.ones(3)
+    field = blend_code_field(a, b, (20, 4, 5), axis=0, margin=3)
+    assert field.shape == (3, 20, 4, 5)
+    profile = field[0, :, 0, 0].numpy()
+    assert profile[0] == 0 and profile[-1] == 1 and np.all(np.diff(profile) >= 0)
+    assert bool((field[:, 7] == field[:, 7, :1, :1]).all())  # constant across the other axes
+
+
+def test_layout_field_follows_labels():
+    labels = np.zeros((64, 64, 64), np.uint8)
+    labels[:, :, 32:] = 1
+    codes = torch.tensor([[0.0], [1.0]])
+    cells = (14, 14, 14)
+    field = layout_code_field(labels, codes, (64, 64, 64), cells, margin=3)[0].numpy()
+    assert field[7, 7, 3] < 0.1 and field[7, 7, -4] > 0.9
+    assert 0.2 < field[7, 7, 7] < 0.8  # smoothed at the boundary
+
+
+@pytest.mark.parametrize("text, expected", [("64", (64, 64, 64)), ("16x32x48", (16, 32, 48)), ("8X8X8", (8, 8, 8))])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "7", "abc", "16x16", "16x16x16x16", "-8", "99999", "1.5"])
+def test_bad_sizes(text):
+    with pytest.raises(BadInputError):
+        parse_size(text)

@@ -1,0 +1,157 @@
+"""Texture GAN training: a few iterations on tiny textures, checkpoint round trip, resume, CLI."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from scipy import ndimage
+
+from rocksynth.data.textures import GENERATED_MEDIA, make_texture, parse_texture_source
+from rocksynth.errors import BadInputError
+from rocksynth.pipelines.synthesize import decode_one_shot, grid_cells, load_texture_model
+from rocksynth.training.texture import TextureTrainer, TrainSettings, train_texture
+
+
+def _blobs(seed: int, sigma: float, porosity: float, size: int = 40) -> np.ndarray:
+    field = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal((size,) * 3), sigma)
+    return field > np.quantile(field, 1 - porosity)
+
+
+def _textures():
+    return [make_texture("coarse", _blobs(0, 3.0, 0.3), 2e-6, "test"),
+            make_texture("fine", _blobs(1, 1.0, 0.1), None, "test")]
+
+
+def _settings(iters: int) -> TrainSettings:
+    return TrainSettings(iters=iters, crop=16, batch=2, slices_per_axis=2, eval_every=2, save_every=2,
+                         eval_size=16, code_crops=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("texture") / "tiny.pt"
+    metrics = train_texture(_textures(), out, _settings(4))
+    return out, metrics
+
+
+def test_a_step_moves_the_generator_and_losses():
+    torch.manual_seed(0)
+    trainer = TextureTrainer(_textures(), _settings(3))
+    z = torch.randn(1, 16, 2, 2, 2)
+    with torch.no_grad():
+        before = trainer.generator(z).clone()
+    first = trainer.step()
+    second = trainer.step()
+    with torch.no_grad():
+        after = trainer.generator(z)
+    assert not torch.allclose(before, after)
+    assert all(np.isfinite(v) for v in first.values())
+    assert first != second
+
+
+def test_training_writes_curve_and_checkpoint_round_trips(trained):
+    out, metrics = trained
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert [int(r["iteration"]) for r in rows] == [2, 4]
+    assert out.with_suffix(".png").is_file()
+    assert metrics["porosity_coarse_real"] == pytest.approx(float(_textures()[0].held_out.mean()))
+    model = load_texture_model(str(out))
+    assert model.names() == ["coarse", "fine"]
+    assert model.voxel_size_of("coarse") == 2e-6 and model.voxel_size_of("fine") is None
+    assert model.codes.shape == (2, model.generator.code_channels)
+    assert model.meta["iterations"] == 4
+    # The loaded generator decodes the same volume as a second load (weights, not randomness).
+    latent = torch.randn(1, 16, *grid_cells(model.generator, (8, 8, 8)))
+    again = load_texture_model(str(out))
+    np.testing.assert_array_equal(decode_one_shot(model.generator, latent, (8, 8, 8)),
+                                  decode_one_shot(again.generator, latent, (8, 8, 8)))
+
+
+def test_resume_continues_the_run(trained, tmp_path):
+    out, _ = trained
+    copy = tmp_path / "resumed.pt"
+    copy.write_bytes(out.read_bytes())
+    copy.with_suffix(".csv").write_bytes(out.with_suffix(".csv").read_bytes())
+    train_texture(_textures(), copy, _settings(6), resume=True)
+    rows = list(csv.DictReader(open(copy.with_suffix(".csv"))))
+    assert [int(r["iteration"]) for r in rows] == [2, 4, 6]
+    with pytest.raises(BadInputError):
+        train_texture(_textures()[:1], copy, _settings(8), resume=True)
+
+
+def test_texture_sources_are_checked():
+    assert parse_texture_source("berea=a/b.tif") == ("berea", "a/b.tif")
+    for bad in ["berea", "=x.tif", "berea="]:
+        with pytest.raises(BadInputError):
+            parse_texture_source(bad)
+    assert "spherepack" in GENERATED_MEDIA
+
+
+def test_cli_synthesize_writes_the_right_volume(trained, run_cli, tmp_path):
+    out, _ = trained
+    target = tmp_path / "v.tif"
+    code, stdout, stderr = run_cli("synthesize", "--model", out, "--texture", "coarse", "--size", "24x16x40",
+                                   "--tile", "16", "--seed", "5", "--out", target, "--json")
+    assert code == 0, stderr
+    volume = tifffile.imread(target)
+    assert volume.shape == (24, 16, 40) and set(np.unique(volume)) <= {0, 255}
+    summary = json.loads(stdout)
+    assert summary["voxel_size_m"] == pytest.approx(2e-6)
+    assert summary["porosity"] == pytest.approx((volume == 255).mean())
+    # Same seed, same volume, whatever the tile size.
+    code, _, stderr = run_cli("--quiet", "synthesize", "--model", out, "--texture", "coarse", "--size", "24x16x40",
+                              "--seed", "5", "--out", tmp_path / "w.tif")
+    assert code == 0, stderr
+    assert np.array_equal(tifffile.imread(tmp_path / "w.tif"), volume)
+
+
+def _main(*args):
+    """The CLI entry point in this process (faster than a subprocess): exit code."""
+    from rocksynth.cli.main import main
+
+    return main([str(a) for a in args])
+
+
+def test_cli_blend_layout_like_and_list(trained, tmp_path, capsys):
+    out, _ = trained
+    code = _main("synthesize", "--model", out, "--blend", "coarse:fine", "--axis", "x",
+                              "--size", "16", "--out", tmp_path / "b.tif")
+    assert code == 0
+    assert tifffile.imread(tmp_path / "b.tif").shape == (16, 16, 16)
+    labels = np.zeros((16, 16), np.uint8)
+    labels[8:] = 1
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    code = _main("synthesize", "--model", out, "--layout", tmp_path / "labels.tif",
+                              "--textures", "coarse,fine", "--size", "8x16x16", "--out", tmp_path / "l.tif")
+    assert code == 0
+    assert tifffile.imread(tmp_path / "l.tif").shape == (8, 16, 16)
+    tifffile.imwrite(tmp_path / "ex.tif", (_blobs(5, 3.0, 0.3, 24) * 255).astype(np.uint8))
+    capsys.readouterr()
+    code = _main("synthesize", "--model", out, "--like", tmp_path / "ex.tif", "--size", "16",
+                 "--out", tmp_path / "k.tif", "--json")
+    assert code == 0
+    assert {name for name, _ in json.loads(capsys.readouterr().out)["nearest_textures"]} == {"coarse", "fine"}
+    code = _main("synthesize", "--model", out, "--list", "--json")
+    assert code == 0
+    assert [row["name"] for row in json.loads(capsys.readouterr().out)] == ["coarse", "fine"]
+
+
+@pytest.mark.parametrize("args", [
+    ["--texture", "coarse", "--size", "7"],
+    ["--texture", "coarse", "--size", "16x16"],
+    ["--texture", "granite", "--size", "16"],
+    ["--blend", "coarse", "--size", "16"],
+    ["--size", "16"],
+    ["--texture", "coarse", "--like", "x.tif", "--size", "16"],
+])
+def test_cli_bad_input_exits_2_without_output(trained, tmp_path, capsys, args):
+    out, _ = trained
+    target = tmp_path / "bad.tif"
+    code = _main("synthesize", "--model", out, *args, "--out", target)
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    assert "Traceback" not in stderr and not target.exists()
