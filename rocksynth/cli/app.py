@@ -42,7 +42,12 @@ def _register() -> None:
     app.command("info")(info.info)
     app.command("convert")(convert.convert)
     app.command("models")(models.models)
+    from rocksynth.cli import reconstruct as reconstruct_cli
+    app.command("reconstruct")(reconstruct_cli.reconstruct)
+    train_app.command("reconstruct")(reconstruct_cli.train_reconstruct)
     from rocksynth.cli import synthesize as synthesize_cli; app.command("synthesize")(synthesize_cli.synthesize); train_app.command("texture")(synthesize_cli.train_texture)  # noqa: E702
+
+    from rocksynth.cli import analyze as analyze_cli; app.command("analyze")(analyze_cli.analyze)  # noqa: E702
 
 
 _register()
