@@ -6,8 +6,12 @@ import torch
 
 from rocksynth.errors import BadInputError
 from rocksynth.models.texture import SCALE, TextureGenerator, voxel_shuffle
-from rocksynth.pipelines.synthesize import (blend_code_field, decode_one_shot, decode_slabs, grid_cells,
-                                            layout_code_field, parse_size)
+from rocksynth.pipelines.synthesize import (LatentGrid, blend_code_field, constant_code_field, decode_one_shot,
+                                            decode_slabs, grid_cells, layout_code_field, parse_size)
+
+
+def _whole(code_plane, n):
+    return torch.stack([code_plane(k) for k in range(n)], 1)
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +21,7 @@ def generator():
     # Random weights give a near-constant output; scale the last layer so thresholds vary.
     with torch.no_grad():
         g.out.weight.mul_(20)
+        g.out.weight[1:].mul_(10)
     return g
 
 
@@ -51,11 +56,12 @@ def test_receptive_field_is_the_declared_margin(generator):
     assert changed.min() <= low + 2 and changed.max() >= high - 2  # and it really reaches that far
 
 
-@pytest.mark.parametrize("tile", [8, 16, 24])
+@pytest.mark.parametrize("tile", [8, 16, (8, 24, 16)])
 def test_tiled_decode_equals_one_shot(generator, tile):
     shape = (40, 27, 33)  # sizes that are not multiples of the tile or of 8
-    latent = torch.randn(1, 8, *grid_cells(generator, shape))
-    one_shot = decode_one_shot(generator, latent, shape)
+    cells = grid_cells(generator, shape)
+    latent = LatentGrid(cells, 4, seed=11, code_plane=constant_code_field(torch.randn(4), cells))
+    one_shot = decode_one_shot(generator, latent.full(), shape)
     tiled = np.concatenate(list(decode_slabs(generator, latent, shape, tile=tile)))
     assert tiled.shape == shape
     np.testing.assert_allclose(tiled, one_shot, atol=1e-5)
@@ -64,10 +70,25 @@ def test_tiled_decode_equals_one_shot(generator, tile):
     assert slabs[0].dtype == bool and np.array_equal(np.concatenate(slabs), tiled > 0.5)
 
 
-def test_blend_field_moves_from_a_to_b():
+def test_latent_planes_do_not_depend_on_the_range_asked():
+    cells = (9, 5, 6)
+    grid = LatentGrid(cells, 3, seed=2, code_plane=constant_code_field(torch.arange(2.0), cells))
+    whole = grid.full()
+    assert whole.shape == (1, 5, 9, 5, 6)
+    assert torch.equal(grid.planes(3, 7), whole[:, :, 3:7])
+    assert not torch.equal(whole[0, 2:, 0], whole[0, 2:, 1])  # fresh noise per plane
+    other = LatentGrid(cells, 3, seed=3, code_plane=constant_code_field(torch.arange(2.0), cells)).full()
+    assert not torch.equal(other, whole)
+
+
+@pytest.mark.parametrize("axis", [0, 2])
+def test_blend_field_moves_from_a_to_b(axis):
     a, b = torch.zeros(3), torch.ones(3)
-    field = blend_code_field(a, b, (20, 4, 5), axis=0, margin=3)
-    assert field.shape == (3, 20, 4, 5)
+    cells = [4, 5, 4]
+    cells[axis] = 20
+    field = _whole(blend_code_field(a, b, cells, axis=axis, margin_voxels=26, length=108), cells[0])
+    field = field.movedim(axis + 1, 1)
+    assert field.shape[:2] == (3, 20)
     profile = field[0, :, 0, 0].numpy()
     assert profile[0] == 0 and profile[-1] == 1 and np.all(np.diff(profile) >= 0)
     assert bool((field[:, 7] == field[:, 7, :1, :1]).all())  # constant across the other axes
@@ -77,8 +98,8 @@ def test_layout_field_follows_labels():
     labels = np.zeros((64, 64, 64), np.uint8)
     labels[:, :, 32:] = 1
     codes = torch.tensor([[0.0], [1.0]])
-    cells = (14, 14, 14)
-    field = layout_code_field(labels, codes, (64, 64, 64), cells, margin=3)[0].numpy()
+    cells = (15, 15, 15)
+    field = _whole(layout_code_field(labels, codes, (64, 64, 64), cells, margin_voxels=26), 15)[0].numpy()
     assert field[7, 7, 3] < 0.1 and field[7, 7, -4] > 0.9
     assert 0.2 < field[7, 7, 7] < 0.8  # smoothed at the boundary
 

@@ -2,12 +2,13 @@
 
 - `TextureGenerator` G(z): fully convolutional, from a latent grid at 1/8 resolution to a volume.
   The latent has `code_channels` texture-code channels (which texture; smooth in space) and
-  `noise_channels` of i.i.d. N(0, 1) noise per cell (which realisation). Three voxel-shuffle
-  (sub-voxel convolution) stages double the resolution each; the last one is the output layer
-  itself (a 3x3x3 convolution at half resolution making the 8 sub-voxels of each output pair),
-  so nothing but a reshape runs at full resolution: a full-resolution 3x3x3 convolution costed
-  more than the rest of the network together on the CPU. No normalisation layers: the output depends on the latent only, so
-  any tiling of the latent decodes to the same volume.
+  `noise_channels` of i.i.d. N(0, 1) noise per cell (which realisation). Two voxel-shuffle
+  (sub-voxel convolution) stages take it to 1/2 resolution; the output layer is a 3x3x3
+  convolution at 1/2 resolution making (a) a base logit, upsampled trilinearly, and (b) the 8
+  sub-voxel residuals of each 2x2x2 output block (voxel shuffle). Nothing but this interpolation
+  and a reshape runs at full resolution (a full-resolution 3x3x3 convolution costed more than the
+  rest of the network together on the CPU); the smooth base keeps the output from the 2x2x2
+  checkerboard a pure sub-voxel output fell into in a first training run.
 - Padding is explicit. `pad="circular"` (training) wraps each feature map, so a latent of L cells
   gives 8L voxels of a periodic volume and no voxel ever sees an artificial border;
   `pad="valid"` (inference) pads nothing: L cells give 8L - 2*MARGIN_VOXELS voxels, and voxel j
@@ -38,6 +39,18 @@ def voxel_shuffle(x: torch.Tensor, r: int = 2) -> torch.Tensor:
     return x.reshape(b, c_out, d * r, h * r, w * r)
 
 
+def upsample2_valid(x: torch.Tensor) -> torch.Tensor:
+    """Trilinear x2 upsampling (align_corners=False) without padding: n cells -> 2(n - 2) voxels,
+    voxel 2i, 2i+1 of the full upsampling for i in 1..n-2, so it is exact for any tile."""
+    for axis in (2, 3, 4):
+        n = x.shape[axis]
+        left, centre, right = x.narrow(axis, 0, n - 2), x.narrow(axis, 1, n - 2), x.narrow(axis, 2, n - 2)
+        even = 0.25 * left + 0.75 * centre
+        odd = 0.75 * centre + 0.25 * right
+        x = torch.stack([even, odd], dim=axis + 1).flatten(axis, axis + 1)
+    return x
+
+
 class TextureGenerator(nn.Module):
     def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths=(48, 32, 16)):
         super().__init__()
@@ -54,12 +67,15 @@ class TextureGenerator(nn.Module):
         self.c1 = nn.Conv3d(w1, w1, 3)
         self.up2 = nn.Conv3d(w1, w2 * 8, 1)
         self.c2 = nn.Conv3d(w2, w2, 3)
-        self.out = nn.Conv3d(w2, 8, 3)  # 8 sub-voxels of one output channel
+        self.out = nn.Conv3d(w2, 1 + 8, 3)  # base logit + 8 sub-voxel residuals
+        with torch.no_grad():  # start from the smooth base; residual detail is learned
+            self.out.weight[1:].mul_(0.1)
+            self.out.bias[1:].zero_()
 
-    # Valid decoding loses one cell per side at each 3x3x3 convolution; in output voxels:
-    # two at 1/8 scale (2 * 8), one at 1/4 (4), two at 1/2 (2 * 2). Exactly 3 latent cells.
-    MARGIN_VOXELS = 2 * 8 + 4 + 2 * 2  # 24
-    MARGIN_CELLS = MARGIN_VOXELS // SCALE
+    # Valid decoding loses one cell per side at each 3x3x3 convolution, and the trilinear
+    # interpolation one more half-resolution cell; in output voxels: two convolutions at 1/8
+    # scale (2 * 8), one at 1/4 (4), two at 1/2 (2 * 2), the interpolation (2).
+    MARGIN_VOXELS = 2 * 8 + 4 + 2 * 2 + 2  # 26
 
     @property
     def in_channels(self) -> int:
@@ -82,11 +98,15 @@ class TextureGenerator(nn.Module):
         x = a(self._conv(self.c1, x, pad))
         x = a(voxel_shuffle(self.up2(x)))
         x = a(self._conv(self.c2, x, pad))
-        return voxel_shuffle(self._conv(self.out, x, pad))
+        x = self._conv(self.out, x, pad)
+        base, residual = x[:, :1], voxel_shuffle(x[:, 1:])
+        if pad == "circular":
+            return upsample2_valid(F.pad(base, (1,) * 6, mode="circular")) + residual
+        return upsample2_valid(base) + residual[:, :, 2:-2, 2:-2, 2:-2]
 
     def latent_cells_for(self, voxels: int) -> int:
         """Latent cells along an axis whose valid decoding covers `voxels` voxels."""
-        return -(-voxels // SCALE) + 2 * self.MARGIN_CELLS
+        return -(-(voxels + 2 * self.MARGIN_VOXELS) // SCALE)
 
 
 class TextureEncoder(nn.Module):

@@ -1,7 +1,7 @@
 """Synthesis of large volumes from the multi-texture GAN: latent grid, tiled decode, streaming.
 
-1. The latent grid (1/8 of the output per axis, plus a margin of `MARGIN_CELLS` cells on every
-   side) holds a texture-code field and i.i.d. noise. The code field is constant for `--texture`
+1. The latent grid (1/8 of the output per axis, plus the generator's margin of `MARGIN_VOXELS`
+   on every side) holds a texture-code field and i.i.d. noise. The code field is constant for `--texture`
    and `--like`, ramps from one code to another for `--blend`, and follows a label volume
    (smoothed over about a latent cell) for `--layout`. For 1024^3 it is 134^3 x 16 floats.
 2. The grid is decoded with valid convolutions in tiles of `tile` voxels: each tile reads its cells
@@ -93,52 +93,82 @@ def grid_cells(generator: TextureGenerator, shape) -> "tuple[int, int, int]":
     return tuple(generator.latent_cells_for(n) for n in shape)
 
 
-def constant_code_field(code: torch.Tensor, cells) -> torch.Tensor:
-    return code[:, None, None, None].expand(-1, *cells).contiguous()
+def cell_centres(cells: int, margin_voxels: int) -> np.ndarray:
+    """Output-voxel coordinate of the centre of each latent cell along an axis."""
+    return np.arange(cells) * SCALE + SCALE / 2 - margin_voxels
 
 
-def blend_code_field(code_a: torch.Tensor, code_b: torch.Tensor, cells, axis: int, margin: int) -> torch.Tensor:
-    """A from the start to B at the end of the output along `axis`, with a smoothstep ramp over
-    the middle half of the output; the margins hold the end codes."""
-    n = cells[axis]
-    inner = n - 2 * margin
-    position = (np.arange(n) - margin + 0.5) / max(inner, 1)       # 0..1 across the output
+class LatentGrid:
+    """The latent grid of one output: texture codes + N(0, 1) noise, made z-plane by z-plane.
+
+    Noise of cell plane k comes from its own random stream (seeded by the seed and k), so any
+    range of planes is the same whether made alone or as part of the whole grid, and the whole
+    grid never has to be held: only the planes one z-slab of tiles needs.
+    `code_plane(k)` gives the (C, cells_y, cells_x) codes of plane k."""
+
+    def __init__(self, cells, noise_channels: int, seed: int, code_plane):
+        self.cells, self.noise_channels, self.seed, self.code_plane = tuple(cells), noise_channels, seed, code_plane
+
+    def _noise(self, k: int) -> torch.Tensor:
+        stream = np.random.SeedSequence([self.seed, k]).generate_state(1)[0]
+        generator = torch.Generator().manual_seed(int(stream))
+        return torch.randn(self.noise_channels, *self.cells[1:], generator=generator)
+
+    def planes(self, start: int, stop: int) -> torch.Tensor:
+        """(1, C + noise, stop - start, cells_y, cells_x)."""
+        stop = min(stop, self.cells[0])
+        codes = [self.code_plane(k) for k in range(start, stop)]
+        noise = [self._noise(k) for k in range(start, stop)]
+        return torch.cat([torch.stack(codes, 1), torch.stack(noise, 1)])[None]
+
+    def full(self) -> torch.Tensor:
+        return self.planes(0, self.cells[0])
+
+
+def constant_code_field(code: torch.Tensor, cells):
+    """code_plane for one texture everywhere."""
+    plane = code[:, None, None].expand(-1, *cells[1:])
+    return lambda k: plane
+
+
+def blend_code_field(code_a: torch.Tensor, code_b: torch.Tensor, cells, axis: int, margin_voxels: int,
+                     length: int):
+    """code_plane going from A at the start to B at the end of an output of `length` voxels
+    along `axis`, with a smoothstep ramp over the middle half of the output."""
+    position = cell_centres(cells[axis], margin_voxels) / length           # 0..1 across the output
     t = np.clip((position - 0.25) / 0.5, 0, 1)
     t = torch.from_numpy(t * t * (3 - 2 * t)).float()
+    a, b = code_a[:, None, None], code_b[:, None, None]
+    if axis == 0:
+        return lambda k: (a * (1 - t[k]) + b * t[k]).expand(-1, *cells[1:])
     shape = [1, 1, 1]
-    shape[axis] = n
-    t = t.view(1, *shape)
-    field = code_a[:, None, None, None] * (1 - t) + code_b[:, None, None, None] * t
-    return field.expand(-1, *cells).contiguous()
+    shape[axis] = cells[axis]
+    ramp = t.view(*shape)[0]                                               # (1, ny or 1, nx or 1)
+    plane = (a * (1 - ramp) + b * ramp).expand(-1, *cells[1:]).contiguous()
+    return lambda k: plane
 
 
-def layout_code_field(labels: np.ndarray, codes: torch.Tensor, shape, cells, margin: int) -> torch.Tensor:
-    """Per-cell codes from a label volume (or a 2D label image, repeated along z): each cell takes
+def layout_code_field(labels: np.ndarray, codes: torch.Tensor, shape, cells, margin_voxels: int):
+    """code_plane from a label volume (or a 2D label image, repeated along z): each cell takes
     the code of its label (nearest sampling of the labels to the latent grid), then the field is
-    smoothed with a Gaussian of one cell so the boundary between textures is a short transition."""
+    smoothed with a Gaussian of one cell so the boundary between textures is a short transition.
+    Held whole: (C, cells) floats, 1/512 of the output's voxels per channel."""
     from scipy import ndimage
 
     if labels.ndim == 2:
         labels = labels[None]
-    inner = [c - 2 * margin for c in cells]
     # Cell centres (in output voxels) -> label indices, scaled when the layout has another size.
     index = []
     for axis in range(3):
-        centres = (np.arange(cells[axis]) - margin + 0.5) * SCALE
+        centres = cell_centres(cells[axis], margin_voxels)
         position = np.clip(centres, 0, shape[axis] - 1) * labels.shape[axis] / shape[axis]
         index.append(np.clip(position.astype(int), 0, labels.shape[axis] - 1))
     cell_labels = labels[np.ix_(*index)]
     field = codes[torch.from_numpy(cell_labels.astype(np.int64))]          # (d, h, w, C)
     field = field.permute(3, 0, 1, 2).numpy()
     field = np.stack([ndimage.gaussian_filter(channel, sigma=1.0, mode="nearest") for channel in field])
-    del inner
-    return torch.from_numpy(field).float()
-
-
-def latent_with_noise(code_field: torch.Tensor, noise_channels: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(noise_channels, *code_field.shape[1:], generator=generator)
-    return torch.cat([code_field, noise])[None]
+    field = torch.from_numpy(field).float()
+    return lambda k: field[:, k]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,30 +185,45 @@ def _tile_starts(n: int, tile: int) -> "list[int]":
     return list(range(0, n, tile))
 
 
-def decode_tile(generator: TextureGenerator, latent: torch.Tensor, start, extent) -> np.ndarray:
-    """Pore probability of the output block [start, start + extent) (voxels; start a multiple of
-    SCALE): decodes latent cells start/8 .. start/8 + ceil(extent/8) + 2 * margin."""
-    m = generator.MARGIN_CELLS
-    slices = [slice(s // SCALE, s // SCALE + -(-e // SCALE) + 2 * m) for s, e in zip(start, extent)]
+def decode_tile(generator: TextureGenerator, latent: torch.Tensor, start, extent, logits: bool = False) -> torch.Tensor:
+    """Pore probability (or logits) of the output block [start, start + extent) (voxels relative
+    to `latent`'s first cell; start a multiple of SCALE): decodes the latent cells from start/8
+    that cover the block plus the margin."""
+    slices = [slice(s // SCALE, s // SCALE + generator.latent_cells_for(e)) for s, e in zip(start, extent)]
     with torch.no_grad():
-        block = torch.sigmoid(generator(latent[:, :, slices[0], slices[1], slices[2]], pad="valid"))[0, 0]
-    return block[:extent[0], :extent[1], :extent[2]].numpy()
+        block = generator(latent[:, :, slices[0], slices[1], slices[2]], pad="valid")[0, 0]
+    block = block[:extent[0], :extent[1], :extent[2]]
+    return block if logits else torch.sigmoid(block)
 
 
-def decode_slabs(generator: TextureGenerator, latent: torch.Tensor, shape, tile: int = 128, threshold=None):
-    """Yield z-slabs (tile or fewer slices, full y, x) of the decoded volume, tile by tile.
-
-    With `threshold` the slabs are bool (pore = probability > threshold), else float32."""
-    if tile % SCALE or tile < SCALE:
+def _tiles(tile) -> "tuple[int, int, int]":
+    tiles = (tile,) * 3 if isinstance(tile, int) else tuple(tile)
+    if len(tiles) != 3 or any(t % SCALE or t < SCALE for t in tiles):
         raise BadInputError(f"--tile must be a positive multiple of {SCALE}, got {tile}")
-    for z in _tile_starts(shape[0], tile):
-        depth = min(tile, shape[0] - z)
-        slab = np.empty((depth, shape[1], shape[2]), dtype=bool if threshold is not None else np.float32)
-        for y in _tile_starts(shape[1], tile):
-            for x in _tile_starts(shape[2], tile):
-                extent = (depth, min(tile, shape[1] - y), min(tile, shape[2] - x))
-                block = decode_tile(generator, latent, (z, y, x), extent)
-                slab[:, y:y + extent[1], x:x + extent[2]] = block > threshold if threshold is not None else block
+    return tiles
+
+
+def decode_slabs(generator: TextureGenerator, latent, shape, tile=128, threshold=None):
+    """Yield z-slabs (tile depth or fewer slices, full y, x) of the decoded volume, tile by tile.
+
+    `latent` is a LatentGrid (planes made per slab) or a whole (1, C, d, h, w) tensor; `tile`
+    is one side or (z, y, x) sides. With `threshold` the slabs are bool (pore = probability >
+    threshold), else float32 probabilities."""
+    tz, ty, tx = _tiles(tile)
+    cut = None if threshold is None else float(np.log(threshold / (1 - threshold)))  # on the logits
+    for z in _tile_starts(shape[0], tz):
+        depth = min(tz, shape[0] - z)
+        cells = generator.latent_cells_for(depth)
+        if isinstance(latent, LatentGrid):
+            planes = latent.planes(z // SCALE, z // SCALE + cells)
+        else:
+            planes = latent[:, :, z // SCALE: z // SCALE + cells]
+        slab = np.empty((depth, shape[1], shape[2]), dtype=bool if cut is not None else np.float32)
+        for y in _tile_starts(shape[1], ty):
+            for x in _tile_starts(shape[2], tx):
+                extent = (depth, min(ty, shape[1] - y), min(tx, shape[2] - x))
+                block = decode_tile(generator, planes, (0, y, x), extent, logits=cut is not None)
+                slab[:, y:y + extent[1], x:x + extent[2]] = (block > cut).numpy() if cut is not None else block.numpy()
         yield slab
 
 
@@ -208,15 +253,15 @@ def nearest_textures(model: TextureModel, code: torch.Tensor) -> "list[tuple[str
 
 
 def code_field_for(model: TextureModel, shape, *, texture=None, like=None, blend=None, axis="z",
-                   layout=None, layout_textures=None) -> "tuple[torch.Tensor, dict]":
-    """(code field (C, d, h, w), description) for exactly one way of choosing the texture."""
+                   layout=None, layout_textures=None) -> "tuple[callable, dict]":
+    """(code_plane function for a LatentGrid, description) for exactly one way of choosing the texture."""
     chosen = [name for name, value in (("--texture", texture), ("--like", like), ("--blend", blend),
                                        ("--layout", layout)) if value is not None]
     if len(chosen) != 1:
         raise BadInputError("give exactly one of --texture, --like, --blend, --layout"
                             + (f" (got {', '.join(chosen)})" if chosen else ""))
     g = model.generator
-    cells, margin = grid_cells(g, shape), g.MARGIN_CELLS
+    cells, margin = grid_cells(g, shape), g.MARGIN_VOXELS
     if texture is not None:
         return constant_code_field(model.code_of(texture), cells), {"texture": texture}
     if like is not None:
@@ -238,7 +283,7 @@ def code_field_for(model: TextureModel, shape, *, texture=None, like=None, blend
             raise BadInputError(f"--blend {blend!r}: expected A:B, e.g. berea:ketton")
         if axis not in AXES:
             raise BadInputError(f"--axis {axis!r}: expected z, y or x")
-        field = blend_code_field(model.code_of(a), model.code_of(b), cells, AXES[axis], margin)
+        field = blend_code_field(model.code_of(a), model.code_of(b), cells, AXES[axis], margin, shape[AXES[axis]])
         return field, {"blend": [a, b], "axis": axis}
     from rocksynth.io.paths import check_input_file
 
@@ -279,20 +324,34 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
     field, description = code_field_for(loaded, shape, texture=texture, like=like, blend=blend, axis=axis,
                                         layout=layout, layout_textures=layout_textures)
     voxel = parse_length(voxel_size) if voxel_size is not None else _default_voxel_size(loaded, description)
-    latent = latent_with_noise(field, loaded.generator.noise_channels, seed)
-    start, pores = time.perf_counter(), 0
+    latent = LatentGrid(grid_cells(loaded.generator, shape), loaded.generator.noise_channels, seed, field)
+    start = time.perf_counter()
     with VolumeWriter(out, shape, bool, voxel_size=voxel) as writer, \
             progress_bar(shape[0], f"synthesizing {'x'.join(map(str, shape))}") as bar:
-        for slab in decode_slabs(loaded.generator, latent, shape, tile=tile, threshold=0.5):
-            writer.write(slab)
-            pores += int(slab.sum())
-            bar.advance(slab.shape[0])
+        pores = stream_volume(loaded.generator, latent, shape, writer, tile=tile, advance=bar.advance)
     seconds = time.perf_counter() - start
     voxels = int(np.prod(shape))
     log(f"wrote {out}: {'x'.join(map(str, shape))}, porosity {pores / voxels:.3f}, voxel "
         f"{format_length(voxel) if voxel else 'unknown'}, {seconds:.1f} s")
     return {"out": str(out), "shape": list(shape), "porosity": pores / voxels, "voxel_size_m": voxel,
             "seconds": round(seconds, 2), "seed": seed, **description}
+
+
+SLAB_DEPTH = 64  # z-tile depth: a slab of 64 x Y x X bool voxels is the largest buffer
+WRITE_SLICES = 8  # slices handed to the writer at a time (it converts them to 0/255 copies)
+
+
+def stream_volume(generator, latent: LatentGrid, shape, writer, tile=128, advance=None) -> int:
+    """Decode `latent` to `writer` slab by slab; the number of pore voxels."""
+    pores = 0
+    tiles = (min(SLAB_DEPTH, tile), tile, tile)
+    for slab in decode_slabs(generator, latent, shape, tile=tiles, threshold=0.5):
+        for i in range(0, slab.shape[0], WRITE_SLICES):
+            writer.write(slab[i:i + WRITE_SLICES])
+        pores += int(np.count_nonzero(slab))
+        if advance is not None:
+            advance(slab.shape[0])
+    return pores
 
 
 def _default_voxel_size(model: TextureModel, description: dict) -> "float | None":

@@ -10,7 +10,10 @@ Each iteration draws, for `batch` random textures, two augmented crops x, x' of 
 - Generator loss alpha_x L_x + alpha_xx L_xx; encoder loss beta_z L_z + beta_xx L_xx. Both are
   minimised in one backward pass over their sum, so the encoder also receives L_x's gradient
   through G(E(x)) (the paper leaves it out; a second backward pass would cost a third more time).
-  A porosity term (porosity of G(E(x)) vs that of x) steadies the early iterations.
+  A porosity term (porosity of G(E(x)) vs that of x, and of the batch of G(z) vs the real batch)
+  steadies the early iterations, and a saturation term (logits beyond +-`saturation_logit`) keeps
+  the sigmoid output from saturating: a first run without it collapsed to all-solid volumes
+  (logits near -30) within 200 iterations, where no gradient could bring it back.
 Every `eval_every` iterations the texture codes (mean of E over training crops of each texture)
 are decoded to a 64^3 volume per texture and its porosity is logged beside the held-out block's
 porosity in the CSV learning curve. Checkpoints hold everything needed to resume.
@@ -33,7 +36,7 @@ from rocksynth.progress import log, progress_bar
 from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
 
 KIND = "texture"
-LOSS_FIELDS = ["loss_d_x", "loss_d_xx", "loss_d_z", "loss_x", "loss_xx", "loss_z", "loss_porosity"]
+LOSS_FIELDS = ["loss_d_x", "loss_d_xx", "loss_d_z", "loss_x", "loss_xx", "loss_z", "loss_porosity", "loss_saturation"]
 
 
 @dataclass
@@ -48,6 +51,8 @@ class TrainSettings:
     beta_z: float = 1.0
     beta_xx: float = 1.0
     porosity_weight: float = 10.0
+    saturation_weight: float = 1.0
+    saturation_logit: float = 6.0
     slices_per_axis: int = 4
     holdout: float = 0.25
     eval_every: int = 100
@@ -132,9 +137,9 @@ class TextureTrainer:
         x = torch.from_numpy(x_np).float()[:, None]
         x2 = torch.from_numpy(x2_np).float()[:, None]
         code = self.encoder(x)
-        reproduction = torch.sigmoid(g(latent_grid(code, cells, g.noise_channels)))
         prior_code = torch.randn(s.batch, g.code_channels)
-        sample = torch.sigmoid(g(latent_grid(prior_code, cells, g.noise_channels)))
+        logits = g(latent_grid(torch.cat([code, prior_code]), cells, g.noise_channels))
+        reproduction, sample = torch.sigmoid(logits).split(s.batch)
         fakes = torch.cat([reproduction, sample])
         reals = torch.cat([x, x2])
         k = s.slices_per_axis
@@ -156,14 +161,16 @@ class TextureTrainer:
         loss_x = -self.d_x(random_slices(fakes, k)).mean()
         loss_xx = -self.d_xx(random_slices(torch.cat([x, reproduction], 1), k)).mean()
         loss_z = -self.d_z(code).mean()
-        loss_porosity = ((reproduction.mean(dim=(1, 2, 3, 4)) - x.mean(dim=(1, 2, 3, 4))) ** 2).mean()
+        loss_porosity = (((reproduction.mean(dim=(1, 2, 3, 4)) - x.mean(dim=(1, 2, 3, 4))) ** 2).mean()
+                         + (sample.mean() - reals.mean()) ** 2)
+        loss_saturation = (F.relu(logits.abs() - s.saturation_logit) ** 2).mean()
         total = (s.alpha_x * loss_x + (s.alpha_xx + s.beta_xx) / 2 * loss_xx + s.beta_z * loss_z
-                 + s.porosity_weight * loss_porosity)
+                 + s.porosity_weight * loss_porosity + s.saturation_weight * loss_saturation)
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         self.opt_g.step()
         self.iteration += 1
-        values = [loss_d_x, loss_d_xx, loss_d_z, loss_x, loss_xx, loss_z, loss_porosity]
+        values = [loss_d_x, loss_d_xx, loss_d_z, loss_x, loss_xx, loss_z, loss_porosity, loss_saturation]
         return {name: float(v.detach()) for name, v in zip(LOSS_FIELDS, values)}
 
     def evaluate(self) -> dict:
