@@ -48,6 +48,7 @@ def _register() -> None:
     from rocksynth.cli import synthesize as synthesize_cli; app.command("synthesize")(synthesize_cli.synthesize); train_app.command("texture")(synthesize_cli.train_texture)  # noqa: E702
 
     from rocksynth.cli import analyze as analyze_cli; app.command("analyze")(analyze_cli.analyze)  # noqa: E702
+    from rocksynth.cli import compare as compare_cli; app.command("compare")(compare_cli.compare)  # noqa: E702
 
 
 _register()
