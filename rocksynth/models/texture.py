@@ -5,7 +5,7 @@
   `noise_channels` of i.i.d. N(0, 1) noise per cell (which realisation). Two voxel-shuffle
   (sub-voxel convolution) stages take it to 1/2 resolution; the output layer is a 3x3x3
   convolution at 1/2 resolution making (a) a base logit, upsampled trilinearly, and (b) the 8
-  sub-voxel residuals of each 2x2x2 output block (voxel shuffle). Nothing but this interpolation
+  sub-voxel residuals of each 2x2x2 output block (voxel shuffle). Features are pixel-normalised. Nothing but this interpolation
   and a reshape runs at full resolution (a full-resolution 3x3x3 convolution costed more than the
   rest of the network together on the CPU); the smooth base keeps the output from the 2x2x2
   checkerboard a pure sub-voxel output fell into in a first training run.
@@ -51,6 +51,14 @@ def upsample2_valid(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def pixel_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Each voxel's feature vector scaled to unit mean square (Karras et al. 2018). Unlike
+    BatchNorm it looks at one voxel only, so it keeps the decode exact under any tiling, and it
+    keeps the feature scale from shrinking layer after layer (a first run without it produced a
+    nearly constant volume that the critics then drove to all-solid)."""
+    return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
+
+
 class TextureGenerator(nn.Module):
     def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths=(48, 32, 16)):
         super().__init__()
@@ -91,7 +99,9 @@ class TextureGenerator(nn.Module):
         """Logits (B, 1, D, H, W); sigmoid gives the pore probability."""
         if pad not in ("circular", "valid"):
             raise ValueError(f"pad must be 'circular' or 'valid', got {pad!r}")
-        a = self.act
+        def a(t):
+            return pixel_norm(self.act(t))
+
         x = a(self._conv(self.c0a, z, pad))
         x = a(self._conv(self.c0b, x, pad))
         x = a(voxel_shuffle(self.up1(x)))
