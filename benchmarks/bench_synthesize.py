@@ -15,8 +15,8 @@ Run:  OMP_NUM_THREADS=1 python benchmarks/bench_synthesize.py --threads 1
 `--quality` instead follows the paper's protocol at CPU scale, per texture of the model: N
 generated 64^3 volumes (independent seeds, the texture's code) against N real 64^3 crops of the
 held-out part of its volume; KL divergence (20 bins over the pooled range) of porosity,
-permeability (when rocksynth.properties.permeability is available), specific surface and Euler
-density, beside a real-vs-real floor (held-out crops vs training crops). It also checks `--like`
+specific surface and Euler density, and of permeability on the first --k-count crops of each set
+(a pore-network Stokes solve per crop, about 1 s each on this CPU), beside a real-vs-real floor (held-out crops vs training crops). It also checks `--like`
 (held-out crops encoded, then the texture whose properties are nearest) and, with `--figures DIR`,
 draws the `--blend` porosity profile and real/generated slices.
 """
@@ -127,43 +127,42 @@ QUALITY_BINS = 20
 PAPER_PERMEABILITY_KL = {"Berea": 0.49, "Doddington": 0.42, "Estaillades": 0.80, "Bentheimer": 0.47, "Ketton": 5.06}
 
 
-def _permeability_function():
+def _permeability_available() -> bool:
     try:
-        from rocksynth.properties.permeability import permeability
+        import rocksynth.properties.permeability  # noqa: F401
     except ImportError:
-        return None
-    return permeability
+        return False
+    return True
 
 
-def _k_value(result) -> float:
-    """Permeability in m2 from whatever the properties module returns."""
-    for key in ("k_m2", "permeability_m2", "k", "permeability"):
-        value = result.get(key) if isinstance(result, dict) else getattr(result, key, None)
-        if value is not None:
-            return float(value)
-    return float(result)
+def crop_permeability(crop) -> float:
+    """Permeability along x in voxel-side^2 (PoreSpy SNOW network + OpenPNM Stokes flow, as
+    `rocksynth analyze`); 0 when no pore path spans the crop. KL does not depend on the unit."""
+    from rocksynth.properties.network import extract_network
+    from rocksynth.properties.permeability import network_permeability
+
+    try:
+        return float(network_permeability(extract_network(crop), None, ("x",), formation_factor=False)[0].k_voxel2)
+    except Exception:  # e.g. no pores at all
+        return 0.0
 
 
-def crop_properties(crops, voxel_size, with_permeability: bool) -> dict:
+def crop_properties(crops, voxel_size, permeability_count: int = 0) -> dict:
+    """Porosity, specific surface (per voxel side) and Euler density (per voxel) of every crop;
+    permeability of the first `permeability_count` crops."""
     import numpy as np
 
     from rocksynth.properties.minkowski import minkowski_functionals
     from rocksynth.properties.porosity import porosity
 
     values = {"porosity": [], "specific_surface": [], "euler_density": []}
-    permeability = _permeability_function() if with_permeability else None
-    if permeability is not None:
-        values["permeability"] = []
     for crop in crops:
         values["porosity"].append(porosity(crop))
         functionals = minkowski_functionals(crop)
         values["specific_surface"].append(functionals["surface_density"])
         values["euler_density"].append(functionals["euler_density"])
-        if permeability is not None:
-            try:
-                values["permeability"].append(_k_value(permeability(crop, voxel_size or 1e-6, 0)))
-            except Exception:  # no percolating path: permeability 0 as in the paper's histograms
-                values["permeability"].append(0.0)
+    if permeability_count:
+        values["permeability"] = [crop_permeability(crop) for crop in crops[:permeability_count]]
     return {k: np.asarray(v, float) for k, v in values.items()}
 
 
@@ -216,9 +215,10 @@ def quality(args) -> None:
 
     torch.set_num_threads(args.threads)
     model = synth.load_texture_model(args.model)
-    with_k = not args.no_permeability and _permeability_function() is not None
+    k_count = min(args.k_count, args.count) if _permeability_available() else 0
     print(f"model {args.model}: textures {', '.join(model.names())}; {args.count} generated vs {args.count} real "
-          f"{args.crop}³ crops; KL with {QUALITY_BINS} bins; permeability {'on' if with_k else 'not computed'}")
+          f"{args.crop}³ crops; KL with {QUALITY_BINS} bins; permeability on the first {k_count} of each set; "
+          f"torch threads {args.threads}; load {os.getloadavg()[0]:.1f}")
     sets = real_crop_sets(model, args.count, args.crop)
     results, means = {}, {}
     for name in model.names():
@@ -226,9 +226,9 @@ def quality(args) -> None:
         real = sets[name]
         voxel = real["texture"].voxel_size
         gen = generated_crops(model, model.code_of(name), args.count, args.crop)
-        p_real = crop_properties(real["held_out"], voxel, with_k)
-        p_gen = crop_properties(gen, voxel, with_k)
-        p_train = crop_properties(real["train"], voxel, with_k) if real["train"] is not None else None
+        p_real = crop_properties(real["held_out"], voxel, k_count)
+        p_gen = crop_properties(gen, voxel, k_count)
+        p_train = crop_properties(real["train"], voxel, k_count) if real["train"] is not None else None
         row = {"real_crops": real["note"]}
         for prop in p_real:
             row[prop] = {"real_mean": float(p_real[prop].mean()), "generated_mean": float(p_gen[prop].mean()),
@@ -268,7 +268,7 @@ def quality(args) -> None:
             code = synth.encode_exemplar(model, crop)
             hits_code += synth.nearest_textures(model, code)[0][0] == name
             gen = generated_crops(model, code, 1, args.crop, seed0=5000 + index)[0]
-            p = crop_properties([gen], None, False)
+            p = crop_properties([gen], None)
             vector = np.array([p["porosity"][0], p["specific_surface"][0]])
             nearest = min(means, key=lambda k: np.linalg.norm((vector - means[k]) / scale))
             hits_props += nearest == name
@@ -375,7 +375,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100, help="Crops per side for --quality.")
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--like-count", type=int, default=10)
-    parser.add_argument("--no-permeability", action="store_true")
+    parser.add_argument("--k-count", type=int, default=50, help="Crops per set whose permeability is computed (0: none).")
     parser.add_argument("--figures", help="Folder for the figures of --quality (e.g. docs/img).")
     parser.add_argument("--json-out", help="Write the --quality results as JSON here.")
     parser.add_argument("--child", choices=["ours", "dcgan"])

@@ -17,11 +17,12 @@ def _whole(code_plane, n):
 @pytest.fixture(scope="module")
 def generator():
     torch.manual_seed(0)
-    g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8)).eval()
-    # Random weights give a near-constant output; scale the last layer so thresholds vary.
+    g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1)).eval()
+    # Random weights give a near-constant output: scale the last layer and centre its logits
+    # so that thresholded volumes are part pore, part solid.
     with torch.no_grad():
         g.out.weight.mul_(20)
-        g.out.weight[1:].mul_(10)
+        g.out.bias.sub_(g(torch.randn(1, g.in_channels, 12, 12, 12), pad="valid").median())
     return g
 
 
@@ -33,19 +34,19 @@ def test_voxel_shuffle_places_subvoxels():
 
 
 def test_valid_and_circular_sizes(generator):
-    z = torch.randn(1, 8, 7, 8, 9)
-    assert generator(z, pad="circular").shape == (1, 1, 56, 64, 72)
+    z = torch.randn(1, generator.in_channels, 11, 12, 13)
+    assert generator(z, pad="circular").shape == (1, 1, 88, 96, 104)
     m = generator.MARGIN_VOXELS
-    assert generator(z, pad="valid").shape == (1, 1, 56 - 2 * m, 64 - 2 * m, 72 - 2 * m)
+    assert generator(z, pad="valid").shape == (1, 1, 88 - 2 * m, 96 - 2 * m, 104 - 2 * m)
 
 
 def test_receptive_field_is_the_declared_margin(generator):
-    """Perturbing one latent cell changes exactly the voxels within the margin of its region."""
-    shape = (96, 16, 16)
+    """Perturbing one latent cell changes only voxels within the margin of its region."""
+    shape = (160, 16, 16)
     cells = grid_cells(generator, shape)
-    latent = torch.randn(1, 8, *cells)
+    latent = torch.randn(1, generator.in_channels, *cells)
     base = decode_one_shot(generator, latent, shape)
-    c = 7
+    c = 12
     bumped = latent.clone()
     bumped[0, :, c, 3, 3] += 3.0
     changed = np.nonzero(np.abs(decode_one_shot(generator, bumped, shape) - base).max(axis=(1, 2)) > 0)[0]
@@ -53,14 +54,16 @@ def test_receptive_field_is_the_declared_margin(generator):
     m = generator.MARGIN_VOXELS
     low, high = SCALE * c - 2 * m, SCALE * c + SCALE - 1
     assert changed.min() >= low and changed.max() <= high
-    assert changed.min() <= low + 2 and changed.max() >= high - 2  # and it really reaches that far
+    # The trim of valid decoding (the margin) is what exactness needs; the influence itself stops
+    # a little short of it (trilinear weights reach half a cell), but within one latent cell.
+    assert changed.min() < low + SCALE and changed.max() > high - SCALE
 
 
 @pytest.mark.parametrize("tile", [8, 16, (8, 24, 16)])
 def test_tiled_decode_equals_one_shot(generator, tile):
     shape = (40, 27, 33)  # sizes that are not multiples of the tile or of 8
     cells = grid_cells(generator, shape)
-    latent = LatentGrid(cells, 4, seed=11, code_plane=constant_code_field(torch.randn(4), cells))
+    latent = LatentGrid(cells, generator.noise_channels, seed=11, code_plane=constant_code_field(torch.randn(4), cells))
     one_shot = decode_one_shot(generator, latent.full(), shape)
     tiled = np.concatenate(list(decode_slabs(generator, latent, shape, tile=tile)))
     assert tiled.shape == shape

@@ -41,7 +41,7 @@ def trained(tmp_path_factory):
 def test_a_step_moves_the_generator_and_losses():
     torch.manual_seed(0)
     trainer = TextureTrainer(_textures(), _settings(3))
-    z = torch.randn(1, 16, 2, 2, 2)
+    z = torch.randn(1, trainer.generator.in_channels, 2, 2, 2)
     with torch.no_grad():
         before = trainer.generator(z).clone()
     first = trainer.step()
@@ -65,7 +65,7 @@ def test_training_writes_curve_and_checkpoint_round_trips(trained):
     assert model.codes.shape == (2, model.generator.code_channels)
     assert model.meta["iterations"] == 4
     # The loaded generator decodes the same volume as a second load (weights, not randomness).
-    latent = torch.randn(1, 16, *grid_cells(model.generator, (8, 8, 8)))
+    latent = torch.randn(1, model.generator.in_channels, *grid_cells(model.generator, (8, 8, 8)))
     again = load_texture_model(str(out))
     np.testing.assert_array_equal(decode_one_shot(model.generator, latent, (8, 8, 8)),
                                   decode_one_shot(again.generator, latent, (8, 8, 8)))

@@ -2,13 +2,15 @@
 
 - `TextureGenerator` G(z): fully convolutional, from a latent grid at 1/8 resolution to a volume.
   The latent has `code_channels` texture-code channels (which texture; smooth in space) and
-  `noise_channels` of i.i.d. N(0, 1) noise per cell (which realisation). Two voxel-shuffle
-  (sub-voxel convolution) stages take it to 1/2 resolution; the output layer is a 3x3x3
-  convolution at 1/2 resolution making (a) a base logit, upsampled trilinearly, and (b) the 8
-  sub-voxel residuals of each 2x2x2 output block (voxel shuffle). Features are pixel-normalised. Nothing but this interpolation
-  and a reshape runs at full resolution (a full-resolution 3x3x3 convolution costed more than the
-  rest of the network together on the CPU); the smooth base keeps the output from the 2x2x2
-  checkerboard a pure sub-voxel output fell into in a first training run.
+  noise channels (which realisation): N(0, 1) per cell, plus the values of finer noise maps at
+  1/4 and 1/2 resolution (8 and 64 per cell, unshuffled into the cell), concatenated to the
+  features at those scales, so that all randomness lives in the latent grid. Each stage is
+  trilinear x2 upsampling + a 3x3x3 convolution (resize-convolution: no position-dependent
+  filters); the output convolution runs at 1/2 resolution and its logit is upsampled
+  trilinearly, so nothing but an interpolation runs at full resolution (a full-resolution 3x3x3
+  convolution costed more than the rest of the network together on the CPU). A first design
+  with voxel-shuffle (sub-voxel convolution) stages learned a lattice of one blob per latent
+  cell. Features are pixel-normalised; no BatchNorm.
 - Padding is explicit. `pad="circular"` (training) wraps each feature map, so a latent of L cells
   gives 8L voxels of a periodic volume and no voxel ever sees an artificial border;
   `pad="valid"` (inference) pads nothing: L cells give 8L - 2*MARGIN_VOXELS voxels, and voxel j
@@ -60,30 +62,32 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 class TextureGenerator(nn.Module):
-    def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths=(48, 32, 16)):
+    def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths=(48, 32, 16),
+                 fine_noise=(2, 1)):
         super().__init__()
-        self.code_channels, self.noise_channels = code_channels, noise_channels
-        self.widths = tuple(widths)
+        self.code_channels, self.cell_noise = code_channels, noise_channels
+        self.widths, self.fine_noise = tuple(widths), tuple(fine_noise)
         w0, w1, w2 = self.widths
-        z = code_channels + noise_channels
-        act = nn.LeakyReLU(0.2, inplace=True)
-        self.act = act
+        n1, n2 = self.fine_noise
+        self.act = nn.LeakyReLU(0.2, inplace=True)
         # Each 3x3x3 convolution is valid (no padding); `_pad` adds the circular border in training.
-        self.c0a = nn.Conv3d(z, w0, 3)
+        self.c0a = nn.Conv3d(code_channels + noise_channels, w0, 3)
         self.c0b = nn.Conv3d(w0, w0, 3)
-        self.up1 = nn.Conv3d(w0, w1 * 8, 1)
-        self.c1 = nn.Conv3d(w1, w1, 3)
-        self.up2 = nn.Conv3d(w1, w2 * 8, 1)
-        self.c2 = nn.Conv3d(w2, w2, 3)
-        self.out = nn.Conv3d(w2, 1 + 8, 3)  # base logit + 8 sub-voxel residuals
-        with torch.no_grad():  # start from the smooth base; residual detail is learned
-            self.out.weight[1:].mul_(0.1)
-            self.out.bias[1:].zero_()
+        self.c1 = nn.Conv3d(w0 + n1, w1, 3)
+        self.c2 = nn.Conv3d(w1 + n2, w2, 3)
+        self.out = nn.Conv3d(w2, 1, 3)
 
-    # Valid decoding loses one cell per side at each 3x3x3 convolution, and the trilinear
-    # interpolation one more half-resolution cell; in output voxels: two convolutions at 1/8
-    # scale (2 * 8), one at 1/4 (4), two at 1/2 (2 * 2), the interpolation (2).
-    MARGIN_VOXELS = 2 * 8 + 4 + 2 * 2 + 2  # 26
+    # Valid decoding loses one cell per side at each 3x3x3 convolution and at each trilinear
+    # upsampling; in output voxels: convolutions 2 * 8 (1/8) + 4 (1/4) + 2 * 2 (1/2), upsamplings
+    # 8 (from 1/8) + 4 (from 1/4) + 2 (from 1/2).
+    MARGIN_VOXELS = 2 * 8 + 4 + 2 * 2 + 8 + 4 + 2  # 38
+
+    @property
+    def noise_channels(self) -> int:
+        """Noise channels of a latent cell: per-cell noise, then the 8 (1/4) and 64 (1/2) values
+        per cell of the finer noise maps, so all randomness lives in the latent grid."""
+        n1, n2 = self.fine_noise
+        return self.cell_noise + 8 * n1 + 64 * n2
 
     @property
     def in_channels(self) -> int:
@@ -95,24 +99,38 @@ class TextureGenerator(nn.Module):
             x = F.pad(x, (1,) * 6, mode="circular")
         return conv(x)
 
+    @staticmethod
+    def _up(x: torch.Tensor, pad: str) -> torch.Tensor:
+        if pad == "circular":
+            x = F.pad(x, (1,) * 6, mode="circular")
+        return upsample2_valid(x)
+
+    @staticmethod
+    def _with_noise(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Concatenate a noise map, centre-cropped to x (valid decoding trims both alike)."""
+        crop = [(n - m) // 2 for n, m in zip(noise.shape[2:], x.shape[2:])]
+        noise = noise[:, :, crop[0]:crop[0] + x.shape[2], crop[1]:crop[1] + x.shape[3], crop[2]:crop[2] + x.shape[4]]
+        return torch.cat([x, noise], 1)
+
     def forward(self, z: torch.Tensor, pad: str = "circular") -> torch.Tensor:
         """Logits (B, 1, D, H, W); sigmoid gives the pore probability."""
         if pad not in ("circular", "valid"):
             raise ValueError(f"pad must be 'circular' or 'valid', got {pad!r}")
+        n1, n2 = self.fine_noise
+        c = self.code_channels + self.cell_noise
+        noise1 = voxel_shuffle(z[:, c:c + 8 * n1])                        # n1 maps at 1/4
+        noise2 = voxel_shuffle(voxel_shuffle(z[:, c + 8 * n1:]))          # n2 maps at 1/2
+
         def a(t):
             return pixel_norm(self.act(t))
 
-        x = a(self._conv(self.c0a, z, pad))
+        x = a(self._conv(self.c0a, z[:, :c], pad))
         x = a(self._conv(self.c0b, x, pad))
-        x = a(voxel_shuffle(self.up1(x)))
+        x = self._with_noise(self._up(x, pad), noise1)
         x = a(self._conv(self.c1, x, pad))
-        x = a(voxel_shuffle(self.up2(x)))
+        x = self._with_noise(self._up(x, pad), noise2)
         x = a(self._conv(self.c2, x, pad))
-        x = self._conv(self.out, x, pad)
-        base, residual = x[:, :1], voxel_shuffle(x[:, 1:])
-        if pad == "circular":
-            return upsample2_valid(F.pad(base, (1,) * 6, mode="circular")) + residual
-        return upsample2_valid(base) + residual[:, :, 2:-2, 2:-2, 2:-2]
+        return self._up(self._conv(self.out, x, pad), pad)
 
     def latent_cells_for(self, voxels: int) -> int:
         """Latent cells along an axis whose valid decoding covers `voxels` voxels."""

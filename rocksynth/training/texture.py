@@ -77,8 +77,8 @@ def build_models(model_config: dict):
 
 
 def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dict:
-    return {"generator": {"code_channels": generator.code_channels, "noise_channels": generator.noise_channels,
-                          "widths": list(generator.widths)},
+    return {"generator": {"code_channels": generator.code_channels, "noise_channels": generator.cell_noise,
+                          "widths": list(generator.widths), "fine_noise": list(generator.fine_noise)},
             "encoder": {"width": encoder.width}}
 
 
