@@ -1,11 +1,14 @@
 """Benchmark `rocksynth analyze` against the bare PoreSpy + OpenPNM permeability pipeline.
 
 For each Berea size (200^3 centre crop, 400^3 full sample at 5.345 um) it runs, each in a fresh
-single-threaded process (so both pay the same imports and numba compilation):
-- bare: `porespy.networks.snow2` with its defaults, then the OpenPNM example's
-  `StokesFlow` along PoreSpy's x axis (array axis 0 = our z) and along our x axis;
+process with single-threaded numerical libraries (so both pay the same imports and numba
+compilation), both allowed the machine's 2 cores:
+- bare: `porespy.networks.snow2` with its defaults (its dask-chunked watershed uses
+  `porespy.settings.ncores` = 2 threads), then the OpenPNM example's `StokesFlow` along
+  PoreSpy's x axis (array axis 0 = our z) and along our x axis;
 - ours: the whole `rocksynth.properties.report.analyze` (porosity, connected porosity, S2,
-  Minkowski, local-thickness PSD, network, permeability and formation factor along x, y, z).
+  Minkowski, local-thickness PSD in a second process while the main one extracts the network
+  with serial snow2, then permeability and formation factor along x, y, z).
 It prints wall time and peak resident memory of every stage and the permeabilities.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_analyze.py            # 200 and 400
