@@ -14,6 +14,7 @@ def analyze(
     report_dir: Optional[str] = typer.Option(None, "--report", help="Write report.json, report.md and PNG figures into this new folder."),
     only: Optional[str] = typer.Option(None, "--only", help="Comma list of measures: porosity,correlation,minkowski,psd,network,permeability."),
     r_max: Optional[int] = typer.Option(None, "--r-max", help="Largest lag of S2 in voxels (default: min(100, size/2))."),
+    jobs: int = typer.Option(2, "--jobs", help="Processes: with 2, image measures run beside the network extraction."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
     crop: bool = options.Crop,
@@ -29,6 +30,10 @@ def analyze(
     mask, size = load_binary_volume(file, threshold=threshold, pore_value=pore_value, voxel_size=voxel_size,
                                     crop=crop, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True)
     measures = parse_only(only, mask.ndim)
+    if jobs < 1:
+        from rocksynth.errors import BadInputError
+
+        raise BadInputError("--jobs must be at least 1")
     with progress_bar(len(measures), "analyze", status=True) as bar:
         started = []
 
@@ -38,7 +43,8 @@ def analyze(
             started.append(name)
             bar.advance(0, status=name)
 
-        report = analyze_image(mask, size, measures, r_max=r_max, source=str(file), on_stage=on_stage)
+        report = analyze_image(mask, size, measures, r_max=r_max, source=str(file), on_stage=on_stage,
+                                jobs=jobs)
         bar.advance(1, status="done")
     if report_dir:
         with atomic_output_dir(report_dir) as folder:
