@@ -1,0 +1,81 @@
+"""`rocksynth reconstruct` (a 3D volume from one 2D slice) and `rocksynth train reconstruct`."""
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def reconstruct(
+    slice_path: str = typer.Argument(..., metavar="SLICE", help="2D slice (PNG/TIFF; binary, or grayscale segmented with Otsu); '-' = stdin."),
+    out: str = typer.Option(..., "--out", "-o", help="Output volume (.tif); with --samples N > 1, '{i}' in the name or _<i> is appended; '-' = stdout."),
+    model: str = typer.Option("berea", "--model", "-m", help="Shipped model name (berea, ketton) or a checkpoint path."),
+    depth: Optional[int] = typer.Option(None, "--depth", help="Output depth in voxels (default: the slice's side)."),
+    samples: int = typer.Option(1, "--samples", "-n", help="Number of realisations to write."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same volumes)."),
+    voxel_size: Optional[str] = typer.Option(None, "--voxel-size", help="Voxel size, e.g. 5.345um (default: the slice's, else the model's training data)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Gray value separating pore and solid (default: Otsu)."),
+    pore_value: str = typer.Option("auto", "--pore-value", help="Which phase is pore: auto, 0, 255, dark, bright."),
+    slab: int = typer.Option(64, "--slab", help="Depth generated at a time (bounds memory for large slices)."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """A 3D rock volume whose central slice is SLICE (slice-conditioned GAN)."""
+    import json
+
+    from rocksynth.pipelines.reconstruct import reconstruct_files
+
+    summary = reconstruct_files(slice_path, out, model=model, depth=depth, samples=samples, seed=seed,
+                                voxel_size=voxel_size, threshold=threshold, pore_value=pore_value, slab=slab)
+    if json_out:
+        if out == "-":
+            from rocksynth.errors import BadInputError
+
+            raise BadInputError("--json and --out - both use stdout; pick one")
+        typer.echo(json.dumps(summary, indent=2))
+
+
+def train_reconstruct(
+    volumes: List[Path] = typer.Argument(..., metavar="VOLUME...", help="Binary (or grayscale) 3D training volumes."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); also <out>.csv and <out>.png learning curve."),
+    crop: int = typer.Option(64, "--crop", help="Final training crop side (voxels)."),
+    iters: int = typer.Option(3000, "--iters", help="Total iterations (including warm-up)."),
+    batch: int = typer.Option(2, "--batch", help="Batch size at the final crop."),
+    warmup_crop: int = typer.Option(32, "--warmup-crop", help="Crop side for the first --warmup-iters iterations."),
+    warmup_iters: int = typer.Option(2000, "--warmup-iters", help="Iterations on the small warm-up crops."),
+    warmup_batch: int = typer.Option(4, "--warmup-batch", help="Batch size on warm-up crops."),
+    eval_every: int = typer.Option(100, "--eval-every", help="Evaluate on held-out cubes every N iterations."),
+    save_every: int = typer.Option(200, "--save-every", help="Write the checkpoint every N iterations."),
+    holdout: float = typer.Option(0.25, "--holdout", help="Fraction of each volume (last part along z) kept for evaluation."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
+    threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Gray threshold for grayscale volumes (default: Otsu)."),
+    pore_value: str = typer.Option("auto", "--pore-value", help="Which phase is pore: auto, 0, 255, dark, bright."),
+) -> None:
+    """Train the slice-to-volume GAN on your own volumes (resumable, CSV learning curve)."""
+    import torch
+
+    from rocksynth.errors import BadInputError
+    from rocksynth.io import load_binary_volume
+    from rocksynth.io.binary import require_3d
+    from rocksynth.io.paths import check_input_file
+    from rocksynth.progress import log
+    from rocksynth.training.reconstruct import TrainSettings, train_reconstruct as train
+
+    if iters < 1 or crop < 8 or crop % 4 or warmup_crop % 4 or batch < 1 or warmup_batch < 1:
+        raise BadInputError("--iters and batches must be positive; --crop and --warmup-crop multiples of 4 (>= 8)")
+    torch.set_num_threads(threads)
+    loaded, voxel_sizes = [], []
+    for path in volumes:
+        check_input_file(path)
+        mask, voxel = load_binary_volume(path, threshold=threshold, pore_value=pore_value)
+        loaded.append((path.name, require_3d(mask, str(path))))
+        voxel_sizes.append(voxel)
+    settings = TrainSettings(iters=iters, crop=crop, batch=batch, warmup_crop=warmup_crop,
+                             warmup_iters=min(warmup_iters, iters), warmup_batch=warmup_batch,
+                             eval_every=eval_every, save_every=save_every, holdout=holdout, seed=seed)
+    metrics = train(loaded, out, settings, resume=resume, voxel_size=voxel_sizes[0])
+    log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
+    if metrics:
+        log("held-out: porosity real {eval_porosity_real:.3f} generated {eval_porosity_generated:.3f}, "
+            "S2 error {eval_s2_error:.4f}, raw central-slice agreement {eval_slice_agreement:.4f}".format(**metrics))

@@ -1,0 +1,88 @@
+"""Random cubic crops of binary rock volumes, augmented with the cube's 48 symmetries.
+
+Each volume is split along z: the first part is for training, the last `holdout` fraction is kept
+for evaluation only, so the learning curve and the benchmark never see training voxels.
+"""
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from rocksynth.errors import BadInputError
+
+AXIS_ORDERS = list(itertools.permutations(range(3)))
+
+
+@dataclass
+class SplitVolume:
+    name: str
+    train: np.ndarray     # bool (z, y, x), first part along z
+    held_out: np.ndarray  # bool (z, y, x), last part along z
+
+
+def split_holdout(name: str, volume: np.ndarray, holdout: float = 0.25) -> SplitVolume:
+    """Split off the last `holdout` fraction of a volume along z for evaluation."""
+    if volume.ndim != 3:
+        raise BadInputError(f"{name}: training needs a 3D volume, got shape {volume.shape}")
+    if not 0 < holdout < 1:
+        raise BadInputError(f"holdout fraction must be between 0 and 1, got {holdout}")
+    cut = volume.shape[0] - int(round(volume.shape[0] * holdout))
+    return SplitVolume(name, np.ascontiguousarray(volume[:cut]), np.ascontiguousarray(volume[cut:]))
+
+
+def random_symmetry(cube: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One of the 48 symmetries of the cube: an axis permutation and a flip of each axis."""
+    order = AXIS_ORDERS[rng.integers(len(AXIS_ORDERS))]
+    cube = cube.transpose(order)
+    flips = tuple(axis for axis in range(3) if rng.integers(2))
+    return np.flip(cube, flips) if flips else cube
+
+
+def random_crop(volume: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A size^3 crop at a uniformly random position."""
+    if min(volume.shape) < size:
+        raise BadInputError(f"volume of shape {volume.shape} is smaller than the crop {size}")
+    z, y, x = (int(rng.integers(0, n - size + 1)) for n in volume.shape)
+    return volume[z:z + size, y:y + size, x:x + size]
+
+
+class RandomCrops:
+    """Batches of augmented random crops from the training parts of several volumes."""
+
+    def __init__(self, volumes: "list[np.ndarray]", seed: int = 0, symmetries: bool = True):
+        if not volumes:
+            raise BadInputError("no training volumes given")
+        self.volumes = volumes
+        self.symmetries = symmetries
+        self.rng = np.random.default_rng(seed)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int, count: int) -> np.ndarray:
+        """(count, size, size, size) bool crops; each volume is drawn equally often, so a small
+        rock is not drowned out by a large one when one model learns several."""
+        usable = [index for index, v in enumerate(self.volumes) if min(v.shape) >= size]
+        if not usable:
+            raise BadInputError(f"every training volume is smaller than the crop {size}")
+        picks = self.rng.choice(usable, size=count)
+        crops = []
+        for index in picks:
+            crop = random_crop(self.volumes[index], size, self.rng)
+            if self.symmetries:
+                crop = random_symmetry(crop, self.rng)
+            crops.append(np.ascontiguousarray(crop))
+        return np.stack(crops)
+
+
+def held_out_cubes(volume: np.ndarray, size: int, count: int, seed: int = 0) -> np.ndarray:
+    """`count` size^3 cubes at random positions of a held-out block (they may overlap when
+    the block holds fewer disjoint cubes than asked; the benchmark reports this)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.ascontiguousarray(random_crop(volume, size, rng)) for _ in range(count)])
+
+
+def disjoint_cube_count(volume: np.ndarray, size: int) -> int:
+    """How many non-overlapping size^3 cubes fit in a volume."""
+    return int(np.prod([n // size for n in volume.shape]))

@@ -1,0 +1,215 @@
+"""Slice-to-volume GAN networks (after Volkhonskiy et al., Phys. Rev. E 2022).
+
+An encoder E turns a 2D slice into feature maps at full, 1/2 and 1/4 resolution (it keeps the
+slice's spatial grid, so the model is fully convolutional in the slice plane). The generator G
+"lifts" those maps along depth: at 1/4 resolution the slice features are broadcast over depth
+next to per-voxel noise and a code of the distance to the central slice; 3D convolutions mix
+them; voxel-shuffle steps (sub-voxel convolution) go to 1/2 and full resolution, where the
+encoder's finer maps are injected, damped with the distance from the centre. Only a few
+channels live at full resolution, which keeps an iteration on a CPU cheap.
+
+Discriminators: a 3D patch discriminator on volumes and a 2D patch discriminator on slices
+(taken along every axis); both use spectral norm and no normalisation layers.
+
+Volumes are (batch, 1, depth, height, width) with values in [0, 1] (probability of pore);
+the central slice is index depth // 2.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+
+# Height, width and depth are padded to a multiple of this (two 2x resolution steps).
+GRID = 4
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+def _conv2d(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=(kernel - 1) // 2 if stride == 1 else 1,
+                     padding_mode="replicate")
+
+def _conv3d(cin: int, cout: int, kernel: int = 3) -> nn.Conv3d:
+    return nn.Conv3d(cin, cout, kernel, padding=kernel // 2, padding_mode="replicate")
+
+def voxel_shuffle(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """(B, C*f^3, D, H, W) -> (B, C, D*f, H*f, W*f): 3D analogue of pixel shuffle."""
+    b, c, d, h, w = x.shape
+    out = c // factor ** 3
+    x = x.view(b, out, factor, factor, factor, d, h, w)
+    x = x.permute(0, 1, 5, 2, 6, 3, 7, 4).contiguous()
+    return x.view(b, out, d * factor, h * factor, w * factor)
+
+def depth_code(depth: int, centre: float, scale: float, lengths, device=None) -> torch.Tensor:
+    """(len(lengths), depth) channels exp(-|z - centre| / L) for cells of `scale` voxels.
+
+    Cell k covers voxels [k*scale, (k+1)*scale); its distance to the central voxel is measured
+    at the cell's centre, in voxels, so codes agree between resolutions and any output depth.
+    """
+    z = torch.arange(depth, dtype=torch.float32, device=device) * scale + (scale - 1) / 2.0
+    distance = (z - centre).abs()
+    code = torch.stack([torch.exp(-distance / length) for length in lengths])
+    # Far from the centre the code underflows into denormal floats, which make CPU convolutions
+    # several times slower; those values carry no information, so they are set to zero.
+    return torch.where(code < 1e-6, torch.zeros_like(code), code)
+
+class SliceEncoder(nn.Module):
+    """2D slice (B, 1, H, W) in [0, 1] -> feature maps at full, 1/2 and 1/4 resolution."""
+
+    def __init__(self, channels=(4, 16, 32)):
+        super().__init__()
+        c0, c1, c2 = channels
+        self.at_full = nn.Sequential(_conv2d(1, c0), _act(), _conv2d(c0, c0), _act())
+        self.at_half = nn.Sequential(_conv2d(c0, c1, 4, 2), _act(), _conv2d(c1, c1), _act())
+        self.at_quarter = nn.Sequential(_conv2d(c1, c2, 4, 2), _act(), _conv2d(c2, c2), _act(), _conv2d(c2, c2), _act())
+
+    def forward(self, slice_: torch.Tensor):
+        f0 = self.at_full(slice_ * 2 - 1)
+        f1 = self.at_half(f0)
+        f2 = self.at_quarter(f1)
+        return f0, f1, f2
+
+class VolumeGenerator(nn.Module):
+    """Encoder features + noise -> volume (B, 1, D, H, W) of pore probabilities."""
+
+    def __init__(self, enc_channels=(4, 16, 32), channels=(4, 16, 32), noise_channels=(8, 2),
+                 quarter_blocks=3):
+        super().__init__()
+        e0, e1, e2 = enc_channels
+        g0, g1, g2 = channels
+        n2, n1 = noise_channels
+        self.noise_channels = (n2, n1)
+        self.codes2 = (0.5, 4.0, 16.0)   # decay lengths (voxels) of the depth code at 1/4 resolution
+        self.decays1 = (1.0, 4.0)        # decay lengths of the slice features injected at 1/2
+        self.decays0 = (0.5, 2.0)        # ... and at full resolution
+        layers = [_conv3d(e2 + n2 + len(self.codes2), g2), _act()]
+        for _ in range(quarter_blocks - 1):
+            layers += [_conv3d(g2, g2), _act()]
+        self.at_quarter = nn.Sequential(*layers)
+        self.up1 = nn.Conv3d(g2, g1 * 8, 1)
+        self.at_half = nn.Sequential(nn.Conv3d(g1 + e1 * len(self.decays1) + n1, g1, 1), _act(),
+                                  _conv3d(g1, g1), _act())
+        self.up0 = nn.Conv3d(g1, g0 * 8, 1)
+        # The raw slice itself is injected at full resolution so the centre can copy it exactly.
+        self.at_full = nn.Sequential(_conv3d(g0 + (e0 + 1) * len(self.decays0), g0), _act(), _conv3d(g0, 1))
+
+    def noise_shapes(self, depth: int, height: int, width: int):
+        """Shapes (without batch) of the two noise tensors for a padded output size."""
+        n2, n1 = self.noise_channels
+        q = (depth // GRID, height // GRID, width // GRID)
+        h = (depth // 2, height // 2, width // 2)
+        return (n2,) + q, (n1,) + h
+
+    @staticmethod
+    def _lift(features: torch.Tensor, depth: int, decays: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) x (K, D) -> (B, C*K, D, H, W): features damped by distance from centre."""
+        b, c, h, w = features.shape
+        k = decays.shape[0]
+        lifted = features[:, :, None, None] * decays[None, None, :, :, None, None]
+        return lifted.reshape(b, c * k, depth, h, w)
+
+    def forward(self, slice_: torch.Tensor, feats, noise2: torch.Tensor, noise1: torch.Tensor,
+                centre: float, z0: int = 0, keep: "tuple[int, int] | None" = None) -> torch.Tensor:
+        """Generate a depth window of the volume.
+
+        `noise2` is (B, n2, d4, H/4, W/4) and `noise1` (B, n1, 2*d4, H/2, W/2): the noise of the
+        window of d4 quarter-resolution cells starting at cell `z0` of the full volume, whose
+        central slice is voxel `centre`. `keep` = (first, end) cells to return (default: all).
+        Cells within `halo_cells()` of a window edge that is not the volume's edge are inexact, so
+        slab-by-slab generation asks for windows wider than what it keeps.
+        """
+        f0, f1, f2 = feats
+        b, _, d4, h4, w4 = noise2.shape
+        device = noise2.device
+        first, end = keep if keep is not None else (z0, z0 + d4)
+        code2 = depth_code(d4, centre - z0 * GRID, GRID, self.codes2, device)
+        x = torch.cat([f2[:, :, None].expand(-1, -1, d4, -1, -1), noise2,
+                       code2[None, :, :, None, None].expand(b, -1, -1, h4, w4)], 1)
+        x = self.at_quarter(x)
+        # Finer stages only need one cell of margin around what is kept.
+        lo, hi = max(first - 1, z0), min(end + 1, z0 + d4)
+        x = x[:, :, lo - z0:hi - z0]
+        offset = lo * GRID
+        x = voxel_shuffle(self.up1(x))
+        d2 = x.shape[2]
+        noise1 = noise1[:, :, 2 * (lo - z0):2 * (hi - z0)]
+        x = torch.cat([x, self._lift(f1, d2, depth_code(d2, centre - offset, 2, self.decays1, device)), noise1], 1)
+        x = self.at_half(x)
+        x = voxel_shuffle(self.up0(x))
+        d0 = x.shape[2]
+        skip0 = torch.cat([f0, slice_ * 2 - 1], 1)
+        x = torch.cat([x, self._lift(skip0, d0, depth_code(d0, centre - offset, 1, self.decays0, device))], 1)
+        x = torch.sigmoid(self.at_full(x))
+        return x[:, :, (first - lo) * GRID:(end - lo) * GRID]
+
+
+class Slice2Vol(nn.Module):
+    """E and G together: slice (B, 1, H, W) -> volume (B, 1, depth, H, W), H, W multiples of 4."""
+
+    def __init__(self, enc_channels=(4, 16, 32), channels=(4, 16, 32), noise_channels=(8, 2), quarter_blocks=3):
+        super().__init__()
+        self.encoder = SliceEncoder(enc_channels)
+        self.generator = VolumeGenerator(enc_channels, channels, noise_channels, quarter_blocks)
+
+    def halo_cells(self) -> int:
+        """Quarter-resolution cells either side of a kept slab that its values depend on: one per
+        3x3x3 conv at 1/4, plus one cell for the finer stages (one conv at 1/2, two at full)."""
+        blocks = sum(isinstance(m, nn.Conv3d) and m.kernel_size[0] == 3 for m in self.generator.at_quarter)
+        return blocks + 1
+
+    def sample_noise(self, batch: int, depth: int, height: int, width: int, generator=None, device=None):
+        shape2, shape1 = self.generator.noise_shapes(depth, height, width)
+        return (torch.randn((batch,) + shape2, generator=generator, device=device),
+                torch.randn((batch,) + shape1, generator=generator, device=device))
+
+    def forward(self, slice_: torch.Tensor, depth: "int | None" = None, noise=None, generator=None):
+        b, _, h, w = slice_.shape
+        depth = h if depth is None else depth
+        if depth % GRID or h % GRID or w % GRID:
+            raise ValueError(f"depth, height and width must be multiples of {GRID}")
+        if noise is None:
+            noise = self.sample_noise(b, depth, h, w, generator, slice_.device)
+        feats = self.encoder(slice_)
+        return self.generator(slice_, feats, noise[0], noise[1], centre=depth // 2)
+
+def _sn(module: nn.Module) -> nn.Module:
+    return spectral_norm(module)
+
+class PatchDiscriminator3D(nn.Module):
+    """Spectral-norm 3D patch critic: (B, 1, D, H, W) -> (B, 1, D/8, H/8, W/8) scores."""
+
+    def __init__(self, channels=(16, 32, 64)):
+        super().__init__()
+        c1, c2, c3 = channels
+        self.net = nn.Sequential(
+            _sn(nn.Conv3d(1, c1, 4, 2, 1)), _act(),
+            _sn(nn.Conv3d(c1, c2, 4, 2, 1)), _act(),
+            _sn(nn.Conv3d(c2, c3, 4, 2, 1)), _act(),
+            _sn(nn.Conv3d(c3, 1, 3, 1, 1)),
+        )
+
+    def forward(self, volume: torch.Tensor) -> torch.Tensor:
+        return self.net(volume * 2 - 1)
+
+class PatchDiscriminator2D(nn.Module):
+    """Spectral-norm 2D patch critic on slices: (N, 1, H, W) -> (N, 1, H/8, W/8) scores."""
+
+    def __init__(self, channels=(32, 64, 128)):
+        super().__init__()
+        c1, c2, c3 = channels
+        self.net = nn.Sequential(
+            _sn(nn.Conv2d(1, c1, 4, 2, 1)), _act(),
+            _sn(nn.Conv2d(c1, c2, 4, 2, 1)), _act(),
+            _sn(nn.Conv2d(c2, c3, 4, 2, 1)), _act(),
+            _sn(nn.Conv2d(c3, 1, 3, 1, 1)),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images * 2 - 1)
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+__all__ = ["GRID", "Slice2Vol", "SliceEncoder", "VolumeGenerator", "PatchDiscriminator3D",
+           "PatchDiscriminator2D", "voxel_shuffle", "depth_code", "count_parameters"]

@@ -1,0 +1,257 @@
+"""Training loop of the slice-to-volume GAN (`rocksynth train reconstruct`).
+
+Each iteration takes random crops (with the cube's symmetries) from the training part of the
+volumes, uses the central z-slice of each crop as the condition, and generates a volume from it.
+- Discriminators (hinge loss, spectral norm): a 3D patch critic on whole crops and a 2D patch
+  critic on slices along all three axes.
+- Generator + encoder: adversarial loss + slice loss (L2 between the central slice of the raw
+  output and the input slice) + a porosity term (generated vs the real crop around that slice),
+  which keeps the porosity from swinging while the critics are still weak.
+Crops start small (`warmup_crop`) and grow to `crop`. Every `eval_every` iterations the model
+generates volumes from the central slices of fixed held-out cubes and the porosity error, S2 error
+and raw central-slice agreement are logged to a CSV learning curve (plotted at the end).
+Checkpoints hold everything needed to resume (`resume=True`).
+"""
+
+import csv
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from rocksynth.data.crops import RandomCrops, held_out_cubes, split_holdout
+from rocksynth.errors import BadInputError
+from rocksynth.models.slice2vol import PatchDiscriminator2D, PatchDiscriminator3D, Slice2Vol, count_parameters
+from rocksynth.progress import log, progress_bar
+from rocksynth.properties.correlation import two_point_correlation
+from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
+
+KIND = "reconstruct"
+CURVE_FIELDS = ["iteration", "wall_s", "crop", "loss_d", "loss_adv", "loss_slice", "loss_porosity",
+                "eval_porosity_real", "eval_porosity_generated", "eval_porosity_abs_error",
+                "eval_s2_error", "eval_slice_agreement"]
+
+
+@dataclass
+class TrainSettings:
+    iters: int = 3000
+    crop: int = 64
+    batch: int = 2
+    warmup_crop: int = 32
+    warmup_iters: int = 2000
+    warmup_batch: int = 4
+    lr_g: float = 2e-4
+    lr_d: float = 4e-4
+    slice_weight: float = 50.0
+    porosity_weight: float = 50.0
+    slices_per_axis: int = 8
+    holdout: float = 0.25
+    eval_every: int = 100
+    eval_cubes: int = 8
+    save_every: int = 200
+    seed: int = 0
+    model: dict = field(default_factory=dict)  # Slice2Vol constructor kwargs
+
+
+def build_models(model_config: dict):
+    return Slice2Vol(**model_config), PatchDiscriminator3D(), PatchDiscriminator2D()
+
+
+def _slices_all_axes(volumes: torch.Tensor, per_axis: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, 1, D, H, W) -> (B * 3 * per_axis, 1, n, n) random slices normal to each axis (cubes)."""
+    b, _, d, _, _ = volumes.shape
+    out = []
+    for axis in (2, 3, 4):
+        index = torch.randint(0, volumes.shape[axis], (per_axis,), generator=generator)
+        picked = volumes.index_select(axis, index)           # (B, 1, ..per_axis at axis.., ...)
+        picked = picked.movedim(axis, 1).reshape(b * per_axis, 1, d, d)
+        out.append(picked)
+    return torch.cat(out)
+
+
+def central_slice(volumes: torch.Tensor) -> torch.Tensor:
+    return volumes[:, :, volumes.shape[2] // 2]
+
+
+def _evaluate(model: Slice2Vol, cubes: np.ndarray, seed: int) -> dict:
+    """Generate from the central slices of held-out cubes; compare porosity, S2, slice agreement."""
+    model.eval()
+    torch_gen = torch.Generator().manual_seed(seed)
+    size = cubes.shape[1]
+    r_max = size // 2
+    real_por, gen_por, agree, s2_real, s2_gen = [], [], [], [], []
+    with torch.no_grad():
+        for cube in cubes:
+            s = torch.from_numpy(cube[size // 2][None, None].astype(np.float32))
+            volume = model(s, depth=size, generator=torch_gen)[0, 0].numpy() > 0.5
+            agree.append(float((volume[size // 2] == cube[size // 2]).mean()))
+            real_por.append(float(cube.mean()))
+            gen_por.append(float(volume.mean()))
+            s2_real.append(two_point_correlation(cube, r_max))
+            s2_gen.append(two_point_correlation(volume, r_max))
+    model.train()
+    return {
+        "eval_porosity_real": float(np.mean(real_por)),
+        "eval_porosity_generated": float(np.mean(gen_por)),
+        "eval_porosity_abs_error": float(np.mean(np.abs(np.array(real_por) - np.array(gen_por)))),
+        "eval_s2_error": float(np.mean(np.abs(np.mean(s2_real, 0) - np.mean(s2_gen, 0)))),
+        "eval_slice_agreement": float(np.mean(agree)),
+    }
+
+
+def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.PathLike",
+                      settings: TrainSettings, resume: bool = False, curve_csv: "str | None" = None,
+                      voxel_size: "float | None" = None) -> dict:
+    """Train (or resume) and write the checkpoint to `out`; returns the final metrics.
+
+    `volumes` are (name, bool mask) pairs; their last `settings.holdout` along z is held out.
+    """
+    out = Path(out)
+    curve_csv = Path(curve_csv) if curve_csv else out.with_suffix(".csv")
+    torch.manual_seed(settings.seed)
+    splits = [split_holdout(name, mask, settings.holdout) for name, mask in volumes]
+    for split in splits:
+        if min(split.train.shape) < settings.crop or min(split.held_out.shape) < settings.crop:
+            raise BadInputError(f"{split.name}: training part {split.train.shape} or held-out part "
+                                f"{split.held_out.shape} is smaller than the crop {settings.crop}")
+        if not 0.01 < split.train.mean() < 0.99:
+            raise BadInputError(f"{split.name}: porosity {split.train.mean():.3f}; nothing to learn")
+    per_volume = max(1, settings.eval_cubes // len(splits))
+    eval_cubes = np.concatenate([held_out_cubes(s.held_out, settings.crop, per_volume, settings.seed + 1)
+                                 for s in splits])
+
+    model, d3, d2 = build_models(settings.model)
+    opt_g = torch.optim.Adam(model.parameters(), lr=settings.lr_g, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(list(d3.parameters()) + list(d2.parameters()), lr=settings.lr_d, betas=(0.5, 0.9))
+    start, wall, curve = 0, 0.0, []
+    if resume and out.is_file():
+        payload = load_checkpoint(out, KIND)
+        model = Slice2Vol(**payload["config"])
+        opt_g = torch.optim.Adam(model.parameters(), lr=settings.lr_g, betas=(0.5, 0.9))
+        for module, key in ((model, "model"), (d3, "d3"), (d2, "d2"), (opt_g, "opt_g"), (opt_d, "opt_d")):
+            module.load_state_dict(payload["state"][key])
+        start, wall = payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
+        curve = [dict(row) for row in payload["meta"]["curve"]]
+        log(f"resumed {out} at iteration {start}")
+    elif resume:
+        log(f"{out} does not exist yet; starting from scratch")
+    log(f"generator + encoder {count_parameters(model):,} parameters; critics 3D {count_parameters(d3):,}, "
+        f"2D {count_parameters(d2):,}; {', '.join(f'{s.name} train {s.train.shape}' for s in splits)}")
+
+    crops = RandomCrops([s.train for s in splits], seed=settings.seed)
+    torch_gen = torch.Generator()
+    _write_curve(curve_csv, curve)
+
+    def save(iteration: int) -> None:
+        meta = {
+            "iterations": iteration, "wall_time_s": wall, "data": [name for name, _ in volumes],
+            "voxel_size": voxel_size, "settings": asdict(settings), "curve": curve,
+            "metrics": curve[-1] if curve else {},
+            "threads": torch.get_num_threads(),
+        }
+        state = {"model": model.state_dict(), "d3": d3.state_dict(), "d2": d2.state_dict(),
+                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
+        save_checkpoint(out, KIND, model_config(model, settings), state, meta)
+
+    running = {}
+    with progress_bar(settings.iters - start, f"training reconstruct ({out.name})", status=True) as bar:
+        for iteration in range(start + 1, settings.iters + 1):
+            tick = time.perf_counter()
+            # Reseed per iteration so a resumed run continues the same random stream.
+            crops.reseed(settings.seed * 1_000_003 + iteration)
+            torch_gen.manual_seed(settings.seed * 1_000_003 + iteration)
+            warm = iteration <= settings.warmup_iters
+            size = settings.warmup_crop if warm else settings.crop
+            batch = settings.warmup_batch if warm else settings.batch
+            real = torch.from_numpy(crops.batch(size, batch).astype(np.float32))[:, None]
+            cond = central_slice(real)
+            fake = model(cond, depth=size, generator=torch_gen)
+
+            # Critics: hinge loss on volumes and on slices along all axes.
+            real_slices = _slices_all_axes(real, settings.slices_per_axis, torch_gen)
+            fake_slices = _slices_all_axes(fake.detach(), settings.slices_per_axis, torch_gen)
+            loss_d = (F.relu(1 - d3(real)).mean() + F.relu(1 + d3(fake.detach())).mean()
+                      + F.relu(1 - d2(real_slices)).mean() + F.relu(1 + d2(fake_slices)).mean())
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+
+            # Generator + encoder.
+            loss_adv = -d3(fake).mean() - d2(_slices_all_axes(fake, settings.slices_per_axis, torch_gen)).mean()
+            loss_slice = F.mse_loss(central_slice(fake), cond)
+            # Every depth slice should hold about the crop's porosity, not only the conditioned one.
+            loss_por = ((fake.mean((1, 3, 4)) - real.mean((1, 2, 3, 4))[:, None]) ** 2).mean()
+            loss_g = loss_adv + settings.slice_weight * loss_slice + settings.porosity_weight * loss_por
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+
+            wall += time.perf_counter() - tick
+            for key, value in (("loss_d", loss_d), ("loss_adv", loss_adv), ("loss_slice", loss_slice),
+                               ("loss_porosity", loss_por)):
+                running.setdefault(key, []).append(value.item())
+            bar.advance(1, status=f"D {loss_d.item():.2f} adv {loss_adv.item():.2f} slice {loss_slice.item():.4f}")
+            if iteration % settings.eval_every == 0 or iteration == settings.iters:
+                row = {"iteration": iteration, "wall_s": round(wall, 1), "crop": size}
+                row.update({key: float(np.mean(values)) for key, values in running.items()})
+                row.update(_evaluate(model, eval_cubes, settings.seed + 2))
+                running = {}
+                curve.append(row)
+                _write_curve(curve_csv, curve)
+                log("it {iteration} {wall_s}s crop {crop}: D {loss_d:.3f} adv {loss_adv:.3f} slice {loss_slice:.4f} "
+                    "| held-out porosity real {eval_porosity_real:.3f} gen {eval_porosity_generated:.3f} "
+                    "S2 err {eval_s2_error:.4f} slice agreement {eval_slice_agreement:.4f}".format(**row))
+            if iteration % settings.save_every == 0 or iteration == settings.iters:
+                save(iteration)
+    if start >= settings.iters:
+        log(f"{out} already has {start} iterations (asked for {settings.iters}); nothing to do")
+    plot_curve(curve, curve_csv.with_suffix(".png"))
+    return curve[-1] if curve else {}
+
+
+def model_config(model: Slice2Vol, settings: TrainSettings) -> dict:
+    return dict(settings.model)
+
+
+def _write_curve(path: Path, curve: "list[dict]") -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(curve)
+    os.replace(tmp, path)
+
+
+def plot_curve(curve: "list[dict]", path: Path) -> None:
+    """Learning curve PNG: losses and held-out metrics against iterations."""
+    if not curve:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    it = [row["iteration"] for row in curve]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(it, [r["loss_d"] for r in curve], label="critic (hinge)")
+    axes[0].plot(it, [r["loss_adv"] for r in curve], label="generator adversarial")
+    axes[0].set_title("losses")
+    axes[0].legend()
+    axes[1].plot(it, [r["eval_porosity_real"] for r in curve], label="held-out real")
+    axes[1].plot(it, [r["eval_porosity_generated"] for r in curve], label="generated")
+    axes[1].set_title("porosity (held-out cubes)")
+    axes[1].legend()
+    axes[2].plot(it, [r["eval_s2_error"] for r in curve], label="S2 mean abs error")
+    axes[2].plot(it, [1 - r["eval_slice_agreement"] for r in curve], label="1 - raw slice agreement")
+    axes[2].set_yscale("log")
+    axes[2].set_title("held-out errors")
+    axes[2].legend()
+    for ax in axes:
+        ax.set_xlabel("iteration")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
