@@ -265,7 +265,7 @@ def summary_rows(report: dict) -> "list[tuple[str, str, str]]":
                 ("mean breadth density", f"{m['mean_breadth_density']:.4g}", f"{length_unit}^-2"),
                 ("integral of mean curvature density", f"{m['integral_mean_curvature_density']:.4g}", f"{length_unit}^-2"),
                 ("Euler density (6-conn. pores)", f"{m['euler_density']:.4g}", f"{length_unit}^-3"),
-                ("Euler number (6-conn. / 26-conn.)", f"{m['euler']:g} / {m['euler_26']:g}", "-"),
+                ("Euler number, window estimate (6 / 26-conn.)", f"{m['euler']:g} / {m['euler_26']:g}", "-"),
             ]
         else:
             rows += [
