@@ -1,0 +1,245 @@
+"""Autoregressive transformer over a discrete latent video (Latent Video Transformer).
+
+A clip of codes (B, T, h, w, P) is read in raster order, frame after frame: one token per latent
+position, its embedding the sum of its P part embeddings. A causal transformer predicts position i
+from positions < i (a start token opens the sequence); within a position the P parts are predicted
+one after the other (part c sees the parts < c of the same position), so the model is an exact
+autoregressive factorisation of all T*h*w*P codes.
+
+Sampling caches keys and values. A second, MaskGIT-style head fills a whole frame in a few
+parallel steps: the tokens of the frame being generated attend to the cached past frames and
+bidirectionally to each other, masked ones carrying a [MASK] embedding. It is trained on the same
+batches with a small extra block (see `forward`).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.dropout = dropout
+
+    def forward(self, x, mask=None, causal=False, cache=None, store=True):
+        """x (B, L, D). `cache` is a dict with keys k, v of earlier positions (B, H, L0, Dh);
+        when `store`, this call's keys/values are appended to it."""
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if cache is not None and "k" in cache:
+            k_all, v_all = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+        else:
+            k_all, v_all = k, v
+        if cache is not None and store:
+            cache["k"], cache["v"] = k_all, v_all
+        drop = self.dropout if self.training else 0.0
+        att = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask, is_causal=causal and mask is None,
+                                             dropout_p=drop)
+        x = x + self.proj(att.transpose(1, 2).reshape(b, n, d))
+        return x + self.mlp(self.ln2(x))
+
+
+class LatentVideoTransformer(nn.Module):
+    def __init__(self, frames: int = 8, height: int = 8, width: int = 8, n_parts: int = 2, n_codes: int = 64,
+                 dim: int = 128, layers: int = 4, heads: int = 4, dropout: float = 0.0):
+        super().__init__()
+        self.frames, self.height, self.width, self.n_parts, self.n_codes = frames, height, width, n_parts, n_codes
+        self.dim = dim
+        self.code_embed = nn.ModuleList(nn.Embedding(n_codes, dim) for _ in range(n_parts))
+        self.mask_embed = nn.Parameter(torch.zeros(n_parts, dim))  # [MASK] per part
+        self.start = nn.Parameter(torch.zeros(dim))
+        self.time_embed = nn.Parameter(torch.randn(frames, dim) * 0.02)
+        self.space_embed = nn.Parameter(torch.randn(height * width, dim) * 0.02)
+        self.parallel_flag = nn.Parameter(torch.zeros(dim))
+        self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(layers))
+        self.ln_out = nn.LayerNorm(dim)
+        # Sequential heads: part c reads the hidden state plus the embeddings of parts < c.
+        self.part_embed = nn.ModuleList(nn.Embedding(n_codes, dim) for _ in range(n_parts - 1))
+        self.heads = nn.ModuleList(nn.Linear(dim, n_codes) for _ in range(n_parts))
+        self.parallel_ln = nn.LayerNorm(dim)
+        self.parallel_head = nn.Linear(dim, n_parts * n_codes)
+
+    @property
+    def frame_tokens(self) -> int:
+        return self.height * self.width
+
+    # --- embeddings ---------------------------------------------------------------------------
+    def _positions(self, start: int, count: int):
+        """Position embeddings of raster positions start .. start+count-1 (within the window)."""
+        idx = torch.arange(start, start + count)
+        return self.time_embed[idx // self.frame_tokens] + self.space_embed[idx % self.frame_tokens]
+
+    def _embed_codes(self, codes):
+        """codes (B, N, P) -> (B, N, D); entries < 0 mean [MASK] for that part."""
+        out = 0
+        for p in range(self.n_parts):
+            c = codes[..., p]
+            emb = self.code_embed[p](c.clamp(min=0))
+            out = out + torch.where((c < 0).unsqueeze(-1), self.mask_embed[p], emb)
+        return out
+
+    def _inputs(self, tokens, start: int):
+        """Shifted inputs for raster positions start .. start+N-1: the input at position i is
+        token i-1 (the start token at position 0). `tokens` (B, N, P) are the tokens at
+        positions start-1 .. start+N-2 (for start = 0 the first is dropped and replaced)."""
+        b, n, _ = tokens.shape
+        emb = self._embed_codes(tokens)
+        if start == 0:
+            emb = torch.cat([self.start.expand(b, 1, self.dim), emb[:, :-1]], 1) if n > 0 else emb
+        return emb + self._positions(start, n)
+
+    def _part_logits(self, hidden, targets):
+        """Logits (B, N, P, K) of every part given the hidden states and the true earlier parts."""
+        h = self.ln_out(hidden)
+        logits = [self.heads[0](h)]
+        for p in range(1, self.n_parts):
+            h = h + self.part_embed[p - 1](targets[..., p - 1])
+            logits.append(self.heads[p](h))
+        return torch.stack(logits, 2)
+
+    # --- training -----------------------------------------------------------------------------
+    def forward(self, codes, parallel_frame: "int | None" = None, mask_ratio: "float | None" = None):
+        """codes (B, T, h, w, P). Returns the per-code NLL (B, T*h*w, P) in nats of the
+        sequential model and, when `parallel_frame` is given, the masked-token NLL of the parallel
+        head on that frame (mean over masked codes; None otherwise). The parallel block rides on
+        the same forward pass: its tokens attend to the causal prefix and to each other."""
+        b, t = codes.shape[:2]
+        tokens = codes.reshape(b, t * self.frame_tokens, self.n_parts)
+        n = tokens.shape[1]
+        x = self._inputs(tokens, 0)
+        mask = None
+        if parallel_frame is not None:
+            j = parallel_frame
+            fr = tokens[:, j * self.frame_tokens:(j + 1) * self.frame_tokens]
+            ratio = mask_ratio if mask_ratio is not None else math.cos(math.pi / 2 * torch.rand(()).item())
+            n_mask = max(1, math.ceil(ratio * self.frame_tokens))
+            order = torch.rand(b, self.frame_tokens).argsort(1)
+            masked = torch.zeros(b, self.frame_tokens, dtype=torch.bool)
+            masked.scatter_(1, order[:, :n_mask], True)
+            q_tokens = torch.where(masked.unsqueeze(-1), torch.full_like(fr, -1), fr)
+            q = self._embed_codes(q_tokens) + self._positions(j * self.frame_tokens, self.frame_tokens) + self.parallel_flag
+            x = torch.cat([x, q], 1)
+            total = n + self.frame_tokens
+            mask = torch.ones(total, total, dtype=torch.bool).tril()
+            mask[n:, :] = False
+            # Keys at positions <= j*hw hold the start token and the tokens of frames < j.
+            mask[n:, :j * self.frame_tokens + 1] = True
+            mask[n:, n:] = True
+        for block in self.blocks:
+            x = block(x, mask=mask, causal=mask is None)
+        seq_logits = self._part_logits(x[:, :n], tokens)
+        nll = F.cross_entropy(seq_logits.reshape(-1, self.n_codes), tokens.reshape(-1), reduction="none").view(b, n, self.n_parts)
+        par_nll = None
+        if parallel_frame is not None:
+            par_logits = self.parallel_head(self.parallel_ln(x[:, n:])).view(b, self.frame_tokens, self.n_parts, self.n_codes)
+            per = F.cross_entropy(par_logits.reshape(-1, self.n_codes), fr.reshape(-1), reduction="none")
+            per = per.view(b, self.frame_tokens, self.n_parts)[masked]
+            par_nll = per.mean()
+        return nll, par_nll
+
+    # --- sampling -----------------------------------------------------------------------------
+    def _run(self, x, caches, store=True, mask=None):
+        for block, cache in zip(self.blocks, caches):
+            x = block(x, mask=mask, cache=cache, store=store)
+        return x
+
+    def _prime(self, context):
+        """Fill fresh caches with the context frames (B, t0, h, w, P); returns caches and the
+        hidden state of the last position (which predicts the next token)."""
+        b, t0 = context.shape[:2]
+        tokens = context.reshape(b, t0 * self.frame_tokens, self.n_parts)
+        caches = [dict() for _ in self.blocks]
+        # Inputs for positions 0 .. t0*hw: the start token then every context token.
+        x = self._inputs(torch.cat([tokens, tokens[:, :1]], 1), 0)
+        mask = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).tril()
+        h = self._run(x, caches, mask=mask)
+        return caches, h[:, -1:]
+
+    def _sample_parts(self, h, temperature, generator):
+        """Sample the P parts of one position from hidden state h (B, 1, D) -> (B, 1, P)."""
+        hn = self.ln_out(h)
+        parts = []
+        for p in range(self.n_parts):
+            if p > 0:
+                hn = hn + self.part_embed[p - 1](parts[-1])
+            parts.append(_sample(self.heads[p](hn), temperature, generator))
+        return torch.stack(parts, -1)
+
+    @torch.no_grad()
+    def generate_frame_sequential(self, context, temperature=1.0, generator=None):
+        """Next frame (B, h, w, P) after `context` (B, t0, h, w, P), code by code with a KV cache."""
+        b, t0 = context.shape[:2]
+        caches, h = self._prime(context)
+        start = t0 * self.frame_tokens
+        out = []
+        for i in range(self.frame_tokens):
+            tok = self._sample_parts(h, temperature, generator)
+            out.append(tok)
+            if i + 1 < self.frame_tokens:
+                x = self._embed_codes(tok) + self._positions(start + i + 1, 1)
+                h = self._run(x, caches)
+        return torch.cat(out, 1).view(b, self.height, self.width, self.n_parts)
+
+    @torch.no_grad()
+    def generate_frame_parallel(self, context, steps=8, temperature=1.0, generator=None):
+        """Next frame (B, h, w, P) in `steps` MaskGIT rounds: each round predicts every masked
+        code, keeps the most confident ones (cosine schedule) and re-masks the rest."""
+        b, t0 = context.shape[:2]
+        n_tok = self.frame_tokens
+        prefix = context.reshape(b, t0 * n_tok, self.n_parts)
+        caches = [dict() for _ in self.blocks]
+        x = self._inputs(prefix, 0)  # positions 0 .. t0*hw-1: the start token and all but the last
+        self._run(x, caches, mask=torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).tril())
+        # Position t0*hw's key holds the last context token; it belongs to the prefix too.
+        last = self._embed_codes(prefix[:, -1:]) + self._positions(t0 * n_tok, 1)
+        self._run(last, caches)
+        frame = torch.full((b, n_tok, self.n_parts), -1, dtype=torch.long)
+        pos = self._positions(t0 * n_tok, n_tok) + self.parallel_flag
+        for step in range(steps):
+            masked = frame[..., 0] < 0  # (B, N): a position's parts are masked together, as in training
+            h = self._run(self._embed_codes(frame) + pos, caches, store=False)
+            logits = self.parallel_head(self.parallel_ln(h)).view(b, n_tok, self.n_parts, self.n_codes)
+            sampled = _sample(logits, temperature, generator)
+            logp = torch.log_softmax(logits, -1).gather(-1, sampled.unsqueeze(-1)).squeeze(-1).sum(-1)
+            confidence = torch.where(masked, logp, torch.full_like(logp, math.inf))
+            n_masked_after = math.floor(n_tok * math.cos(math.pi / 2 * (step + 1) / steps))
+            keep_masked = torch.zeros_like(masked)
+            if n_masked_after > 0:
+                # Randomness in the choice (as MaskGIT's temperature-annealed noise) avoids freezing
+                # the first guesses in a fixed spatial pattern.
+                uniform = torch.rand(confidence.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
+                score = confidence - torch.log(-torch.log(uniform)) * temperature * (1 - (step + 1) / steps)
+                keep_masked.scatter_(1, score.argsort(1)[:, :n_masked_after], True)
+            fill = masked & ~keep_masked
+            frame = torch.where(fill.unsqueeze(-1), sampled, frame)
+        return frame.view(b, self.height, self.width, self.n_parts)
+
+    @torch.no_grad()
+    def generate(self, context, n_frames, temperature=1.0, parallel=False, steps=8, generator=None):
+        """Continue `context` (B, t0, h, w, P) by `n_frames` frames; when the clip outgrows the
+        model's window the oldest frames are dropped (sliding window)."""
+        frames = [context[:, i] for i in range(context.shape[1])]
+        for _ in range(n_frames):
+            window = torch.stack(frames[-(self.frames - 1):], 1)
+            if parallel:
+                nxt = self.generate_frame_parallel(window, steps, temperature, generator)
+            else:
+                nxt = self.generate_frame_sequential(window, temperature, generator)
+            frames.append(nxt)
+        return torch.stack(frames[context.shape[1]:], 1)
+
+
+def _sample(logits, temperature, generator):
+    """Sample indices from logits (..., K); temperature 0 = argmax."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, -1)
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])

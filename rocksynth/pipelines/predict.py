@@ -1,0 +1,142 @@
+"""Video prediction: encode the context frames to codes, continue them with the latent
+transformer, decode the new codes to frames.
+
+Frames of another size or colour than the model's are converted to it (and the prediction back
+to the input's), and the user is told so on stderr.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rocksynth.errors import BadInputError, RocksynthError
+from rocksynth.progress import log, progress_bar
+
+
+def load_predictor(model: str):
+    """(vqvae, transformer, checkpoint dict) of a shipped name or a checkpoint path."""
+    from rocksynth.pretrained.registry import resolve_model
+    from rocksynth.training.video import load_video_model
+
+    path = resolve_model(model, "video")
+    vqvae, transformer, payload = load_video_model(path)
+    if transformer is None:
+        raise BadInputError(f"{path}: holds only a VQ-VAE; train its transformer first (rocksynth train video --stage transformer)")
+    return vqvae, transformer, payload
+
+
+def to_model_frames(frames: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """(t, y, x, c) uint8 -> float32 (t, channels, size, size) in [0, 1]."""
+    from skimage.transform import resize
+
+    x = frames.astype(np.float32) / 255
+    if channels == 1 and x.shape[-1] == 3:
+        x = x.mean(-1, keepdims=True)
+    elif channels == 3 and x.shape[-1] == 1:
+        x = np.repeat(x, 3, -1)
+    if x.shape[1:3] != (size, size):
+        x = resize(x, (x.shape[0], size, size, channels), order=1, anti_aliasing=True, preserve_range=True)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def from_model_frames(x: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
+    """float (t, C, s, s) in [0, 1] -> uint8 (t, height, width, channels)."""
+    from skimage.transform import resize
+
+    x = x.transpose(0, 2, 3, 1)
+    if x.shape[1:3] != (height, width):
+        x = resize(x, (x.shape[0], height, width, x.shape[3]), order=1, preserve_range=True)
+    if channels == 3 and x.shape[-1] == 1:
+        x = np.repeat(x, 3, -1)
+    elif channels == 1 and x.shape[-1] == 3:
+        x = x.mean(-1, keepdims=True)
+    return np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
+
+
+@torch.no_grad()
+def predict_frames(vqvae, transformer, context: np.ndarray, n_frames: int, temperature: float = 1.0,
+                   parallel: bool = False, steps: int = 8, samples: int = 1, seed: int = 0) -> np.ndarray:
+    """context float (t0, C, s, s) in [0, 1] -> predicted frames float (samples, n_frames, C, s, s).
+
+    Samples are drawn as one batch; the same seed gives the same output."""
+    generator = torch.Generator().manual_seed(seed)
+    codes = vqvae.encode(torch.from_numpy(context))  # (t0, h, w, P)
+    window = codes.unsqueeze(0).expand(samples, *codes.shape)
+    predicted = []
+    with progress_bar(n_frames, "predict frames") as bar:
+        frames = [window[:, i] for i in range(window.shape[1])]
+        for _ in range(n_frames):
+            # One frame at a time so the progress bar moves; `generate` slides the window the same way.
+            ctx = torch.stack(frames[-(transformer.frames - 1):], 1)
+            nxt = transformer.generate(ctx, 1, temperature=temperature, parallel=parallel, steps=steps,
+                                       generator=generator)[:, 0]
+            frames.append(nxt)
+            predicted.append(vqvae.decode(nxt))
+            bar.advance(1)
+    return torch.stack(predicted, 1).numpy()
+
+
+def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "shapes", seed: int = 0,
+                 temperature: float = 1.0, samples: int = 1, parallel: bool = False, steps: int = 8,
+                 fps=None) -> dict:
+    """Read a video, predict `n_frames` after its first `context` frames, write context + prediction."""
+    from rocksynth.io.videos import read_video, write_video
+
+    if context < 1:
+        raise BadInputError("--context must be at least 1 frame")
+    if n_frames < 1:
+        raise BadInputError("--frames must be at least 1")
+    if samples < 1:
+        raise BadInputError("--samples must be at least 1")
+    if temperature < 0:
+        raise BadInputError("--temperature must be >= 0")
+    if parallel and steps < 1:
+        raise BadInputError("--steps must be at least 1")
+    torch.manual_seed(seed)
+    vqvae, transformer, payload = load_predictor(model)
+    video = read_video(clip)
+    if video.frames.shape[0] < context:
+        raise BadInputError(f"{clip}: has {video.frames.shape[0]} frames, fewer than --context {context}")
+    frames = video.frames[:context]
+    size, channels = payload["config"]["frame"]["size"], payload["config"]["frame"]["channels"]
+    height, width, in_channels = frames.shape[1:]
+    if (height, width) != (size, size):
+        log(f"frames are {width}x{height}: resized to the model's {size}x{size} and the prediction back to {width}x{height}")
+    if in_channels != channels:
+        log(f"frames have {in_channels} channel(s), the model {channels}: converted "
+            + ("to gray" if channels == 1 else "to RGB") + " for the model")
+    max_context = transformer.frames - 1
+    if context > max_context:
+        log(f"the model sees at most {max_context} frames at once: the prediction is primed on the last {max_context}")
+    model_in = to_model_frames(frames, size, channels)[-max_context:]
+    started = time.time()
+    predicted = predict_frames(vqvae, transformer, model_in, n_frames, temperature=temperature, parallel=parallel,
+                               steps=steps, samples=samples, seed=seed)
+    elapsed = time.time() - started
+    if not np.isfinite(predicted).all():
+        raise RocksynthError("the model produced non-finite frames; the checkpoint may be damaged")
+    targets = _sample_paths(out, samples)
+    for path, sample in zip(targets, predicted):
+        result = np.concatenate([frames, from_model_frames(sample, height, width, in_channels)])
+        write_video(path, result, fps=fps or video.fps)
+        log(f"wrote {path}: {context} context + {n_frames} predicted frames")
+    mode = f"parallel, {steps} steps" if parallel else "sequential"
+    log(f"{samples * n_frames} frames predicted in {elapsed:.1f} s ({samples * n_frames / elapsed:.1f} frames/s, {mode})")
+    return {"outputs": [str(p) for p in targets], "context_frames": context, "predicted_frames": n_frames,
+            "samples": samples, "decoding": "parallel" if parallel else "sequential",
+            "seconds": round(elapsed, 3), "frames_per_second": round(samples * n_frames / elapsed, 3),
+            "model_frame_size": size, "input_frame_size": [height, width]}
+
+
+def _sample_paths(out, samples: int) -> "list[str]":
+    if samples == 1:
+        return [str(out)]
+    if str(out) == "-":
+        raise BadInputError("--samples > 1 needs a file or folder --out, not stdout")
+    text = str(out)
+    if text.endswith("/"):
+        return [f"{text.rstrip('/')}_{i}/" for i in range(1, samples + 1)]
+    path = Path(text)
+    return [str(path.with_name(f"{path.stem}_{i}{path.suffix}")) for i in range(1, samples + 1)]
