@@ -49,6 +49,7 @@ def _register() -> None:
 
     from rocksynth.cli import analyze as analyze_cli; app.command("analyze")(analyze_cli.analyze)  # noqa: E702
     from rocksynth.cli import compare as compare_cli; app.command("compare")(compare_cli.compare)  # noqa: E702
+    from rocksynth.cli import predict as predict_cli; app.command("predict")(predict_cli.predict); train_app.command("video")(predict_cli.train_video)  # noqa: E702
 
 
 _register()
