@@ -50,6 +50,7 @@ def _register() -> None:
     from rocksynth.cli import analyze as analyze_cli; app.command("analyze")(analyze_cli.analyze)  # noqa: E702
     from rocksynth.cli import compare as compare_cli; app.command("compare")(compare_cli.compare)  # noqa: E702
     from rocksynth.cli import predict as predict_cli; app.command("predict")(predict_cli.predict); train_app.command("video")(predict_cli.train_video)  # noqa: E702
+    from rocksynth.cli import clean as clean_cli; app.command("clean")(clean_cli.clean); train_app.command("clean")(clean_cli.train_clean)  # noqa: E702
 
 
 _register()

@@ -1,0 +1,173 @@
+"""A scanner-and-paper degradation model: clean drawing -> realistic scan, with its target.
+
+`degraded_pair(rng, clean)` returns (scan uint8 RGB or gray, target bool). The target is the clean
+drawing (after the same slight skew as the scan), *without* the gaps punched into the scan's lines,
+so a model trained on the pairs learns to fill gaps, whiten any paper and drop stains and noise.
+Each degradation is switched on at random, so every combination occurs in the data.
+"""
+
+import io
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def float_scale(array: np.ndarray) -> float:
+    """The value that white paper has in a float image: 1, 255 or 65535 (or its maximum)."""
+    top = float(np.nanmax(array)) if array.size else 1.0
+    return 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0 if top <= 65535.0 else top
+
+
+def scan_to_gray(array: np.ndarray, white: "float | None" = None) -> np.ndarray:
+    """Any image (y, x) / (y, x, c), uint8/uint16/float -> float32 gray in [0, 1] (1 = white paper).
+
+    Alpha is composited over white paper; RGB becomes luma. Integer images are scaled by their
+    dtype's range; float images by `white` (default `float_scale(array)`; pass it when converting
+    an image piece by piece so every piece is scaled alike)."""
+    a = np.asarray(array)
+    if a.dtype == bool:
+        a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
+    else:
+        a = np.nan_to_num(a.astype(np.float32) / (white or float_scale(a)), nan=1.0)
+    if a.ndim == 3:
+        channels = a.shape[2]
+        alpha = None
+        if channels in (2, 4):
+            alpha, a = a[..., -1:], a[..., :-1]
+        gray = a[..., 0] if a.shape[2] == 1 else a[..., :3] @ LUMA if a.shape[2] >= 3 else a.mean(axis=2)
+        if alpha is not None:
+            gray = gray * alpha[..., 0] + (1.0 - alpha[..., 0])
+        a = gray
+    return np.clip(a, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _smooth_field(rng, shape, sigma, low, high):
+    """A smooth random field in [low, high] (Gaussian-filtered noise on a coarse grid)."""
+    h, w = shape
+    step = max(1, int(sigma / 2))
+    coarse = rng.standard_normal((h // step + 3, w // step + 3)).astype(np.float32)
+    coarse = ndimage.gaussian_filter(coarse, max(sigma / step, 0.5), mode="wrap")
+    field = ndimage.zoom(coarse, step, order=1)[:h, :w]
+    field = (field - field.min()) / max(float(np.ptp(field)), 1e-6)
+    return low + (high - low) * field
+
+
+def skew(clean: np.ndarray, rng: np.random.Generator, max_degrees: float = 1.5) -> np.ndarray:
+    """Rotate a drawing slightly (as a sheet placed askew on the scanner); bool in, bool out."""
+    angle = rng.uniform(-max_degrees, max_degrees)
+    rotated = ndimage.rotate(clean.astype(np.float32), angle, reshape=False, order=1, mode="constant", cval=0.0)
+    return rotated > 0.5
+
+
+def _gaps(ink: np.ndarray, rng) -> np.ndarray:
+    """Punch small holes into strokes (worn toner, dropped-out lines); returns the ink kept."""
+    ys, xs = np.nonzero(ink)
+    if ys.size == 0:
+        return ink
+    count = int(rng.poisson(ink.size / 4000 * rng.uniform(0.5, 2.0)))
+    out = ink.copy()
+    for i in rng.integers(0, ys.size, count):
+        r = int(rng.integers(1, 4))
+        out[max(ys[i] - r, 0):ys[i] + r + 1, max(xs[i] - r, 0):xs[i] + r + 1] = False
+    return out
+
+
+def _paper(rng, shape) -> np.ndarray:
+    """Paper colour (white, cream, gray, brown, blue-ish) with fibre texture, RGB float."""
+    kind = rng.choice(["white", "cream", "gray", "brown", "blue"], p=[0.3, 0.25, 0.2, 0.15, 0.1])
+    base = {"white": (0.97, 0.97, 0.96), "cream": (0.95, 0.91, 0.80), "gray": (0.80, 0.80, 0.80),
+            "brown": (0.80, 0.68, 0.52), "blue": (0.82, 0.87, 0.93)}[kind]
+    base = np.clip(np.array(base) * rng.uniform(0.85, 1.04), 0.3, 1.0)
+    paper = np.broadcast_to(base, shape + (3,)).astype(np.float32).copy()
+    if rng.random() < 0.7:  # fibres: anisotropic filtered noise
+        texture = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32),
+                                          (rng.uniform(0.5, 2.0), rng.uniform(0.5, 4.0)))
+        paper *= 1.0 + rng.uniform(0.02, 0.12) * texture[..., None] / max(float(texture.std()), 1e-6) / 3
+    return paper
+
+
+def _illumination(rng, shape) -> np.ndarray:
+    """Multiplicative lighting: a linear gradient plus a vignette or a smooth shadow."""
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    span = max(h, w) * rng.uniform(1.0, 4.0)
+    grad = ((x - w / 2) * np.cos(angle) + (y - h / 2) * np.sin(angle)) / span
+    light = 1.0 + rng.uniform(0.1, 0.6) * grad
+    if rng.random() < 0.5:
+        light *= _smooth_field(rng, shape, rng.uniform(20, 80), rng.uniform(0.55, 0.95), 1.0)
+    return np.clip(light, 0.3, 1.2).astype(np.float32)
+
+
+def _stains(rng, shape, paper):
+    """Coffee stains, blotches and rings: blobs of brownish, gray or coloured tint."""
+    h, w = shape
+    for _ in range(int(rng.integers(1, 5))):
+        blob = _smooth_field(rng, shape, rng.uniform(6, 40), 0.0, 1.0)
+        level = rng.uniform(0.55, 0.9)
+        mask = np.clip((blob - level) / 0.05, 0, 1)
+        if rng.random() < 0.3:  # a ring: the dried edge of a drop
+            mask = np.clip(mask - ndimage.uniform_filter(mask, int(rng.integers(3, 9))) ** 2 * 1.3, 0, 1)
+        colour = rng.choice([(0.6, 0.45, 0.3), (0.5, 0.5, 0.5), (0.75, 0.7, 0.4), (0.55, 0.6, 0.8), (0.3, 0.3, 0.3)])
+        strength = rng.uniform(0.2, 0.8)
+        tint = 1.0 - strength * (1.0 - np.array(colour, dtype=np.float32))
+        paper *= 1.0 - mask[..., None] * (1.0 - tint)
+    return paper
+
+
+def _ink_density(ink_kept, rng):
+    """Ink coverage in [0, 1] with bleed (spread into paper) and fading (uneven, pale toner)."""
+    density = ink_kept.astype(np.float32)
+    if rng.random() < 0.4:  # bleed: ink spreads into the fibres
+        spread = ndimage.gaussian_filter(density, rng.uniform(0.6, 1.6))
+        density = np.maximum(density, np.clip(spread * rng.uniform(1.2, 2.2), 0, 1))
+    if rng.random() < 0.5:  # fading
+        density *= _smooth_field(rng, ink_kept.shape, rng.uniform(8, 60), rng.uniform(0.35, 0.8), 1.0)
+    if rng.random() < 0.3:  # speckled toner
+        density *= 1.0 - rng.uniform(0.1, 0.5) * (rng.random(ink_kept.shape) < rng.uniform(0.05, 0.3))
+    return density
+
+
+def _jpeg(rgb_uint8: np.ndarray, rng) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb_uint8).save(buffer, format="JPEG", quality=int(rng.integers(15, 85)))
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert(Image.fromarray(rgb_uint8).mode))
+
+
+def degraded_pair(rng: np.random.Generator, clean: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
+    """(scan, target) from a clean drawing: scan uint8 (y, x, 3) or (y, x); target bool (y, x)."""
+    shape = clean.shape
+    target = skew(clean, rng) if rng.random() < 0.5 else clean
+    kept = _gaps(target, rng) if rng.random() < 0.6 else target
+    density = _ink_density(kept, rng)
+    paper = _paper(rng, shape)
+    if rng.random() < 0.5:
+        paper = _stains(rng, shape, paper)
+    ink_colour = np.array(rng.choice([(0.05, 0.05, 0.05), (0.15, 0.15, 0.15), (0.1, 0.1, 0.3),
+                                      (0.3, 0.3, 0.3), (0.25, 0.15, 0.1)]), dtype=np.float32)
+    ink_colour = np.clip(ink_colour * rng.uniform(0.5, 1.6), 0, 0.55)
+    # Ink absorbs light: paper * (1 - d) + ink * d, darkened ink stays darker than the paper under it.
+    scan = paper * (1.0 - density[..., None]) + (paper * ink_colour) * density[..., None]
+    if rng.random() < 0.85:
+        scan *= _illumination(rng, shape)[..., None]
+    if rng.random() < 0.6:
+        scan = ndimage.gaussian_filter(scan, (rng.uniform(0.3, 1.3),) * 2 + (0,))
+    if rng.random() < 0.8:
+        scan = scan + rng.uniform(0.005, 0.07) * rng.standard_normal(scan.shape).astype(np.float32)
+    if rng.random() < 0.3:  # dust and specks
+        specks = rng.random(shape) < rng.uniform(1e-4, 2e-3)
+        specks = ndimage.binary_dilation(specks, iterations=int(rng.integers(0, 2))) if rng.random() < 0.5 else specks
+        scan[specks] *= rng.uniform(0.2, 0.7)
+    scan = (np.clip(scan, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if rng.random() < 0.3:
+        scan = scan @ LUMA
+        scan = (scan + 0.5).astype(np.uint8)
+    if rng.random() < 0.5:
+        scan = _jpeg(scan, rng)
+    return scan, target

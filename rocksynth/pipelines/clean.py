@@ -1,0 +1,196 @@
+"""Clean scanned drawings with the U-Net: any size, in overlapping tiles, streamed in row bands.
+
+Tiles sit on a grid whose origins are multiples of 16 (the U-Net's down-sampling factor), so a
+pixel sees the same network arithmetic in every tile that covers it. Neighbouring tiles overlap by
+`overlap` pixels; in the overlap each tile's outer quarter is ignored (its padding artefacts) and
+the rest is cross-faded with smoothstep weights that sum to exactly one, so the tiled result
+equals the whole-image result away from the image borders and shows no seams. Only one row of
+tiles (tile x image width floats) is held at a time, so memory does not grow with image height.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rocksynth.data.degrade import float_scale, scan_to_gray
+from rocksynth.errors import BadInputError
+from rocksynth.io.paths import STDIO
+
+KIND = "clean"
+MULTIPLE = 16
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+def load_cleaner(model: str = "drawings", threads: int = 1):
+    """The U-Net in eval mode from a shipped model name or a checkpoint path."""
+    import torch
+
+    from rocksynth.models.unet import UNet
+    from rocksynth.pretrained.registry import resolve_model
+    from rocksynth.training.checkpoint import load_checkpoint
+
+    torch.set_num_threads(threads)
+    payload = load_checkpoint(resolve_model(model, KIND), KIND)
+    net = UNet(**payload["config"])
+    net.load_state_dict(payload["state"]["model"])
+    return net.eval()
+
+
+def _ceil_to(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _reflect_index(n_padded: int, n: int) -> np.ndarray:
+    """Indices 0..n_padded-1 folded back into 0..n-1 by mirror reflection (any padding length)."""
+    index = np.arange(n_padded)
+    if n == 1:
+        return np.zeros(n_padded, dtype=np.intp)
+    period = 2 * (n - 1)
+    index = index % period
+    return np.where(index < n, index, period - index)
+
+
+def _blend_weights(length: int, overlap: int, ramp_start: bool, ramp_end: bool) -> np.ndarray:
+    """1D tile weights: 1 inside, smoothstep cross-fades over the overlaps (zero on the outer quarter)."""
+    w = np.ones(length, dtype=np.float32)
+    if overlap <= 0:
+        return w
+    margin = overlap // 4
+    u = np.clip((np.arange(overlap) + 0.5 - margin) / (overlap - 2 * margin), 0.0, 1.0)
+    ramp = (u * u * (3 - 2 * u)).astype(np.float32)  # smoothstep(u) + smoothstep(1 - u) == 1
+    if ramp_start:
+        w[:overlap] = ramp
+    if ramp_end:
+        w[length - overlap:] = ramp[::-1]
+    return w
+
+
+def _check_tiling(tile: int, overlap: int) -> None:
+    if tile < 64 or tile % MULTIPLE:
+        raise BadInputError(f"--tile must be a multiple of {MULTIPLE} and at least 64 (got {tile})")
+    if overlap < 0 or overlap % MULTIPLE or overlap > tile // 2:
+        raise BadInputError(f"--overlap must be a multiple of {MULTIPLE} between 0 and tile/2 (got {overlap})")
+
+
+def _axis_tiles(n: int, tile: int, overlap: int) -> "tuple[int, int, int]":
+    """(tile length, step, padded length) along one axis of length n."""
+    if n <= tile:
+        length = _ceil_to(n, MULTIPLE)
+        return length, length, length
+    step = tile - overlap
+    count = -(-(n - overlap) // step)
+    return tile, step, step * count + overlap
+
+
+def ink_probability_bands(image: np.ndarray, model, tile: int = 512, overlap: int = 64):
+    """Yield (y0, probability rows float32) covering the image top to bottom; ink probability in [0, 1].
+
+    `image` is any scan array (y, x) or (y, x, c), converted to gray a band at a time."""
+    import torch
+
+    _check_tiling(tile, overlap)
+    height, width = image.shape[:2]
+    white = float_scale(image) if image.dtype.kind == "f" else None
+    tile_y, step_y, padded_h = _axis_tiles(height, tile, overlap)
+    tile_x, step_x, padded_w = _axis_tiles(width, tile, overlap)
+    rows_index, cols_index = _reflect_index(padded_h, height), _reflect_index(padded_w, width)
+    over_y, over_x = tile_y - step_y, tile_x - step_x
+    origins_x = list(range(0, padded_w - tile_x + 1, step_x))
+    weights_x = [_blend_weights(tile_x, over_x, i > 0, i < len(origins_x) - 1) for i in range(len(origins_x))]
+    origins_y = list(range(0, padded_h - tile_y + 1, step_y))
+    carry = None
+    for row, y0 in enumerate(origins_y):
+        band = scan_to_gray(image[rows_index[y0:y0 + tile_y]][:, cols_index], white)
+        weight_y = _blend_weights(tile_y, over_y, row > 0, row < len(origins_y) - 1)[:, None]
+        acc = np.zeros((tile_y, padded_w), dtype=np.float32)
+        if carry is not None:
+            acc[:carry.shape[0]] = carry
+        with torch.no_grad():
+            for x0, weight_x in zip(origins_x, weights_x):
+                logits = model(torch.from_numpy(np.ascontiguousarray(band[:, x0:x0 + tile_x]))[None, None])
+                acc[:, x0:x0 + tile_x] += torch.sigmoid(logits)[0, 0].numpy() * weight_y * weight_x[None, :]
+        last = row == len(origins_y) - 1
+        done = tile_y if last else step_y
+        carry = None if last else acc[done:].copy()
+        stop = min(y0 + done, height)
+        if stop > y0:
+            yield y0, acc[:stop - y0, :width]
+
+
+def ink_probability(image: np.ndarray, model, tile: "int | None" = 512, overlap: int = 64) -> np.ndarray:
+    """The whole (height, width) ink probability; `tile=None` runs the network on the image at once."""
+    if tile is None:
+        tile = max(_ceil_to(max(image.shape[:2]), MULTIPLE), 64)
+        overlap = 0
+    out = np.empty(image.shape[:2], dtype=np.float32)
+    for y0, rows in ink_probability_bands(image, model, tile, overlap):
+        out[y0:y0 + rows.shape[0]] = rows
+    return out
+
+
+def clean_image(image: np.ndarray, model, threshold: float = 0.5, soft: bool = False, tile: int = 512,
+                overlap: int = 64) -> np.ndarray:
+    """uint8 (y, x): white (255) background, black (0) ink; with `soft`, 255 * (1 - probability)."""
+    if not 0.0 < threshold < 1.0:
+        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
+    if image.ndim not in (2, 3) or min(image.shape[:2]) == 0:
+        raise BadInputError(f"image has unusable shape {image.shape}")
+    out = np.empty(image.shape[:2], dtype=np.uint8)
+    for y0, rows in ink_probability_bands(image, model, tile, overlap):
+        target = out[y0:y0 + rows.shape[0]]
+        if soft:
+            target[:] = np.rint(255.0 * (1.0 - rows)).astype(np.uint8)
+        else:
+            target[:] = np.where(rows > threshold, 0, 255).astype(np.uint8)
+    return out
+
+
+def _output_name(source: Path) -> str:
+    return source.stem + (".tif" if source.suffix.lower() in (".tif", ".tiff") else ".png")
+
+
+def clean_paths(source: str, out: str, model: str = "drawings", threshold: float = 0.5, soft: bool = False,
+                tile: int = 512, overlap: int = 64, threads: int = 1) -> dict:
+    """Clean one image (or '-') into `out`, or every image of a folder into the folder `out`."""
+    from rocksynth.io.images import read_image, write_image, write_image_file
+    from rocksynth.io.paths import atomic_output_dir, check_input_file
+    from rocksynth.progress import log, progress_bar
+
+    _check_tiling(tile, overlap)
+    if not 0.0 < threshold < 1.0:
+        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
+    if source != STDIO and Path(source).is_dir():
+        folder = check_input_file(source)
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise BadInputError(f"{folder}: no PNG, JPEG or TIFF images in this folder")
+        if out == STDIO:
+            raise BadInputError("a folder of scans needs --out FOLDER, not '-'")
+        net = load_cleaner(model, threads)
+        start, pixels, results = time.perf_counter(), 0, []
+        with atomic_output_dir(out) as tmp, progress_bar(len(files), "clean") as bar:
+            for path in files:  # one image in memory at a time
+                image = read_image(path)
+                cleaned = clean_image(image, net, threshold, soft, tile, overlap)
+                write_image_file(tmp / _output_name(path), cleaned)
+                pixels += cleaned.size
+                results.append({"input": str(path), "output": str(Path(out) / _output_name(path)),
+                                "ink_fraction": float(np.mean(cleaned < 128))})
+                bar.advance(1)
+        seconds = time.perf_counter() - start
+        log(f"cleaned {len(files)} images into {out} ({pixels / 1e6:.1f} MP, {pixels / 1e6 / seconds:.2f} MP/s)")
+        return {"inputs": len(files), "output": str(out), "megapixels": pixels / 1e6, "seconds": round(seconds, 2),
+                "megapixels_per_s": pixels / 1e6 / seconds, "images": results}
+    image = read_image(source)
+    net = load_cleaner(model, threads)
+    start = time.perf_counter()
+    cleaned = clean_image(image, net, threshold, soft, tile, overlap)
+    seconds = time.perf_counter() - start
+    write_image(out, cleaned)
+    megapixels = cleaned.size / 1e6
+    if out != STDIO:
+        log(f"wrote {out} ({cleaned.shape[1]}x{cleaned.shape[0]}, {megapixels / seconds:.2f} MP/s)")
+    return {"input": str(source), "output": str(out), "height": int(cleaned.shape[0]), "width": int(cleaned.shape[1]),
+            "megapixels": megapixels, "seconds": round(seconds, 2), "megapixels_per_s": megapixels / seconds,
+            "ink_fraction": float(np.mean(cleaned < 128)), "soft": soft, "threshold": threshold}
