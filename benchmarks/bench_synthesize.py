@@ -79,7 +79,7 @@ def run_ours(size: int, model: str, tile: int) -> dict:
     return {"generator": "ours", "size": size, "wall_s": wall, "decode_s": decode_time,
             "voxels_per_s": voxels / wall, "ns_per_voxel_decode": decode_time / voxels * 1e9,
             "peak_rss_mb": _peak_rss_mb(), "porosity": pores / voxels, "file_mb": file_mb, "weights": weights,
-            "tile": tile, "latent_cells": list(latent.shape[2:])}
+            "tile": tile, "latent_cells": list(latent.cells)}
 
 
 def dcgan_generator(nz: int = 512, ngf: int = 64):

@@ -27,7 +27,7 @@ def _textures():
 
 def _settings(iters: int) -> TrainSettings:
     return TrainSettings(iters=iters, crop=16, batch=2, slices_per_axis=2, eval_every=2, save_every=2,
-                         eval_size=16, code_crops=2, seed=3)
+                         eval_size=16, seed=3)
 
 
 @pytest.fixture(scope="module")

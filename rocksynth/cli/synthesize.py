@@ -56,8 +56,11 @@ def train_texture(
     eval_every: int = typer.Option(100, "--eval-every", help="Evaluate held-out porosity every N iterations."),
     save_every: int = typer.Option(100, "--save-every", help="Write the checkpoint every N iterations."),
     holdout: float = typer.Option(0.25, "--holdout", help="Fraction of each volume (last part along z) kept for evaluation."),
+    lr: float = typer.Option(2e-4, "--lr", help="Adam learning rate of the generator + encoder and of the critics."),
+    porosity_weight: float = typer.Option(10.0, "--porosity-weight", help="Weight of the porosity term."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from the network weights of another texture checkpoint."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Gray threshold for grayscale volumes (default: Otsu)."),
     pore_value: str = typer.Option("auto", "--pore-value", help="Which phase is pore: auto, 0, 255, dark, bright."),
@@ -70,13 +73,14 @@ def train_texture(
     from rocksynth.training.texture import TrainSettings, train_texture as train
     from rocksynth.pipelines.synthesize import load_training_textures
 
-    if iters < 1 or batch < 1 or eval_every < 1 or save_every < 1:
-        raise BadInputError("--iters, --batch, --eval-every and --save-every must be positive")
+    if iters < 1 or batch < 1 or eval_every < 1 or save_every < 1 or not 0 < lr < 1:
+        raise BadInputError("--iters, --batch, --eval-every and --save-every must be positive, --lr in (0, 1)")
     torch.set_num_threads(threads)
     textures = load_training_textures(sources, holdout=holdout, threshold=threshold, pore_value=pore_value)
     settings = TrainSettings(iters=iters, crop=crop, batch=batch, eval_every=eval_every, save_every=save_every,
-                             holdout=holdout, seed=seed)
-    metrics = train(textures, out, settings, resume=resume)
+                             holdout=holdout, seed=seed, lr_g=lr, lr_d=lr,
+                             porosity_weight=porosity_weight)
+    metrics = train(textures, out, settings, resume=resume, init=init)
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:
         log("held-out porosity (real / generated): " + ", ".join(

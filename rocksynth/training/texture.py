@@ -63,7 +63,7 @@ class TrainSettings:
     holdout: float = 0.25
     eval_every: int = 100
     eval_size: int = 64
-    code_crops: int = 32
+    prior_std: float = 0.3
     save_every: int = 100
     seed: int = 0
     model: dict = field(default_factory=dict)  # {"generator": {...}, "encoder": {...}}
@@ -104,16 +104,6 @@ def random_slices(volumes: torch.Tensor, per_axis: int) -> torch.Tensor:
     return torch.cat(out)
 
 
-def texture_codes(encoder: TextureEncoder, crops: TextureCrops, size: int, count: int) -> torch.Tensor:
-    """(K, C): the mean code of `count` training crops of each texture."""
-    codes = []
-    with torch.no_grad():
-        for index, texture in enumerate(crops.textures):
-            cubes = np.stack([crops._crop(index, size) for _ in range(count)])
-            codes.append(encoder(torch.from_numpy(cubes).float()[:, None]).mean(0))
-    return torch.stack(codes)
-
-
 def binary_straight_through(probability: torch.Tensor) -> torch.Tensor:
     """The thresholded volume in the forward pass, the probability's gradient in the backward
     pass: the critics see binary volumes like the real ones, so grey values are no give-away."""
@@ -143,13 +133,18 @@ class TextureTrainer:
         self.generator, self.encoder = build_models(settings.model)
         self.d_x, self.d_xx = SliceDiscriminator(), PairDiscriminator()
         self.d_z = LatentDiscriminator(self.generator.code_channels)
-        self.opt_g = torch.optim.Adam(list(self.generator.parameters()) + list(self.encoder.parameters()),
-                                      lr=settings.lr_g, betas=(0.5, 0.999))
+        # Each named texture's code: the mean of its prior p_k(z) = N(mu_k, prior_std^2 I).
+        self.texture_codes = torch.nn.Parameter(torch.randn(len(textures), self.generator.code_channels))
+        self.opt_g = torch.optim.Adam(list(self.generator.parameters()) + list(self.encoder.parameters())
+                                      + [self.texture_codes], lr=settings.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(list(self.d_x.parameters()) + list(self.d_xx.parameters())
                                       + list(self.d_z.parameters()), lr=settings.lr_d, betas=(0.5, 0.999))
         self.crops = TextureCrops(textures, seed=settings.seed)
         self.iteration, self.wall = 0, 0.0
-        self.codes = None
+
+    @property
+    def codes(self) -> torch.Tensor:
+        return self.texture_codes.detach().clone()
 
     def modules(self) -> dict:
         return {"generator": self.generator, "encoder": self.encoder, "d_x": self.d_x, "d_xx": self.d_xx,
@@ -158,40 +153,39 @@ class TextureTrainer:
     def step(self) -> dict:
         s, g = self.s, self.generator
         cells = s.crop // SCALE
-        _, x_np, x2_np = self.crops.pairs(s.crop, s.batch)
+        labels, x_np, x2_np = self.crops.pairs(s.crop, s.batch)
         x = torch.from_numpy(x_np).float()[:, None]
         x2 = torch.from_numpy(x2_np).float()[:, None]
+        mu = self.texture_codes[torch.from_numpy(labels)]
         code = self.encoder(x)
-        prior_code = torch.randn(s.batch, g.code_channels)
+        # Reproductions G(E(x)) and samples G(z), z ~ p_k(z) of x's texture k.
+        prior_code = mu + s.prior_std * torch.randn_like(mu)
         logits = g(latent_grid(torch.cat([code, prior_code]), cells, g.noise_channels))
-        reproduction, sample = torch.sigmoid(logits).split(s.batch)
-        fakes = binary_straight_through(torch.cat([reproduction, sample]))
+        fakes = binary_straight_through(torch.sigmoid(logits))
         reals = torch.cat([x, x2])
+        pairs_real = torch.cat([x, x2], 1)
+        pairs_fake = torch.cat([reals[:s.batch].repeat(2, 1, 1, 1, 1), fakes], 1)
         k = s.slices_per_axis
 
         # Critics.
-        with torch.no_grad():
-            fake_slices = random_slices(fakes, k)
-            pair_fake = random_slices(torch.cat([x, fakes[:s.batch]], 1), k)
-        real_slices = random_slices(reals, k)
-        pair_real = random_slices(torch.cat([x, x2], 1), k)
-        loss_d_x = _hinge_d(self.d_x(real_slices), self.d_x(fake_slices))
-        loss_d_xx = _hinge_d(self.d_xx(pair_real), self.d_xx(pair_fake))
-        loss_d_z = _hinge_d(self.d_z(torch.randn(4 * s.batch, g.code_channels)), self.d_z(code.detach()))
+        loss_d_x = _hinge_d(self.d_x(random_slices(reals, k)), self.d_x(random_slices(fakes.detach(), k)))
+        loss_d_xx = _hinge_d(self.d_xx(random_slices(pairs_real, k)), self.d_xx(random_slices(pairs_fake.detach(), k)))
+        prior = mu.detach() + s.prior_std * torch.randn_like(mu)
+        loss_d_z = _hinge_d(self.d_z(prior), self.d_z(code.detach()))
         self.opt_d.zero_grad(set_to_none=True)
         (loss_d_x + loss_d_xx + loss_d_z).backward()
         self.opt_d.step()
 
-        # Generator and encoder.
+        # Generator, encoder and texture codes.
         loss_x = -self.d_x(random_slices(fakes, k)).mean()
-        loss_xx = -self.d_xx(random_slices(torch.cat([x, fakes[:s.batch]], 1), k)).mean()
-        loss_z = -self.d_z(code).mean()
-        # Statistics of the thresholded output (straight-through gradients), what users get.
-        hard_reproduction, hard_sample = fakes.split(s.batch)
-        loss_porosity = (((hard_reproduction.mean(dim=(1, 2, 3, 4)) - x.mean(dim=(1, 2, 3, 4))) ** 2).mean()
-                         + (hard_sample.mean() - reals.mean()) ** 2)
-        loss_correlation = ((axis_correlation(hard_reproduction, s.correlation_range)
-                             - axis_correlation(x, s.correlation_range)) ** 2).mean()
+        loss_xx = -self.d_xx(random_slices(pairs_fake, k)).mean()
+        loss_z = -self.d_z(code).mean() + ((code - mu.detach()) ** 2).mean()
+        # Statistics of the thresholded output (straight-through gradients) against x, the crop
+        # of the same texture: what users get.
+        target = x.repeat(2, 1, 1, 1, 1)
+        loss_porosity = ((fakes.mean(dim=(1, 2, 3, 4)) - target.mean(dim=(1, 2, 3, 4))) ** 2).mean()
+        loss_correlation = ((axis_correlation(fakes, s.correlation_range)
+                             - axis_correlation(target, s.correlation_range)) ** 2).mean()
         loss_saturation = (F.relu(logits.abs() - s.saturation_logit) ** 2).mean()
         total = (s.alpha_x * loss_x + (s.alpha_xx + s.beta_xx) / 2 * loss_xx + s.beta_z * loss_z
                  + s.porosity_weight * loss_porosity + s.correlation_weight * loss_correlation
@@ -207,7 +201,6 @@ class TextureTrainer:
     def evaluate(self) -> dict:
         """Porosity of a generated eval_size^3 volume per texture code vs the held-out block."""
         g = self.generator
-        self.codes = texture_codes(self.encoder, self.crops, self.s.crop, self.s.code_crops)
         generator = torch.Generator().manual_seed(1234)
         result = {}
         with torch.no_grad():
@@ -223,15 +216,22 @@ class TextureTrainer:
 
     def state(self) -> dict:
         state = {name: module.state_dict() for name, module in self.modules().items()}
-        if self.codes is None:
-            self.codes = texture_codes(self.encoder, self.crops, self.s.crop, self.s.code_crops)
-        state["texture_codes"] = {"codes": self.codes.clone()}
+        state["texture_codes"] = {"codes": self.codes}
         return state
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict, weights_only: bool = False) -> None:
+        """Everything (resume), or with `weights_only` the networks alone (a warm start)."""
         for name, module in self.modules().items():
-            module.load_state_dict(state[name])
-        self.codes = state["texture_codes"]["codes"]
+            if not (weights_only and name.startswith("opt")):
+                module.load_state_dict(state[name])
+        if weights_only:
+            return
+        with torch.no_grad():
+            self.texture_codes.copy_(state["texture_codes"]["codes"])
+        # The learning rates are settings: a resumed run may change them.
+        for optimizer, lr in ((self.opt_g, self.s.lr_g), (self.opt_d, self.s.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
 
 def _texture_meta(textures: "list[Texture]") -> list:
@@ -247,8 +247,10 @@ def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None
     save_checkpoint(out, KIND, model_config_of(trainer.generator, trainer.encoder), trainer.state(), meta)
 
 
-def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False) -> dict:
-    """Train (or resume) and write `out` (.pt), `out`.csv (learning curve) and `out`.png."""
+def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False,
+                  init: "Path | None" = None) -> dict:
+    """Train (or resume) and write `out` (.pt), `out`.csv (learning curve) and `out`.png.
+    `init`: start from the network weights of another texture checkpoint (fresh optimizers)."""
     if settings.crop % SCALE or settings.crop < 16:
         raise BadInputError(f"--crop must be a multiple of {SCALE} and at least 16, got {settings.crop}")
     names = [t.name for t in textures]
@@ -267,8 +269,12 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         trainer.iteration = checkpoint["meta"]["iterations"]
         trainer.wall = checkpoint["meta"]["wall_time_s"]
         log(f"resuming {out} at iteration {trainer.iteration}")
-    elif curve_path.exists():
-        curve_path.unlink()
+    else:
+        if curve_path.exists():
+            curve_path.unlink()
+        if init is not None:
+            trainer.load_state(load_checkpoint(init, KIND)["state"], weights_only=True)
+            log(f"network weights from {init}")
     log(f"texture GAN: generator {count_parameters(trainer.generator)} parameters, encoder "
         f"{count_parameters(trainer.encoder)}; textures {', '.join(names)}")
 
