@@ -16,21 +16,20 @@ def reconstruct(
     voxel_size: Optional[str] = typer.Option(None, "--voxel-size", help="Voxel size, e.g. 5.345um (default: the slice's, else the model's training data)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Gray value separating pore and solid (default: Otsu)."),
     pore_value: str = typer.Option("auto", "--pore-value", help="Which phase is pore: auto, 0, 255, dark, bright."),
-    slab: int = typer.Option(64, "--slab", help="Depth generated at a time (bounds memory for large slices)."),
+    slab: Optional[int] = typer.Option(None, "--slab", help="Depth generated at a time (default: about 4M voxels per slab, which bounds memory)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """A 3D rock volume whose central slice is SLICE (slice-conditioned GAN)."""
     import json
 
+    from rocksynth.errors import BadInputError
     from rocksynth.pipelines.reconstruct import reconstruct_files
 
+    if json_out and out == "-":
+        raise BadInputError("--json and --out - both use stdout; pick one")
     summary = reconstruct_files(slice_path, out, model=model, depth=depth, samples=samples, seed=seed,
                                 voxel_size=voxel_size, threshold=threshold, pore_value=pore_value, slab=slab)
     if json_out:
-        if out == "-":
-            from rocksynth.errors import BadInputError
-
-            raise BadInputError("--json and --out - both use stdout; pick one")
         typer.echo(json.dumps(summary, indent=2))
 
 

@@ -71,7 +71,7 @@ class SliceEncoder(nn.Module):
         return f0, f1, f2
 
 class VolumeGenerator(nn.Module):
-    """Encoder features + noise -> volume (B, 1, D, H, W) of pore probabilities."""
+    """Encoder features + noise -> volume (B, 1, D, H, W) of pore logits."""
 
     def __init__(self, enc_channels=(4, 16, 32), channels=(4, 16, 32), noise_channels=(8, 2),
                  quarter_blocks=3):
@@ -80,7 +80,10 @@ class VolumeGenerator(nn.Module):
         g0, g1, g2 = channels
         n2, n1 = noise_channels
         self.noise_channels = (n2, n1)
-        self.codes2 = (0.5, 4.0, 16.0)   # decay lengths (voxels) of the depth code at 1/4 resolution
+        # Decay lengths (voxels) of the depth code at 1/4 resolution. All codes are ~0 beyond
+        # ~16 voxels from the centre, so crops of 32 already show the far-field regime and a
+        # model trained on small crops does not extrapolate to unseen codes in deep volumes.
+        self.codes2 = (0.5, 2.0, 5.0)
         self.decays1 = (1.0, 4.0)        # decay lengths of the slice features injected at 1/2
         self.decays0 = (0.5, 2.0)        # ... and at full resolution
         layers = [_conv3d(e2 + n2 + len(self.codes2), g2), _act()]
@@ -140,7 +143,7 @@ class VolumeGenerator(nn.Module):
         d0 = x.shape[2]
         skip0 = torch.cat([f0, slice_ * 2 - 1], 1)
         x = torch.cat([x, self._lift(skip0, d0, depth_code(d0, centre - offset, 1, self.decays0, device))], 1)
-        x = torch.sigmoid(self.at_full(x))
+        x = self.at_full(x)  # logits of pore
         return x[:, :, (first - lo) * GRID:(end - lo) * GRID]
 
 
@@ -163,7 +166,9 @@ class Slice2Vol(nn.Module):
         return (torch.randn((batch,) + shape2, generator=generator, device=device),
                 torch.randn((batch,) + shape1, generator=generator, device=device))
 
-    def forward(self, slice_: torch.Tensor, depth: "int | None" = None, noise=None, generator=None):
+    def forward(self, slice_: torch.Tensor, depth: "int | None" = None, noise=None, generator=None,
+                logits: bool = False):
+        """Pore probabilities (or their logits) of a (B, 1, depth, H, W) volume."""
         b, _, h, w = slice_.shape
         depth = h if depth is None else depth
         if depth % GRID or h % GRID or w % GRID:
@@ -171,7 +176,8 @@ class Slice2Vol(nn.Module):
         if noise is None:
             noise = self.sample_noise(b, depth, h, w, generator, slice_.device)
         feats = self.encoder(slice_)
-        return self.generator(slice_, feats, noise[0], noise[1], centre=depth // 2)
+        out = self.generator(slice_, feats, noise[0], noise[1], centre=depth // 2)
+        return out if logits else torch.sigmoid(out)
 
 def _sn(module: nn.Module) -> nn.Module:
     return spectral_norm(module)

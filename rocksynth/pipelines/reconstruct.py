@@ -99,7 +99,7 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
             lo, hi = max(0, first - halo), min(cells, end + halo)
             out = model.generator(slice_t, feats, noise2[:, :, lo:hi], noise1[:, :, 2 * lo:2 * hi],
                                   centre=centre + before, z0=lo, keep=(first, end))
-            block = out[0, 0, :, :height, :width].numpy() > 0.5
+            block = out[0, 0, :, :height, :width].numpy() > 0  # logit > 0: probability > 0.5
             # Map generated voxels [first*GRID, end*GRID) to output depth, dropping the padding.
             z_from, z_to = first * GRID - before, end * GRID - before
             keep_from, keep_to = max(z_from, 0), min(z_to, depth)

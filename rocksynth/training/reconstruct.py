@@ -87,7 +87,7 @@ def _evaluate(model: Slice2Vol, cubes: np.ndarray, seed: int) -> dict:
     with torch.no_grad():
         for cube in cubes:
             s = torch.from_numpy(cube[size // 2][None, None].astype(np.float32))
-            volume = model(s, depth=size, generator=torch_gen)[0, 0].numpy() > 0.5
+            volume = model(s, depth=size, generator=torch_gen, logits=True)[0, 0].numpy() > 0
             agree.append(float((volume[size // 2] == cube[size // 2]).mean()))
             real_por.append(float(cube.mean()))
             gen_por.append(float(volume.mean()))
@@ -169,7 +169,11 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
             batch = settings.warmup_batch if warm else settings.batch
             real = torch.from_numpy(crops.batch(size, batch).astype(np.float32))[:, None]
             cond = central_slice(real)
-            fake = model(cond, depth=size, generator=torch_gen)
+            logits = model(cond, depth=size, generator=torch_gen, logits=True)
+            soft = torch.sigmoid(logits)
+            # Critics judge the thresholded volume (what a user gets), with a straight-through
+            # gradient to the probabilities: soft grey output cannot fool them or the porosity term.
+            fake = soft + ((logits > 0).float() - soft).detach()
 
             # Critics: hinge loss on volumes and on slices along all axes.
             real_slices = _slices_all_axes(real, settings.slices_per_axis, torch_gen)
@@ -182,10 +186,14 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
 
             # Generator + encoder.
             loss_adv = -d3(fake).mean() - d2(_slices_all_axes(fake, settings.slices_per_axis, torch_gen)).mean()
-            loss_slice = F.mse_loss(central_slice(fake), cond)
-            # Every depth slice should hold about the crop's porosity, not only the conditioned one.
+            loss_slice = F.mse_loss(central_slice(soft), cond)
+            # Every depth slice should hold about the crop's porosity, not only the conditioned one
+            # (measured on the thresholded output through the straight-through gradient).
             loss_por = ((fake.mean((1, 3, 4)) - real.mean((1, 2, 3, 4))[:, None]) ** 2).mean()
-            loss_g = loss_adv + settings.slice_weight * loss_slice + settings.porosity_weight * loss_por
+            # Keep logits within +-4 so saturated (all-solid) regions still receive gradient.
+            loss_logit = (F.relu(logits.abs() - 4) ** 2).mean()
+            loss_g = (loss_adv + settings.slice_weight * loss_slice + settings.porosity_weight * loss_por
+                      + loss_logit)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()

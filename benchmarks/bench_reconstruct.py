@@ -1,0 +1,251 @@
+"""Benchmark `rocksynth reconstruct` on the held-out part of the rocks (Volkhonskiy et al. 2022 protocol).
+
+For each rock: N random 64^3 cubes of the held-out block (the last quarter along z, never seen in
+training); the central z-slice of each cube is the input. Three sets of N cubes are compared:
+- real: the held-out cubes themselves;
+- gan: `reconstruct` of each central slice (depth 64, seed i; the slice is pasted at the centre);
+- grf: a classical baseline that also sees only the slice: a Gaussian random field whose
+  covariance is the slice's S2 inverted through the thresholding relation
+  S2(r) = P(X > t, Y > t | corr rho(r)), generated in 3D (isotropic, FFT), thresholded at the
+  slice's porosity.
+Per set: porosity, S2 (r <= 24, mean of the three axes), Euler density (6-connected pores),
+permeability (PoreSpy SNOW + OpenPNM Stokes, `rocksynth.properties.permeability`, mean of x, y, z).
+Reported: KL(real || set) of porosity, log10 permeability and Euler density, three ways: between
+Gaussian kernel density estimates (smooth; the figure to read against the paper), and with
+`rocksynth.properties.compare.kl_divergence` on 10- and 50-bin pooled histograms (with 50 samples
+those are dominated by empty bins, each costing up to log(1/1e-10) = 23), the mean absolute S2 error, raw central-slice agreement of the GAN, and the paper's Table 1 for reference.
+Then inference timing: a 128^2 slice -> 128^3 (2 threads), and a 400^2 slice -> 400^3 through the
+CLI in a child process with its peak resident memory.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_reconstruct.py                   # both rocks, 50 cubes
+    OMP_NUM_THREADS=1 python benchmarks/bench_reconstruct.py --rocks ketton --count 20 --no-permeability
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROCKS = {"berea": ("berea_400.tif", 5.345e-6), "ketton": ("ketton_256.tif", None)}
+PAPER_TABLE1 = {"berea": {"porosity": 0.27, "permeability": 0.25}, "ketton": {"porosity": 0.14, "permeability": 0.06}}
+R_MAX = 24
+K_FLOOR_MD = 1e-3  # non-percolating cubes (K = 0) enter the log-permeability histogram here
+
+
+def grf_baseline(slice_mask: np.ndarray, depth: int, seed: int) -> np.ndarray:
+    """A thresholded Gaussian random field with the slice's porosity and (inverted) S2."""
+    from scipy.stats import multivariate_normal, norm
+
+    from rocksynth.properties.correlation import two_point_correlation
+
+    phi = float(slice_mask.mean())
+    t = norm.ppf(1 - phi)  # pore = field > t
+    s2 = two_point_correlation(slice_mask, min(R_MAX, min(slice_mask.shape) - 1))
+    rhos = np.linspace(-0.3, 1.0, 131)
+    upper = [1 - 2 * norm.cdf(t) + multivariate_normal([0, 0], [[1, r], [r, 1]], allow_singular=True).cdf([t, t])
+             for r in rhos]
+    rho = np.interp(s2, upper, rhos)  # S2 is increasing in rho
+    rho[0] = 1.0
+    size = (depth, *slice_mask.shape)
+    grid = [np.fft.fftfreq(2 * n) * 2 * n for n in size]  # signed lags on a 2x padded periodic grid
+    dist = np.sqrt(sum(np.meshgrid(*[g ** 2 for g in grid], indexing="ij", sparse=True)))
+    cov = np.interp(dist, np.arange(len(rho)), rho, right=0.0)
+    spectrum = np.clip(np.fft.rfftn(cov).real, 0, None)
+    noise = np.random.default_rng(seed).standard_normal(cov.shape)
+    field = np.fft.irfftn(np.fft.rfftn(noise) * np.sqrt(spectrum), s=cov.shape, axes=(0, 1, 2))[:size[0], :size[1], :size[2]]
+    return field > np.quantile(field, 1 - phi)
+
+
+def properties(cube: np.ndarray, voxel_size, with_permeability: bool) -> dict:
+    from rocksynth.properties.correlation import two_point_correlation
+    from rocksynth.properties.minkowski import minkowski_functionals
+    from rocksynth.properties.network import extract_network
+    from rocksynth.properties.permeability import network_permeability
+
+    out = {"porosity": float(cube.mean()), "s2": two_point_correlation(cube, R_MAX).tolist(),
+           "euler_density": minkowski_functionals(cube)["euler_density"]}
+    if with_permeability:
+        results = network_permeability(extract_network(cube), voxel_size or 1.0, ("x", "y", "z"),
+                                       formation_factor=False)
+        # Without a voxel size K is in voxel^2; it is still compared like with like.
+        out["permeability"] = float(np.mean([r.k_md if voxel_size else r.k_voxel2 for r in results]))
+    return out
+
+
+def _quiet_properties(args):
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return properties(*args)
+
+
+def kde_kl(real: np.ndarray, other: np.ndarray) -> float:
+    """KL(real || other) between Gaussian kernel density estimates (Scott's bandwidth) on a fine grid:
+    a smooth estimate that, unlike histograms of 50 samples, does not blow up on empty bins."""
+    from scipy.stats import gaussian_kde
+
+    if np.ptp(real) == 0 or np.ptp(other) == 0:
+        return float("nan")
+    low, high = min(real.min(), other.min()), max(real.max(), other.max())
+    pad = 0.25 * (high - low)
+    grid = np.linspace(low - pad, high + pad, 2000)
+    p, q = gaussian_kde(real)(grid), gaussian_kde(other)(grid)
+    p, q = p / p.sum(), np.maximum(q / q.sum(), 1e-300)
+    keep = p > 0
+    return float(np.sum(p[keep] * np.log(p[keep] / q[keep])))
+
+
+def summarize(real: "list[dict]", other: "list[dict]", with_permeability: bool) -> dict:
+    from rocksynth.properties.compare import kl_divergence
+
+    def values(rows, key):
+        v = np.array([row[key] for row in rows], float)
+        return np.log10(np.maximum(v, K_FLOOR_MD)) if key == "permeability" else v
+
+    keys = ["porosity", "euler_density"] + (["permeability"] if with_permeability else [])
+    out = {}
+    for key in keys:
+        r, o = values(real, key), values(other, key)
+        out[key] = {"kl10": kl_divergence(r, o, bins=10), "kl50": kl_divergence(r, o, bins=50), "kl_kde": kde_kl(r, o),
+                    "mean": float(np.mean(o)), "std": float(np.std(o))}
+    s2r, s2o = np.mean([row["s2"] for row in real], 0), np.mean([row["s2"] for row in other], 0)
+    out["s2_mae"] = float(np.mean(np.abs(s2r - s2o)))
+    out["s2_rel"] = float(np.mean(np.abs(s2r - s2o)) / np.mean(s2r))
+    return out
+
+
+def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeability: bool, cache: "Path | None") -> dict:
+    import tifffile
+
+    from rocksynth.data.crops import disjoint_cube_count, held_out_cubes, split_holdout
+    from rocksynth.pipelines.reconstruct import reconstruct
+
+    name, voxel = ROCKS[rock]
+    split = split_holdout(rock, tifffile.imread(DATA / name) > 0)
+    cubes = held_out_cubes(split.held_out, size, count, seed)
+    print(f"\n== {rock}: {count} held-out {size}^3 cubes from a {split.held_out.shape} block "
+          f"({disjoint_cube_count(split.held_out, size)} disjoint cubes fit; the rest overlap)", flush=True)
+    tick = time.perf_counter()
+    gan, grf, agreement = [], [], []
+    for i, cube in enumerate(cubes):
+        volume, agree = reconstruct(model, cube[size // 2], depth=size, seed=seed + i)
+        gan.append(volume)
+        agreement.append(agree)
+    gan_seconds = time.perf_counter() - tick
+    tick = time.perf_counter()
+    grf = [grf_baseline(cube[size // 2], size, seed + i) for i, cube in enumerate(cubes)]
+    grf_seconds = time.perf_counter() - tick
+    print(f"generated {count} GAN cubes in {gan_seconds:.1f} s, {count} GRF cubes in {grf_seconds:.1f} s; "
+          f"GAN raw central-slice agreement {np.mean(agreement):.4f} (min {np.min(agreement):.4f})", flush=True)
+
+    sets = {}
+    for label, group in (("real", list(cubes)), ("gan", gan), ("grf", grf)):
+        key = f"{rock}_{label}_{count}_{size}_{seed}_{int(with_permeability)}"
+        path = cache / f"{key}.json" if cache and label == "real" else None
+        if path and path.is_file():
+            sets[label] = json.loads(path.read_text())
+            continue
+        tick = time.perf_counter()
+        sets[label] = [_quiet_properties((cube, voxel, with_permeability)) for cube in group]
+        print(f"  properties of {label}: {time.perf_counter() - tick:.0f} s", flush=True)
+        if path:
+            path.write_text(json.dumps(sets[label]))
+    result = {"agreement_mean": float(np.mean(agreement)), "agreement_min": float(np.min(agreement)),
+              "real": summarize(sets["real"], sets["real"], with_permeability)}
+    for label in ("gan", "grf"):
+        result[label] = summarize(sets["real"], sets[label], with_permeability)
+    _print_rock(rock, result, with_permeability)
+    return result
+
+
+def _print_rock(rock: str, result: dict, with_permeability: bool) -> None:
+    keys = ["porosity", "euler_density"] + (["permeability"] if with_permeability else [])
+    print(f"{'property':<22}{'real mean±std':>22}{'GAN mean±std':>22}{'GRF mean±std':>22}"
+          f"{'KDE-KL GAN':>11}{'KDE-KL GRF':>11}{'KL10 GAN':>10}{'KL10 GRF':>10}{'KL50 GAN':>10}{'KL50 GRF':>10}"
+          f"{'paper KL':>10}")
+    for key in keys:
+        label = "log10 K" + (" (mD)" if ROCKS[rock][1] else " (vox²)") if key == "permeability" else key
+        paper = PAPER_TABLE1[rock].get(key)
+        fmt = (lambda s: f"{s['mean']:.3e}±{s['std']:.1e}") if key == "euler_density" else \
+              (lambda s: f"{s['mean']:.3f}±{s['std']:.3f}")
+        print(f"{label:<22}{fmt(result['real'][key]):>22}{fmt(result['gan'][key]):>22}{fmt(result['grf'][key]):>22}"
+              f"{result['gan'][key]['kl_kde']:>11.3f}{result['grf'][key]['kl_kde']:>11.3f}"
+              f"{result['gan'][key]['kl10']:>10.3f}{result['grf'][key]['kl10']:>10.3f}"
+              f"{result['gan'][key]['kl50']:>10.3f}{result['grf'][key]['kl50']:>10.3f}"
+              f"{(f'{paper:.2f}' if paper is not None else '-'):>10}")
+    print(f"{'S2 mean abs error':<22}{'':>22}{result['gan']['s2_mae']:>22.4f}{result['grf']['s2_mae']:>22.4f}"
+          f"   (relative {result['gan']['s2_rel']:.3f} vs {result['grf']['s2_rel']:.3f})")
+
+
+def timing(model_name: str, model) -> dict:
+    import torch
+
+    from rocksynth.io import read_image
+    from rocksynth.pipelines.reconstruct import reconstruct
+
+    section = read_image(DATA / "berea_section_400.png") > 0
+    torch.set_num_threads(2)
+    small = section[:128, :128]
+    times = []
+    for i in range(3):
+        tick = time.perf_counter()
+        reconstruct(model, small, depth=128, seed=i)
+        times.append(time.perf_counter() - tick)
+    torch.set_num_threads(1)
+    print(f"\n128^2 -> 128^3, 2 threads: {', '.join(f'{t:.2f}' for t in times)} s (first call includes warm-up)")
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "v400.tif"
+        env = dict(os.environ, OMP_NUM_THREADS="2")
+        code = ("import resource, sys, time; from rocksynth.cli.main import main; t = time.perf_counter(); "
+                f"rc = main(['--quiet', 'reconstruct', {str(DATA / 'berea_section_400.png')!r}, '--out', {str(out)!r}, "
+                f"'--model', {model_name!r}]); "
+                "print(rc, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        rc, seconds, peak_kb = result.stdout.split()
+        size_mb = out.stat().st_size / 1e6 if out.exists() else 0
+    print(f"400^2 -> 400^3 via the CLI (2 threads, written to a compressed TIFF of {size_mb:.1f} MB): "
+          f"exit {rc}, {float(seconds):.1f} s, peak resident memory {int(peak_kb) / 1e6:.2f} GB")
+    return {"t128": times, "t400": float(seconds), "peak_gb_400": int(peak_kb) / 1e6}
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="berea", help="shipped model name or checkpoint path")
+    parser.add_argument("--rocks", nargs="+", default=["berea", "ketton"], choices=sorted(ROCKS))
+    parser.add_argument("--count", type=int, default=50)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-permeability", action="store_true")
+    parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--cache", type=Path, default=None, help="folder caching the real cubes' properties")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from rocksynth.pipelines.reconstruct import load_model
+
+    loaded = load_model(args.model)
+    print(f"model {loaded.path} ({loaded.meta.get('iterations')} iterations, "
+          f"{loaded.meta.get('wall_time_s', 0) / 60:.0f} min training on {', '.join(loaded.meta.get('data', []))})")
+    if args.cache:
+        args.cache.mkdir(parents=True, exist_ok=True)
+    results = {rock: run_rock(rock, loaded.model, args.count, args.size, args.seed, not args.no_permeability, args.cache)
+               for rock in args.rocks}
+    if not args.no_timing:
+        results["timing"] = timing(args.model, loaded.model)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""`rocksynth reconstruct`: shape, voxel size and central slice of what it writes; bad slices."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from rocksynth.io import read_volume, write_image
+from rocksynth.training.reconstruct import TrainSettings, train_reconstruct
+
+TINY_MODEL = {"enc_channels": (2, 4, 8), "channels": (2, 4, 8), "noise_channels": (2, 1), "quarter_blocks": 1}
+
+
+@pytest.fixture
+def run_cli(capsysbinary):
+    """`rocksynth ARGS` through the real entry point, in this process (no torch start-up per call)."""
+    from rocksynth.cli.main import main
+    from rocksynth.io.paths import _inputs
+
+    def run(*args):
+        _inputs.clear()
+        code = main([str(arg) for arg in args])
+        captured = capsysbinary.readouterr()
+        return code, captured.out, captured.err.decode(errors="replace")
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A 2-iteration model trained on 16^3 crops (crop 16: slices must be at least 16 x 16)."""
+    from scipy.ndimage import gaussian_filter
+
+    field = gaussian_filter(np.random.default_rng(0).standard_normal((64, 24, 24)), 1.5)
+    volume = field > np.quantile(field, 0.7)
+    out = tmp_path_factory.mktemp("model") / "tiny.pt"
+    settings = TrainSettings(iters=2, crop=16, batch=1, warmup_crop=16, warmup_iters=2, warmup_batch=1,
+                             eval_every=2, eval_cubes=1, save_every=2, slices_per_axis=1, model=TINY_MODEL)
+    train_reconstruct([("blobs", volume)], out, settings, voxel_size=3e-6)
+    return out
+
+
+@pytest.fixture(scope="module")
+def section(shared_data) -> np.ndarray:
+    """A 40 x 36 piece of the Berea section (uint8 0/255)."""
+    from rocksynth.io import read_image
+
+    return read_image(shared_data / "berea_section_400.png")[100:140, 200:236]
+
+
+def test_writes_volume_with_shape_voxel_size_and_central_slice(tmp_path, run_cli, tiny_checkpoint, section):
+    write_image(tmp_path / "s.png", section)
+    code, stdout, stderr = run_cli("reconstruct", tmp_path / "s.png", "--out", tmp_path / "v.tif", "--model",
+                                   tiny_checkpoint, "--depth", 22, "--voxel-size", "5.345um", "--seed", 3, "--json")
+    assert code == 0, stderr
+    volume = read_volume(tmp_path / "v.tif")
+    assert volume.data.shape == (22, 40, 36)
+    assert volume.voxel_size == pytest.approx(5.345e-6, rel=1e-3)
+    assert np.array_equal(volume.data[11] > 0, section > 0)
+    summary = json.loads(stdout)
+    assert 0 <= summary["volumes"][0]["raw_central_slice_agreement"] <= 1
+    assert "raw central-slice agreement" in stderr
+
+
+def test_samples_seed_and_default_depth(tmp_path, run_cli, tiny_checkpoint, section):
+    write_image(tmp_path / "s.png", section)
+    code, _, stderr = run_cli("reconstruct", tmp_path / "s.png", "--out", tmp_path / "v.tif", "--model",
+                              tiny_checkpoint, "--samples", 2, "--seed", 5)
+    assert code == 0, stderr
+    first, second = (tifffile.imread(tmp_path / f"v_{i}.tif") for i in range(2))
+    assert first.shape == (40, 40, 36) and not np.array_equal(first, second)
+    # Without --voxel-size the model's training voxel size is used, and said so.
+    assert read_volume(tmp_path / "v_0.tif").voxel_size == pytest.approx(3e-6)
+    code, _, _ = run_cli("reconstruct", tmp_path / "s.png", "--out", tmp_path / "again.tif", "--model",
+                         tiny_checkpoint, "--seed", 5)
+    assert code == 0 and np.array_equal(tifffile.imread(tmp_path / "again.tif"), first)
+
+
+def test_grayscale_slice_is_segmented(tmp_path, run_cli, tiny_checkpoint, section):
+    gray = np.where(section > 0, 40, 180).astype(np.uint8)  # dark pores, as in micro-CT
+    gray = (gray + np.random.default_rng(0).integers(0, 20, gray.shape)).astype(np.uint8)
+    write_image(tmp_path / "g.png", gray)
+    code, _, stderr = run_cli("reconstruct", tmp_path / "g.png", "--out", tmp_path / "v.tif", "--model",
+                              tiny_checkpoint, "--depth", 8)
+    assert code == 0, stderr
+    assert "Otsu" in stderr
+    assert np.array_equal(tifffile.imread(tmp_path / "v.tif")[4] > 0, section > 0)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("rgb", "colour"),
+    ("solid", "no pore"),
+    ("pore", "all pore"),
+    ("small", "smaller than the model's training crop"),
+    ("empty", "empty"),
+])
+def test_bad_slices_exit_2_with_one_line_and_no_output(tmp_path, run_cli, tiny_checkpoint, section, case, message):
+    path = tmp_path / "bad.png"
+    if case == "rgb":
+        rng = np.random.default_rng(1)
+        write_image(path, rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    elif case == "solid":
+        write_image(path, np.zeros((40, 40), np.uint8))
+    elif case == "pore":
+        write_image(path, np.full((40, 40), 255, np.uint8))
+    elif case == "small":
+        write_image(path, section[:12, :30])
+    else:
+        path.write_bytes(b"")
+    code, _, stderr = run_cli("reconstruct", path, "--out", tmp_path / "v.tif", "--model", tiny_checkpoint)
+    assert code == 2, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0].lower(), stderr
+    assert not (tmp_path / "v.tif").exists()
