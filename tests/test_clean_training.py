@@ -82,7 +82,7 @@ def test_training_moves_loss_and_checkpoint_round_trips(tmp_path):
     initial = loss_of(UNet(TINY))
     out = tmp_path / "clean.pt"
     meta = train_clean(out, 8, batch=4, crop=64, lr=5e-3, widths=TINY, validate_every=4, checkpoint_every=4,
-                       curve_csv=tmp_path / "curve.csv")
+                       curve_csv=tmp_path / "curve.csv", validation_count=2)
     assert meta["iterations"] == 8 and len(meta["curve"]) == 2
     assert (tmp_path / "curve.csv").read_text().count("\n") == 3
 
@@ -97,5 +97,6 @@ def test_training_moves_loss_and_checkpoint_round_trips(tmp_path):
         assert torch.equal(again(x), model(x))
     assert loss_of(model) < initial - 0.05
     # Resume continues from iteration 8.
-    meta = train_clean(out, 10, resume=True, batch=2, crop=64, widths=TINY, validate_every=100)
+    meta = train_clean(out, 10, resume=True, batch=2, crop=64, widths=TINY, validate_every=100,
+                       validation_count=1)
     assert meta["iterations"] == 10 and len(meta["curve"]) == 3

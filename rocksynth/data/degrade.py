@@ -77,14 +77,14 @@ def _gaps(ink: np.ndarray, rng) -> np.ndarray:
     return out
 
 
-def _paper(rng, shape) -> np.ndarray:
+def _paper(rng, shape, on) -> np.ndarray:
     """Paper colour (white, cream, gray, brown, blue-ish) with fibre texture, RGB float."""
     kind = rng.choice(["white", "cream", "gray", "brown", "blue"], p=[0.3, 0.25, 0.2, 0.15, 0.1])
     base = {"white": (0.97, 0.97, 0.96), "cream": (0.95, 0.91, 0.80), "gray": (0.80, 0.80, 0.80),
             "brown": (0.80, 0.68, 0.52), "blue": (0.82, 0.87, 0.93)}[kind]
     base = np.clip(np.array(base) * rng.uniform(0.85, 1.04), 0.3, 1.0)
     paper = np.broadcast_to(base, shape + (3,)).astype(np.float32).copy()
-    if rng.random() < 0.7:  # fibres: anisotropic filtered noise
+    if on("texture", 0.7):  # fibres: anisotropic filtered noise
         texture = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32),
                                           (rng.uniform(0.5, 2.0), rng.uniform(0.5, 4.0)))
         paper *= 1.0 + rng.uniform(0.02, 0.12) * texture[..., None] / max(float(texture.std()), 1e-6) / 3
@@ -120,15 +120,15 @@ def _stains(rng, shape, paper):
     return paper
 
 
-def _ink_density(ink_kept, rng):
+def _ink_density(ink_kept, rng, on):
     """Ink coverage in [0, 1] with bleed (spread into paper) and fading (uneven, pale toner)."""
     density = ink_kept.astype(np.float32)
-    if rng.random() < 0.4:  # bleed: ink spreads into the fibres
+    if on("bleed", 0.4):  # bleed: ink spreads into the fibres
         spread = ndimage.gaussian_filter(density, rng.uniform(0.6, 1.6))
         density = np.maximum(density, np.clip(spread * rng.uniform(1.2, 2.2), 0, 1))
-    if rng.random() < 0.5:  # fading
+    if on("fading", 0.5):  # fading
         density *= _smooth_field(rng, ink_kept.shape, rng.uniform(8, 60), rng.uniform(0.35, 0.8), 1.0)
-    if rng.random() < 0.3:  # speckled toner
+    if on("speckle", 0.3):  # speckled toner
         density *= 1.0 - rng.uniform(0.1, 0.5) * (rng.random(ink_kept.shape) < rng.uniform(0.05, 0.3))
     return density
 
@@ -140,34 +140,59 @@ def _jpeg(rgb_uint8: np.ndarray, rng) -> np.ndarray:
     return np.asarray(Image.open(buffer).convert(Image.fromarray(rgb_uint8).mode))
 
 
-def degraded_pair(rng: np.random.Generator, clean: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
-    """(scan, target) from a clean drawing: scan uint8 (y, x, 3) or (y, x); target bool (y, x)."""
+DEGRADATIONS = ("skew", "gaps", "bleed", "fading", "speckle", "texture", "stains", "illumination", "blur", "noise",
+                "dust", "gray", "jpeg")
+
+
+def _switches(rng: np.random.Generator, force: "dict[str, bool] | None"):
+    """`on(name, p)`: whether a degradation applies (random with probability p unless forced).
+
+    The random number is drawn either way, so forcing one switch leaves the rest of the scan alike."""
+    force = force or {}
+    unknown = set(force) - set(DEGRADATIONS)
+    if unknown:
+        raise ValueError(f"unknown degradations {sorted(unknown)}; known: {', '.join(DEGRADATIONS)}")
+
+    def on(name: str, probability: float) -> bool:
+        chosen = rng.random() < probability
+        return force.get(name, chosen)
+
+    return on
+
+
+def degraded_pair(rng: np.random.Generator, clean: np.ndarray,
+                  force: "dict[str, bool] | None" = None) -> "tuple[np.ndarray, np.ndarray]":
+    """(scan, target) from a clean drawing: scan uint8 (y, x, 3) or (y, x); target bool (y, x).
+
+    `force` switches named degradations (see DEGRADATIONS) on or off instead of at random;
+    paper colour is always random (white included)."""
     shape = clean.shape
-    target = skew(clean, rng) if rng.random() < 0.5 else clean
-    kept = _gaps(target, rng) if rng.random() < 0.6 else target
-    density = _ink_density(kept, rng)
-    paper = _paper(rng, shape)
-    if rng.random() < 0.5:
+    on = _switches(rng, force)
+    target = skew(clean, rng) if on("skew", 0.5) else clean
+    kept = _gaps(target, rng) if on("gaps", 0.6) else target
+    density = _ink_density(kept, rng, on)
+    paper = _paper(rng, shape, on)
+    if on("stains", 0.5):
         paper = _stains(rng, shape, paper)
     ink_colour = np.array(rng.choice([(0.05, 0.05, 0.05), (0.15, 0.15, 0.15), (0.1, 0.1, 0.3),
                                       (0.3, 0.3, 0.3), (0.25, 0.15, 0.1)]), dtype=np.float32)
     ink_colour = np.clip(ink_colour * rng.uniform(0.5, 1.6), 0, 0.55)
     # Ink absorbs light: paper * (1 - d) + ink * d, darkened ink stays darker than the paper under it.
     scan = paper * (1.0 - density[..., None]) + (paper * ink_colour) * density[..., None]
-    if rng.random() < 0.85:
+    if on("illumination", 0.85):
         scan *= _illumination(rng, shape)[..., None]
-    if rng.random() < 0.6:
+    if on("blur", 0.6):
         scan = ndimage.gaussian_filter(scan, (rng.uniform(0.3, 1.3),) * 2 + (0,))
-    if rng.random() < 0.8:
+    if on("noise", 0.8):
         scan = scan + rng.uniform(0.005, 0.07) * rng.standard_normal(scan.shape).astype(np.float32)
-    if rng.random() < 0.3:  # dust and specks
+    if on("dust", 0.3):  # dust and specks
         specks = rng.random(shape) < rng.uniform(1e-4, 2e-3)
         specks = ndimage.binary_dilation(specks, iterations=int(rng.integers(0, 2))) if rng.random() < 0.5 else specks
         scan[specks] *= rng.uniform(0.2, 0.7)
     scan = (np.clip(scan, 0, 1) * 255 + 0.5).astype(np.uint8)
-    if rng.random() < 0.3:
+    if on("gray", 0.3):  # a gray rather than colour scan
         scan = scan @ LUMA
         scan = (scan + 0.5).astype(np.uint8)
-    if rng.random() < 0.5:
+    if on("jpeg", 0.5):
         scan = _jpeg(scan, rng)
     return scan, target

@@ -103,7 +103,7 @@ def evaluate(model, pairs, threshold: float = 0.5) -> "dict[str, float]":
 def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: bool = False, batch: int = 8,
                 crop: int = 128, lr: float = 2e-3, seed: int = 0, widths=DEFAULT_WIDTHS, validate_every: int = 100,
                 checkpoint_every: int = 100, curve_csv: "Path | None" = None, threads: int = 1,
-                progress=None) -> dict:
+                validation_count: int = 12, progress=None) -> dict:
     """Train (or resume) to `iters` iterations; write the checkpoint to `out`; return its meta."""
     import torch
     import torch.nn.functional as F
@@ -126,7 +126,7 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
         optimizer.load_state_dict(payload["state"]["optimizer"])
         start, curve, wall = payload["meta"]["iterations"], payload["meta"]["curve"], payload["meta"]["wall_time_s"]
     pairs = _PairsFolder(Path(pairs_dir), crop) if pairs_dir else None
-    validation = validation_set()
+    validation = validation_set(validation_count)
     curve_csv = Path(curve_csv) if curve_csv else None
     if curve_csv and not curve_csv.exists():
         curve_csv.write_text("iteration,loss,val_iou,val_psnr,lr,wall_time_s\n")
@@ -138,7 +138,7 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
     def save(step, metrics):
         meta = {"data": data_name, "iterations": step, "wall_time_s": round(wall, 1), "batch": batch, "crop": crop,
                 "lr": lr, "seed": seed, "metrics": metrics, "curve": curve,
-                "validation": "12 procedural 192x192 pairs, seeds from %d" % VALIDATION_SEEDS}
+                "validation": "%d procedural 192x192 pairs, seeds from %d" % (validation_count, VALIDATION_SEEDS)}
         save_checkpoint(out, KIND, model.config, {"model": model.state_dict(), "optimizer": optimizer.state_dict()}, meta)
         return meta
 

@@ -1,0 +1,221 @@
+"""Benchmark `rocksynth clean`: ink IoU and PSNR of the U-Net vs Otsu and Sauvola, and an A0 sheet.
+
+Quality: N procedural drawings (seeds from BENCHMARK_SEEDS, never used in training or validation),
+sizes cycling through SIZES, every degradation switched on at random (each in a good share of the
+images). Sauvola's window and k are tuned on 24 validation-seed images first, so the classical
+baseline is at its best. IoU is per image (images with ink), averaged, and pooled over all pixels;
+PSNR is of the 0/255 output against the 0/255 target (MSE over the image, capped at 60 dB).
+
+A0: a 10000 x 14000 gray scan (a 1000 x 1400 degraded sheet tiled 10 x 10) is written as PNG and
+cleaned by the real CLI in a subprocess; its peak RSS and megapixels per second are printed.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --images 200 [--a0] [--model drawings]
+    OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --no-quality --figures docs/img --curve CSV
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZES = [(256, 256), (256, 384), (384, 384), (384, 512), (512, 512)]
+
+
+def _metrics(predicted, target):
+    from rocksynth.training.clean import binary_psnr, ink_iou
+
+    return (ink_iou(predicted, target), binary_psnr(predicted, target),
+            int(np.logical_and(predicted, target).sum()), int(np.logical_or(predicted, target).sum()))
+
+
+def _summary(rows, targets):
+    iou = [r[0] for r, t in zip(rows, targets) if t.any()]
+    return {"iou_mean": float(np.mean(iou)), "iou_pooled": sum(r[2] for r in rows) / max(sum(r[3] for r in rows), 1),
+            "psnr_mean": float(np.mean([r[1] for r in rows]))}
+
+
+def _sauvola(gray, window, k):
+    from skimage.filters import threshold_sauvola
+
+    return gray < threshold_sauvola(gray, window_size=window, k=k)
+
+
+def _otsu(gray):
+    from skimage.filters import threshold_otsu
+
+    return gray < threshold_otsu(gray)
+
+
+def tune_sauvola():
+    from rocksynth.training.clean import VALIDATION_SEEDS, ink_iou, procedural_pair
+
+    pairs = [procedural_pair(VALIDATION_SEEDS + 1000 + i, *SIZES[i % len(SIZES)]) for i in range(24)]
+    best = None
+    for window in (15, 25, 41, 61):
+        for k in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
+            score = np.mean([ink_iou(_sauvola(s, window, k), t) for s, t in pairs if t.any()])
+            if best is None or score > best[0]:
+                best = (score, window, k)
+    return best[1], best[2]
+
+
+def quality(count, model_name, tile, overlap):
+    from rocksynth.data.degrade import DEGRADATIONS, degraded_pair, scan_to_gray
+    from rocksynth.data.drawings import render_drawing
+    from rocksynth.pipelines.clean import ink_probability, load_cleaner
+    from rocksynth.training.clean import BENCHMARK_SEEDS
+
+    model = load_cleaner(model_name)
+    window, k = tune_sauvola()
+    print(f"Sauvola tuned on validation seeds: window {window}, k {k}")
+    rows = {"U-Net (ours)": [], "Otsu": [], f"Sauvola (w={window}, k={k})": []}
+    targets, seconds, pixels = [], 0.0, 0
+    per_degradation = {name: [] for name in DEGRADATIONS}
+    for i in range(count):
+        rng = np.random.default_rng(BENCHMARK_SEEDS + i)
+        h, w = SIZES[i % len(SIZES)]
+        # Record which degradations this image got: draw the switches first, then force them.
+        switches = {name: bool(rng.random() < 0.5) for name in DEGRADATIONS}
+        scan, target = degraded_pair(rng, render_drawing(rng, h, w), force=switches)
+        gray = scan_to_gray(scan)
+        start = time.perf_counter()
+        ours = ink_probability(scan, model, tile=tile, overlap=overlap) > 0.5
+        seconds += time.perf_counter() - start
+        pixels += gray.size
+        rows["U-Net (ours)"].append(_metrics(ours, target))
+        rows["Otsu"].append(_metrics(_otsu(gray), target))
+        rows[f"Sauvola (w={window}, k={k})"].append(_metrics(_sauvola(gray, window, k), target))
+        targets.append(target)
+        for name, value in switches.items():
+            if value and target.any():
+                per_degradation[name].append(rows["U-Net (ours)"][-1][0])
+    print(f"\n{count} evaluation images, sizes {', '.join(f'{h}x{w}' for h, w in SIZES)}, "
+          f"{sum(t.any() for t in targets)} with ink; U-Net speed {pixels / 1e6 / seconds:.2f} MP/s\n")
+    print("| method | IoU of ink, mean per image | IoU pooled | PSNR (dB) |\n|---|---|---|---|")
+    results = {}
+    for name, r in rows.items():
+        results[name] = _summary(r, targets)
+        s = results[name]
+        print(f"| {name} | {100 * s['iou_mean']:.1f} % | {100 * s['iou_pooled']:.1f} % | {s['psnr_mean']:.2f} |")
+    print("\nU-Net IoU on the images that had each degradation (each is on in about half of them):")
+    print("| degradation | images | IoU mean |\n|---|---|---|")
+    for name, values in per_degradation.items():
+        print(f"| {name} | {len(values)} | {100 * np.mean(values):.1f} % |")
+    return results
+
+
+def a0(model_name, tile, overlap):
+    from PIL import Image
+
+    from rocksynth.data.degrade import degraded_pair
+    from rocksynth.data.drawings import render_drawing
+    from rocksynth.training.clean import BENCHMARK_SEEDS
+
+    rng = np.random.default_rng(BENCHMARK_SEEDS + 999_999)
+    scan, _ = degraded_pair(rng, render_drawing(rng, 1000, 1400), force={"gray": True})
+    sheet = np.tile(scan, (10, 10))
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
+        source, out = Path(folder) / "a0.png", Path(folder) / "a0_clean.png"
+        Image.fromarray(sheet).save(source, compress_level=1)
+        del sheet
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "rocksynth.cli.main", "--quiet", "clean", str(source), "--out",
+                                 str(out), "--model", model_name, "--tile", str(tile), "--overlap", str(overlap),
+                                 "--json"], capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - start
+        if result.returncode:
+            raise SystemExit(f"A0 clean failed: {result.stderr.strip()}")
+        summary = json.loads(result.stdout)
+        peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
+    print(f"\nA0 sheet {summary['width']} x {summary['height']} ({summary['megapixels']:.0f} MP): cleaning "
+          f"{summary['megapixels_per_s']:.2f} MP/s ({summary['seconds']:.0f} s), whole command {wall:.0f} s "
+          f"(read + clean + write PNG), peak RSS {peak_gb:.2f} GB, tile {tile}, overlap {overlap}, 1 thread")
+    return summary, peak_gb
+
+
+FIGURES = {  # name: degradations forced on (all others off)
+    "stains": ("stains", "texture"),
+    "illumination": ("illumination", "texture", "noise"),
+    "fading_gaps": ("fading", "gaps", "speckle"),
+    "blur_noise_jpeg": ("blur", "noise", "jpeg"),
+    "bleed_skew": ("bleed", "skew", "dust"),
+    "everything": ("skew", "gaps", "bleed", "fading", "texture", "stains", "illumination", "blur", "noise", "jpeg"),
+}
+
+
+def figures(folder, model_name, curve_csv=None):
+    """Before / after pictures (scan | U-Net | Sauvola | target) for docs/clean.md, and the learning curve."""
+    from PIL import Image
+
+    from rocksynth.data.degrade import DEGRADATIONS, degraded_pair, scan_to_gray
+    from rocksynth.data.drawings import render_drawing
+    from rocksynth.pipelines.clean import clean_image, load_cleaner
+    from rocksynth.training.clean import BENCHMARK_SEEDS
+
+    folder = Path(folder)
+    model = load_cleaner(model_name)
+    window, k = tune_sauvola()
+    for i, (name, active) in enumerate(FIGURES.items()):
+        rng = np.random.default_rng(BENCHMARK_SEEDS + 500_000 + i)
+        force = {d: d in active for d in DEGRADATIONS}
+        scan, target = degraded_pair(rng, render_drawing(rng, 288, 384, density=1.2), force=force)
+        rgb = np.dstack([scan] * 3) if scan.ndim == 2 else scan
+        ours = clean_image(scan, model)
+        sauvola = np.where(_sauvola(scan_to_gray(scan), window, k), 0, 255).astype(np.uint8)
+        truth = np.where(target, 0, 255).astype(np.uint8)
+        gap = np.full((rgb.shape[0], 6, 3), 128, np.uint8)
+        panels = [rgb, gap, np.dstack([ours] * 3), gap, np.dstack([sauvola] * 3), gap, np.dstack([truth] * 3)]
+        Image.fromarray(np.concatenate(panels, axis=1)).save(folder / f"clean_{name}.png")
+        print(f"wrote {folder / f'clean_{name}.png'}")
+    if curve_csv:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        data = np.genfromtxt(curve_csv, delimiter=",", names=True)
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+        for ax, key, label in zip(axes, ("loss", "val_iou", "val_psnr"),
+                                  ("training BCE", "held-out IoU of ink", "held-out PSNR (dB)")):
+            ax.plot(data["iteration"], data[key])
+            ax.set_xlabel("iteration")
+            ax.set_title(label)
+            ax.grid(alpha=0.3)
+        axes[0].set_yscale("log")
+        fig.tight_layout()
+        fig.savefig(folder / "clean_learning_curve.png", dpi=90)
+        print(f"wrote {folder / 'clean_learning_curve.png'}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--model", default="drawings")
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--a0", action="store_true", help="also clean a 10000 x 14000 sheet")
+    parser.add_argument("--no-quality", action="store_true", help="skip the quality benchmark")
+    parser.add_argument("--figures", help="write the docs pictures into this folder")
+    parser.add_argument("--curve", help="learning-curve CSV to plot with --figures")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    if not args.no_quality:
+        quality(args.images, args.model, args.tile, args.overlap)
+    if args.figures:
+        figures(args.figures, args.model, args.curve)
+    if args.a0:
+        a0(args.model, args.tile, args.overlap)
+
+
+if __name__ == "__main__":
+    main()
