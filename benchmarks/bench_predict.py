@@ -46,7 +46,9 @@ def heldout_clips(kind, n, frames, size):
         return procedural_clips("moving", n, frames, size, split="heldout", start=1000)
     source = load_sources(ROCKS, channels=1)
     rng = np.random.default_rng(12345)
-    half = [stack_clips(stack, n // 2, frames, size, rng, split="heldout", augment=False) for stack in source.stacks]
+    counts = [n // 2 + (i < n % 2) for i in range(2)]
+    half = [stack_clips(stack, c, frames, size, rng, split="heldout", augment=False)
+            for stack, c in zip(source.stacks, counts)]
     return np.concatenate(half)
 
 
@@ -113,6 +115,71 @@ def report(r):
     del steps
 
 
+def strip_figure(path, model, kind, context, n_pred, seed=0, n_clips=3):
+    """PNG: for a few held-out clips, the true frames above the model's (context frames framed
+    in blue, predicted ones in orange)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    vqvae, transformer, payload = load_predictor(model)
+    size = payload["config"]["frame"]["size"]
+    clips = heldout_clips(kind, max(n_clips, 2), context + n_pred, size)[:n_clips]
+    x = to_tensor(clips).numpy()
+    fig, axes = plt.subplots(2 * n_clips, context + n_pred, figsize=(1.1 * (context + n_pred), 2.3 * n_clips))
+    for i in range(n_clips):
+        pred = predict_frames(vqvae, transformer, x[i, :context], n_pred, seed=seed + i)[0]
+        rows = [("true", x[i]), ("model", np.concatenate([x[i, :context], pred]))]
+        for r, (label, frames) in enumerate(rows):
+            for t in range(context + n_pred):
+                ax = axes[2 * i + r, t]
+                ax.imshow(frames[t, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.set_xticks([]), ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_color("tab:blue" if t < context else "tab:orange")
+                    spine.set_linewidth(2)
+                if t == 0:
+                    ax.set_ylabel(label, fontsize=8)
+                if i == 0 and r == 0:
+                    ax.set_title(f"t={t}" + (" (ctx)" if t < context else ""), fontsize=7)
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curve_figure(path, csvs):
+    """PNG of the learning curves: `csvs` maps a label to a (vqvae CSV, transformer CSV) pair."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def read(p):
+        with open(p) as handle:
+            rows = list(csv.DictReader(handle))
+        return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for label, (vq_csv, tr_csv) in csvs.items():
+        vq, tr = read(vq_csv), read(tr_csv)
+        axes[0].plot(vq["iteration"], vq["heldout_psnr"], label=label)
+        axes[1].plot(tr["iteration"], tr["heldout_bpd"], label=label)
+        axes[2].plot(tr["iteration"], tr["heldout_psnr_pred"], label=f"{label}: model (greedy)")
+        axes[2].plot(tr["iteration"], tr["heldout_psnr_repeat_last"], "--", label=f"{label}: repeat last")
+    axes[0].set(xlabel="VQ-VAE iteration", ylabel="held-out reconstruction PSNR (dB)")
+    axes[1].set(xlabel="transformer iteration", ylabel="held-out bits/dim")
+    axes[2].set(xlabel="transformer iteration", ylabel="held-out predicted-frame PSNR (dB)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=32)
@@ -124,8 +191,23 @@ def main():
     parser.add_argument("--rocks-model", default="rocks")
     parser.add_argument("--only", choices=["shapes", "rocks"])
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--strips", help="write docs figures predict_{shapes,rocks}_strip.png into this folder")
+    parser.add_argument("--curves", nargs=2, metavar=("SHAPES_PREFIX", "ROCKS_PREFIX"),
+                        help="with --strips: also plot the learning curves PREFIX.vqvae.csv / PREFIX.transformer.csv")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.strips:
+        from pathlib import Path
+
+        folder = Path(args.strips)
+        strip_figure(folder / "predict_shapes_strip.png", args.shapes_model, "moving", args.context, args.predict)
+        strip_figure(folder / "predict_rocks_strip.png", args.rocks_model, "rocks", args.context, args.predict)
+        if args.curves:
+            shapes, rocks = args.curves
+            curve_figure(folder / "predict_curves.png",
+                         {"shapes": (f"{shapes}_vq.vqvae.csv", f"{shapes}.transformer.csv"),
+                          "rocks": (f"{rocks}_vq.vqvae.csv", f"{rocks}.transformer.csv")})
+        return
     runs = []
     if args.only in (None, "shapes"):
         runs.append(bench("moving objects (balls + shapes)", args.shapes_model, "moving", args.clips, args.context,

@@ -99,7 +99,7 @@ def test_greedy_cached_sampling_matches_teacher_forcing():
     context = torch.randint(0, 7, (2, 2, 3, 3, 2))
     generated = model.generate(context, 1, temperature=0.0)
     tokens = torch.cat([context, generated], 1).reshape(2, -1, 2)
-    x = model._inputs(tokens, 0)
+    x = model._inputs(tokens, 0) + model._previous(tokens, 0, tokens.shape[1])
     for block in model.blocks:
         x = block(x, causal=True)
     logits = model._part_logits(x, tokens)[:, 18:]

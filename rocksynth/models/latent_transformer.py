@@ -53,6 +53,10 @@ class LatentVideoTransformer(nn.Module):
         self.frames, self.height, self.width, self.n_parts, self.n_codes = frames, height, width, n_parts, n_codes
         self.dim = dim
         self.code_embed = nn.ModuleList(nn.Embedding(n_codes, dim) for _ in range(n_parts))
+        # The code at the same place one frame earlier, added to each position's input: a short
+        # path for "what was here before" (still causal: it lies h*w positions back), so the model
+        # need not first learn to find it by attention.
+        self.prev_embed = nn.ModuleList(nn.Embedding(n_codes, dim) for _ in range(n_parts))
         self.mask_embed = nn.Parameter(torch.zeros(n_parts, dim))  # [MASK] per part
         self.start = nn.Parameter(torch.zeros(dim))
         self.time_embed = nn.Parameter(torch.randn(frames, dim) * 0.02)
@@ -85,6 +89,17 @@ class LatentVideoTransformer(nn.Module):
             out = out + torch.where((c < 0).unsqueeze(-1), self.mask_embed[p], emb)
         return out
 
+    def _previous(self, tokens, start: int, count: int):
+        """Embeddings (B, count, D) of the codes one frame before positions start .. start+count-1;
+        `tokens` (B, L, P) are the known tokens from position 0; zero for the first frame."""
+        idx = torch.arange(start, start + count) - self.frame_tokens
+        out = torch.zeros(tokens.shape[0], count, self.dim)
+        valid = idx >= 0
+        if bool(valid.any()):
+            prev = tokens[:, idx[valid]]
+            out[:, valid] = sum(self.prev_embed[p](prev[..., p]) for p in range(self.n_parts))
+        return out
+
     def _inputs(self, tokens, start: int):
         """Shifted inputs for raster positions start .. start+N-1: the input at position i is
         token i-1 (the start token at position 0). `tokens` (B, N, P) are the tokens at
@@ -113,7 +128,7 @@ class LatentVideoTransformer(nn.Module):
         b, t = codes.shape[:2]
         tokens = codes.reshape(b, t * self.frame_tokens, self.n_parts)
         n = tokens.shape[1]
-        x = self._inputs(tokens, 0)
+        x = self._inputs(tokens, 0) + self._previous(tokens, 0, n)
         mask = None
         if parallel_frame is not None:
             j = parallel_frame
@@ -124,7 +139,8 @@ class LatentVideoTransformer(nn.Module):
             masked = torch.zeros(b, self.frame_tokens, dtype=torch.bool)
             masked.scatter_(1, order[:, :n_mask], True)
             q_tokens = torch.where(masked.unsqueeze(-1), torch.full_like(fr, -1), fr)
-            q = self._embed_codes(q_tokens) + self._positions(j * self.frame_tokens, self.frame_tokens) + self.parallel_flag
+            q = (self._embed_codes(q_tokens) + self._positions(j * self.frame_tokens, self.frame_tokens)
+                 + self._previous(tokens, j * self.frame_tokens, self.frame_tokens) + self.parallel_flag)
             x = torch.cat([x, q], 1)
             total = n + self.frame_tokens
             mask = torch.ones(total, total, dtype=torch.bool).tril()
@@ -157,7 +173,7 @@ class LatentVideoTransformer(nn.Module):
         tokens = context.reshape(b, t0 * self.frame_tokens, self.n_parts)
         caches = [dict() for _ in self.blocks]
         # Inputs for positions 0 .. t0*hw: the start token then every context token.
-        x = self._inputs(torch.cat([tokens, tokens[:, :1]], 1), 0)
+        x = self._inputs(torch.cat([tokens, tokens[:, :1]], 1), 0) + self._previous(tokens, 0, t0 * self.frame_tokens + 1)
         mask = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).tril()
         h = self._run(x, caches, mask=mask)
         return caches, h[:, -1:]
@@ -178,12 +194,13 @@ class LatentVideoTransformer(nn.Module):
         b, t0 = context.shape[:2]
         caches, h = self._prime(context)
         start = t0 * self.frame_tokens
+        known = context.reshape(b, start, self.n_parts)
         out = []
         for i in range(self.frame_tokens):
             tok = self._sample_parts(h, temperature, generator)
             out.append(tok)
             if i + 1 < self.frame_tokens:
-                x = self._embed_codes(tok) + self._positions(start + i + 1, 1)
+                x = self._embed_codes(tok) + self._positions(start + i + 1, 1) + self._previous(known, start + i + 1, 1)
                 h = self._run(x, caches)
         return torch.cat(out, 1).view(b, self.height, self.width, self.n_parts)
 
@@ -195,13 +212,13 @@ class LatentVideoTransformer(nn.Module):
         n_tok = self.frame_tokens
         prefix = context.reshape(b, t0 * n_tok, self.n_parts)
         caches = [dict() for _ in self.blocks]
-        x = self._inputs(prefix, 0)  # positions 0 .. t0*hw-1: the start token and all but the last
+        x = self._inputs(prefix, 0) + self._previous(prefix, 0, t0 * n_tok)  # the start token and all but the last
         self._run(x, caches, mask=torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).tril())
         # Position t0*hw's key holds the last context token; it belongs to the prefix too.
-        last = self._embed_codes(prefix[:, -1:]) + self._positions(t0 * n_tok, 1)
+        last = self._embed_codes(prefix[:, -1:]) + self._positions(t0 * n_tok, 1) + self._previous(prefix, t0 * n_tok, 1)
         self._run(last, caches)
         frame = torch.full((b, n_tok, self.n_parts), -1, dtype=torch.long)
-        pos = self._positions(t0 * n_tok, n_tok) + self.parallel_flag
+        pos = self._positions(t0 * n_tok, n_tok) + self._previous(prefix, t0 * n_tok, n_tok) + self.parallel_flag
         for step in range(steps):
             masked = frame[..., 0] < 0  # (B, N): a position's parts are masked together, as in training
             h = self._run(self._embed_codes(frame) + pos, caches, store=False)
