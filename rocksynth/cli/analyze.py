@@ -45,7 +45,8 @@ def analyze(
 
         report = analyze_image(mask, size, measures, r_max=r_max, source=str(file), on_stage=on_stage,
                                 jobs=jobs)
-        bar.advance(1, status="done")
+        # Stages run in the second process are not reported one by one: complete the bar here.
+        bar.advance(len(measures) - max(len(started) - 1, 0), status="done")
     if report_dir:
         with atomic_output_dir(report_dir) as folder:
             written = write_report(report, mask, folder)
