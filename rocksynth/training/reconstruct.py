@@ -31,7 +31,7 @@ from rocksynth.properties.correlation import two_point_correlation
 from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
 
 KIND = "reconstruct"
-CURVE_FIELDS = ["iteration", "wall_s", "crop", "loss_d", "loss_adv", "loss_slice", "loss_porosity",
+CURVE_FIELDS = ["iteration", "wall_s", "crop", "loss_d", "loss_adv", "loss_slice", "loss_porosity", "loss_s2",
                 "eval_porosity_real", "eval_porosity_generated", "eval_porosity_abs_error",
                 "eval_s2_error", "eval_slice_agreement"]
 
@@ -48,6 +48,8 @@ class TrainSettings:
     lr_d: float = 4e-4
     slice_weight: float = 50.0
     porosity_weight: float = 50.0
+    s2_weight: float = 200.0
+    s2_lags: int = 12
     slices_per_axis: int = 8
     holdout: float = 0.25
     eval_every: int = 100
@@ -71,6 +73,18 @@ def _slices_all_axes(volumes: torch.Tensor, per_axis: int, generator: torch.Gene
         picked = picked.movedim(axis, 1).reshape(b * per_axis, 1, d, d)
         out.append(picked)
     return torch.cat(out)
+
+
+def axis_s2(volumes: torch.Tensor, lags: int) -> torch.Tensor:
+    """(B, 1, D, H, W) -> (B, 3, lags + 1): two-point correlation along z, y and x per volume."""
+    curves = []
+    for axis in (2, 3, 4):
+        n = volumes.shape[axis]
+        row = [volumes.pow(2).mean((1, 2, 3, 4))]
+        for r in range(1, lags + 1):
+            row.append((volumes.narrow(axis, 0, n - r) * volumes.narrow(axis, r, n - r)).mean((1, 2, 3, 4)))
+        curves.append(torch.stack(row, 1))
+    return torch.stack(curves, 1)
 
 
 def central_slice(volumes: torch.Tensor) -> torch.Tensor:
@@ -170,10 +184,9 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
             real = torch.from_numpy(crops.batch(size, batch).astype(np.float32))[:, None]
             cond = central_slice(real)
             logits = model(cond, depth=size, generator=torch_gen, logits=True)
-            soft = torch.sigmoid(logits)
-            # Critics judge the thresholded volume (what a user gets), with a straight-through
-            # gradient to the probabilities: soft grey output cannot fool them or the porosity term.
-            fake = soft + ((logits > 0).float() - soft).detach()
+            # Critics and statistics see the probabilities (smooth gradients). Grey output cannot
+            # pass: S2 at lag 0 is E[v^2], which equals the porosity E[v] only for binary v.
+            fake = torch.sigmoid(logits)
 
             # Critics: hinge loss on volumes and on slices along all axes.
             real_slices = _slices_all_axes(real, settings.slices_per_axis, torch_gen)
@@ -186,21 +199,23 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
 
             # Generator + encoder.
             loss_adv = -d3(fake).mean() - d2(_slices_all_axes(fake, settings.slices_per_axis, torch_gen)).mean()
-            loss_slice = F.mse_loss(central_slice(soft), cond)
-            # Every depth slice should hold about the crop's porosity, not only the conditioned one
-            # (measured on the thresholded output through the straight-through gradient).
+            loss_slice = F.mse_loss(central_slice(fake), cond)
+            # Every depth slice should hold about the crop's porosity, not only the conditioned one.
             loss_por = ((fake.mean((1, 3, 4)) - real.mean((1, 2, 3, 4))[:, None]) ** 2).mean()
+            # S2 along each axis vs the real crop: penalises grey output, periodic patterns and a
+            # copied slice smeared along depth, which the critics are slow to catch.
+            loss_s2 = ((axis_s2(fake, settings.s2_lags) - axis_s2(real, settings.s2_lags)) ** 2).mean()
             # Keep logits within +-4 so saturated (all-solid) regions still receive gradient.
             loss_logit = (F.relu(logits.abs() - 4) ** 2).mean()
             loss_g = (loss_adv + settings.slice_weight * loss_slice + settings.porosity_weight * loss_por
-                      + loss_logit)
+                      + settings.s2_weight * loss_s2 + loss_logit)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
 
             wall += time.perf_counter() - tick
             for key, value in (("loss_d", loss_d), ("loss_adv", loss_adv), ("loss_slice", loss_slice),
-                               ("loss_porosity", loss_por)):
+                               ("loss_porosity", loss_por), ("loss_s2", loss_s2)):
                 running.setdefault(key, []).append(value.item())
             bar.advance(1, status=f"D {loss_d.item():.2f} adv {loss_adv.item():.2f} slice {loss_slice.item():.4f}")
             if iteration % settings.eval_every == 0 or iteration == settings.iters:
