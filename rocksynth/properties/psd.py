@@ -34,7 +34,16 @@ def pore_size_distribution(mask, voxel_size: "float | None" = None, sizes: int =
     radii = local_thickness(mask, sizes)[mask]
     h = voxel_size or 1.0
     diameters = 2.0 * radii.astype(np.float64) * h
-    counts, edges = np.histogram(diameters, bins=bins)
+    # Local thickness takes only `sizes` distinct values: one bin per value (edges half-way
+    # between them), so the histogram has no empty bins between quantisation levels.
+    values, counts = np.unique(diameters, return_counts=True)
+    if values.size > bins:  # many distinct values (e.g. large `sizes`): regular bins instead
+        counts, edges = np.histogram(diameters, bins=bins)
+    else:
+        middles = (values[1:] + values[:-1]) / 2
+        first = values[0] - (middles[0] - values[0] if values.size > 1 else 0.5 * h)
+        last = values[-1] + (values[-1] - middles[-1] if values.size > 1 else 0.5 * h)
+        edges = np.concatenate([[max(first, 0.0)], middles, [last]])
     d10, d50, d90 = np.percentile(diameters, [10, 50, 90])
     return {
         "diameter_mean": float(diameters.mean()),
