@@ -74,11 +74,12 @@ def test_tiled_decode_equals_one_shot(generator, tile):
 
 
 def test_latent_planes_do_not_depend_on_the_range_asked():
-    cells = (9, 5, 6)
+    cells = (9, 11, 19)  # several noise chunks along y and x
     grid = LatentGrid(cells, 3, seed=2, code_plane=constant_code_field(torch.arange(2.0), cells))
     whole = grid.full()
-    assert whole.shape == (1, 5, 9, 5, 6)
+    assert whole.shape == (1, 5, 9, 11, 19)
     assert torch.equal(grid.planes(3, 7), whole[:, :, 3:7])
+    assert torch.equal(grid.block(slice(2, 5), slice(1, 4), slice(3, 6)), whole[:, :, 2:5, 1:4, 3:6])
     assert not torch.equal(whole[0, 2:, 0], whole[0, 2:, 1])  # fresh noise per plane
     other = LatentGrid(cells, 3, seed=3, code_plane=constant_code_field(torch.arange(2.0), cells)).full()
     assert not torch.equal(other, whole)

@@ -1,14 +1,14 @@
 """Synthesis of large volumes from the multi-texture GAN: latent grid, tiled decode, streaming.
 
 1. The latent grid (1/8 of the output per axis, plus the generator's margin of `MARGIN_VOXELS`
-   on every side) holds a texture-code field and i.i.d. noise. The code field is constant for `--texture`
+   on every side) holds a texture-code field and i.i.d. noise, made block by block on demand. The code field is constant for `--texture`
    and `--like`, ramps from one code to another for `--blend`, and follows a label volume
    (smoothed over about a latent cell) for `--layout`. For 1024^3 it is 134^3 x 16 floats.
 2. The grid is decoded with valid convolutions in tiles of `tile` voxels: each tile reads its cells
    plus the margin, so every output voxel sees exactly the latent cells it sees in a one-shot
    decode of the whole grid, and the tiled volume equals the one-shot volume.
 3. Tiles are decoded one z-slab at a time and the slab is streamed to (Big)TIFF through
-   `VolumeWriter`, so memory holds the latent grid, one slab and one tile, whatever the size.
+   `VolumeWriter`, so memory holds one slab of bool voxels and one tile, whatever the size.
 """
 
 from dataclasses import dataclass
@@ -99,27 +99,44 @@ def cell_centres(cells: int, margin_voxels: int) -> np.ndarray:
 
 
 class LatentGrid:
-    """The latent grid of one output: texture codes + N(0, 1) noise, made z-plane by z-plane.
+    """The latent grid of one output: texture codes + N(0, 1) noise, made block by block.
 
-    Noise of cell plane k comes from its own random stream (seeded by the seed and k), so any
-    range of planes is the same whether made alone or as part of the whole grid, and the whole
-    grid never has to be held: only the planes one z-slab of tiles needs.
-    `code_plane(k)` gives the (C, cells_y, cells_x) codes of plane k."""
+    Noise comes in chunks of CHUNK x CHUNK cells of one z-plane, each from its own random stream
+    (seeded by the seed, the plane and the chunk's position), so any block of the grid is the
+    same whether made alone or as part of the whole grid, and the whole grid never has to exist:
+    a tile makes the cells it reads. `code_plane(k)` gives the (C, cells_y, cells_x) codes of
+    plane k (a broadcast view for one texture, so it costs nothing)."""
+
+    CHUNK = 8
 
     def __init__(self, cells, noise_channels: int, seed: int, code_plane):
         self.cells, self.noise_channels, self.seed, self.code_plane = tuple(cells), noise_channels, seed, code_plane
 
-    def _noise(self, k: int) -> torch.Tensor:
-        stream = np.random.SeedSequence([self.seed, k]).generate_state(1)[0]
+    def _chunk(self, k: int, cy: int, cx: int) -> torch.Tensor:
+        stream = np.random.SeedSequence([self.seed, k, cy, cx]).generate_state(1)[0]
         generator = torch.Generator().manual_seed(int(stream))
-        return torch.randn(self.noise_channels, *self.cells[1:], generator=generator)
+        return torch.randn(self.noise_channels, self.CHUNK, self.CHUNK, generator=generator)
+
+    def _noise(self, k: int, ys: slice, xs: slice) -> torch.Tensor:
+        c = self.CHUNK
+        rows = []
+        for cy in range(ys.start // c, (ys.stop - 1) // c + 1):
+            row = torch.cat([self._chunk(k, cy, cx) for cx in range(xs.start // c, (xs.stop - 1) // c + 1)], 2)
+            rows.append(row)
+        noise = torch.cat(rows, 1)
+        y0, x0 = ys.start - (ys.start // c) * c, xs.start - (xs.start // c) * c
+        return noise[:, y0:y0 + ys.stop - ys.start, x0:x0 + xs.stop - xs.start]
+
+    def block(self, zs: slice, ys: slice, xs: slice) -> torch.Tensor:
+        """(1, C + noise, z, y, x) cells of the grid (slices clipped to it)."""
+        zs, ys, xs = (slice(max(0, r.start), min(r.stop, n)) for r, n in zip((zs, ys, xs), self.cells))
+        planes = []
+        for k in range(zs.start, zs.stop):
+            planes.append(torch.cat([self.code_plane(k)[:, ys, xs], self._noise(k, ys, xs)]))
+        return torch.stack(planes, 1)[None]
 
     def planes(self, start: int, stop: int) -> torch.Tensor:
-        """(1, C + noise, stop - start, cells_y, cells_x)."""
-        stop = min(stop, self.cells[0])
-        codes = [self.code_plane(k) for k in range(start, stop)]
-        noise = [self._noise(k) for k in range(start, stop)]
-        return torch.cat([torch.stack(codes, 1), torch.stack(noise, 1)])[None]
+        return self.block(slice(start, stop), slice(0, self.cells[1]), slice(0, self.cells[2]))
 
     def full(self) -> torch.Tensor:
         return self.planes(0, self.cells[0])
@@ -185,13 +202,14 @@ def _tile_starts(n: int, tile: int) -> "list[int]":
     return list(range(0, n, tile))
 
 
-def decode_tile(generator: TextureGenerator, latent: torch.Tensor, start, extent, logits: bool = False) -> torch.Tensor:
-    """Pore probability (or logits) of the output block [start, start + extent) (voxels relative
-    to `latent`'s first cell; start a multiple of SCALE): decodes the latent cells from start/8
-    that cover the block plus the margin."""
+def decode_tile(generator: TextureGenerator, latent, start, extent, logits: bool = False) -> torch.Tensor:
+    """Pore probability (or logits) of the output block [start, start + extent) (voxels; start a
+    multiple of SCALE): decodes the latent cells from start/8 that cover the block plus the
+    margin. `latent` is a LatentGrid (the cells are made here) or a (1, C, d, h, w) tensor."""
     slices = [slice(s // SCALE, s // SCALE + generator.latent_cells_for(e)) for s, e in zip(start, extent)]
+    cells = latent.block(*slices) if isinstance(latent, LatentGrid) else latent[:, :, slices[0], slices[1], slices[2]]
     with torch.no_grad():
-        block = generator(latent[:, :, slices[0], slices[1], slices[2]], pad="valid")[0, 0]
+        block = generator(cells, pad="valid")[0, 0]
     block = block[:extent[0], :extent[1], :extent[2]]
     return block if logits else torch.sigmoid(block)
 
@@ -213,16 +231,11 @@ def decode_slabs(generator: TextureGenerator, latent, shape, tile=128, threshold
     cut = None if threshold is None else float(np.log(threshold / (1 - threshold)))  # on the logits
     for z in _tile_starts(shape[0], tz):
         depth = min(tz, shape[0] - z)
-        cells = generator.latent_cells_for(depth)
-        if isinstance(latent, LatentGrid):
-            planes = latent.planes(z // SCALE, z // SCALE + cells)
-        else:
-            planes = latent[:, :, z // SCALE: z // SCALE + cells]
         slab = np.empty((depth, shape[1], shape[2]), dtype=bool if cut is not None else np.float32)
         for y in _tile_starts(shape[1], ty):
             for x in _tile_starts(shape[2], tx):
                 extent = (depth, min(ty, shape[1] - y), min(tx, shape[2] - x))
-                block = decode_tile(generator, planes, (0, y, x), extent, logits=cut is not None)
+                block = decode_tile(generator, latent, (z, y, x), extent, logits=cut is not None)
                 slab[:, y:y + extent[1], x:x + extent[2]] = (block > cut).numpy() if cut is not None else block.numpy()
         yield slab
 
