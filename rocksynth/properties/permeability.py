@@ -4,9 +4,9 @@ Pipeline (the one documented by the OpenPNM developers for this Berea sample, no
 - sizes: pore diameter = volume-equivalent sphere diameter, throat diameter = inscribed diameter,
   conduit length = SNOW's total throat length (pore centre to pore centre through the throat);
 - conduit shape: `pyramids_and_cuboids` hydraulic and diffusive size factors (OpenPNM);
-  `cones_and_cylinders` can be chosen with `conduit=`; `spheres_and_cylinders` cannot be used
-  on SNOW networks (it requires every throat to be narrower than both its pores, and SNOW
-  throats of elongated pores are not);
+  `cones_and_cylinders` or `cubes_and_cuboids` can be chosen with `conduit=`, and
+  `spheres_and_cylinders` (ball and stick; OpenPNM's formulas made to accept SNOW networks, with
+  boundary pores as reservoirs and throats clipped to their pores: see `conduits.py`);
 - Stokes flow (OpenPNM `StokesFlow`) with unit pressure drop between the boundary pores of the
   two faces, in voxel units; K = Q mu L / (A dP) with L the sample length and A its cross-section,
   then scaled by voxel_size^2 to m^2;
@@ -21,10 +21,14 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from rocksynth.errors import BadInputError
+from rocksynth.properties.conduits import ball_and_stick_size_factors
 from rocksynth.properties.network import AXES, ExtractedNetwork, extract_network
 from rocksynth.units import m2_to_millidarcy
 
-CONDUITS = ("pyramids_and_cuboids", "cones_and_cylinders", "cubes_and_cuboids")
+# Conduit length between two pore centres: SNOW's length through the throat (pore centre ->
+# throat centre -> pore centre); "throat.direct_length" is the straight centre-to-centre distance.
+SPACING = "throat.total_length"
+CONDUITS = ("pyramids_and_cuboids", "cones_and_cylinders", "cubes_and_cuboids", "spheres_and_cylinders")
 
 
 @dataclass
@@ -117,7 +121,18 @@ def _openpnm_network(net: dict, keep: np.ndarray, conduit: str):
     network = op.io.network_from_porespy(data)
     network["pore.diameter"] = network["pore.equivalent_diameter"]
     network["throat.diameter"] = network["throat.inscribed_diameter"]
-    network["throat.spacing"] = network["throat.total_length"]
+    # A copy, and without the network's own spacing model: regenerate_models() below would
+    # otherwise recompute the straight pore-centre distance and write it into this array,
+    # silently replacing SNOW's total length (it did so until this was found).
+    network.models.pop("throat.spacing@all", None)
+    network["throat.spacing"] = np.array(network[SPACING], dtype=float)
+    if conduit == "spheres_and_cylinders":
+        hydraulic, diffusive, _ = ball_and_stick_size_factors(
+            network["pore.diameter"], network["throat.diameter"], network["throat.conns"],
+            network["throat.spacing"], network["pore.boundary"])
+        network["throat.hydraulic_size_factors"] = hydraulic
+        network["throat.diffusive_size_factors"] = diffusive
+        return network
     network.add_model(propname="throat.hydraulic_size_factors",
                       model=getattr(op.models.geometry.hydraulic_size_factors, conduit))
     network.add_model(propname="throat.diffusive_size_factors",
