@@ -17,7 +17,7 @@ def clean(
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
-    """Clean a scanned technical drawing: white background, black ink, gaps filled (U-Net)."""
+    """Clean a scanned technical drawing: white background, black ink, short line gaps bridged (U-Net)."""
     import json
 
     from rocksynth.errors import BadInputError
