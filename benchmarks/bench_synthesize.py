@@ -73,6 +73,9 @@ def run_ours(size: int, model: str, tile: int) -> dict:
                 pores += int(np.count_nonzero(slab))
                 for i in range(0, slab.shape[0], synth.WRITE_SLICES):
                     writer.write(slab[i:i + synth.WRITE_SLICES])
+                # Progress on stderr, so a run cut short still tells its pace and memory.
+                print(f"{writer.written}/{size} slices, {time.perf_counter() - start:.0f} s, "
+                      f"peak RSS {_peak_rss_mb():.0f} MB", file=sys.stderr, flush=True)
         wall = time.perf_counter() - start
         file_mb = os.path.getsize(path) / 2 ** 20
     voxels = size ** 3
@@ -314,7 +317,7 @@ def figures(model, sets, folder) -> None:
     left.set_ylabel("porosity")
     left.set_title(f"synthesize --blend {a}:{b} --axis z --size {'x'.join(map(str, shape))}")
     left.legend(fontsize=7)
-    right.imshow(~volume[:, :, shape[2] // 2], cmap="gray", aspect="auto")
+    right.imshow(~volume[:, :, shape[2] // 2], cmap="gray", aspect="auto", vmin=0, vmax=1)
     right.set_title("x = 48 section (black = pore)")
     right.set_xlabel("y")
     right.set_ylabel("z")
@@ -327,9 +330,9 @@ def figures(model, sets, folder) -> None:
         gen = generated_crops(model, model.code_of(name), 1, 128, seed0=42)[0]
         real = sets[name]["texture"].held_out
         real_slice = real[real.shape[0] // 2, :128, :128]
-        axes[0, column].imshow(~real_slice, cmap="gray")
+        axes[0, column].imshow(~real_slice, cmap="gray", vmin=0, vmax=1)
         axes[0, column].set_title(f"{name}: real (held-out)", fontsize=9)
-        axes[1, column].imshow(~gen[64], cmap="gray")
+        axes[1, column].imshow(~gen[64], cmap="gray", vmin=0, vmax=1)
         axes[1, column].set_title(f"{name}: generated", fontsize=9)
         for ax in axes[:, column]:
             ax.set_xticks([])
