@@ -241,7 +241,8 @@ def _texture_meta(textures: "list[Texture]") -> list:
 
 
 def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None) -> None:
-    meta = {"textures": _texture_meta(trainer.textures), "iterations": trainer.iteration,
+    meta = {"textures": _texture_meta(trainer.textures), "data": ", ".join(t.name for t in trainer.textures),
+            "iterations": trainer.iteration,
             "wall_time_s": round(trainer.wall, 1), "settings": asdict(trainer.s),
             "metrics": curve_summary or {}}
     save_checkpoint(out, KIND, model_config_of(trainer.generator, trainer.encoder), trainer.state(), meta)
