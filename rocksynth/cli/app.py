@@ -36,21 +36,23 @@ def _global_options(
 
 
 def _register() -> None:
-    # Imported here so that `rocksynth --help` stays fast: heavy imports live inside commands.
-    from rocksynth.cli import convert, info, models
+    # Command modules import their heavy dependencies (torch, PoreSpy) inside the commands,
+    # so `rocksynth --help` stays fast. Listed in the order `--help` shows them.
+    from rocksynth.cli import analyze, clean, compare, convert, info, models, predict, reconstruct, synthesize
 
+    app.command("reconstruct")(reconstruct.reconstruct)
+    app.command("synthesize")(synthesize.synthesize)
+    app.command("analyze")(analyze.analyze)
+    app.command("compare")(compare.compare)
+    app.command("predict")(predict.predict)
+    app.command("clean")(clean.clean)
     app.command("info")(info.info)
     app.command("convert")(convert.convert)
     app.command("models")(models.models)
-    from rocksynth.cli import reconstruct as reconstruct_cli
-    app.command("reconstruct")(reconstruct_cli.reconstruct)
-    train_app.command("reconstruct")(reconstruct_cli.train_reconstruct)
-    from rocksynth.cli import synthesize as synthesize_cli; app.command("synthesize")(synthesize_cli.synthesize); train_app.command("texture")(synthesize_cli.train_texture)  # noqa: E702
-
-    from rocksynth.cli import analyze as analyze_cli; app.command("analyze")(analyze_cli.analyze)  # noqa: E702
-    from rocksynth.cli import compare as compare_cli; app.command("compare")(compare_cli.compare)  # noqa: E702
-    from rocksynth.cli import predict as predict_cli; app.command("predict")(predict_cli.predict); train_app.command("video")(predict_cli.train_video)  # noqa: E702
-    from rocksynth.cli import clean as clean_cli; app.command("clean")(clean_cli.clean); train_app.command("clean")(clean_cli.train_clean)  # noqa: E702
+    train_app.command("reconstruct")(reconstruct.train_reconstruct)
+    train_app.command("texture")(synthesize.train_texture)
+    train_app.command("video")(predict.train_video)
+    train_app.command("clean")(clean.train_clean)
 
 
 _register()
