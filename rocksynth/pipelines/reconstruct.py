@@ -36,7 +36,9 @@ class LoadedModel:
 
     @property
     def voxel_size(self) -> "float | None":
-        return self.meta.get("voxel_size")
+        """The training volume's voxel size, only for a model trained on one volume (a model of
+        several rocks cannot know which one a slice comes from)."""
+        return self.meta.get("voxel_size") if len(self.meta.get("data", [])) == 1 else None
 
 
 def load_model(name_or_path: "str | os.PathLike") -> LoadedModel:
