@@ -46,3 +46,18 @@ def run_cli():
         return result.returncode, result.stdout, result.stderr.decode(errors="replace")
 
     return run
+
+
+@pytest.fixture
+def run_cli_in_process(capsysbinary):
+    """`rocksynth ARGS` through the same entry function, in this process: no torch start-up per call."""
+    from rocksynth.cli.main import main
+    from rocksynth.io.paths import _inputs
+
+    def run(*args):
+        _inputs.clear()  # inputs of earlier calls in this process are not inputs of this one
+        code = main([str(arg) for arg in args])
+        captured = capsysbinary.readouterr()
+        return code, captured.out, captured.err.decode(errors="replace")
+
+    return run

@@ -24,20 +24,6 @@ def scan_rgb():
     return np.dstack([scan] * 3) if scan.ndim == 2 else scan
 
 
-@pytest.fixture
-def run_cli(capsysbinary):
-    from rocksynth.cli.main import main
-    from rocksynth.io.paths import _inputs
-
-    def run(*args):
-        _inputs.clear()
-        code = main([str(arg) for arg in args])
-        captured = capsysbinary.readouterr()
-        return code, captured.out, captured.err.decode(errors="replace")
-
-    return run
-
-
 def test_blend_weights_partition_unity():
     tile, overlap, step = 128, 64, 64
     total = np.zeros(step * 3 + tile)
@@ -69,7 +55,7 @@ def test_tiled_equals_untiled_away_from_borders(model):
     assert binary.dtype == np.uint8 and np.array_equal(binary == 0, tiled > 0.5)
 
 
-def test_clean_16bit_tiff_and_rgba_png(run_cli, tmp_path, scan_rgb):
+def test_clean_16bit_tiff_and_rgba_png(run_cli_in_process, tmp_path, scan_rgb):
     gray16 = (scan_rgb.astype(np.float32) @ [0.299, 0.587, 0.114] * 257).astype(np.uint16)
     tifffile.imwrite(tmp_path / "scan16.tif", gray16)
     rgba = np.dstack([scan_rgb, np.full(scan_rgb.shape[:2], 255, np.uint8)])
@@ -78,7 +64,7 @@ def test_clean_16bit_tiff_and_rgba_png(run_cli, tmp_path, scan_rgb):
     outputs = {}
     for name in ("scan16.tif", "scan_rgba.png", "scan.png"):
         out = tmp_path / f"clean_{name}.png"
-        code, _, err = run_cli("clean", tmp_path / name, "--out", out)
+        code, _, err = run_cli_in_process("clean", tmp_path / name, "--out", out)
         assert code == 0, err
         outputs[name] = np.asarray(Image.open(out))
         assert outputs[name].shape == scan_rgb.shape[:2] and set(np.unique(outputs[name])) <= {0, 255}
@@ -86,19 +72,19 @@ def test_clean_16bit_tiff_and_rgba_png(run_cli, tmp_path, scan_rgb):
     # The same drawing as 8-bit RGB, RGBA or 16-bit gray gives (nearly) the same cleaning.
     assert np.mean(outputs["scan16.tif"] == outputs["scan.png"]) > 0.995
     assert np.array_equal(outputs["scan_rgba.png"], outputs["scan.png"])
-    code, _, err = run_cli("clean", tmp_path / "scan.png", "--out", tmp_path / "soft.png", "--soft")
+    code, _, err = run_cli_in_process("clean", tmp_path / "scan.png", "--out", tmp_path / "soft.png", "--soft")
     soft = np.asarray(Image.open(tmp_path / "soft.png"))
     assert code == 0 and len(np.unique(soft)) > 2
 
 
-def test_clean_folder_and_json(run_cli, tmp_path, scan_rgb):
+def test_clean_folder_and_json(run_cli_in_process, tmp_path, scan_rgb):
     import json
 
     folder = tmp_path / "scans"
     folder.mkdir()
     Image.fromarray(scan_rgb).save(folder / "a.png")
     Image.fromarray(scan_rgb[:100, :120]).save(folder / "b.jpg")
-    code, out, err = run_cli("clean", folder, "--out", tmp_path / "cleaned", "--json")
+    code, out, err = run_cli_in_process("clean", folder, "--out", tmp_path / "cleaned", "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["inputs"] == 2
@@ -106,23 +92,23 @@ def test_clean_folder_and_json(run_cli, tmp_path, scan_rgb):
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not an image\n", "corrupt"])
-def test_bad_input_exits_2_without_output(run_cli, tmp_path, scan_rgb, content):
+def test_bad_input_exits_2_without_output(run_cli_in_process, tmp_path, scan_rgb, content):
     path = tmp_path / "bad.png"
     if content == "corrupt":
         Image.fromarray(scan_rgb).save(tmp_path / "good.png")
         content = (tmp_path / "good.png").read_bytes()[:200]
     path.write_bytes(content)
     out = tmp_path / "out.png"
-    code, stdout, err = run_cli("clean", path, "--out", out)
+    code, stdout, err = run_cli_in_process("clean", path, "--out", out)
     assert code == 2
     assert err.strip().startswith("error:") and len(err.strip().splitlines()) == 1
     assert not out.exists() and stdout == b""
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".rocksynth")] == []
 
 
-def test_bad_options_exit_2(run_cli, tmp_path, scan_rgb):
+def test_bad_options_exit_2(run_cli_in_process, tmp_path, scan_rgb):
     Image.fromarray(scan_rgb).save(tmp_path / "scan.png")
     for option in (["--threshold", "1.5"], ["--tile", "100"], ["--model", "nonexistent"]):
-        code, _, err = run_cli("clean", tmp_path / "scan.png", "--out", tmp_path / "o.png", *option)
+        code, _, err = run_cli_in_process("clean", tmp_path / "scan.png", "--out", tmp_path / "o.png", *option)
         assert code == 2, (option, err)
     assert not (tmp_path / "o.png").exists()

@@ -12,21 +12,6 @@ from rocksynth.training.reconstruct import TrainSettings, train_reconstruct
 TINY_MODEL = {"enc_channels": (2, 4, 8), "channels": (2, 4, 8), "noise_channels": (2, 1), "quarter_blocks": 1}
 
 
-@pytest.fixture
-def run_cli(capsysbinary):
-    """`rocksynth ARGS` through the real entry point, in this process (no torch start-up per call)."""
-    from rocksynth.cli.main import main
-    from rocksynth.io.paths import _inputs
-
-    def run(*args):
-        _inputs.clear()
-        code = main([str(arg) for arg in args])
-        captured = capsysbinary.readouterr()
-        return code, captured.out, captured.err.decode(errors="replace")
-
-    return run
-
-
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A 2-iteration model trained on 16^3 crops (crop 16: slices must be at least 16 x 16)."""
@@ -49,9 +34,9 @@ def section(shared_data) -> np.ndarray:
     return read_image(shared_data / "berea_section_400.png")[100:140, 200:236]
 
 
-def test_writes_volume_with_shape_voxel_size_and_central_slice(tmp_path, run_cli, tiny_checkpoint, section):
+def test_writes_volume_with_shape_voxel_size_and_central_slice(tmp_path, run_cli_in_process, tiny_checkpoint, section):
     write_image(tmp_path / "s.png", section)
-    code, stdout, stderr = run_cli("reconstruct", tmp_path / "s.png", "--out", tmp_path / "v.tif", "--model",
+    code, stdout, stderr = run_cli_in_process("reconstruct", tmp_path / "s.png", "--out", tmp_path / "v.tif", "--model",
                                    tiny_checkpoint, "--depth", 22, "--voxel-size", "5.345um", "--seed", 3, "--json")
     assert code == 0, stderr
     volume = read_volume(tmp_path / "v.tif")
@@ -63,25 +48,25 @@ def test_writes_volume_with_shape_voxel_size_and_central_slice(tmp_path, run_cli
     assert "raw central-slice agreement" in stderr
 
 
-def test_samples_seed_and_default_depth(tmp_path, run_cli, tiny_checkpoint, section):
+def test_samples_seed_and_default_depth(tmp_path, run_cli_in_process, tiny_checkpoint, section):
     write_image(tmp_path / "s.png", section)
-    code, _, stderr = run_cli("reconstruct", tmp_path / "s.png", "--out", tmp_path / "v.tif", "--model",
+    code, _, stderr = run_cli_in_process("reconstruct", tmp_path / "s.png", "--out", tmp_path / "v.tif", "--model",
                               tiny_checkpoint, "--samples", 2, "--seed", 5)
     assert code == 0, stderr
     first, second = (tifffile.imread(tmp_path / f"v_{i}.tif") for i in range(2))
     assert first.shape == (40, 40, 36) and not np.array_equal(first, second)
     # Without --voxel-size the model's training voxel size is used, and said so.
     assert read_volume(tmp_path / "v_0.tif").voxel_size == pytest.approx(3e-6)
-    code, _, _ = run_cli("reconstruct", tmp_path / "s.png", "--out", tmp_path / "again.tif", "--model",
+    code, _, _ = run_cli_in_process("reconstruct", tmp_path / "s.png", "--out", tmp_path / "again.tif", "--model",
                          tiny_checkpoint, "--seed", 5)
     assert code == 0 and np.array_equal(tifffile.imread(tmp_path / "again.tif"), first)
 
 
-def test_grayscale_slice_is_segmented(tmp_path, run_cli, tiny_checkpoint, section):
+def test_grayscale_slice_is_segmented(tmp_path, run_cli_in_process, tiny_checkpoint, section):
     gray = np.where(section > 0, 40, 180).astype(np.uint8)  # dark pores, as in micro-CT
     gray = (gray + np.random.default_rng(0).integers(0, 20, gray.shape)).astype(np.uint8)
     write_image(tmp_path / "g.png", gray)
-    code, _, stderr = run_cli("reconstruct", tmp_path / "g.png", "--out", tmp_path / "v.tif", "--model",
+    code, _, stderr = run_cli_in_process("reconstruct", tmp_path / "g.png", "--out", tmp_path / "v.tif", "--model",
                               tiny_checkpoint, "--depth", 8)
     assert code == 0, stderr
     assert "Otsu" in stderr
@@ -95,7 +80,7 @@ def test_grayscale_slice_is_segmented(tmp_path, run_cli, tiny_checkpoint, sectio
     ("small", "smaller than the model's training crop"),
     ("empty", "empty"),
 ])
-def test_bad_slices_exit_2_with_one_line_and_no_output(tmp_path, run_cli, tiny_checkpoint, section, case, message):
+def test_bad_slices_exit_2_with_one_line_and_no_output(tmp_path, run_cli_in_process, tiny_checkpoint, section, case, message):
     path = tmp_path / "bad.png"
     if case == "rgb":
         rng = np.random.default_rng(1)
@@ -108,7 +93,7 @@ def test_bad_slices_exit_2_with_one_line_and_no_output(tmp_path, run_cli, tiny_c
         write_image(path, section[:12, :30])
     else:
         path.write_bytes(b"")
-    code, _, stderr = run_cli("reconstruct", path, "--out", tmp_path / "v.tif", "--model", tiny_checkpoint)
+    code, _, stderr = run_cli_in_process("reconstruct", path, "--out", tmp_path / "v.tif", "--model", tiny_checkpoint)
     assert code == 2, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0].lower(), stderr
