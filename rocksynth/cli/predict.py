@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from rocksynth.cli import options
+
 
 def predict(
     clip: str = typer.Argument(..., help="Input video: MP4, folder of frames or TIFF stack ('-' = stdin)."),
@@ -19,7 +21,7 @@ def predict(
     parallel: bool = typer.Option(False, "--parallel", help="MaskGIT-style parallel decoding of each frame (faster, a little worse)."),
     steps: int = typer.Option(8, "--steps", help="Parallel decoding rounds per frame (with --parallel)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of an MP4 output (default: the input's)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a summary as JSON on stdout."),
+    as_json: bool = options.Json,
 ) -> None:
     """Predict the next frames of a video (or the next slices of an image stack)."""
     from rocksynth.pipelines.predict import predict_file

@@ -5,6 +5,8 @@ from typing import List, Optional
 
 import typer
 
+from rocksynth.cli import options
+
 
 def reconstruct(
     slice_path: str = typer.Argument(..., metavar="SLICE", help="2D slice (PNG/TIFF; binary, or grayscale segmented with Otsu); '-' = stdin."),
@@ -14,10 +16,10 @@ def reconstruct(
     samples: int = typer.Option(1, "--samples", "-n", help="Number of realisations to write."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same volumes)."),
     voxel_size: Optional[str] = typer.Option(None, "--voxel-size", help="Voxel size, e.g. 5.345um (default: the slice's, else the model's training data)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Gray value separating pore and solid (default: Otsu)."),
-    pore_value: str = typer.Option("auto", "--pore-value", help="Which phase is pore: auto, 0, 255, dark, bright."),
+    threshold: Optional[float] = options.Threshold,
+    pore_value: str = options.PoreValue,
     slab: Optional[int] = typer.Option(None, "--slab", help="Depth generated at a time (default: about 4M voxels per slab, which bounds memory)."),
-    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    json_out: bool = options.Json,
 ) -> None:
     """A 3D rock volume whose central slice is SLICE (slice-conditioned GAN)."""
     import json
@@ -48,8 +50,8 @@ def train_reconstruct(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Gray threshold for grayscale volumes (default: Otsu)."),
-    pore_value: str = typer.Option("auto", "--pore-value", help="Which phase is pore: auto, 0, 255, dark, bright."),
+    threshold: Optional[float] = options.Threshold,
+    pore_value: str = options.PoreValue,
 ) -> None:
     """Train the slice-to-volume GAN on your own volumes (resumable, CSV learning curve)."""
     import torch

@@ -5,6 +5,8 @@ from typing import List, Optional
 
 import typer
 
+from rocksynth.cli import options
+
 
 def synthesize(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output volume (.tif, BigTIFF when large); '-' = stdout."),
@@ -20,7 +22,7 @@ def synthesize(
     model: str = typer.Option("rocks", "--model", "-m", help="Shipped texture model name or a checkpoint path."),
     tile: int = typer.Option(128, "--tile", help="Side of the decoded tiles in voxels (multiple of 8; bounds memory)."),
     list_textures: bool = typer.Option(False, "--list", help="List the model's textures and exit."),
-    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    json_out: bool = options.Json,
 ) -> None:
     """Synthesize a (large) binary rock volume from a multi-texture GAN, streamed to disk in tiles."""
     import json
@@ -62,8 +64,8 @@ def train_texture(
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the network weights of another texture checkpoint."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Gray threshold for grayscale volumes (default: Otsu)."),
-    pore_value: str = typer.Option("auto", "--pore-value", help="Which phase is pore: auto, 0, 255, dark, bright."),
+    threshold: Optional[float] = options.Threshold,
+    pore_value: str = options.PoreValue,
 ) -> None:
     """Train the multi-texture GAN (generator, encoder, three critics) on named volumes (resumable)."""
     import torch
