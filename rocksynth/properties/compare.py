@@ -93,7 +93,9 @@ def sample_properties(mask, voxel_size: "float | None" = None, with_permeability
         "correlation_length": length * h if length is not None else float("nan"),
         "permeability": float("nan"),
     }
-    if with_permeability and mask.ndim == 3 and 0 < values["porosity"] < 1:
+    if with_permeability and mask.ndim == 3 and values["porosity"] == 0:
+        values["permeability"] = 0.0  # all solid: nothing flows
+    elif with_permeability and mask.ndim == 3 and values["porosity"] < 1:
         from rocksynth.properties.network import extract_network
         from rocksynth.properties.permeability import network_permeability
 

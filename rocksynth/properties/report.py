@@ -99,6 +99,18 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
     notes: "list[str]" = []
     if not h:
         notes.append("no voxel size given: lengths in voxels and permeability in voxel² only; use --voxel-size")
+    if not mask.any():
+        # All solid (e.g. a failed generator's output) is a valid sample: porosity 0 and K = 0,
+        # with no pores to size or network to extract.
+        skipped = [name for name in only if name in ("psd", "network", "permeability")]
+        only = tuple(name for name in only if name not in skipped)
+        if skipped:
+            notes.append(f"no pore voxels: {', '.join(skipped)} not computed; permeability is 0")
+        if "permeability" in skipped:
+            report["permeability"] = {axis: {"axis": axis, "k_voxel2": 0.0, "k_m2": 0.0 if h else None,
+                                             "k_md": 0.0 if h else None, "formation_factor": None,
+                                             "percolating": False, "pores_used": 0, "note": "no pore voxels"}
+                                      for axis in ("x", "y", "z")}
     image_measures = tuple(name for name in only if name in IMAGE_MEASURES)
     network_measures = tuple(name for name in only if name not in IMAGE_MEASURES)
     timings: dict = {}
