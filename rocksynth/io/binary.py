@@ -3,7 +3,7 @@
 import numpy as np
 
 from rocksynth.errors import BadInputError
-from rocksynth.io.images import read_image, to_gray
+from rocksynth.io.images import is_colour_image, read_image, to_gray
 from rocksynth.io.segment import binarize, detect_circular_fov
 from rocksynth.io.volumes import read_volume
 from rocksynth.progress import log, warn
@@ -15,7 +15,7 @@ def load_binary_volume(path, threshold=None, pore_value="auto", voxel_size=None,
     """(mask, voxel size in metres or None) for a volume file; `allow_2d` also accepts a 2D image."""
     volume = read_volume(path, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=allow_2d)
     data = volume.data
-    if data.ndim == 2 or (data.ndim == 3 and data.shape[-1] in (3, 4) and allow_2d and data.shape[0] > 4):
+    if data.ndim == 2 or (allow_2d and is_colour_image(data)):
         data = to_gray(data, volume.source)
     data = _crop_field_of_view(data, volume.source, crop)
     segmentation = binarize(data, threshold, pore_value)

@@ -7,7 +7,7 @@ import numpy as np
 from rocksynth.errors import BadInputError
 from rocksynth.io.binary import _crop_field_of_view, _voxel_size
 from rocksynth.io.formats import format_from_suffix
-from rocksynth.io.images import to_gray, write_image
+from rocksynth.io.images import is_colour_image, to_gray, write_image
 from rocksynth.io.paths import STDIO, register_input
 from rocksynth.io.segment import binarize
 from rocksynth.io.videos import DEFAULT_FPS, read_video, write_video
@@ -33,13 +33,13 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
                                                 pore_value, voxel_size)
     volume = read_volume(source, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True, allow_rgb=True)
     data = volume.data
-    is_colour_image = data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4
+    colour = is_colour_image(data)
     if slice_spec is not None:
-        if data.ndim != 3 or is_colour_image:
+        if data.ndim != 3 or colour:
             raise BadInputError(f"{volume.source}: --slice needs a 3D volume, this is a 2D image")
         data = _take_slice(data, slice_spec)
     if crop or segment or threshold is not None:
-        if data.ndim == 2 or is_colour_image:
+        if data.ndim == 2 or colour:
             data = to_gray(data, volume.source)
         data = _crop_field_of_view(data, volume.source, crop)
     if segment or threshold is not None:
@@ -48,8 +48,7 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
         data = segmentation.mask
     size = _voxel_size(voxel_size, volume.voxel_size, volume.voxel_size_origin, volume.source)
     _write(target, target_kind, data, size)
-    described = "x".join(map(str, data.shape))
-    return f"wrote {target if str(target) != STDIO else 'stdout'} ({described}, {'uint8 0/255' if data.dtype == bool else data.dtype})"
+    return _written(target, data.shape, "uint8 0/255" if data.dtype == bool else data.dtype)
 
 
 def _convert_stack_streaming(stack: TiffStackReader, target, segment, threshold, pore_value, voxel_size) -> str:
@@ -68,8 +67,11 @@ def _convert_stack_streaming(stack: TiffStackReader, target, segment, threshold,
                 slab = _apply_rule(slab, rule.threshold, pore_value, stack.name)
             writer.write(slab)
             bar.advance(len(slab))
-    described = "x".join(map(str, stack.shape))
-    return f"wrote {target if str(target) != STDIO else 'stdout'} ({described}, {'uint8 0/255' if segment else dtype})"
+    return _written(target, stack.shape, "uint8 0/255" if segment else dtype)
+
+
+def _written(target, shape, dtype) -> str:
+    return f"wrote {target if str(target) != STDIO else 'stdout'} ({'x'.join(map(str, shape))}, {dtype})"
 
 
 def _apply_rule(slab: np.ndarray, threshold, pore_value, name: str) -> np.ndarray:
@@ -95,7 +97,7 @@ def _take_slice(data: np.ndarray, spec: str) -> np.ndarray:
 
 
 def _write(target, kind, data: np.ndarray, voxel_size) -> None:
-    single = data.ndim == 2 or (data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4)
+    single = data.ndim == 2 or is_colour_image(data)
     if kind in ("png", "jpeg"):
         if not single:
             if data.shape[0] != 1:

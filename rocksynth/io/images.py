@@ -60,6 +60,11 @@ def _read_pillow(source, name: str) -> np.ndarray:
     return array
 
 
+def is_colour_image(array: np.ndarray) -> bool:
+    """A single (y, x, 3|4) colour image, as opposed to a thin (z, y, x) stack of 3 or 4 wide slices."""
+    return array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] > 4
+
+
 def to_gray(image: np.ndarray, name: str = "image") -> np.ndarray:
     """A gray (y, x) image; RGB(A) is accepted only if its colour channels are equal."""
     if image.ndim == 2:

@@ -78,8 +78,7 @@ def _read_mp4(source, name: str) -> Video:
     import av
 
     try:
-        with av.open(source if isinstance(source, (str, Path)) and not hasattr(source, "read") else source,
-                     mode="r") as container:
+        with av.open(str(source) if isinstance(source, Path) else source, mode="r") as container:
             if not container.streams.video:
                 raise BadInputError(f"{name}: file holds no video stream")
             stream = container.streams.video[0]

@@ -17,6 +17,7 @@ import numpy as np
 from rocksynth.errors import BadInputError, RocksynthError
 from rocksynth.io import tiff_metadata
 from rocksynth.io.formats import detect_file_format, sniff
+from rocksynth.io.images import is_colour_image
 from rocksynth.io.paths import STDIO, atomic_output, check_input_file, read_stdin_bytes, stdin_stream
 
 SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
@@ -228,7 +229,7 @@ def _validated(volume: Volume, allow_2d: bool, allow_rgb: bool) -> Volume:
     if data.ndim == 4 and data.shape[-1] in (3, 4):
         raise BadInputError(f"{volume.source}: is an RGB{'A' if data.shape[-1] == 4 else ''} stack; "
                             "a gray or binary volume is needed")
-    if data.ndim == 3 and data.shape[-1] in (3, 4) and not allow_2d and data.shape[0] > 4:
+    if not allow_2d and is_colour_image(data):
         raise BadInputError(f"{volume.source}: is an RGB image ({data.shape[1]}x{data.shape[0]}); "
                             "a gray or binary volume is needed")
     if data.ndim == 2 and not allow_2d:
