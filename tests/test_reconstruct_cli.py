@@ -17,7 +17,7 @@ def tiny_checkpoint(tmp_path_factory):
     """A 2-iteration model trained on 16^3 crops (crop 16: slices must be at least 16 x 16)."""
     from scipy.ndimage import gaussian_filter
 
-    field = gaussian_filter(np.random.default_rng(0).standard_normal((64, 24, 24)), 1.5)
+    field = gaussian_filter(np.random.default_rng(0).standard_normal((64, 32, 32)), 1.5)
     volume = field > np.quantile(field, 0.7)
     out = tmp_path_factory.mktemp("model") / "tiny.pt"
     settings = TrainSettings(iters=2, crop=16, batch=1, warmup_crop=16, warmup_iters=2, warmup_batch=1,

@@ -6,7 +6,7 @@ import torch
 
 from rocksynth.data.crops import RandomCrops, held_out_cubes, random_symmetry, split_holdout
 from rocksynth.errors import BadInputError
-from rocksynth.models.slice2vol import Slice2Vol, voxel_shuffle
+from rocksynth.models.slice2vol import Slice2Vol, far_field_distance, voxel_shuffle
 from rocksynth.pipelines.reconstruct import load_model, reconstruct
 from rocksynth.training.checkpoint import load_checkpoint
 from rocksynth.training.reconstruct import TrainSettings, train_reconstruct
@@ -42,6 +42,24 @@ def test_generator_is_fully_convolutional_and_slabs_join_exactly():
     assert not np.array_equal(whole, other)  # the noise matters
 
 
+def test_far_field_does_not_depend_on_the_slice():
+    """Beyond far_field_distance the generator sees only noise: two different slices with the
+    same noise give identical voxels there (the texture training crops are deep enough to show)."""
+    torch.manual_seed(0)
+    model = Slice2Vol().eval()
+    far = far_field_distance(model)
+    depth = 2 * far + 24
+    slices = torch.from_numpy(np.stack([blobs((1, 16, 16), seed=s)[0] for s in (1, 2)])[:, None].astype(np.float32))
+    noise = [n.expand(2, *n.shape[1:]) for n in model.sample_noise(1, depth, 16, 16, torch.Generator().manual_seed(0))]
+    with torch.no_grad():
+        volumes = model(slices, depth=depth, noise=noise, logits=True)[:, 0]
+    centre = depth // 2
+    near = volumes[:, centre - 4:centre + 4]
+    assert not torch.allclose(near[0], near[1])
+    assert torch.equal(volumes[0, :centre - far], volumes[1, :centre - far])
+    assert torch.equal(volumes[0, centre + far + 1:], volumes[1, centre + far + 1:])
+
+
 def test_crops_split_and_symmetries():
     volume = blobs((40, 24, 24))
     split = split_holdout("v", volume)
@@ -56,6 +74,9 @@ def test_crops_split_and_symmetries():
     assert held_out_cubes(split.held_out, 8, 5).shape == (5, 8, 8, 8)
     with pytest.raises(BadInputError):
         RandomCrops([split.train]).batch(32, 1)
+    # Columns twice as deep as wide (training reaches the far field) come from one augmented cube.
+    columns = RandomCrops([split.train], seed=1).batch(8, 4, depth=16)
+    assert columns.shape == (4, 16, 8, 8) and columns.dtype == bool
 
 
 def test_a_few_iterations_move_the_loss_and_the_checkpoint_round_trips(tmp_path):

@@ -44,6 +44,7 @@ def train_reconstruct(
     warmup_crop: int = typer.Option(32, "--warmup-crop", help="Crop side for the first --warmup-iters iterations."),
     warmup_iters: int = typer.Option(2000, "--warmup-iters", help="Iterations on the small warm-up crops."),
     warmup_batch: int = typer.Option(4, "--warmup-batch", help="Batch size on warm-up crops."),
+    depth_ratio: int = typer.Option(2, "--depth-ratio", help="Training crops are this many times deeper than wide, so they reach the far field beyond the slice's influence."),
     eval_every: int = typer.Option(100, "--eval-every", help="Evaluate on held-out cubes every N iterations."),
     save_every: int = typer.Option(200, "--save-every", help="Write the checkpoint every N iterations."),
     holdout: float = typer.Option(0.25, "--holdout", help="Fraction of each volume (last part along z) kept for evaluation."),
@@ -73,7 +74,7 @@ def train_reconstruct(
         loaded.append((path.name, require_3d(mask, str(path))))
         voxel_sizes.append(voxel)
     settings = TrainSettings(iters=iters, crop=crop, batch=batch, warmup_crop=warmup_crop,
-                             warmup_iters=min(warmup_iters, iters), warmup_batch=warmup_batch,
+                             warmup_iters=min(warmup_iters, iters), warmup_batch=warmup_batch, depth_ratio=depth_ratio,
                              eval_every=eval_every, save_every=save_every, holdout=holdout, seed=seed)
     metrics = train(loaded, out, settings, resume=resume, voxel_size=voxel_sizes[0])
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")

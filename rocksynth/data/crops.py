@@ -1,4 +1,4 @@
-"""Random cubic crops of binary rock volumes, augmented with the cube's 48 symmetries.
+"""Random crops (cubes, or columns deeper than wide) of binary rock volumes, augmented with the cube's 48 symmetries.
 
 Each volume is split along z: the first part is for training, the last `holdout` fraction is kept
 for evaluation only, so the learning curve and the benchmark never see training voxels.
@@ -60,18 +60,25 @@ class RandomCrops:
     def reseed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def batch(self, size: int, count: int) -> np.ndarray:
-        """(count, size, size, size) bool crops; each volume is drawn equally often, so a small
-        rock is not drowned out by a large one when one model learns several."""
-        usable = [index for index, v in enumerate(self.volumes) if min(v.shape) >= size]
+    def batch(self, size: int, count: int, depth: "int | None" = None) -> np.ndarray:
+        """(count, depth, size, size) bool crops (depth defaults to size: cubes); each volume is drawn
+        equally often, so a small rock is not drowned out by a large one when one model learns
+        several. A deeper crop is a random size x size column of an augmented depth^3 cube."""
+        depth = size if depth is None else depth
+        if depth < size:
+            raise BadInputError(f"crop depth {depth} is smaller than its side {size}")
+        usable = [index for index, v in enumerate(self.volumes) if min(v.shape) >= depth]
         if not usable:
-            raise BadInputError(f"every training volume is smaller than the crop {size}")
+            raise BadInputError(f"every training volume is smaller than the crop {depth}")
         picks = self.rng.choice(usable, size=count)
         crops = []
         for index in picks:
-            crop = random_crop(self.volumes[index], size, self.rng)
+            crop = random_crop(self.volumes[index], depth, self.rng)
             if self.symmetries:
                 crop = random_symmetry(crop, self.rng)
+            if depth > size:
+                y, x = (int(self.rng.integers(0, depth - size + 1)) for _ in range(2))
+                crop = crop[:, y:y + size, x:x + size]
             crops.append(np.ascontiguousarray(crop))
         return np.stack(crops)
 

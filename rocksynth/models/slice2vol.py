@@ -2,10 +2,11 @@
 
 An encoder E turns a 2D slice into feature maps at full, 1/2 and 1/4 resolution (it keeps the
 slice's spatial grid, so the model is fully convolutional in the slice plane). The generator G
-"lifts" those maps along depth: at 1/4 resolution the slice features are broadcast over depth
-next to per-voxel noise and a code of the distance to the central slice; 3D convolutions mix
-them; voxel-shuffle steps (sub-voxel convolution) go to 1/2 and full resolution, where the
-encoder's finer maps are injected, damped with the distance from the centre. Only a few
+"lifts" those maps along depth: at 1/4 resolution the slice features, damped with the distance
+from the central slice (to exactly zero beyond a few correlation lengths), sit next to per-voxel
+noise and a code of that distance; 3D convolutions mix them; voxel-shuffle steps (sub-voxel
+convolution) go to 1/2 and full resolution, where the encoder's finer maps are injected, damped
+the same way. Far from the slice the generator sees only noise: an unconditional texture. Only a few
 channels live at full resolution, which keeps an iteration on a CPU cheap.
 
 Discriminators: a 3D patch discriminator on volumes and a 2D patch discriminator on slices
@@ -42,17 +43,27 @@ def voxel_shuffle(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
     return x.view(b, out, d * factor, h * factor, w * factor)
 
 def depth_code(depth: int, centre: float, scale: float, lengths, device=None) -> torch.Tensor:
-    """(len(lengths), depth) channels exp(-|z - centre| / L) for cells of `scale` voxels.
+    """(len(lengths), depth) channels (1 - |z - centre| / L)^2, zero beyond L voxels, for cells of
+    `scale` voxels.
 
     Cell k covers voxels [k*scale, (k+1)*scale); its distance to the central voxel is measured
     at the cell's centre, in voxels, so codes agree between resolutions and any output depth.
+    The support is compact on purpose: beyond the longest L (plus the receptive field) every
+    depth sees exactly the same inputs (noise only), so the far field is one stationary texture
+    that training crops of modest depth cover completely; a long exponential tail instead let
+    deep volumes reach input values no training crop had shown (they came out solid).
     """
     z = torch.arange(depth, dtype=torch.float32, device=device) * scale + (scale - 1) / 2.0
     distance = (z - centre).abs()
-    code = torch.stack([torch.exp(-distance / length) for length in lengths])
-    # Far from the centre the code underflows into denormal floats, which make CPU convolutions
-    # several times slower; those values carry no information, so they are set to zero.
-    return torch.where(code < 1e-6, torch.zeros_like(code), code)
+    return torch.stack([torch.clamp(1 - distance / length, min=0) ** 2 for length in lengths])
+
+
+def far_field_distance(model: "Slice2Vol") -> int:
+    """Voxels from the central slice beyond which the output no longer depends on it: the
+    longest code support plus the generator's receptive field along depth."""
+    g = model.generator
+    longest = max(max(g.codes2), max(g.decays2), max(g.decays1), max(g.decays0))
+    return int(longest + model.halo_cells() * GRID)
 
 class SliceEncoder(nn.Module):
     """2D slice (B, 1, H, W) in [0, 1] -> feature maps at full, 1/2 and 1/4 resolution."""
@@ -80,13 +91,15 @@ class VolumeGenerator(nn.Module):
         g0, g1, g2 = channels
         n2, n1 = noise_channels
         self.noise_channels = (n2, n1)
-        # Decay lengths (voxels) of the depth code at 1/4 resolution. All codes are ~0 beyond
-        # ~16 voxels from the centre, so crops of 32 already show the far-field regime and a
-        # model trained on small crops does not extrapolate to unseen codes in deep volumes.
-        self.codes2 = (0.5, 2.0, 5.0)
-        self.decays1 = (1.0, 4.0)        # decay lengths of the slice features injected at 1/2
-        self.decays0 = (0.5, 2.0)        # ... and at full resolution
-        layers = [_conv3d(e2 + n2 + len(self.codes2), g2), _act()]
+        # Supports (voxels from the central slice) of the depth code and of the damped slice
+        # features at each resolution. The slice reaches at most ~16 voxels plus the receptive
+        # field (`far_field_distance`), about the correlation length of sandstones and carbonates
+        # at micro-CT resolution; training crops twice as deep as wide show that whole range.
+        self.codes2 = (4.0, 8.0, 16.0)
+        self.decays2 = (8.0, 16.0)       # slice features at 1/4 resolution
+        self.decays1 = (4.0, 8.0)        # ... injected at 1/2
+        self.decays0 = (2.0, 4.0)        # ... and at full resolution
+        layers = [_conv3d(e2 * len(self.decays2) + n2 + len(self.codes2), g2), _act()]
         for _ in range(quarter_blocks - 1):
             layers += [_conv3d(g2, g2), _act()]
         self.at_quarter = nn.Sequential(*layers)
@@ -127,7 +140,7 @@ class VolumeGenerator(nn.Module):
         device = noise2.device
         first, end = keep if keep is not None else (z0, z0 + d4)
         code2 = depth_code(d4, centre - z0 * GRID, GRID, self.codes2, device)
-        x = torch.cat([f2[:, :, None].expand(-1, -1, d4, -1, -1), noise2,
+        x = torch.cat([self._lift(f2, d4, depth_code(d4, centre - z0 * GRID, GRID, self.decays2, device)), noise2,
                        code2[None, :, :, None, None].expand(b, -1, -1, h4, w4)], 1)
         x = self.at_quarter(x)
         # Finer stages only need one cell of margin around what is kept.
@@ -217,5 +230,5 @@ class PatchDiscriminator2D(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
-__all__ = ["GRID", "Slice2Vol", "SliceEncoder", "VolumeGenerator", "PatchDiscriminator3D",
+__all__ = ["GRID", "Slice2Vol", "far_field_distance", "SliceEncoder", "VolumeGenerator", "PatchDiscriminator3D",
            "PatchDiscriminator2D", "voxel_shuffle", "depth_code", "count_parameters"]

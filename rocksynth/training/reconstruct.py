@@ -7,7 +7,8 @@ volumes, uses the central z-slice of each crop as the condition, and generates a
 - Generator + encoder: adversarial loss + slice loss (L2 between the central slice of the raw
   output and the input slice) + a porosity term (generated vs the real crop around that slice),
   which keeps the porosity from swinging while the critics are still weak.
-Crops start small (`warmup_crop`) and grow to `crop`. Every `eval_every` iterations the model
+Crops are `depth_ratio` times deeper than wide, so they reach the far field where the slice no
+longer matters (`slice2vol.far_field_distance`); they start small (`warmup_crop`) and grow to `crop`. Every `eval_every` iterations the model
 generates volumes from the central slices of fixed held-out cubes and the porosity error, S2 error
 and raw central-slice agreement are logged to a CSV learning curve (plotted at the end).
 Checkpoints hold everything needed to resume (`resume=True`).
@@ -44,6 +45,7 @@ class TrainSettings:
     warmup_crop: int = 32
     warmup_iters: int = 2000
     warmup_batch: int = 4
+    depth_ratio: int = 2  # training crops are depth_ratio times deeper than wide (see far_field_distance)
     lr_g: float = 2e-4
     lr_d: float = 4e-4
     slice_weight: float = 50.0
@@ -63,16 +65,29 @@ def build_models(model_config: dict):
     return Slice2Vol(**model_config), PatchDiscriminator3D(), PatchDiscriminator2D()
 
 
-def _slices_all_axes(volumes: torch.Tensor, per_axis: int, generator: torch.Generator) -> torch.Tensor:
-    """(B, 1, D, H, W) -> (B * 3 * per_axis, 1, n, n) random slices normal to each axis (cubes)."""
-    b, _, d, _, _ = volumes.shape
+def _slices_all_axes(volumes: torch.Tensor, per_axis: int, generator: torch.Generator) -> "list[torch.Tensor]":
+    """(B, 1, D, H, W) -> per axis, (B * per_axis, 1, n, m) random slices normal to that axis
+    (three tensors, since crops deeper than wide give slices of two shapes)."""
+    b = volumes.shape[0]
     out = []
     for axis in (2, 3, 4):
         index = torch.randint(0, volumes.shape[axis], (per_axis,), generator=generator)
-        picked = volumes.index_select(axis, index)           # (B, 1, ..per_axis at axis.., ...)
-        picked = picked.movedim(axis, 1).reshape(b * per_axis, 1, d, d)
-        out.append(picked)
-    return torch.cat(out)
+        picked = volumes.index_select(axis, index).movedim(axis, 1)  # (B, per_axis, 1, n, m)
+        out.append(picked.reshape(b * per_axis, 1, *picked.shape[-2:]))
+    return out
+
+
+def _critic_2d(critic, slices: "list[torch.Tensor]", sign: float) -> torch.Tensor:
+    """Hinge term of the slice critic, summed over the three slice orientations' means."""
+    return sum(F.relu(1 + sign * critic(group)).mean() for group in slices) / len(slices)
+
+
+def _binary_straight_through(probabilities: torch.Tensor) -> torch.Tensor:
+    """The thresholded volume users get, with the gradient of the probabilities: statistics
+    on it measure the binary output (probabilities of 0.4 everywhere would match a porosity of 0.4
+    but threshold to all solid)."""
+    hard = (probabilities > 0.5).to(probabilities.dtype)
+    return hard + probabilities - probabilities.detach()
 
 
 def axis_s2(volumes: torch.Tensor, lags: int) -> torch.Tensor:
@@ -127,11 +142,16 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
     out = Path(out)
     curve_csv = Path(curve_csv) if curve_csv else out.with_suffix(".csv")
     torch.manual_seed(settings.seed)
+    if settings.depth_ratio < 1:
+        raise BadInputError("the crop depth ratio must be at least 1")
     splits = [split_holdout(name, mask, settings.holdout) for name, mask in volumes]
+    phases = [settings.warmup_crop] * (settings.warmup_iters > 0) + [settings.crop] * (settings.iters > settings.warmup_iters)
+    deepest = max(phases) * settings.depth_ratio
     for split in splits:
-        if min(split.train.shape) < settings.crop or min(split.held_out.shape) < settings.crop:
-            raise BadInputError(f"{split.name}: training part {split.train.shape} or held-out part "
-                                f"{split.held_out.shape} is smaller than the crop {settings.crop}")
+        if min(split.train.shape) < deepest or min(split.held_out.shape) < settings.crop:
+            raise BadInputError(f"{split.name}: training part {split.train.shape} is smaller than the "
+                                f"{deepest}-voxel deep crop or held-out part {split.held_out.shape} "
+                                f"smaller than the crop {settings.crop}")
         if not 0.01 < split.train.mean() < 0.99:
             raise BadInputError(f"{split.name}: porosity {split.train.mean():.3f}; nothing to learn")
     per_volume = max(1, settings.eval_cubes // len(splits))
@@ -181,9 +201,10 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
             warm = iteration <= settings.warmup_iters
             size = settings.warmup_crop if warm else settings.crop
             batch = settings.warmup_batch if warm else settings.batch
-            real = torch.from_numpy(crops.batch(size, batch).astype(np.float32))[:, None]
+            depth = size * settings.depth_ratio
+            real = torch.from_numpy(crops.batch(size, batch, depth).astype(np.float32))[:, None]
             cond = central_slice(real)
-            logits = model(cond, depth=size, generator=torch_gen, logits=True)
+            logits = model(cond, depth=depth, generator=torch_gen, logits=True)
             # Critics and statistics see the probabilities (smooth gradients). Grey output cannot
             # pass: S2 at lag 0 is E[v^2], which equals the porosity E[v] only for binary v.
             fake = torch.sigmoid(logits)
@@ -192,19 +213,21 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
             real_slices = _slices_all_axes(real, settings.slices_per_axis, torch_gen)
             fake_slices = _slices_all_axes(fake.detach(), settings.slices_per_axis, torch_gen)
             loss_d = (F.relu(1 - d3(real)).mean() + F.relu(1 + d3(fake.detach())).mean()
-                      + F.relu(1 - d2(real_slices)).mean() + F.relu(1 + d2(fake_slices)).mean())
+                      + _critic_2d(d2, real_slices, -1) + _critic_2d(d2, fake_slices, 1))
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
 
             # Generator + encoder.
-            loss_adv = -d3(fake).mean() - d2(_slices_all_axes(fake, settings.slices_per_axis, torch_gen)).mean()
+            loss_adv = -d3(fake).mean() - sum(d2(group).mean() for group in
+                                              _slices_all_axes(fake, settings.slices_per_axis, torch_gen)) / 3
             loss_slice = F.mse_loss(central_slice(fake), cond)
+            binary = _binary_straight_through(fake)
             # Every depth slice should hold about the crop's porosity, not only the conditioned one.
-            loss_por = ((fake.mean((1, 3, 4)) - real.mean((1, 2, 3, 4))[:, None]) ** 2).mean()
-            # S2 along each axis vs the real crop: penalises grey output, periodic patterns and a
-            # copied slice smeared along depth, which the critics are slow to catch.
-            loss_s2 = ((axis_s2(fake, settings.s2_lags) - axis_s2(real, settings.s2_lags)) ** 2).mean()
+            loss_por = ((binary.mean((1, 3, 4)) - real.mean((1, 2, 3, 4))[:, None]) ** 2).mean()
+            # S2 along each axis vs the real crop: penalises periodic patterns and a copied slice
+            # smeared along depth, which the critics are slow to catch.
+            loss_s2 = ((axis_s2(binary, settings.s2_lags) - axis_s2(real, settings.s2_lags)) ** 2).mean()
             # Keep logits within +-4 so saturated (all-solid) regions still receive gradient.
             loss_logit = (F.relu(logits.abs() - 4) ** 2).mean()
             loss_g = (loss_adv + settings.slice_weight * loss_slice + settings.porosity_weight * loss_por
