@@ -1,13 +1,15 @@
 """Clean scanned drawings with the U-Net: any size, in overlapping tiles, streamed in row bands.
 
 Tiles sit on a grid whose origins are multiples of 16 (the U-Net's down-sampling factor), so a
-pixel sees the same network arithmetic in every tile that covers it. Neighbouring tiles overlap by
-`overlap` pixels; in the overlap each tile's outer quarter is ignored (its padding artefacts) and
-the rest is cross-faded with smoothstep weights that sum to exactly one, so there are no seams and
-the tiled result agrees with the whole-image result away from the image borders (the network's
-receptive field is wider than the ignored margin, so probabilities at seams may move by a few
-hundredths; the binary output flips about one pixel in 10^5). Only one row of
-tiles (tile x image width floats) is held at a time, so memory does not grow with image height.
+pixel sees the same network arithmetic in every tile that covers it. An output pixel of the U-Net
+depends on input pixels up to CONTEXT away (measured by a test), and within that distance of a tile
+edge the tile's zero padding changes it. Neighbouring tiles overlap by `overlap` pixels: each tile
+ignores the outer (overlap - fade) / 2 pixels of the overlap and the two tiles cross-fade over the
+central `fade` pixels with smoothstep weights that sum to exactly one. With the default overlap the
+ignored margin covers CONTEXT, so the tiled result equals the whole-image result (to float
+rounding) away from the image borders, and there can be no seams; a smaller --overlap trades that
+exactness for speed and is still blended smoothly. Only one row of tiles (tile x image width
+floats) is held at a time, so memory does not grow with image height.
 """
 
 import time
@@ -53,13 +55,23 @@ def _reflect_index(n_padded: int, n: int) -> np.ndarray:
     return np.where(index < n, index, period - index)
 
 
+# Input pixels either side that one output pixel of the shipped U-Net depends on (at most 92,
+# measured in tests/test_clean_cli.py), rounded up to the down-sampling factor.
+CONTEXT = 96
+FADE = 32
+DEFAULT_TILE = 1024
+DEFAULT_OVERLAP = 2 * CONTEXT + FADE  # exact tiling
+
+
 def _blend_weights(length: int, overlap: int, ramp_start: bool, ramp_end: bool) -> np.ndarray:
-    """1D tile weights: 1 inside, smoothstep cross-fades over the overlaps (zero on the outer quarter)."""
+    """1D tile weights: 1 inside, 0 on the outer part of each overlap, a smoothstep cross-fade over
+    its central `fade` pixels (so the weights of two neighbours sum to one)."""
     w = np.ones(length, dtype=np.float32)
     if overlap <= 0:
         return w
-    margin = overlap // 4
-    u = np.clip((np.arange(overlap) + 0.5 - margin) / (overlap - 2 * margin), 0.0, 1.0)
+    fade = min(FADE, overlap // 2)
+    margin = (overlap - fade) // 2
+    u = np.clip((np.arange(overlap) + 0.5 - margin) / fade, 0.0, 1.0)
     ramp = (u * u * (3 - 2 * u)).astype(np.float32)  # smoothstep(u) + smoothstep(1 - u) == 1
     if ramp_start:
         w[:overlap] = ramp
@@ -72,7 +84,8 @@ def _check_tiling(tile: int, overlap: int) -> None:
     if tile < 64 or tile % MULTIPLE:
         raise BadInputError(f"--tile must be a multiple of {MULTIPLE} and at least 64 (got {tile})")
     if overlap < 0 or overlap % MULTIPLE or overlap > tile // 2:
-        raise BadInputError(f"--overlap must be a multiple of {MULTIPLE} between 0 and tile/2 (got {overlap})")
+        raise BadInputError(f"--overlap must be a multiple of {MULTIPLE} between 0 and tile/2 (got {overlap}; "
+                            f"{DEFAULT_OVERLAP} makes tiles exact)")
 
 
 def _axis_tiles(n: int, tile: int, overlap: int) -> "tuple[int, int, int]":
@@ -85,7 +98,7 @@ def _axis_tiles(n: int, tile: int, overlap: int) -> "tuple[int, int, int]":
     return tile, step, step * count + overlap
 
 
-def ink_probability_bands(image: np.ndarray, model, tile: int = 512, overlap: int = 64):
+def ink_probability_bands(image: np.ndarray, model, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
     """Yield (y0, probability rows float32) covering the image top to bottom; ink probability in [0, 1].
 
     `image` is any scan array (y, x) or (y, x, c), converted to gray a band at a time."""
@@ -120,7 +133,7 @@ def ink_probability_bands(image: np.ndarray, model, tile: int = 512, overlap: in
             yield y0, acc[:stop - y0, :width]
 
 
-def ink_probability(image: np.ndarray, model, tile: "int | None" = 512, overlap: int = 64) -> np.ndarray:
+def ink_probability(image: np.ndarray, model, tile: "int | None" = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
     """The whole (height, width) ink probability; `tile=None` runs the network on the image at once."""
     if tile is None:
         tile = max(_ceil_to(max(image.shape[:2]), MULTIPLE), 64)
@@ -131,8 +144,8 @@ def ink_probability(image: np.ndarray, model, tile: "int | None" = 512, overlap:
     return out
 
 
-def clean_image(image: np.ndarray, model, threshold: float = 0.5, soft: bool = False, tile: int = 512,
-                overlap: int = 64) -> np.ndarray:
+def clean_image(image: np.ndarray, model, threshold: float = 0.5, soft: bool = False,
+                tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
     """uint8 (y, x): white (255) background, black (0) ink; with `soft`, 255 * (1 - probability)."""
     if not 0.0 < threshold < 1.0:
         raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
@@ -153,7 +166,7 @@ def _output_name(source: Path) -> str:
 
 
 def clean_paths(source: str, out: str, model: str = "drawings", threshold: float = 0.5, soft: bool = False,
-                tile: int = 512, overlap: int = 64, threads: int = 1) -> dict:
+                tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, threads: int = 1) -> dict:
     """Clean one image (or '-') into `out`, or every image of a folder into the folder `out`."""
     from rocksynth.io.images import read_image, write_image, write_image_file
     from rocksynth.io.paths import atomic_output_dir, check_input_file
