@@ -18,8 +18,8 @@ def predict(
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same output)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature; 0 = most likely code each time."),
     samples: int = typer.Option(1, "--samples", help="Number of independent continuations; N > 1 writes NAME_1.ext ... NAME_N.ext."),
-    parallel: bool = typer.Option(False, "--parallel", help="MaskGIT-style parallel decoding of each frame (faster, a little worse)."),
-    steps: int = typer.Option(8, "--steps", help="Parallel decoding rounds per frame (with --parallel)."),
+    parallel: bool = typer.Option(True, "--parallel/--sequential", help="MaskGIT-style parallel decoding of each frame (default: 3-4x faster and, measured, no worse on PSNR/SSIM than one sequential sample; docs/predict.md) or code-by-code sequential sampling."),
+    steps: int = typer.Option(8, "--steps", help="Parallel decoding rounds per frame."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of an MP4 output (default: the input's)."),
     as_json: bool = options.Json,
 ) -> None:
