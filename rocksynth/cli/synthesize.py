@@ -52,13 +52,15 @@ def train_texture(
     sources: List[str] = typer.Argument(..., metavar="NAME=VOLUME...",
                                         help="Textures to learn: name=volume file, or name=porespy:spherepack (generated)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); also <out>.csv and <out>.png learning curve."),
-    crop: int = typer.Option(32, "--crop", help="Training crop side in voxels (multiple of 8)."),
+    crop: int = typer.Option(64, "--crop", help="Training crop side in voxels (multiple of 8); larger than the pores."),
     iters: int = typer.Option(3000, "--iters", help="Total iterations."),
-    batch: int = typer.Option(4, "--batch", help="Textures (crop pairs) per iteration."),
-    eval_every: int = typer.Option(100, "--eval-every", help="Evaluate held-out porosity every N iterations."),
+    batch: int = typer.Option(2, "--batch", help="Textures (crop pairs) per iteration."),
+    eval_every: int = typer.Option(100, "--eval-every", help="Evaluate held-out porosity and specific surface every N iterations (best checkpoint kept as <out>.best.pt)."),
     save_every: int = typer.Option(100, "--save-every", help="Write the checkpoint every N iterations."),
     holdout: float = typer.Option(0.25, "--holdout", help="Fraction of each volume (last part along z) kept for evaluation."),
-    lr: float = typer.Option(2e-4, "--lr", help="Adam learning rate of the generator + encoder and of the critics."),
+    lr: float = typer.Option(5e-5, "--lr", help="Adam learning rate of the generator, encoder and texture codes."),
+    critic_lr: float = typer.Option(1e-4, "--critic-lr", help="Adam learning rate of the three critics."),
+    warmup_iters: int = typer.Option(100, "--warmup-iters", help="First iterations with the statistics terms only (critics already train)."),
     porosity_weight: float = typer.Option(10.0, "--porosity-weight", help="Weight of the porosity term."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
@@ -75,16 +77,19 @@ def train_texture(
     from rocksynth.training.texture import TrainSettings, train_texture as train
     from rocksynth.pipelines.synthesize import load_training_textures
 
-    if iters < 1 or batch < 1 or eval_every < 1 or save_every < 1 or not 0 < lr < 1:
-        raise BadInputError("--iters, --batch, --eval-every and --save-every must be positive, --lr in (0, 1)")
+    if iters < 1 or batch < 1 or eval_every < 1 or save_every < 1 or warmup_iters < 0 or not 0 < lr < 1 \
+            or not 0 < critic_lr < 1:
+        raise BadInputError("--iters, --batch, --eval-every and --save-every must be positive, --warmup-iters "
+                            "not negative, --lr and --critic-lr in (0, 1)")
     torch.set_num_threads(threads)
     textures = load_training_textures(sources, holdout=holdout, threshold=threshold, pore_value=pore_value)
     settings = TrainSettings(iters=iters, crop=crop, batch=batch, eval_every=eval_every, save_every=save_every,
-                             holdout=holdout, seed=seed, lr_g=lr, lr_d=lr,
+                             holdout=holdout, seed=seed, lr_g=lr, lr_d=critic_lr, warmup_iters=warmup_iters,
                              porosity_weight=porosity_weight)
     metrics = train(textures, out, settings, resume=resume, init=init)
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:
-        log("held-out porosity (real / generated): " + ", ".join(
-            f"{t.name} {metrics[f'porosity_{t.name}_real']:.3f}/{metrics[f'porosity_{t.name}_generated']:.3f}"
+        log("held-out porosity, specific surface (real / generated): " + ", ".join(
+            f"{t.name} {metrics[f'porosity_{t.name}_real']:.3f}/{metrics[f'porosity_{t.name}_generated']:.3f}, "
+            f"{metrics[f'surface_{t.name}_real']:.3f}/{metrics[f'surface_{t.name}_generated']:.3f}"
             for t in textures))

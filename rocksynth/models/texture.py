@@ -20,7 +20,7 @@
 - `TextureEncoder` E(x): strided 3D convolutions and a global average, a volume of any size
   (>= 16 voxels a side) -> its texture code.
 - Discriminators (spectral norm, hinge loss): `SliceDiscriminator` (generator matching on 2D
-  slices normal to the three axes, patch-wise), `PairDiscriminator` (pair matching: two slices
+  slices normal to the three axes, patch-wise over 54-pixel patches), `PairDiscriminator` (pair matching: two slices
   side by side as channels) and `LatentDiscriminator` (latent matching on texture codes).
 """
 
@@ -43,14 +43,11 @@ def voxel_shuffle(x: torch.Tensor, r: int = 2) -> torch.Tensor:
 
 def upsample2_valid(x: torch.Tensor) -> torch.Tensor:
     """Trilinear x2 upsampling (align_corners=False) without padding: n cells -> 2(n - 2) voxels,
-    voxel 2i, 2i+1 of the full upsampling for i in 1..n-2, so it is exact for any tile."""
-    for axis in (2, 3, 4):
-        n = x.shape[axis]
-        left, centre, right = x.narrow(axis, 0, n - 2), x.narrow(axis, 1, n - 2), x.narrow(axis, 2, n - 2)
-        even = 0.25 * left + 0.75 * centre
-        odd = 0.75 * centre + 0.25 * right
-        x = torch.stack([even, odd], dim=axis + 1).flatten(axis, axis + 1)
-    return x
+    voxel 2i, 2i+1 of the full upsampling for i in 1..n-2, so it is exact for any tile. The full
+    upsampling only clamps at its first and last cell, which the crop drops; one fused
+    `interpolate` is a third faster (forward + backward) than interleaving shifted copies."""
+    up = F.interpolate(x, scale_factor=2, mode="trilinear", align_corners=False)
+    return up[:, :, 2:-2, 2:-2, 2:-2]
 
 
 def pixel_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -160,7 +157,10 @@ def _sn_conv2d(c_in, c_out, k, stride=1, padding=0):
 
 
 class SliceDiscriminator(nn.Module):
-    """Patch critic on 2D slices (B, in_channels, n, n): a score map, one per ~22-pixel patch."""
+    """Patch critic on 2D slices (B, in_channels, n, n): a score map at 1/8 resolution, each score
+    seeing a 54-pixel patch. Rock pores and grains are 15-40 voxels across; a first critic whose
+    patches were 26 pixels could not tell their shape and the generator learned small round blobs
+    (specific surface 25-125 % too high)."""
 
     def __init__(self, in_channels: int = 1, width: int = 32):
         super().__init__()
@@ -168,7 +168,8 @@ class SliceDiscriminator(nn.Module):
         self.net = nn.Sequential(
             _sn_conv2d(in_channels, w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
             _sn_conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            _sn_conv2d(2 * w, 4 * w, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+            _sn_conv2d(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            _sn_conv2d(4 * w, 4 * w, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
             _sn_conv2d(4 * w, 1, 3, 1, 1),
         )
 
