@@ -9,7 +9,10 @@ import tifffile
 from rocksynth.io import read_volume, write_image
 from rocksynth.training.reconstruct import TrainSettings, train_reconstruct
 
-TINY_MODEL = {"enc_channels": (2, 4, 8), "channels": (2, 4, 8), "noise_channels": (2, 1), "quarter_blocks": 1}
+# Without the slice-porosity channel: in a 2-iteration model that channel (about 2 for the 42 %
+# porous piece below) saturates the output to solid, and these tests need output that varies with the seed.
+TINY_MODEL = {"enc_channels": (2, 4, 8), "channels": (2, 4, 8), "noise_channels": (2, 1), "quarter_blocks": 1,
+              "slice_porosity": False}
 
 
 @pytest.fixture(scope="module")

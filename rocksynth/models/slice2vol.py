@@ -85,9 +85,13 @@ class VolumeGenerator(nn.Module):
     """Encoder features + noise -> volume (B, 1, D, H, W) of pore logits."""
 
     def __init__(self, enc_channels=(4, 16, 32), channels=(4, 16, 32), noise_channels=(8, 2),
-                 quarter_blocks=3):
+                 quarter_blocks=3, slice_porosity=True):
         super().__init__()
         e0, e1, e2 = enc_channels
+        # The slice's porosity, as one channel over the whole volume: the only thing the far field
+        # learns about the slice, so a porous slice gives a porous volume (real 64^3 cubes vary in
+        # porosity with their central slice, more than small-scale noise can make them vary).
+        self.slice_porosity = bool(slice_porosity)
         g0, g1, g2 = channels
         n2, n1 = noise_channels
         self.noise_channels = (n2, n1)
@@ -99,7 +103,7 @@ class VolumeGenerator(nn.Module):
         self.decays2 = (8.0, 16.0)       # slice features at 1/4 resolution
         self.decays1 = (4.0, 8.0)        # ... injected at 1/2
         self.decays0 = (2.0, 4.0)        # ... and at full resolution
-        layers = [_conv3d(e2 * len(self.decays2) + n2 + len(self.codes2), g2), _act()]
+        layers = [_conv3d(e2 * len(self.decays2) + n2 + len(self.codes2) + self.slice_porosity, g2), _act()]
         for _ in range(quarter_blocks - 1):
             layers += [_conv3d(g2, g2), _act()]
         self.at_quarter = nn.Sequential(*layers)
@@ -140,8 +144,13 @@ class VolumeGenerator(nn.Module):
         device = noise2.device
         first, end = keep if keep is not None else (z0, z0 + d4)
         code2 = depth_code(d4, centre - z0 * GRID, GRID, self.codes2, device)
-        x = torch.cat([self._lift(f2, d4, depth_code(d4, centre - z0 * GRID, GRID, self.decays2, device)), noise2,
-                       code2[None, :, :, None, None].expand(b, -1, -1, h4, w4)], 1)
+        inputs = [self._lift(f2, d4, depth_code(d4, centre - z0 * GRID, GRID, self.decays2, device)), noise2,
+                  code2[None, :, :, None, None].expand(b, -1, -1, h4, w4)]
+        if self.slice_porosity:
+            # Centred and scaled so typical rock porosities (0.1-0.3) give values of order one.
+            phi = (slice_.mean((1, 2, 3)) - 0.2) * 10
+            inputs.append(phi[:, None, None, None, None].expand(b, 1, d4, h4, w4))
+        x = torch.cat(inputs, 1)
         x = self.at_quarter(x)
         # Finer stages only need one cell of margin around what is kept.
         lo, hi = max(first - 1, z0), min(end + 1, z0 + d4)
@@ -163,10 +172,14 @@ class VolumeGenerator(nn.Module):
 class Slice2Vol(nn.Module):
     """E and G together: slice (B, 1, H, W) -> volume (B, 1, depth, H, W), H, W multiples of 4."""
 
-    def __init__(self, enc_channels=(4, 16, 32), channels=(4, 16, 32), noise_channels=(8, 2), quarter_blocks=3):
+    def __init__(self, enc_channels=(4, 16, 32), channels=(4, 16, 32), noise_channels=(8, 2), quarter_blocks=3,
+                 slice_porosity=True):
         super().__init__()
+        self.config = {"enc_channels": list(enc_channels), "channels": list(channels),
+                       "noise_channels": list(noise_channels), "quarter_blocks": quarter_blocks,
+                       "slice_porosity": bool(slice_porosity)}
         self.encoder = SliceEncoder(enc_channels)
-        self.generator = VolumeGenerator(enc_channels, channels, noise_channels, quarter_blocks)
+        self.generator = VolumeGenerator(enc_channels, channels, noise_channels, quarter_blocks, slice_porosity)
 
     def halo_cells(self) -> int:
         """Quarter-resolution cells either side of a kept slab that its values depend on: one per

@@ -262,7 +262,8 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
 
 
 def model_config(model: Slice2Vol, settings: TrainSettings) -> dict:
-    return dict(settings.model)
+    """The constructor arguments of the model being trained (after a resume, the checkpoint's)."""
+    return dict(model.config)
 
 
 def _write_curve(path: Path, curve: "list[dict]") -> None:
