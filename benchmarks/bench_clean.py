@@ -199,8 +199,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--model", default="drawings")
-    parser.add_argument("--tile", type=int, default=1024)
-    parser.add_argument("--overlap", type=int, default=224)
+    from rocksynth.pipelines.clean import DEFAULT_OVERLAP, DEFAULT_TILE
+
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
+    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
     parser.add_argument("--a0", action="store_true", help="also clean a 10000 x 14000 sheet")
     parser.add_argument("--no-quality", action="store_true", help="skip the quality benchmark")
     parser.add_argument("--figures", help="write the docs pictures into this folder")
