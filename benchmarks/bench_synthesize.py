@@ -39,7 +39,6 @@ def _peak_rss_mb() -> float:
 # Children (one per measurement)
 
 def run_ours(size: int, model: str, tile: int) -> dict:
-    import numpy as np
     import torch
 
     from rocksynth.io.volumes import VolumeWriter
@@ -63,16 +62,14 @@ def run_ours(size: int, model: str, tile: int) -> dict:
         with VolumeWriter(path, shape, bool) as writer:
             # The loop of synth.stream_volume, timing the generator apart from the writing.
             slabs = synth.decode_slabs(generator, latent, shape, tile=(min(synth.SLAB_DEPTH, tile), tile, tile),
-                                       threshold=0.5)
+                                       threshold=0.5, packed=True)
             while True:
                 t0 = time.perf_counter()
                 slab = next(slabs, None)
                 decode_time += time.perf_counter() - t0
                 if slab is None:
                     break
-                pores += int(np.count_nonzero(slab))
-                for i in range(0, slab.shape[0], synth.WRITE_SLICES):
-                    writer.write(slab[i:i + synth.WRITE_SLICES])
+                pores += synth.write_packed_slab(writer, slab, size)
                 # Progress on stderr, so a run cut short still tells its pace and memory.
                 print(f"{writer.written}/{size} slices, {time.perf_counter() - start:.0f} s, "
                       f"peak RSS {_peak_rss_mb():.0f} MB", file=sys.stderr, flush=True)

@@ -7,7 +7,8 @@ import torch
 from rocksynth.errors import BadInputError
 from rocksynth.models.texture import SCALE, TextureGenerator, voxel_shuffle
 from rocksynth.pipelines.synthesize import (LatentGrid, blend_code_field, constant_code_field, decode_one_shot,
-                                            decode_slabs, grid_cells, layout_code_field, parse_size)
+                                            decode_slabs, grid_cells, layout_code_field, parse_size,
+                                            unpack_slices)
 
 
 def _whole(code_plane, n):
@@ -71,6 +72,9 @@ def test_tiled_decode_equals_one_shot(generator, tile):
     assert 0.05 < (one_shot > 0.5).mean() < 0.95  # a non-trivial volume was compared
     slabs = list(decode_slabs(generator, latent, shape, tile=tile, threshold=0.5))
     assert slabs[0].dtype == bool and np.array_equal(np.concatenate(slabs), tiled > 0.5)
+    packed = list(decode_slabs(generator, latent, shape, tile=tile, threshold=0.5, packed=True))
+    assert packed[0].dtype == np.uint8 and packed[0].shape[2] == -(-shape[2] // 8)
+    assert np.array_equal(np.concatenate([unpack_slices(p, shape[2]) for p in packed]), tiled > 0.5)
 
 
 def test_latent_planes_do_not_depend_on_the_range_asked():

@@ -221,23 +221,38 @@ def _tiles(tile) -> "tuple[int, int, int]":
     return tiles
 
 
-def decode_slabs(generator: TextureGenerator, latent, shape, tile=128, threshold=None):
+def decode_slabs(generator: TextureGenerator, latent, shape, tile=128, threshold=None, packed=False):
     """Yield z-slabs (tile depth or fewer slices, full y, x) of the decoded volume, tile by tile.
 
     `latent` is a LatentGrid (planes made per slab) or a whole (1, C, d, h, w) tensor; `tile`
     is one side or (z, y, x) sides. With `threshold` the slabs are bool (pore = probability >
-    threshold), else float32 probabilities."""
+    threshold), else float32 probabilities. With `packed` (needs `threshold`) they are uint8
+    with 8 voxels per byte along x (`np.packbits`; `unpack_slices` undoes it): the slab is the
+    only buffer that grows with the output, and packing makes it 8 times smaller."""
     tz, ty, tx = _tiles(tile)
     cut = None if threshold is None else float(np.log(threshold / (1 - threshold)))  # on the logits
+    if packed and cut is None:
+        raise ValueError("packed slabs need a threshold")
     for z in _tile_starts(shape[0], tz):
         depth = min(tz, shape[0] - z)
-        slab = np.empty((depth, shape[1], shape[2]), dtype=bool if cut is not None else np.float32)
+        if packed:
+            slab = np.empty((depth, shape[1], -(-shape[2] // 8)), dtype=np.uint8)
+        else:
+            slab = np.empty((depth, shape[1], shape[2]), dtype=bool if cut is not None else np.float32)
         for y in _tile_starts(shape[1], ty):
             for x in _tile_starts(shape[2], tx):
                 extent = (depth, min(ty, shape[1] - y), min(tx, shape[2] - x))
                 block = decode_tile(generator, latent, (z, y, x), extent, logits=cut is not None)
-                slab[:, y:y + extent[1], x:x + extent[2]] = (block > cut).numpy() if cut is not None else block.numpy()
+                if packed:  # x and tx are multiples of 8, so each tile fills whole bytes
+                    slab[:, y:y + extent[1], x // 8:x // 8 + -(-extent[2] // 8)] = np.packbits((block > cut).numpy(), axis=-1)
+                else:
+                    slab[:, y:y + extent[1], x:x + extent[2]] = (block > cut).numpy() if cut is not None else block.numpy()
         yield slab
+
+
+def unpack_slices(packed: np.ndarray, width: int) -> np.ndarray:
+    """Bool voxels of (some slices of) a packed slab from `decode_slabs(..., packed=True)`."""
+    return np.unpackbits(packed, axis=-1, count=width).view(bool)
 
 
 def tile_count(shape, tile: int) -> int:
@@ -350,7 +365,7 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
             "seconds": round(seconds, 2), "seed": seed, **description}
 
 
-SLAB_DEPTH = 64  # z-tile depth: a slab of 64 x Y x X bool voxels is the largest buffer
+SLAB_DEPTH = 64  # z-tile depth: a packed slab of 64 x Y x X/8 bytes is the largest buffer
 WRITE_SLICES = 8  # slices handed to the writer at a time (it converts them to 0/255 copies)
 
 
@@ -358,12 +373,20 @@ def stream_volume(generator, latent: LatentGrid, shape, writer, tile=128, advanc
     """Decode `latent` to `writer` slab by slab; the number of pore voxels."""
     pores = 0
     tiles = (min(SLAB_DEPTH, tile), tile, tile)
-    for slab in decode_slabs(generator, latent, shape, tile=tiles, threshold=0.5):
-        for i in range(0, slab.shape[0], WRITE_SLICES):
-            writer.write(slab[i:i + WRITE_SLICES])
-        pores += int(np.count_nonzero(slab))
+    for slab in decode_slabs(generator, latent, shape, tile=tiles, threshold=0.5, packed=True):
+        pores += write_packed_slab(writer, slab, shape[2])
         if advance is not None:
             advance(slab.shape[0])
+    return pores
+
+
+def write_packed_slab(writer, slab: np.ndarray, width: int) -> int:
+    """Hand a packed slab to `writer` a few slices at a time; the number of pore voxels."""
+    pores = 0
+    for i in range(0, slab.shape[0], WRITE_SLICES):
+        voxels = unpack_slices(slab[i:i + WRITE_SLICES], width)
+        writer.write(voxels)
+        pores += int(np.count_nonzero(voxels))
     return pores
 
 
