@@ -41,19 +41,34 @@ def train_clean(
     seed: int = typer.Option(0, "--seed", help="Random seed (selects the procedural training seeds)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
+    widths: Optional[str] = typer.Option(None, "--widths", help="U-Net channels per level, e.g. 16,32,64,96,128 (default: the shipped model's); ignored with --resume."),
 ) -> None:
     """Train the drawing-cleaning U-Net (resumable; CSV learning curve with held-out IoU and PSNR)."""
     from rocksynth.errors import BadInputError
     from rocksynth.progress import log, progress_bar
-    from rocksynth.training.clean import train_clean as train
+    from rocksynth.training.clean import DEFAULT_WIDTHS, train_clean as train
 
     if pairs is not None and not pairs.is_dir():
         raise BadInputError(f"{pairs}: --pairs must be a folder with scans/ and clean/ subfolders")
     if not out.parent.is_dir():
         raise BadInputError(f"{out}: output folder {out.parent} does not exist")
+    width_list = _parse_widths(widths) if widths else DEFAULT_WIDTHS
     with progress_bar(iters, "train clean", status=True) as bar:
-        meta = train(out, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed,
+        meta = train(out, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed, widths=width_list,
                      curve_csv=out.with_suffix(".csv"), threads=threads, progress=bar)
     metrics = meta.get("metrics") or {}
     log(f"wrote {out} after {meta['iterations']} iterations ({meta['wall_time_s']:.0f} s); held-out IoU "
         f"{metrics.get('iou', float('nan')):.3f}, PSNR {metrics.get('psnr', float('nan')):.2f} dB")
+
+
+def _parse_widths(text: str) -> "tuple[int, ...]":
+    from rocksynth.errors import BadInputError
+
+    try:
+        values = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise BadInputError(f"--widths {text!r}: expected comma-separated integers like 16,32,64,96,128") from None
+    if len(values) != 5 or min(values) < 1:
+        # Four downsamplings: the tiling margin (rocksynth.pipelines.clean) is measured for that depth.
+        raise BadInputError(f"--widths {text!r}: need 5 positive channel counts (four downsamplings)")
+    return values
