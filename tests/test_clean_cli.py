@@ -129,3 +129,16 @@ def test_bad_options_exit_2(run_cli_in_process, tmp_path, scan_rgb):
         code, _, err = run_cli_in_process("clean", tmp_path / "scan.png", "--out", tmp_path / "o.png", *option)
         assert code == 2, (option, err)
     assert not (tmp_path / "o.png").exists()
+
+
+def test_train_clean_widths_option(run_cli_in_process, tmp_path):
+    for widths in ("1,2", "8,16,x,32,64", "8,16,0,32,64"):
+        code, _, err = run_cli_in_process("train", "clean", "--out", tmp_path / "w.pt", "--iters", "1",
+                                          "--widths", widths)
+        assert code == 2 and "--widths" in err, (widths, err)
+    assert not (tmp_path / "w.pt").exists()
+    code, _, err = run_cli_in_process("train", "clean", "--out", tmp_path / "w.pt", "--iters", "1", "--batch", "1",
+                                      "--crop", "32", "--widths", "4,4,8,8,8")
+    assert code == 0, err
+    import torch
+    assert torch.load(tmp_path / "w.pt", weights_only=True)["config"]["widths"] == [4, 4, 8, 8, 8]
