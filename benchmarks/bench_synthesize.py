@@ -352,7 +352,19 @@ def child(args) -> None:
 # ---------------------------------------------------------------------------------------------
 # Parent
 
-def measure(kind: str, size: int, args) -> dict:
+def fastest(runs: "list[dict]") -> dict:
+    """The fastest of several fresh-process runs (on a shared machine the least disturbed one),
+    with the highest peak RSS of them all."""
+    good = [r for r in runs if "decode_s" in r]
+    if not good:
+        return runs[-1]
+    best = dict(min(good, key=lambda r: r["decode_s"]))
+    best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in good)
+    best["runs"] = len(good)
+    return best
+
+
+def measure_once(kind: str, size: int, args) -> dict:
     command = [sys.executable, __file__, "--child", kind, "--size", str(size), "--threads", str(args.threads),
                "--model", args.model, "--tile", str(args.tile)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
@@ -371,6 +383,8 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=128)
     parser.add_argument("--dcgan-max-gb", type=float, default=8.0)
     parser.add_argument("--skip-dcgan", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="Runs per size and generator, alternating; the fastest is reported (use 3 on a shared machine).")
     parser.add_argument("--quality", action="store_true", help="Quality protocol instead of speed.")
     parser.add_argument("--count", type=int, default=100, help="Crops per side for --quality.")
     parser.add_argument("--crop", type=int, default=64)
@@ -388,19 +402,25 @@ def main() -> None:
         quality(args)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average; {os.cpu_count()} cores), torch threads {args.threads}")
+    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average; {os.cpu_count()} cores), torch threads {args.threads}, "
+          f"fastest of {args.repeat} run(s) each")
     rows = []
     for size in sizes:
-        rows.append(measure("ours", size, args))
+        estimate = dcgan_estimated_gb(size)
+        with_dcgan = not args.skip_dcgan and estimate <= args.dcgan_max_gb
+        runs = {"ours": [], "dcgan": []}
+        for _ in range(args.repeat):  # alternate, so both generators meet the same load
+            for kind in ("ours", "dcgan") if with_dcgan else ("ours",):
+                runs[kind].append(measure_once(kind, size, args))
+        rows.append(fastest(runs["ours"]))
         print(json.dumps(rows[-1]), flush=True)
         if args.skip_dcgan:
             continue
-        estimate = dcgan_estimated_gb(size)
-        if estimate > args.dcgan_max_gb:
+        if with_dcgan:
+            rows.append(fastest(runs["dcgan"]))
+        else:
             rows.append({"generator": "dcgan", "size": size,
                          "skipped": f"estimated activations {estimate:.0f} GB > {args.dcgan_max_gb:.0f} GB"})
-        else:
-            rows.append(measure("dcgan", size, args))
         print(json.dumps(rows[-1]), flush=True)
     print(f"load after: {os.getloadavg()[0]:.2f}")
     print()

@@ -365,7 +365,10 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
             "seconds": round(seconds, 2), "seed": seed, **description}
 
 
-SLAB_DEPTH = 64  # z-tile depth: a packed slab of 64 x Y x X/8 bytes is the largest buffer
+# z-tile depth. Deeper tiles spend less on the decoding margin (38 voxels a side): 128 decodes
+# 256^3 about a sixth faster than 64 for about 100 MB more peak memory (one tile's activations);
+# the packed slab (128 x Y x X/8 bytes, 16 MB at 1024^2) is the only buffer that grows with the output.
+SLAB_DEPTH = 128
 WRITE_SLICES = 8  # slices handed to the writer at a time (it converts them to 0/255 copies)
 
 
