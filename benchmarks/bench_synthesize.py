@@ -206,6 +206,42 @@ def generated_crops(model, code, count: int, size: int, seed0: int = 1000):
                      > 0.5 for i in range(count)])
 
 
+def axis_statistics(volumes) -> dict:
+    """Per axis (z, y, x), averaged over the volumes: pore/solid transitions per voxel and the
+    mean pore chord length (runs of pore voxels along the axis). Equal on every axis for an
+    isotropic medium."""
+    import numpy as np
+
+    stats = {}
+    for axis, name in enumerate("zyx"):
+        transitions, chords = [], []
+        for volume in volumes:
+            transitions.append((np.diff(volume.astype(np.int8), axis=axis) != 0).mean())
+            lines = np.moveaxis(volume, axis, -1).reshape(-1, volume.shape[axis]).astype(np.int8)
+            edges = np.diff(np.pad(lines, ((0, 0), (1, 1))), axis=1)
+            starts, ends = np.nonzero(edges == 1)[1], np.nonzero(edges == -1)[1]
+            chords.append((ends - starts).mean() if len(starts) else 0.0)
+        stats[name] = (float(np.mean(transitions)), float(np.mean(chords)))
+    return stats
+
+
+def anisotropy(args) -> None:
+    from rocksynth.pipelines import synthesize as synth
+
+    model = synth.load_texture_model(args.model)
+    sets = real_crop_sets(model, args.count, args.crop)
+    print(f"{args.count} real and {args.count} generated {args.crop}^3 crops per texture; per axis z / y / x")
+    print("| texture | set | transitions per voxel | mean pore chord (voxels) | y/z transitions |")
+    print("|---|---|---|---|---|")
+    for name in model.names():
+        for label, volumes in (("real", sets[name]["held_out"]),
+                               ("generated", generated_crops(model, model.code_of(name), args.count, args.crop))):
+            stats = axis_statistics(volumes)
+            ratio = stats["y"][0] / stats["z"][0] if stats["z"][0] else float("inf")
+            print(f"| {name} | {label} | {' / '.join(f'{stats[a][0]:.4f}' for a in 'zyx')} | "
+                  f"{' / '.join(f'{stats[a][1]:.1f}' for a in 'zyx')} | {ratio:.2f} |", flush=True)
+
+
 def quality(args) -> None:
     import numpy as np
     import torch
@@ -388,6 +424,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="Runs per size and generator, alternating; the fastest is reported (use 3 on a shared machine).")
     parser.add_argument("--quality", action="store_true", help="Quality protocol instead of speed.")
+    parser.add_argument("--anisotropy", action="store_true",
+                        help="Per-axis transitions and pore chords of real vs generated crops, instead of speed.")
     parser.add_argument("--count", type=int, default=100, help="Crops per side for --quality.")
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--like-count", type=int, default=10)
@@ -402,6 +440,9 @@ def main() -> None:
         return
     if args.quality:
         quality(args)
+        return
+    if args.anisotropy:
+        anisotropy(args)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"load before: {os.getloadavg()[0]:.2f} (1-min average; {os.cpu_count()} cores), torch threads {args.threads}, "
