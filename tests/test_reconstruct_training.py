@@ -112,3 +112,9 @@ def test_a_few_iterations_move_the_loss_and_the_checkpoint_round_trips(tmp_path)
     for name, tensor in loaded.model.state_dict().items():
         assert torch.equal(tensor, payload2["state"]["model"][name])
     assert loaded.crop == 16
+    # A resume with other learning rates uses them, not the ones stored with the optimizer.
+    settings.iters, settings.lr_g, settings.lr_d = 19, 1e-5, 3e-5
+    train_reconstruct([("blobs", volume)], out, settings, resume=True)
+    state = load_checkpoint(out, "reconstruct")["state"]
+    assert [g["lr"] for g in state["opt_g"]["param_groups"]] == [1e-5]
+    assert {g["lr"] for g in state["opt_d"]["param_groups"]} == {3e-5}

@@ -51,6 +51,8 @@ def train_reconstruct(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
+    lr_g: float = typer.Option(2e-4, "--lr-g", help="Adam learning rate of the encoder + generator (also applied on --resume)."),
+    lr_d: float = typer.Option(4e-4, "--lr-d", help="Adam learning rate of the critics (also applied on --resume)."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
 ) -> None:
@@ -75,7 +77,8 @@ def train_reconstruct(
         voxel_sizes.append(voxel)
     settings = TrainSettings(iters=iters, crop=crop, batch=batch, warmup_crop=warmup_crop,
                              warmup_iters=min(warmup_iters, iters), warmup_batch=warmup_batch, depth_ratio=depth_ratio,
-                             eval_every=eval_every, save_every=save_every, holdout=holdout, seed=seed)
+                             eval_every=eval_every, save_every=save_every, holdout=holdout, seed=seed,
+                             lr_g=lr_g, lr_d=lr_d)
     metrics = train(loaded, out, settings, resume=resume, voxel_size=voxel_sizes[0])
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:

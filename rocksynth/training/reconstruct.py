@@ -168,6 +168,10 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
         opt_g = torch.optim.Adam(model.parameters(), lr=settings.lr_g, betas=(0.5, 0.9))
         for module, key in ((model, "model"), (d3, "d3"), (d2, "d2"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             module.load_state_dict(payload["state"][key])
+        # The optimizer state carries the old learning rates; the ones asked for now apply.
+        for optimizer, lr in ((opt_g, settings.lr_g), (opt_d, settings.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         start, wall = payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
         curve = [dict(row) for row in payload["meta"]["curve"]]
         log(f"resumed {out} at iteration {start}")
