@@ -66,11 +66,47 @@ def tune_sauvola():
     return best[1], best[2]
 
 
-def quality(count, model_name, tile, overlap):
-    from rocksynth.data.degrade import DEGRADATIONS, degraded_pair, scan_to_gray
+def benchmark_image(i: int):
+    """(scan, target, degradation switches) of benchmark image i."""
+    from rocksynth.data.degrade import DEGRADATIONS, degraded_pair
     from rocksynth.data.drawings import render_drawing
-    from rocksynth.pipelines.clean import ink_probability, load_cleaner
     from rocksynth.training.clean import BENCHMARK_SEEDS
+
+    rng = np.random.default_rng(BENCHMARK_SEEDS + i)
+    h, w = SIZES[i % len(SIZES)]
+    # Record which degradations this image got: draw the switches first, then force them.
+    switches = {name: bool(rng.random() < 0.5) for name in DEGRADATIONS}
+    scan, target = degraded_pair(rng, render_drawing(rng, h, w), force=switches)
+    return scan, target, switches
+
+
+def error_location(count, model_name, tile, overlap):
+    """Where the U-Net's wrong pixels lie: within 1 pixel of the target's ink boundary (where
+    the place of an edge is a matter of a pixel) or farther (missed or invented strokes)."""
+    from scipy import ndimage
+
+    from rocksynth.pipelines.clean import ink_probability, load_cleaner
+
+    model = load_cleaner(model_name)
+    ink, wrong, at_edge, far = 0, {}, {}, {}
+    for i in range(count):
+        scan, target, _ = benchmark_image(i)
+        ours = ink_probability(scan, model, tile=tile, overlap=overlap) > 0.5
+        ink += int(target.sum())
+        for kind, mask, distance in (("false ink", ours & ~target, ndimage.distance_transform_edt(~target)),
+                                     ("missed ink", ~ours & target, ndimage.distance_transform_edt(target))):
+            wrong[kind] = wrong.get(kind, 0) + int(mask.sum())
+            at_edge[kind] = at_edge.get(kind, 0) + int((mask & (distance <= 1)).sum())
+            far[kind] = far.get(kind, 0) + int((mask & (distance > 2)).sum())
+    print(f"\nerror location on the first {count} benchmark images ({ink} target ink pixels):")
+    for kind in wrong:
+        print(f"{kind}: {wrong[kind]} pixels ({wrong[kind] / ink:.1%} of the ink); within 1 px of the target's "
+              f"boundary {at_edge[kind] / max(wrong[kind], 1):.1%}, more than 2 px away {far[kind] / max(wrong[kind], 1):.1%}")
+
+
+def quality(count, model_name, tile, overlap):
+    from rocksynth.data.degrade import DEGRADATIONS, scan_to_gray
+    from rocksynth.pipelines.clean import ink_probability, load_cleaner
 
     model = load_cleaner(model_name)
     window, k = tune_sauvola()
@@ -79,11 +115,7 @@ def quality(count, model_name, tile, overlap):
     targets, seconds, pixels = [], 0.0, 0
     per_degradation = {name: [] for name in DEGRADATIONS}
     for i in range(count):
-        rng = np.random.default_rng(BENCHMARK_SEEDS + i)
-        h, w = SIZES[i % len(SIZES)]
-        # Record which degradations this image got: draw the switches first, then force them.
-        switches = {name: bool(rng.random() < 0.5) for name in DEGRADATIONS}
-        scan, target = degraded_pair(rng, render_drawing(rng, h, w), force=switches)
+        scan, target, switches = benchmark_image(i)
         gray = scan_to_gray(scan)
         start = time.perf_counter()
         ours = ink_probability(scan, model, tile=tile, overlap=overlap) > 0.5
@@ -207,6 +239,8 @@ def main():
     parser.add_argument("--no-quality", action="store_true", help="skip the quality benchmark")
     parser.add_argument("--figures", help="write the docs pictures into this folder")
     parser.add_argument("--curve", help="learning-curve CSV to plot with --figures")
+    parser.add_argument("--error-location", type=int, metavar="N",
+                        help="also tell, on the first N benchmark images, how many wrong pixels lie at the ink boundary")
     args = parser.parse_args()
     import torch
 
@@ -215,6 +249,8 @@ def main():
         quality(args.images, args.model, args.tile, args.overlap)
     if args.figures:
         figures(args.figures, args.model, args.curve)
+    if args.error_location:
+        error_location(args.error_location, args.model, args.tile, args.overlap)
     if args.a0:
         a0(args.model, args.tile, args.overlap)
 
