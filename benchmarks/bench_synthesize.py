@@ -10,7 +10,10 @@ N^3 volume and reports wall time, voxels per second and its peak RSS (getrusage 
   (512, s, s, s) latent where N = 16 (s + 3). Sizes whose estimated activations exceed
   --dcgan-max-gb are skipped (and printed as such).
 
-Run:  OMP_NUM_THREADS=1 python benchmarks/bench_synthesize.py --threads 1
+Run:  OMP_NUM_THREADS=1 python benchmarks/bench_synthesize.py --threads 1 [--repeat 3]
+(`--repeat N` alternates the generators N times per size and keeps each one's fastest run; every
+run also reports its CPU seconds, which waiting for a busy core does not inflate.)
+`--anisotropy` prints per-axis transitions and pore chords of real vs generated crops.
 
 `--quality` instead follows the paper's protocol at CPU scale, per texture of the model: N
 generated 64^3 volumes (independent seeds, the texture's code) against N real 64^3 crops of the
