@@ -101,3 +101,11 @@ def test_bad_slices_exit_2_with_one_line_and_no_output(tmp_path, run_cli_in_proc
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0].lower(), stderr
     assert not (tmp_path / "v.tif").exists()
+
+
+def test_train_rejects_non_positive_learning_rates(tmp_path, run_cli_in_process):
+    for option in (["--lr-g", "0"], ["--lr-d", "-1e-4"]):
+        code, _, err = run_cli_in_process("train", "reconstruct", "../shared/data/ketton_256.tif",
+                                          "--out", tmp_path / "r.pt", *option)
+        assert code == 2 and "learning rates must be positive" in err, (option, err)
+    assert not (tmp_path / "r.pt").exists()

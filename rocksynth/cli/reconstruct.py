@@ -68,6 +68,8 @@ def train_reconstruct(
 
     if iters < 1 or crop < 8 or crop % 4 or warmup_crop % 4 or batch < 1 or warmup_batch < 1:
         raise BadInputError("--iters and batches must be positive; --crop and --warmup-crop multiples of 4 (>= 8)")
+    if not (lr_g > 0 and lr_d > 0):
+        raise BadInputError(f"--lr-g {lr_g} / --lr-d {lr_d}: learning rates must be positive")
     torch.set_num_threads(threads)
     loaded, voxel_sizes = [], []
     for path in volumes:
