@@ -1,15 +1,16 @@
 """Training textures for the multi-texture GAN: named binary volumes, split into a training part
-and a held-out part (the last quarter along z), sampled as random augmented crops.
+and a held-out part (the last quarter along z), sampled as random augmented crops (rotated only
+in ways that keep an anisotropic sample's orientation, e.g. a fracture network extruded along z).
 
 Besides real volumes, a PoreSpy-generated medium can be made at run time from a fixed recipe
 (`porespy:spherepack`), so nothing generated has to be stored.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from rocksynth.data.crops import random_crop, random_symmetry, split_holdout
+from rocksynth.data.crops import AXIS_ORDERS, random_crop, random_symmetry, split_holdout, symmetric_axis_orders, transitions_per_axis
 from rocksynth.errors import BadInputError
 
 # Procedural media: name -> (PoreSpy generator recipe). Fixed seeds: same volume on every run.
@@ -40,20 +41,29 @@ class Texture:
     held_out: np.ndarray    # bool (z, y, x), the last `holdout` fraction along z
     voxel_size: "float | None"
     source: str
+    # Axis permutations allowed in augmentation (all six unless the sample is anisotropic).
+    axis_orders: list = field(default_factory=lambda: list(AXIS_ORDERS))
+
+    def augmentation(self) -> str:
+        if len(self.axis_orders) == len(AXIS_ORDERS):
+            return "all 48 cube symmetries (isotropic)"
+        return (f"{len(self.axis_orders)} of 6 axis orders x 8 flips (anisotropic: pore/solid transitions per voxel "
+                f"z/y/x {' / '.join(f'{r:.4f}' for r in transitions_per_axis(self.train))})")
 
 
 def make_texture(name: str, volume: np.ndarray, voxel_size=None, source: str = "", holdout: float = 0.25) -> Texture:
     if not name.isidentifier():
         raise BadInputError(f"texture name {name!r} must be a plain word (letters, digits, _)")
     split = split_holdout(name, np.asarray(volume, dtype=bool), holdout)
-    return Texture(name, split.train, split.held_out, voxel_size, source)
+    return Texture(name, split.train, split.held_out, voxel_size, source, symmetric_axis_orders(split.train))
 
 
 def generated_texture(name: str) -> Texture:
     """A generated medium as a texture: trained on one realisation, evaluated on another."""
     recipe = GENERATED_MEDIA.get(name, {})
-    return Texture(name, generated_medium(name), generated_medium(name, seed_offset=1), None,
-                   f"porespy.generators.{recipe.get('generator')} {recipe}")
+    train = generated_medium(name)
+    return Texture(name, train, generated_medium(name, seed_offset=1), None,
+                   f"porespy.generators.{recipe.get('generator')} {recipe}", symmetric_axis_orders(train))
 
 
 def parse_texture_source(text: str) -> "tuple[str, str]":
@@ -78,7 +88,7 @@ class TextureCrops:
 
     def _crop(self, index: int, size: int) -> np.ndarray:
         crop = random_crop(self.textures[index].train, size, self.rng)
-        return np.ascontiguousarray(random_symmetry(crop, self.rng))
+        return np.ascontiguousarray(random_symmetry(crop, self.rng, self.textures[index].axis_orders))
 
     def pairs(self, size: int, count: int) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
         """(labels (count,), x (count, s, s, s), x2 (count, s, s, s)): textures drawn uniformly

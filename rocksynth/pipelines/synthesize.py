@@ -425,6 +425,6 @@ def load_training_textures(sources, holdout=0.25, threshold=None, pore_value="au
             mask, voxel = load_binary_volume(source, threshold=threshold, pore_value=pore_value)
             texture = make_texture(name, require_3d(mask, source), voxel, source, holdout)
         log(f"texture {name}: train {texture.train.shape}, held out {texture.held_out.shape}, "
-            f"porosity {texture.train.mean():.3f}")
+            f"porosity {texture.train.mean():.3f}; augmented with {texture.augmentation()}")
         textures.append(texture)
     return textures
