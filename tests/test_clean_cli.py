@@ -142,3 +142,16 @@ def test_train_clean_widths_option(run_cli_in_process, tmp_path):
     assert code == 0, err
     import torch
     assert torch.load(tmp_path / "w.pt", weights_only=True)["config"]["widths"] == [4, 4, 8, 8, 8]
+
+
+def test_cli_defaults_are_the_pipelines():
+    """The CLI spells its tile defaults as literals (importing the pipeline would slow every
+    `rocksynth` call); they must stay the pipeline's, whose overlap makes tiling exact."""
+    import inspect
+
+    from rocksynth.cli.clean import clean
+    from rocksynth.pipelines.clean import DEFAULT_TILE
+
+    options = inspect.signature(clean).parameters
+    assert options["tile"].default.default == DEFAULT_TILE
+    assert options["overlap"].default.default == DEFAULT_OVERLAP

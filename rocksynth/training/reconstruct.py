@@ -226,8 +226,8 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
             opt_d.step()
 
             # Generator + encoder.
-            loss_adv = -d3(binary).mean() - sum(d2(group).mean() for group in
-                                                _slices_all_axes(binary, settings.slices_per_axis, torch_gen)) / 3
+            slice_groups = _slices_all_axes(binary, settings.slices_per_axis, torch_gen)
+            loss_adv = -d3(binary).mean() - sum(d2(group).mean() for group in slice_groups) / len(slice_groups)
             loss_slice = F.mse_loss(central_slice(fake), cond)
             # Every depth slice should hold about the crop's porosity, not only the conditioned one.
             loss_por = ((binary.mean((1, 3, 4)) - real.mean((1, 2, 3, 4))[:, None]) ** 2).mean()
