@@ -231,16 +231,18 @@ def axis_statistics(volumes) -> dict:
     isotropic medium."""
     import numpy as np
 
+    from rocksynth.data.crops import transitions_per_axis
+
+    transitions = np.mean([transitions_per_axis(volume) for volume in volumes], axis=0)
     stats = {}
     for axis, name in enumerate("zyx"):
-        transitions, chords = [], []
+        chords = []
         for volume in volumes:
-            transitions.append((np.diff(volume.astype(np.int8), axis=axis) != 0).mean())
             lines = np.moveaxis(volume, axis, -1).reshape(-1, volume.shape[axis]).astype(np.int8)
             edges = np.diff(np.pad(lines, ((0, 0), (1, 1))), axis=1)
             starts, ends = np.nonzero(edges == 1)[1], np.nonzero(edges == -1)[1]
             chords.append((ends - starts).mean() if len(starts) else 0.0)
-        stats[name] = (float(np.mean(transitions)), float(np.mean(chords)))
+        stats[name] = (float(transitions[axis]), float(np.mean(chords)))
     return stats
 
 
