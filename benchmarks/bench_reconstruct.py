@@ -10,6 +10,8 @@ training); the central z-slice of each cube is the input. Three sets of N cubes 
   slice's porosity.
 Per set: porosity, S2 (r <= 24, mean of the three axes), Euler density (6-connected pores),
 permeability (PoreSpy SNOW + OpenPNM Stokes, `rocksynth.properties.permeability`, mean of x, y, z).
+A fourth set, real cubes of the training block, gives the floor: the KL a perfect model of the
+training data would score against the held-out block (the two blocks of one rock differ).
 Reported: KL(real || set) of porosity, log10 permeability and Euler density, three ways: between
 Gaussian kernel density estimates (smooth; the figure to read against the paper), and with
 `rocksynth.properties.compare.kl_divergence` on 10- and 50-bin pooled histograms (with 50 samples
@@ -135,6 +137,9 @@ def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeabili
     name, voxel = ROCKS[rock]
     split = split_holdout(rock, tifffile.imread(DATA / name) > 0)
     cubes = held_out_cubes(split.held_out, size, count, seed)
+    # Real cubes of the training block: how far apart the two blocks of the same rock are
+    # (the KL a perfect model of the training data would score on the held-out block).
+    train_cubes = held_out_cubes(split.train, size, count, seed)
     print(f"\n== {rock}: {count} held-out {size}^3 cubes from a {split.held_out.shape} block "
           f"({disjoint_cube_count(split.held_out, size)} disjoint cubes fit; the rest overlap)", flush=True)
     tick = time.perf_counter()
@@ -151,9 +156,9 @@ def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeabili
           f"GAN raw central-slice agreement {np.mean(agreement):.4f} (min {np.min(agreement):.4f})", flush=True)
 
     sets = {}
-    for label, group in (("real", list(cubes)), ("gan", gan), ("grf", grf)):
+    for label, group in (("real", list(cubes)), ("train", list(train_cubes)), ("gan", gan), ("grf", grf)):
         key = f"{rock}_{label}_{count}_{size}_{seed}_{int(with_permeability)}"
-        path = cache / f"{key}.json" if cache and label == "real" else None
+        path = cache / f"{key}.json" if cache and label in ("real", "train") else None
         if path and path.is_file():
             sets[label] = json.loads(path.read_text())
             continue
@@ -167,7 +172,7 @@ def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeabili
         print(f"  network extraction failed (no pore network; K = 0) on: {failed}")
     result = {"failed_networks": failed, "agreement_mean": float(np.mean(agreement)), "agreement_min": float(np.min(agreement)),
               "real": summarize(sets["real"], sets["real"], with_permeability)}
-    for label in ("gan", "grf"):
+    for label in ("gan", "grf", "train"):
         result[label] = summarize(sets["real"], sets[label], with_permeability)
     _print_rock(rock, result, with_permeability)
     return result
@@ -177,7 +182,7 @@ def _print_rock(rock: str, result: dict, with_permeability: bool) -> None:
     keys = ["porosity", "euler_density"] + (["permeability"] if with_permeability else [])
     print(f"{'property':<22}{'real mean±std':>22}{'GAN mean±std':>22}{'GRF mean±std':>22}"
           f"{'KDE-KL GAN':>11}{'KDE-KL GRF':>11}{'KL10 GAN':>10}{'KL10 GRF':>10}{'KL50 GAN':>10}{'KL50 GRF':>10}"
-          f"{'paper KL':>10}")
+          f"{'paper KL':>10}{'floor':>8}")
     for key in keys:
         label = "log10 K" + (" (mD)" if ROCKS[rock][1] else " (vox²)") if key == "permeability" else key
         paper = PAPER_TABLE1[rock].get(key)
@@ -187,9 +192,12 @@ def _print_rock(rock: str, result: dict, with_permeability: bool) -> None:
               f"{result['gan'][key]['kl_kde']:>11.3f}{result['grf'][key]['kl_kde']:>11.3f}"
               f"{result['gan'][key]['kl10']:>10.3f}{result['grf'][key]['kl10']:>10.3f}"
               f"{result['gan'][key]['kl50']:>10.3f}{result['grf'][key]['kl50']:>10.3f}"
-              f"{(f'{paper:.2f}' if paper is not None else '-'):>10}")
+              f"{(f'{paper:.2f}' if paper is not None else '-'):>10}{result['train'][key]['kl_kde']:>8.3f}")
     print(f"{'S2 mean abs error':<22}{'':>22}{result['gan']['s2_mae']:>22.4f}{result['grf']['s2_mae']:>22.4f}"
-          f"   (relative {result['gan']['s2_rel']:.3f} vs {result['grf']['s2_rel']:.3f})")
+          f"   (relative {result['gan']['s2_rel']:.3f} vs {result['grf']['s2_rel']:.3f}; training-block cubes "
+          f"{result['train']['s2_mae']:.4f})")
+    print(f"floor: KDE-KL between the held-out cubes and as many real cubes of the training block "
+          f"(porosity {result['train']['porosity']['mean']:.3f} vs {result['real']['porosity']['mean']:.3f} held out)")
 
 
 def timing(model_name: str, model) -> dict:
