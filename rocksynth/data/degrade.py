@@ -57,38 +57,31 @@ def _smooth_field(rng, shape, sigma, low, high):
     return low + (high - low) * field
 
 
-SKEW_SUPERSAMPLING = 4
+def skew(clean: np.ndarray, rng: np.random.Generator, max_degrees: float = 1.5) -> np.ndarray:
+    """Rotate a drawing slightly (as a sheet placed askew on the scanner); bool in, bool out.
 
-
-def skew(clean: np.ndarray, rng: np.random.Generator, max_degrees: float = 1.5) -> "tuple[np.ndarray, np.ndarray]":
-    """Rotate a drawing slightly (as a sheet placed askew on the scanner): bool in, (ink coverage
-    of each pixel as the scanner's sensor integrates it, float32 in [0, 1]; target bool) out.
-
-    The coverage is the rotation on a 4x finer grid averaged back (anti-aliased, as a scan is).
-    The target resamples the drawing at each rotated pixel centre (nearest neighbour), which keeps
-    1-pixel strokes whole: rotating the pixel grid with linear interpolation and thresholding at
-    0.5, as before, broke every thin oblique stroke into dashes (1158 connected pieces instead of
-    678 on 20 sheets of 384^2), gaps in a target that must have none."""
+    Each pixel takes the drawing's value at its rotated centre (nearest neighbour), which keeps
+    1-pixel strokes whole: rotating with linear interpolation and thresholding at 0.5, as before,
+    broke thin oblique strokes into dashes (1158 connected pieces instead of 678 on 20 sheets of
+    384^2; 689 now), gaps in a target that must have none. The scan is made from this target, so
+    the two stay consistent to the pixel. (Anti-aliased scan ink with a nearest-neighbour target
+    was tried: which pixel a thin oblique stroke keeps is then not visible in the scan, and the
+    benchmark IoU on skewed sheets fell from 88 % to 81 %.)"""
     angle = rng.uniform(-max_degrees, max_degrees)
-    target = ndimage.rotate(clean, angle, reshape=False, order=0, mode="constant", cval=False)
-    k = SKEW_SUPERSAMPLING
-    fine = np.repeat(np.repeat(clean.astype(np.float32), k, axis=0), k, axis=1)
-    rotated = ndimage.rotate(fine, angle, reshape=False, order=1, mode="constant", cval=0.0)
-    h, w = clean.shape
-    return np.clip(rotated.reshape(h, k, w, k).mean(axis=(1, 3)), 0.0, 1.0), target
+    return ndimage.rotate(clean, angle, reshape=False, order=0, mode="constant", cval=False)
 
 
 def _gaps(ink: np.ndarray, rng) -> np.ndarray:
-    """Small holes to punch into strokes (worn toner, dropped-out lines): squares centred on ink."""
-    holes = np.zeros(ink.shape, bool)
+    """Punch small holes into strokes (worn toner, dropped-out lines); returns the ink kept."""
     ys, xs = np.nonzero(ink)
     if ys.size == 0:
-        return holes
+        return ink
     count = int(rng.poisson(ink.size / 4000 * rng.uniform(0.5, 2.0)))
+    out = ink.copy()
     for i in rng.integers(0, ys.size, count):
         r = int(rng.integers(1, 4))
-        holes[max(ys[i] - r, 0):ys[i] + r + 1, max(xs[i] - r, 0):xs[i] + r + 1] = True
-    return holes
+        out[max(ys[i] - r, 0):ys[i] + r + 1, max(xs[i] - r, 0):xs[i] + r + 1] = False
+    return out
 
 
 def _paper(rng, shape, on) -> np.ndarray:
@@ -134,16 +127,16 @@ def _stains(rng, shape, paper):
     return paper
 
 
-def _ink_density(coverage, rng, on):
+def _ink_density(ink_kept, rng, on):
     """Ink coverage in [0, 1] with bleed (spread into paper) and fading (uneven, pale toner)."""
-    density = coverage.astype(np.float32)
+    density = ink_kept.astype(np.float32)
     if on("bleed", 0.4):  # bleed: ink spreads into the fibres
         spread = ndimage.gaussian_filter(density, rng.uniform(0.6, 1.6))
         density = np.maximum(density, np.clip(spread * rng.uniform(1.2, 2.2), 0, 1))
     if on("fading", 0.5):  # fading
-        density *= _smooth_field(rng, density.shape, rng.uniform(8, 60), rng.uniform(0.35, 0.8), 1.0)
+        density *= _smooth_field(rng, ink_kept.shape, rng.uniform(8, 60), rng.uniform(0.35, 0.8), 1.0)
     if on("speckle", 0.3):  # speckled toner
-        density *= 1.0 - rng.uniform(0.1, 0.5) * (rng.random(density.shape) < rng.uniform(0.05, 0.3))
+        density *= 1.0 - rng.uniform(0.1, 0.5) * (rng.random(ink_kept.shape) < rng.uniform(0.05, 0.3))
     return density
 
 
@@ -182,10 +175,9 @@ def degraded_pair(rng: np.random.Generator, clean: np.ndarray,
     paper colour is always random (white included)."""
     shape = clean.shape
     on = _switches(rng, force)
-    coverage, target = skew(clean, rng) if on("skew", 0.5) else (clean.astype(np.float32), clean)
-    if on("gaps", 0.6):
-        coverage = np.where(_gaps(target, rng), 0.0, coverage)
-    density = _ink_density(coverage, rng, on)
+    target = skew(clean, rng) if on("skew", 0.5) else clean
+    kept = _gaps(target, rng) if on("gaps", 0.6) else target
+    density = _ink_density(kept, rng, on)
     paper = _paper(rng, shape, on)
     if on("stains", 0.5):
         paper = _stains(rng, shape, paper)
