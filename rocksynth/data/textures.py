@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rocksynth.data.crops import AXIS_ORDERS, random_crop, random_symmetry, split_holdout, symmetric_axis_orders, transitions_per_axis
+from rocksynth.data.crops import (AXIS_ORDERS, random_crop, random_symmetry, split_holdout, symmetric_axis_orders,
+                                  transitions_per_axis)
 from rocksynth.errors import BadInputError
 
 # Procedural media: name -> (PoreSpy generator recipe). Fixed seeds: same volume on every run.
