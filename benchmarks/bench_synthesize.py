@@ -212,7 +212,7 @@ def real_crop_sets(model, count: int, size: int):
     return sets
 
 
-def generated_crops(model, code, count: int, size: int, seed0: int = 1000):
+def generated_crops(model, code, count: int, size: int, seed0: int = 1000, extruded: bool = False):
     import numpy as np
 
     from rocksynth.pipelines import synthesize as synth
@@ -221,8 +221,9 @@ def generated_crops(model, code, count: int, size: int, seed0: int = 1000):
     shape = (size,) * 3
     cells = synth.grid_cells(g, shape)
     field = synth.constant_code_field(code, cells)
-    return np.stack([synth.decode_one_shot(g, synth.LatentGrid(cells, g.noise_channels, seed0 + i, field).full(), shape)
-                     > 0.5 for i in range(count)])
+    extrude = g if extruded else None
+    return np.stack([synth.decode_one_shot(g, synth.LatentGrid(cells, g.noise_channels, seed0 + i, field, extrude).full(),
+                                           shape) > 0.5 for i in range(count)])
 
 
 def axis_statistics(volumes) -> dict:
@@ -256,7 +257,8 @@ def anisotropy(args) -> None:
     print("|---|---|---|---|---|")
     for name in model.names():
         for label, volumes in (("real", sets[name]["held_out"]),
-                               ("generated", generated_crops(model, model.code_of(name), args.count, args.crop))):
+                               ("generated", generated_crops(model, model.code_of(name), args.count, args.crop,
+                                                             extruded=model.is_extruded(name)))):
             stats = axis_statistics(volumes)
             ratio = stats["y"][0] / stats["z"][0] if stats["z"][0] else float("inf")
             print(f"| {name} | {label} | {' / '.join(f'{stats[a][0]:.4f}' for a in 'zyx')} | "
@@ -267,6 +269,7 @@ def quality(args) -> None:
     import numpy as np
     import torch
 
+    from rocksynth.data.crops import is_extruded, transitions_per_axis
     from rocksynth.pipelines import synthesize as synth
     from rocksynth.properties.compare import kl_divergence
 
@@ -282,7 +285,7 @@ def quality(args) -> None:
         start = time.perf_counter()
         real = sets[name]
         voxel = real["texture"].voxel_size
-        gen = generated_crops(model, model.code_of(name), args.count, args.crop)
+        gen = generated_crops(model, model.code_of(name), args.count, args.crop, extruded=model.is_extruded(name))
         p_real = crop_properties(real["held_out"], voxel, k_count)
         p_gen = crop_properties(gen, voxel, k_count)
         p_train = crop_properties(real["train"], voxel, k_count) if real["train"] is not None else None
@@ -329,7 +332,8 @@ def quality(args) -> None:
         for index, crop in enumerate(crops):
             code = synth.encode_exemplar(model, crop)
             hits_code += synth.nearest_textures(model, code)[0][0] == name
-            gen = generated_crops(model, code, 1, args.crop, seed0=5000 + index)[0]
+            gen = generated_crops(model, code, 1, args.crop, seed0=5000 + index,
+                                  extruded=is_extruded(transitions_per_axis(crop)))[0]
             vector = like_vector({k: v[0] for k, v in crop_properties([gen], None, 1 if k_count else 0).items()})
             hits_props += min(means, key=lambda k: np.linalg.norm((vector - means[k]) / scale)) == name
             hits_two += min(means, key=lambda k: np.linalg.norm((vector[:2] - means[k][:2]) / scale[:2])) == name
@@ -385,7 +389,7 @@ def figures(model, sets, folder) -> None:
 
     fig, axes = plt.subplots(2, len(names), figsize=(3 * len(names), 6.2))
     for column, name in enumerate(names):
-        gen = generated_crops(model, model.code_of(name), 1, 128, seed0=42)[0]
+        gen = generated_crops(model, model.code_of(name), 1, 128, seed0=42, extruded=model.is_extruded(name))[0]
         real = sets[name]["texture"].held_out
         real_slice = real[real.shape[0] // 2, :128, :128]
         axes[0, column].imshow(~real_slice, cmap="gray", vmin=0, vmax=1)

@@ -45,8 +45,17 @@ def symmetric_axis_orders(volume: np.ndarray, tolerance: float = 1.3) -> "list[t
     only the identity for a fracture network extruded along z whose x and y differ. Rotating
     the crops of an anisotropic sample at random would teach a generator an average of its
     orientations (sheets along every axis at once: blobs) instead of the sample's structure."""
-    rates = transitions_per_axis(volume)
+    return axis_orders_for(transitions_per_axis(volume), tolerance)
 
+
+def is_extruded(rates: np.ndarray) -> bool:
+    """Transitions per voxel (z, y, x) of a volume that is the same on every z-slice: a 2D
+    pattern extruded along z (and not uniform in the plane)."""
+    return bool(rates[0] == 0 and rates[1:].all())
+
+
+def axis_orders_for(rates: np.ndarray, tolerance: float = 1.3) -> "list[tuple[int, int, int]]":
+    """`symmetric_axis_orders` from the transitions per voxel along z, y, x."""
     def alike(a: int, b: int) -> bool:
         low, high = sorted((rates[a], rates[b]))
         return low == high or (low > 0 and high / low <= tolerance)

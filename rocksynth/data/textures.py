@@ -6,11 +6,11 @@ Besides real volumes, a PoreSpy-generated medium can be made at run time from a 
 (`porespy:spherepack`), so nothing generated has to be stored.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from rocksynth.data.crops import (AXIS_ORDERS, random_crop, random_symmetry, split_holdout, symmetric_axis_orders,
+from rocksynth.data.crops import (AXIS_ORDERS, axis_orders_for, is_extruded, random_crop, random_symmetry, split_holdout,
                                   transitions_per_axis)
 from rocksynth.errors import BadInputError
 
@@ -42,21 +42,32 @@ class Texture:
     held_out: np.ndarray    # bool (z, y, x), the last `holdout` fraction along z
     voxel_size: "float | None"
     source: str
-    # Axis permutations allowed in augmentation (all six unless the sample is anisotropic).
-    axis_orders: list = field(default_factory=lambda: list(AXIS_ORDERS))
+    # Pore/solid transitions per voxel along z, y, x of the training part (None: isotropic).
+    transitions: "np.ndarray | None" = None
+
+    @property
+    def axis_orders(self) -> list:
+        """Axis permutations allowed in augmentation (all six unless the sample is anisotropic)."""
+        return list(AXIS_ORDERS) if self.transitions is None else axis_orders_for(self.transitions)
+
+    @property
+    def extruded(self) -> bool:
+        """The same on every z-slice (a 2D pattern extruded along z, like fractures_100.tif)."""
+        return self.transitions is not None and is_extruded(self.transitions)
 
     def augmentation(self) -> str:
         if len(self.axis_orders) == len(AXIS_ORDERS):
             return "all 48 cube symmetries (isotropic)"
-        return (f"{len(self.axis_orders)} of 6 axis orders x 8 flips (anisotropic: pore/solid transitions per voxel "
-                f"z/y/x {' / '.join(f'{r:.4f}' for r in transitions_per_axis(self.train))})")
+        text = (f"{len(self.axis_orders)} of 6 axis orders x 8 flips (anisotropic: pore/solid transitions per voxel "
+                f"z/y/x {' / '.join(f'{r:.4f}' for r in self.transitions)})")
+        return text + ("; extruded along z: generated from noise constant along z" if self.extruded else "")
 
 
 def make_texture(name: str, volume: np.ndarray, voxel_size=None, source: str = "", holdout: float = 0.25) -> Texture:
     if not name.isidentifier():
         raise BadInputError(f"texture name {name!r} must be a plain word (letters, digits, _)")
     split = split_holdout(name, np.asarray(volume, dtype=bool), holdout)
-    return Texture(name, split.train, split.held_out, voxel_size, source, symmetric_axis_orders(split.train))
+    return Texture(name, split.train, split.held_out, voxel_size, source, transitions_per_axis(split.train))
 
 
 def generated_texture(name: str) -> Texture:
@@ -64,7 +75,7 @@ def generated_texture(name: str) -> Texture:
     recipe = GENERATED_MEDIA.get(name, {})
     train = generated_medium(name)
     return Texture(name, train, generated_medium(name, seed_offset=1), None,
-                   f"porespy.generators.{recipe.get('generator')} {recipe}", symmetric_axis_orders(train))
+                   f"porespy.generators.{recipe.get('generator')} {recipe}", transitions_per_axis(train))
 
 
 def parse_texture_source(text: str) -> "tuple[str, str]":

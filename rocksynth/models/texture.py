@@ -129,6 +129,25 @@ class TextureGenerator(nn.Module):
         x = a(self._conv(self.c2, x, pad))
         return self._up(self._conv(self.out, x, pad), pad)
 
+    def extrude_noise(self, noise: torch.Tensor) -> torch.Tensor:
+        """Noise channels (B, noise_channels, d, h, w) made invariant along z, at every scale:
+        the first z-plane of cells repeated, and inside each cell the finer maps' values of the
+        first sub-voxel layer copied to the others. A fully convolutional generator fed with it
+        (and with codes constant along z) gives a volume that is exactly the same on every
+        z-slice: a 2D texture extruded along z, as a fracture network cut through a slab."""
+        n1, n2 = self.fine_noise
+        b, _, d, h, w = noise.shape
+        noise = noise[:, :, :1].expand(-1, -1, d, -1, -1)
+        cell = noise[:, :self.cell_noise]
+        # Channel layout of the unshuffled maps (see voxel_shuffle): map, then (z, y, x) sub-voxel
+        # at each level, the coarser level first for the 1/2 maps.
+        fine1 = noise[:, self.cell_noise:self.cell_noise + 8 * n1].reshape(b, n1, 2, 4, d, h, w)
+        fine1 = fine1[:, :, :1].expand(-1, -1, 2, -1, -1, -1, -1)
+        fine2 = noise[:, self.cell_noise + 8 * n1:].reshape(b, n2 * 8, 2, 4, d, h, w)
+        fine2 = fine2[:, :, :1].expand(-1, -1, 2, -1, -1, -1, -1).reshape(b, n2, 2, 4 * 8, d, h, w)
+        fine2 = fine2[:, :, :1].expand(-1, -1, 2, -1, -1, -1, -1)
+        return torch.cat([cell, fine1.reshape(b, 8 * n1, d, h, w), fine2.reshape(b, 64 * n2, d, h, w)], 1)
+
     def latent_cells_for(self, voxels: int) -> int:
         """Latent cells along an axis whose valid decoding covers `voxels` voxels."""
         return -(-(voxels + 2 * self.MARGIN_VOXELS) // SCALE)

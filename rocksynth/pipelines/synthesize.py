@@ -46,6 +46,10 @@ class TextureModel:
     def voxel_size_of(self, name: str) -> "float | None":
         return self.textures[self.names().index(name)]["voxel_size"]
 
+    def is_extruded(self, name: str) -> bool:
+        """Trained as a 2D pattern extruded along z (its noise is constant along z)."""
+        return bool(self.textures[self.names().index(name)].get("extruded", False))
+
 
 def load_texture_model(name_or_path: str) -> TextureModel:
     from rocksynth.pretrained.registry import resolve_model
@@ -109,8 +113,9 @@ class LatentGrid:
 
     CHUNK = 8
 
-    def __init__(self, cells, noise_channels: int, seed: int, code_plane):
+    def __init__(self, cells, noise_channels: int, seed: int, code_plane, extrude: "TextureGenerator | None" = None):
         self.cells, self.noise_channels, self.seed, self.code_plane = tuple(cells), noise_channels, seed, code_plane
+        self.extrude = extrude  # the generator, for a texture extruded along z: noise of plane 0 everywhere
 
     def _chunk(self, k: int, cy: int, cx: int) -> torch.Tensor:
         stream = np.random.SeedSequence([self.seed, k, cy, cx]).generate_state(1)[0]
@@ -132,7 +137,11 @@ class LatentGrid:
         zs, ys, xs = (slice(max(0, r.start), min(r.stop, n)) for r, n in zip((zs, ys, xs), self.cells))
         planes = []
         for k in range(zs.start, zs.stop):
-            planes.append(torch.cat([self.code_plane(k)[:, ys, xs], self._noise(k, ys, xs)]))
+            if self.extrude is None:
+                noise = self._noise(k, ys, xs)
+            else:
+                noise = self.extrude.extrude_noise(self._noise(0, ys, xs)[None, :, None])[0, :, 0]
+            planes.append(torch.cat([self.code_plane(k)[:, ys, xs], noise]))
         return torch.stack(planes, 1)[None]
 
     def planes(self, start: int, stop: int) -> torch.Tensor:
@@ -291,8 +300,10 @@ def code_field_for(model: TextureModel, shape, *, texture=None, like=None, blend
     g = model.generator
     cells, margin = grid_cells(g, shape), g.MARGIN_VOXELS
     if texture is not None:
-        return constant_code_field(model.code_of(texture), cells), {"texture": texture}
+        return constant_code_field(model.code_of(texture), cells), {"texture": texture,
+                                                                    "extruded": model.is_extruded(texture)}
     if like is not None:
+        from rocksynth.data.crops import is_extruded, transitions_per_axis
         from rocksynth.io import load_binary_volume
         from rocksynth.io.binary import require_3d
         from rocksynth.io.paths import check_input_file
@@ -304,7 +315,10 @@ def code_field_for(model: TextureModel, shape, *, texture=None, like=None, blend
         ranking = nearest_textures(model, code)
         log(f"{like}: texture code nearest to {ranking[0][0]} (distances "
             + ", ".join(f"{n} {d:.2f}" for n, d in ranking) + ")")
-        return constant_code_field(code, cells), {"like": str(like), "nearest_textures": ranking}
+        extruded = is_extruded(transitions_per_axis(mask))
+        if extruded:
+            log(f"{like}: the same on every z-slice, so the output is extruded along z too")
+        return constant_code_field(code, cells), {"like": str(like), "nearest_textures": ranking, "extruded": extruded}
     if blend is not None:
         a, sep, b = blend.partition(":")
         if not sep or not a or not b:
@@ -352,7 +366,8 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
     field, description = code_field_for(loaded, shape, texture=texture, like=like, blend=blend, axis=axis,
                                         layout=layout, layout_textures=layout_textures)
     voxel = parse_length(voxel_size) if voxel_size is not None else _default_voxel_size(loaded, description)
-    latent = LatentGrid(grid_cells(loaded.generator, shape), loaded.generator.noise_channels, seed, field)
+    latent = LatentGrid(grid_cells(loaded.generator, shape), loaded.generator.noise_channels, seed, field,
+                        extrude=loaded.generator if description.get("extruded") else None)
     start = time.perf_counter()
     with VolumeWriter(out, shape, bool, voxel_size=voxel) as writer, \
             progress_bar(shape[0], f"synthesizing {'x'.join(map(str, shape))}") as bar:

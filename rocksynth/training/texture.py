@@ -91,13 +91,18 @@ def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dic
             "encoder": {"width": encoder.width}}
 
 
-def latent_grid(codes: torch.Tensor, cells, noise_channels: int, generator: "torch.Generator | None" = None):
-    """Codes (B, C) or a code field (B, C, d, h, w) + N(0, 1) noise -> latent (B, C + noise, d, h, w)."""
+def latent_grid(codes: torch.Tensor, cells, noise_channels: int, generator: "torch.Generator | None" = None,
+                extrude: "tuple[TextureGenerator, torch.Tensor] | None" = None):
+    """Codes (B, C) or a code field (B, C, d, h, w) + N(0, 1) noise -> latent (B, C + noise, d, h, w).
+    `extrude` = (the generator, bool (B,)): those samples get noise invariant along z."""
     if isinstance(cells, int):
         cells = (cells,) * 3
     if codes.dim() == 2:
         codes = codes[:, :, None, None, None].expand(-1, -1, *cells)
     noise = torch.randn(codes.shape[0], noise_channels, *cells, generator=generator)
+    if extrude is not None and bool(extrude[1].any()):
+        g, flags = extrude
+        noise = torch.where(flags[:, None, None, None, None], g.extrude_noise(noise), noise)
     return torch.cat([codes, noise], dim=1)
 
 
@@ -191,6 +196,8 @@ class TextureTrainer:
         self.opt_d = torch.optim.Adam(list(self.d_x.parameters()) + list(self.d_xx.parameters())
                                       + list(self.d_z.parameters()), lr=settings.lr_d, betas=(0.5, 0.999))
         self.crops = TextureCrops(textures, seed=settings.seed)
+        # Textures whose sample is the same on every z-slice get noise constant along z.
+        self.extruded = torch.tensor([t.extruded for t in textures])
         self.iteration, self.wall = 0, 0.0
         self._init_output()
 
@@ -225,7 +232,8 @@ class TextureTrainer:
         code = self.encoder(x)
         # Reproductions G(E(x)) and samples G(z), z ~ p_k(z) of x's texture k.
         prior_code = mu + s.prior_std * torch.randn_like(mu)
-        logits = g(latent_grid(torch.cat([code, prior_code]), cells, g.noise_channels))
+        extruded = self.extruded[torch.from_numpy(labels)].repeat(2)
+        logits = g(latent_grid(torch.cat([code, prior_code]), cells, g.noise_channels, extrude=(g, extruded)))
         fakes = binary_straight_through(logits, s.gradient_temperature)
         reals = torch.cat([x, x2])
         pairs_real = torch.cat([x, x2], 1)
@@ -288,7 +296,8 @@ class TextureTrainer:
         generator = torch.Generator().manual_seed(1234)
         result, errors, quality = {}, [], []
         with torch.no_grad():
-            z = latent_grid(self.codes.repeat_interleave(n, 0), self.s.eval_size // SCALE, g.noise_channels, generator)
+            z = latent_grid(self.codes.repeat_interleave(n, 0), self.s.eval_size // SCALE, g.noise_channels, generator,
+                            extrude=(g, self.extruded.repeat_interleave(n, 0)))
             volumes = (g(z) > 0).float()
         porosities, surfaces = volumes.mean(dim=(1, 2, 3, 4)), surface_estimate(volumes)
         for index, texture in enumerate(self.textures):
@@ -325,7 +334,7 @@ class TextureTrainer:
 
 
 def _texture_meta(textures: "list[Texture]") -> list:
-    return [{"name": t.name, "source": t.source, "voxel_size": t.voxel_size,
+    return [{"name": t.name, "source": t.source, "voxel_size": t.voxel_size, "extruded": t.extruded,
              "porosity_train": float(t.train.mean()), "porosity_held_out": float(t.held_out.mean()),
              "train_shape": list(t.train.shape), "held_out_shape": list(t.held_out.shape)} for t in textures]
 
