@@ -139,8 +139,8 @@ class TextureGenerator(nn.Module):
         b, _, d, h, w = noise.shape
         noise = noise[:, :, :1].expand(-1, -1, d, -1, -1)
         cell = noise[:, :self.cell_noise]
-        # Channel layout of the unshuffled maps (see voxel_shuffle): map, then (z, y, x) sub-voxel
-        # at each level, the coarser level first for the 1/2 maps.
+        # Channel layout of the unshuffled maps (see voxel_shuffle): map, then the (z, y, x) sub-voxel
+        # of each level; for the 1/2 maps the finer level's triple comes first, the 1/4 one last.
         fine1 = noise[:, self.cell_noise:self.cell_noise + 8 * n1].reshape(b, n1, 2, 4, d, h, w)
         fine1 = fine1[:, :, :1].expand(-1, -1, 2, -1, -1, -1, -1)
         fine2 = noise[:, self.cell_noise + 8 * n1:].reshape(b, n2 * 8, 2, 4, d, h, w)
