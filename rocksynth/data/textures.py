@@ -42,7 +42,8 @@ class Texture:
     held_out: np.ndarray    # bool (z, y, x), the last `holdout` fraction along z
     voxel_size: "float | None"
     source: str
-    # Pore/solid transitions per voxel along z, y, x of the training part (None: isotropic).
+    # Pore/solid transitions per voxel along z, y, x of the training part (None: not measured;
+    # then every axis order is allowed and the texture is not extruded).
     transitions: "np.ndarray | None" = None
 
     @property

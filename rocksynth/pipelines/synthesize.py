@@ -136,11 +136,12 @@ class LatentGrid:
         """(1, C + noise, z, y, x) cells of the grid (slices clipped to it)."""
         zs, ys, xs = (slice(max(0, r.start), min(r.stop, n)) for r, n in zip((zs, ys, xs), self.cells))
         planes = []
+        # An extruded texture has the same noise on every plane: plane 0's, drawn once per block.
+        same = None
+        if self.extrude is not None:
+            same = self.extrude.extrude_noise(self._noise(0, ys, xs)[None, :, None])[0, :, 0]
         for k in range(zs.start, zs.stop):
-            if self.extrude is None:
-                noise = self._noise(k, ys, xs)
-            else:
-                noise = self.extrude.extrude_noise(self._noise(0, ys, xs)[None, :, None])[0, :, 0]
+            noise = self._noise(k, ys, xs) if same is None else same
             planes.append(torch.cat([self.code_plane(k)[:, ys, xs], noise]))
         return torch.stack(planes, 1)[None]
 
