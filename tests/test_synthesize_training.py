@@ -59,6 +59,8 @@ def test_training_writes_curve_and_checkpoint_round_trips(trained):
     assert [int(r["iteration"]) for r in rows] == [2, 4]
     assert out.with_suffix(".png").is_file()
     assert metrics["porosity_coarse_real"] == pytest.approx(float(_textures()[0].held_out.mean()))
+    # The learning curve logs the 3D connectivity term and the Euler density per texture.
+    assert all(r["loss_euler"] and r["euler_fine_generated"] and r["euler_fine_real"] for r in rows)
     model = load_texture_model(str(out))
     assert model.names() == ["coarse", "fine"]
     assert model.voxel_size_of("coarse") == 2e-6 and model.voxel_size_of("fine") is None
@@ -81,6 +83,24 @@ def test_resume_continues_the_run(trained, tmp_path):
     assert [int(r["iteration"]) for r in rows] == [2, 4, 6]
     with pytest.raises(BadInputError):
         train_texture(_textures()[:1], copy, _settings(8), resume=True)
+
+
+def test_resume_rewrites_an_older_curve_with_the_new_columns(trained, tmp_path):
+    out, _ = trained
+    copy = tmp_path / "old.pt"
+    copy.write_bytes(out.read_bytes())
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    old_fields = [k for k in rows[0] if "euler" not in k]  # as written before the Euler term
+    with open(copy.with_suffix(".csv"), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=old_fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    train_texture(_textures(), copy, _settings(6), resume=True)
+    resumed = list(csv.DictReader(open(copy.with_suffix(".csv"))))
+    assert list(resumed[0]) == list(rows[0])
+    assert [int(r["iteration"]) for r in resumed] == [2, 4, 6]
+    assert resumed[0]["loss_euler"] == "" and resumed[2]["loss_euler"] != ""
+    assert resumed[0]["loss_x"] == rows[0]["loss_x"]
 
 
 def test_texture_sources_are_checked():

@@ -6,11 +6,15 @@ volumes, uses the central z-slice of each crop as the condition, and generates a
   critic on slices along all three axes; they see the thresholded output (straight-through).
 - Generator + encoder: adversarial loss + slice loss (L2 between the central slice of the raw
   output and the input slice) + a porosity term (generated vs the real crop around that slice),
-  which keeps the porosity from swinging while the critics are still weak.
+  which keeps the porosity from swinging while the critics are still weak, an S2 term, and an
+  Euler-density term (the pores' 3D connectivity, `rocksynth.training.topology`, vs the real
+  crop's), the one statistic that tells a connected pore network from one of the right porosity
+  and S2 but too few loops: without it Ketton came out with 0.4x the real Euler density and
+  0.46x the permeability, Berea with 1.7x the Euler density.
 Crops are `depth_ratio` times deeper than wide, so they reach the far field where the slice no
 longer matters (`slice2vol.far_field_distance`); they start small (`warmup_crop`) and grow to `crop`. Every `eval_every` iterations the model
 generates volumes from the central slices of fixed held-out cubes and the porosity error, S2 error
-and raw central-slice agreement are logged to a CSV learning curve (plotted at the end).
+Euler density (per 10^4 voxels) and raw central-slice agreement are logged to a CSV learning curve (plotted at the end).
 Checkpoints hold everything needed to resume (`resume=True`).
 """
 
@@ -30,11 +34,14 @@ from rocksynth.models.slice2vol import PatchDiscriminator2D, PatchDiscriminator3
 from rocksynth.progress import log, progress_bar
 from rocksynth.properties.correlation import two_point_correlation
 from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
+from rocksynth.training.topology import EULER_UNIT, boundary_gradient_only, euler_density
 
 KIND = "reconstruct"
 CURVE_FIELDS = ["iteration", "wall_s", "crop", "loss_d", "loss_adv", "loss_slice", "loss_porosity", "loss_s2",
-                "eval_porosity_real", "eval_porosity_generated", "eval_porosity_abs_error",
-                "eval_s2_error", "eval_slice_agreement"]
+                "loss_euler", "eval_porosity_real", "eval_porosity_generated", "eval_porosity_abs_error",
+                "eval_s2_error", "eval_euler_real", "eval_euler_generated", "eval_euler_abs_error",
+                "eval_slice_agreement"]
+
 
 
 @dataclass
@@ -52,6 +59,7 @@ class TrainSettings:
     porosity_weight: float = 50.0
     s2_weight: float = 200.0
     s2_lags: int = 12
+    euler_weight: float = 0.005
     slices_per_axis: int = 8
     holdout: float = 0.25
     eval_every: int = 100
@@ -112,7 +120,7 @@ def _evaluate(model: Slice2Vol, cubes: np.ndarray, seed: int) -> dict:
     torch_gen = torch.Generator().manual_seed(seed)
     size = cubes.shape[1]
     r_max = size // 2
-    real_por, gen_por, agree, s2_real, s2_gen = [], [], [], [], []
+    real_por, gen_por, agree, s2_real, s2_gen, euler_real, euler_gen = [], [], [], [], [], [], []
     with torch.no_grad():
         for cube in cubes:
             s = torch.from_numpy(cube[size // 2][None, None].astype(np.float32))
@@ -122,12 +130,19 @@ def _evaluate(model: Slice2Vol, cubes: np.ndarray, seed: int) -> dict:
             gen_por.append(float(volume.mean()))
             s2_real.append(two_point_correlation(cube, r_max))
             s2_gen.append(two_point_correlation(volume, r_max))
+            pair = torch.from_numpy(np.stack([cube, volume]).astype(np.float32))[:, None]
+            real_euler, generated_euler = (euler_density(pair) * EULER_UNIT).tolist()
+            euler_real.append(real_euler)
+            euler_gen.append(generated_euler)
     model.train()
     return {
         "eval_porosity_real": float(np.mean(real_por)),
         "eval_porosity_generated": float(np.mean(gen_por)),
         "eval_porosity_abs_error": float(np.mean(np.abs(np.array(real_por) - np.array(gen_por)))),
         "eval_s2_error": float(np.mean(np.abs(np.mean(s2_real, 0) - np.mean(s2_gen, 0)))),
+        "eval_euler_real": float(np.mean(euler_real)),
+        "eval_euler_generated": float(np.mean(euler_gen)),
+        "eval_euler_abs_error": float(np.mean(np.abs(np.array(euler_real) - np.array(euler_gen)))),
         "eval_slice_agreement": float(np.mean(agree)),
     }
 
@@ -234,17 +249,21 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
             # S2 along each axis vs the real crop: penalises periodic patterns and a copied slice
             # smeared along depth, which the critics are slow to catch.
             loss_s2 = ((axis_s2(binary, settings.s2_lags) - axis_s2(real, settings.s2_lags)) ** 2).mean()
+            # 3D connectivity (loops of the pore network) vs the real crop: critics on slices and
+            # S2 cannot see it.
+            loss_euler = ((euler_density(boundary_gradient_only(binary)) - euler_density(real)) * EULER_UNIT).pow(2).mean()
             # Keep logits within +-4 so saturated (all-solid) regions still receive gradient.
             loss_logit = (F.relu(logits.abs() - 4) ** 2).mean()
             loss_g = (loss_adv + settings.slice_weight * loss_slice + settings.porosity_weight * loss_por
-                      + settings.s2_weight * loss_s2 + loss_logit)
+                      + settings.s2_weight * loss_s2 + settings.euler_weight * loss_euler + loss_logit)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
 
             wall += time.perf_counter() - tick
             for key, value in (("loss_d", loss_d), ("loss_adv", loss_adv), ("loss_slice", loss_slice),
-                               ("loss_porosity", loss_por), ("loss_s2", loss_s2)):
+                               ("loss_porosity", loss_por), ("loss_s2", loss_s2),
+                               ("loss_euler", loss_euler)):
                 running.setdefault(key, []).append(value.item())
             bar.advance(1, status=f"D {loss_d.item():.2f} adv {loss_adv.item():.2f} slice {loss_slice.item():.4f}")
             if iteration % settings.eval_every == 0 or iteration == settings.iters:
@@ -289,7 +308,7 @@ def plot_curve(curve: "list[dict]", path: Path) -> None:
     import matplotlib.pyplot as plt
 
     it = [row["iteration"] for row in curve]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
     axes[0].plot(it, [r["loss_d"] for r in curve], label="critic (hinge)")
     axes[0].plot(it, [r["loss_adv"] for r in curve], label="generator adversarial")
     axes[0].set_title("losses")
@@ -303,6 +322,12 @@ def plot_curve(curve: "list[dict]", path: Path) -> None:
     axes[2].set_yscale("log")
     axes[2].set_title("held-out errors")
     axes[2].legend()
+    # Rows written before the Euler term existed have no Euler columns.
+    nan = float("nan")
+    axes[3].plot(it, [r.get("eval_euler_real", nan) for r in curve], label="held-out real")
+    axes[3].plot(it, [r.get("eval_euler_generated", nan) for r in curve], label="generated")
+    axes[3].set_title("Euler density per 10⁴ voxels (held-out cubes)")
+    axes[3].legend()
     for ax in axes:
         ax.set_xlabel("iteration")
     fig.tight_layout()
