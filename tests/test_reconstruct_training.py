@@ -120,3 +120,32 @@ def test_a_few_iterations_move_the_loss_and_the_checkpoint_round_trips(tmp_path)
     state = load_checkpoint(out, "reconstruct")["state"]
     assert [g["lr"] for g in state["opt_g"]["param_groups"]] == [1e-5]
     assert {g["lr"] for g in state["opt_d"]["param_groups"]} == {3e-5}
+
+
+def test_the_output_threshold_is_calibrated_on_training_cubes(tmp_path):
+    torch.manual_seed(0)
+    volume = blobs((64, 32, 32), seed=4)
+    settings = TrainSettings(iters=4, crop=16, batch=2, warmup_crop=16, warmup_iters=4, warmup_batch=2,
+                             eval_every=4, eval_cubes=2, save_every=4, slices_per_axis=2, model=TINY_MODEL,
+                             calibration_cubes=6)
+    out = tmp_path / "c.pt"
+    train_reconstruct([("blobs", volume)], out, settings)
+    calibration = load_checkpoint(out, "reconstruct")["meta"]["calibration"]
+    assert calibration["cubes"] == 6 and calibration["data"] == "training blocks"
+    loaded = load_model(out)
+    assert loaded.model.logit_threshold == pytest.approx(calibration["logit_threshold"])
+    # The same cubes and noise, thresholded there, have the real cubes' mean porosity.
+    train = split_holdout("blobs", volume, settings.holdout).train
+    cubes = held_out_cubes(train, 16, 6, calibration["seed"])
+    generator = torch.Generator().manual_seed(calibration["seed"])
+    with torch.no_grad():
+        logits = torch.cat([loaded.model(torch.from_numpy(c[8][None, None].astype(np.float32)), depth=16,
+                                         generator=generator, logits=True).flatten() for c in cubes])
+    porosity = float((logits > loaded.model.logit_threshold).float().mean())
+    assert porosity == pytest.approx(float(cubes.mean()), abs=1e-3)
+    assert calibration["porosity_real"] == pytest.approx(float(cubes.mean()), abs=1e-4)
+    # The pipeline thresholds there: a threshold above every logit leaves only the pasted slice.
+    slice_ = volume[-8, :16, :16]
+    loaded.model.logit_threshold = 1e9
+    generated, _ = reconstruct(loaded.model, slice_, depth=16)
+    assert not generated[:8].any() and np.array_equal(generated[8], slice_)

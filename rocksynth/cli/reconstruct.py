@@ -53,6 +53,7 @@ def train_reconstruct(
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     lr_g: float = typer.Option(2e-4, "--lr-g", help="Adam learning rate of the encoder + generator (also applied on --resume)."),
     lr_d: float = typer.Option(4e-4, "--lr-d", help="Adam learning rate of the critics (also applied on --resume)."),
+    calibration_cubes: int = typer.Option(32, "--calibration-cubes", help="Training cubes per volume on which the output threshold is calibrated to the real porosity at the end (0: threshold at probability 0.5)."),
     euler_weight: float = typer.Option(0.005, "--euler-weight", help="Weight of the Euler-density (3D connectivity) term; 0 turns it off."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
@@ -71,8 +72,8 @@ def train_reconstruct(
         raise BadInputError("--iters and batches must be positive; --crop and --warmup-crop multiples of 4 (>= 8)")
     if not (lr_g > 0 and lr_d > 0):
         raise BadInputError(f"--lr-g {lr_g} / --lr-d {lr_d}: learning rates must be positive")
-    if euler_weight < 0:
-        raise BadInputError(f"--euler-weight {euler_weight}: must not be negative")
+    if euler_weight < 0 or calibration_cubes < 0:
+        raise BadInputError(f"--euler-weight {euler_weight} / --calibration-cubes {calibration_cubes}: must not be negative")
     torch.set_num_threads(threads)
     loaded, voxel_sizes = [], []
     for path in volumes:
@@ -83,7 +84,8 @@ def train_reconstruct(
     settings = TrainSettings(iters=iters, crop=crop, batch=batch, warmup_crop=warmup_crop,
                              warmup_iters=min(warmup_iters, iters), warmup_batch=warmup_batch, depth_ratio=depth_ratio,
                              eval_every=eval_every, save_every=save_every, holdout=holdout, seed=seed,
-                             lr_g=lr_g, lr_d=lr_d, euler_weight=euler_weight)
+                             lr_g=lr_g, lr_d=lr_d, euler_weight=euler_weight,
+                             calibration_cubes=calibration_cubes)
     metrics = train(loaded, out, settings, resume=resume, voxel_size=voxel_sizes[0])
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:

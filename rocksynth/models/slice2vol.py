@@ -180,6 +180,9 @@ class Slice2Vol(nn.Module):
                        "slice_porosity": bool(slice_porosity)}
         self.encoder = SliceEncoder(enc_channels)
         self.generator = VolumeGenerator(enc_channels, channels, noise_channels, quarter_blocks, slice_porosity)
+        # A voxel is pore where its logit exceeds this; 0 (probability 0.5) unless the checkpoint
+        # carries a porosity calibration (`training.reconstruct.calibrate_threshold`).
+        self.logit_threshold = 0.0
 
     def halo_cells(self) -> int:
         """Quarter-resolution cells either side of a kept slab that its values depend on: one per

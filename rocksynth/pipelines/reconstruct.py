@@ -2,7 +2,8 @@
 
 The slice is padded to a multiple of the model's grid, encoded once, and the volume is generated
 in depth slabs (each with a margin of `halo_cells()` on either side, so slabs join exactly), which
-bounds memory for large slices. The raw generator output is thresholded at 0.5; its agreement with
+bounds memory for large slices. The raw generator output is thresholded at the model's logit
+threshold (0, i.e. probability 0.5, or the checkpoint's porosity calibration); its agreement with
 the input at the central slice is measured, then the input slice is pasted there exactly.
 """
 
@@ -49,6 +50,7 @@ def load_model(name_or_path: "str | os.PathLike") -> LoadedModel:
     payload = load_checkpoint(path, KIND)
     model = Slice2Vol(**payload["config"])
     model.load_state_dict(payload["state"]["model"])
+    model.logit_threshold = float(payload["meta"].get("calibration", {}).get("logit_threshold", 0.0))
     model.eval()
     return LoadedModel(model, payload["meta"], path)
 
@@ -101,7 +103,7 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
             lo, hi = max(0, first - halo), min(cells, end + halo)
             out = model.generator(slice_t, feats, noise2[:, :, lo:hi], noise1[:, :, 2 * lo:2 * hi],
                                   centre=centre + before, z0=lo, keep=(first, end))
-            block = out[0, 0, :, :height, :width].numpy() > 0  # logit > 0: probability > 0.5
+            block = out[0, 0, :, :height, :width].numpy() > model.logit_threshold
             # Map generated voxels [first*GRID, end*GRID) to output depth, dropping the padding.
             z_from, z_to = first * GRID - before, end * GRID - before
             keep_from, keep_to = max(z_from, 0), min(z_to, depth)

@@ -94,7 +94,8 @@ def build_models(model_config: dict):
 
 def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dict:
     return {"generator": {"code_channels": generator.code_channels, "noise_channels": generator.cell_noise,
-                          "widths": list(generator.widths), "fine_noise": list(generator.fine_noise)},
+                          "widths": list(generator.widths), "fine_noise": list(generator.fine_noise),
+                          "refine_width": generator.refine_width},
             "encoder": {"width": encoder.width}}
 
 
@@ -336,19 +337,31 @@ class TextureTrainer:
         state["texture_codes"] = {"codes": self.codes}
         return state
 
-    def load_state(self, state: dict, weights_only: bool = False) -> None:
-        """Everything (resume), or with `weights_only` the networks alone (a warm start)."""
+    def load_state(self, state: dict, weights_only: bool = False, codes: bool = True) -> "list[str]":
+        """Everything (resume), or with `weights_only` the networks alone (a warm start; the
+        texture codes too if `codes`). A warm start may add the generator's refinement layers,
+        which start at zero output; their names are returned."""
+        added = []
         for name, module in self.modules().items():
-            if not (weights_only and name.startswith("opt")):
+            if weights_only and name.startswith("opt"):
+                continue
+            if weights_only and name == "generator":
+                missing, unexpected = module.load_state_dict(state[name], strict=False)
+                if unexpected or any(not key.startswith("refine_") for key in missing):
+                    raise BadInputError(f"--init: generator weights do not fit (missing {missing}, unexpected {unexpected})")
+                added = sorted({key.rsplit(".", 1)[0] for key in missing})
+            else:
                 module.load_state_dict(state[name])
+        if not weights_only or codes:
+            with torch.no_grad():
+                self.texture_codes.copy_(state["texture_codes"]["codes"])
         if weights_only:
-            return
-        with torch.no_grad():
-            self.texture_codes.copy_(state["texture_codes"]["codes"])
+            return added
         # The learning rates are settings: a resumed run may change them.
         for optimizer, lr in ((self.opt_g, self.s.lr_g), (self.opt_d, self.s.lr_d)):
             for group in optimizer.param_groups:
                 group["lr"] = lr
+        return added
 
 
 def _texture_meta(textures: "list[Texture]") -> list:
@@ -377,9 +390,18 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
     out = Path(out)
     curve_path = out.with_suffix(".csv")
     torch.manual_seed(settings.seed)
-    trainer = TextureTrainer(textures, settings)
-    if resume and out.is_file():
+    resuming = resume and out.is_file()
+    if resuming:
         checkpoint = load_checkpoint(out, KIND)
+        settings.model = checkpoint["config"]  # a resumed run keeps its architecture
+    elif init is not None:
+        source = load_checkpoint(init, KIND)
+        # A warm start keeps the source's architecture, with the refinement width asked for.
+        refine = settings.model.get("generator", {}).get("refine_width", 0)
+        settings.model = {"generator": {**source["config"]["generator"], "refine_width": refine},
+                          "encoder": source["config"]["encoder"]}
+    trainer = TextureTrainer(textures, settings)
+    if resuming:
         saved = [t["name"] for t in checkpoint["meta"]["textures"]]
         if saved != names:
             raise BadInputError(f"{out}: trained on textures {saved}, cannot resume with {names}")
@@ -391,8 +413,10 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         if curve_path.exists():
             curve_path.unlink()
         if init is not None:
-            trainer.load_state(load_checkpoint(init, KIND)["state"], weights_only=True)
-            log(f"network weights from {init}")
+            same_textures = [t["name"] for t in source["meta"]["textures"]] == names
+            added = trainer.load_state(source["state"], weights_only=True, codes=same_textures)
+            log(f"network weights from {init}" + (" with its texture codes" if same_textures else "")
+                + (f"; new layers (starting at zero output): {', '.join(added)}" if added else ""))
     log(f"texture GAN: generator {count_parameters(trainer.generator)} parameters, encoder "
         f"{count_parameters(trainer.encoder)}; textures {', '.join(names)}")
 
@@ -434,6 +458,8 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
                     save(trainer, best_path, last_eval)
             if trainer.iteration % settings.save_every == 0 or trainer.iteration == settings.iters:
                 save(trainer, out, last_eval)
+    if not out.is_file():  # --iters 0 (or not beyond --init): write the starting point
+        save(trainer, out, last_eval)
     plot_curve(curve_path, out.with_suffix(".png"))
     return last_eval
 
