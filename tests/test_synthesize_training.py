@@ -196,3 +196,6 @@ def test_warm_start_adds_the_refinement_with_the_same_output(trained, tmp_path):
     settings.iters, settings.model = 2, {}
     train_texture(_textures(), new_out, settings, resume=True)
     assert load_texture_model(str(new_out)).generator.refine_width == 3
+    # The refinement layers learn at their own (larger) rate.
+    groups = torch.load(new_out, weights_only=False)["state"]["opt_g"]["param_groups"]
+    assert [g["lr"] for g in groups] == [settings.lr_g, settings.lr_g * settings.refine_lr_factor]

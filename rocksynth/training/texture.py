@@ -68,6 +68,7 @@ class TrainSettings:
     porosity_weight: float = 10.0
     correlation_weight: float = 1000.0
     euler_weight: float = 0.002
+    refine_lr_factor: float = 40.0  # learning rate of the refinement layers / lr_g
     warmup_iters: int = 100
     output_contrast: float = 8.0
     correlation_range: int = 24
@@ -199,8 +200,12 @@ class TextureTrainer:
         self.d_z = LatentDiscriminator(self.generator.code_channels)
         # Each named texture's code: the mean of its prior p_k(z) = N(mu_k, prior_std^2 I).
         self.texture_codes = torch.nn.Parameter(torch.randn(len(textures), self.generator.code_channels))
-        self.opt_g = torch.optim.Adam(list(self.generator.parameters()) + list(self.encoder.parameters())
-                                      + [self.texture_codes], lr=settings.lr_g, betas=(0.5, 0.999))
+        refine = [p for n, p in self.generator.named_parameters() if n.startswith("refine_")]
+        rest = [p for n, p in self.generator.named_parameters() if not n.startswith("refine_")]
+        groups = [{"params": rest + list(self.encoder.parameters()) + [self.texture_codes]}]
+        if refine:  # its own learning rate: warm-started from zero, it must grow while the rest is fine-tuned
+            groups.append({"params": refine, "lr": settings.lr_g * settings.refine_lr_factor})
+        self.opt_g = torch.optim.Adam(groups, lr=settings.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(list(self.d_x.parameters()) + list(self.d_xx.parameters())
                                       + list(self.d_z.parameters()), lr=settings.lr_d, betas=(0.5, 0.999))
         self.crops = TextureCrops(textures, seed=settings.seed)
@@ -358,9 +363,10 @@ class TextureTrainer:
         if weights_only:
             return added
         # The learning rates are settings: a resumed run may change them.
-        for optimizer, lr in ((self.opt_g, self.s.lr_g), (self.opt_d, self.s.lr_d)):
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+        for group, lr in zip(self.opt_g.param_groups, (self.s.lr_g, self.s.lr_g * self.s.refine_lr_factor)):
+            group["lr"] = lr
+        for group in self.opt_d.param_groups:
+            group["lr"] = self.s.lr_d
         return added
 
 
