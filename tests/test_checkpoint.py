@@ -32,3 +32,17 @@ def test_arbitrary_pickles_are_not_loaded(tmp_path):
     torch.save({"format": 1, "kind": "clean", "x": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(BadInputError):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_inference_copy_keeps_only_the_named_modules(tmp_path):
+    from rocksynth.training.checkpoint import inference_copy
+
+    layer = torch.nn.Linear(3, 2)
+    state = {"model": layer.state_dict(), "critic": layer.state_dict(), "opt": {"lr": 1.0}}
+    save_checkpoint(tmp_path / "full.pt", "reconstruct", {"width": 3}, state, {"iterations": 7})
+    inference_copy(tmp_path / "full.pt", tmp_path / "ship.pt", ["model"])
+    shipped = load_checkpoint(tmp_path / "ship.pt", kind="reconstruct")
+    assert list(shipped["state"]) == ["model"] and shipped["meta"]["iterations"] == 7
+    assert "removed" in shipped["meta"]["shipped_from"]
+    with pytest.raises(BadInputError, match="no module"):
+        inference_copy(tmp_path / "full.pt", tmp_path / "x.pt", ["generator"])

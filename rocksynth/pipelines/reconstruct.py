@@ -147,7 +147,7 @@ def _output_paths(out: str, samples: int) -> "list[str]":
 
 def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "int | None" = None,
                       samples: int = 1, seed: int = 0, voxel_size=None, threshold=None,
-                      pore_value: str = "auto", slab: "int | None" = None) -> dict:
+                      pore_value: str = "auto", slab: "int | None" = None, calibrated: bool = True) -> dict:
     """The `rocksynth reconstruct` command: read and segment the slice, write `samples` volumes."""
     from rocksynth.io import VolumeWriter, load_binary_image
     from rocksynth.io.paths import check_input_file
@@ -163,6 +163,8 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
     if slice_path != "-":
         check_input_file(slice_path)
     loaded = load_model(model)
+    if not calibrated:
+        loaded.model.logit_threshold = 0.0
     mask = load_binary_image(slice_path, threshold=threshold, pore_value=pore_value)
     check_slice(mask, loaded.crop, str(slice_path))
     depth = depth or max(mask.shape)
@@ -192,6 +194,7 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
                     f"(slice {porosity(mask):.3f}); raw central-slice agreement {agreement:.4f} before pasting "
                     f"the input slice; {seconds:.1f} s")
     return {"model": str(loaded.path.name), "slice": str(slice_path), "slice_porosity": porosity(mask),
+            "logit_threshold": loaded.model.logit_threshold,
             "voxel_size_m": voxel, "seed": seed, "volumes": results}
 
 

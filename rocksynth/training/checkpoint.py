@@ -37,3 +37,14 @@ def load_checkpoint(path: "str | os.PathLike", kind: "str | None" = None) -> dic
     if kind is not None and payload["kind"] != kind:
         raise BadInputError(f"{path}: checkpoint is a '{payload['kind']}' model, expected '{kind}'")
     return payload
+
+
+def inference_copy(source: "str | os.PathLike", target: "str | os.PathLike", modules: "list[str]") -> None:
+    """The checkpoint `source` with only the named modules' weights (no critics, no optimiser
+    states): what is shipped. Config and metadata are kept; `meta['shipped_from']` says so."""
+    payload = load_checkpoint(source)
+    missing = [m for m in modules if m not in payload["state"]]
+    if missing:
+        raise BadInputError(f"{source}: no module(s) {', '.join(missing)} in the checkpoint")
+    meta = dict(payload["meta"], shipped_from="full training checkpoint (critics and optimiser states removed)")
+    save_checkpoint(target, payload["kind"], payload["config"], {m: payload["state"][m] for m in modules}, meta)
