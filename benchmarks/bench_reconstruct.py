@@ -244,12 +244,13 @@ def main() -> None:
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--cache", type=Path, default=None, help="folder caching the real cubes' properties")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--calibrated", action="store_true", help="threshold at the model's porosity calibration")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from rocksynth.pipelines.reconstruct import load_model
 
-    loaded = load_model(args.model)
-    print(f"model {loaded.path} ({loaded.meta.get('iterations')} iterations, "
+    loaded = load_model(args.model, calibrated=args.calibrated)
+    print(f"model {loaded.path} ({loaded.meta.get('iterations')} iterations, threshold logit {loaded.model.logit_threshold}, "
           f"{loaded.meta.get('wall_time_s', 0) / 60:.0f} min training on {', '.join(loaded.meta.get('data', []))})")
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)

@@ -111,16 +111,16 @@ def test_train_rejects_non_positive_learning_rates(tmp_path, run_cli_in_process)
     assert not (tmp_path / "r.pt").exists()
 
 
-def test_calibrated_threshold_by_default_and_uncalibrated_on_request(tmp_path, run_cli_in_process, tiny_checkpoint,
+def test_threshold_at_one_half_by_default_and_calibrated_on_request(tmp_path, run_cli_in_process, tiny_checkpoint,
                                                                      section):
     from rocksynth.training.checkpoint import load_checkpoint
 
     calibration = load_checkpoint(tiny_checkpoint)["meta"]["calibration"]
     write_image(tmp_path / "s.png", section)
     thresholds = []
-    for extra in ([], ["--uncalibrated"]):
+    for extra in ([], ["--calibrated"]):
         code, stdout, stderr = run_cli_in_process("reconstruct", tmp_path / "s.png", "--out", tmp_path / "v.tif",
                                                   "--model", tiny_checkpoint, "--json", *extra)
         assert code == 0, stderr
         thresholds.append(json.loads(stdout)["logit_threshold"])
-    assert thresholds == [pytest.approx(calibration["logit_threshold"]), 0.0]
+    assert thresholds == [0.0, pytest.approx(calibration["logit_threshold"])]

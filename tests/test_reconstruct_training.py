@@ -132,8 +132,10 @@ def test_the_output_threshold_is_calibrated_on_training_cubes(tmp_path):
     train_reconstruct([("blobs", volume)], out, settings)
     calibration = load_checkpoint(out, "reconstruct")["meta"]["calibration"]
     assert calibration["cubes"] == 6 and calibration["data"] == "training blocks"
-    loaded = load_model(out)
+    assert load_model(out).model.logit_threshold == 0.0  # unless asked for
+    loaded = load_model(out, calibrated=True)
     assert loaded.model.logit_threshold == pytest.approx(calibration["logit_threshold"])
+    assert [v["porosity_real"] for v in calibration["per_volume"]] == [calibration["porosity_real"]]
     # The same cubes and noise, thresholded there, have the real cubes' mean porosity.
     train = split_holdout("blobs", volume, settings.holdout).train
     cubes = held_out_cubes(train, 16, 6, calibration["seed"])
@@ -144,6 +146,13 @@ def test_the_output_threshold_is_calibrated_on_training_cubes(tmp_path):
     porosity = float((logits > loaded.model.logit_threshold).float().mean())
     assert porosity == pytest.approx(float(cubes.mean()), abs=1e-3)
     assert calibration["porosity_real"] == pytest.approx(float(cubes.mean()), abs=1e-4)
+    # A checkpoint without a calibration says so when one is asked for.
+    from rocksynth.training.checkpoint import save_checkpoint
+    payload = load_checkpoint(out, "reconstruct")
+    save_checkpoint(tmp_path / "bare.pt", "reconstruct", payload["config"], payload["state"],
+                    {k: v for k, v in payload["meta"].items() if k != "calibration"})
+    with pytest.raises(BadInputError, match="no porosity calibration"):
+        load_model(tmp_path / "bare.pt", calibrated=True)
     # The pipeline thresholds there: a threshold above every logit leaves only the pasted slice.
     slice_ = volume[-8, :16, :16]
     loaded.model.logit_threshold = 1e9

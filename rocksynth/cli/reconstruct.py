@@ -19,7 +19,7 @@ def reconstruct(
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
     slab: Optional[int] = typer.Option(None, "--slab", help="Depth generated at a time (default: about 4M voxels per slab, which bounds memory)."),
-    uncalibrated: bool = typer.Option(False, "--uncalibrated", help="Threshold the generator at probability 0.5, not at the model's porosity calibration (more porous, better connected)."),
+    calibrated: bool = typer.Option(False, "--calibrated", help="Threshold the generator at the model's porosity calibration (training cubes' porosity) instead of probability 0.5: less porous, less connected (docs/reconstruct.md)."),
     json_out: bool = options.Json,
 ) -> None:
     """A 3D rock volume whose central slice is SLICE (slice-conditioned GAN)."""
@@ -32,7 +32,7 @@ def reconstruct(
         raise BadInputError("--json and --out - both use stdout; pick one")
     summary = reconstruct_files(slice_path, out, model=model, depth=depth, samples=samples, seed=seed,
                                 voxel_size=voxel_size, threshold=threshold, pore_value=pore_value, slab=slab,
-                                calibrated=not uncalibrated)
+                                calibrated=calibrated)
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
 

@@ -3,7 +3,7 @@
 The slice is padded to a multiple of the model's grid, encoded once, and the volume is generated
 in depth slabs (each with a margin of `halo_cells()` on either side, so slabs join exactly), which
 bounds memory for large slices. The raw generator output is thresholded at the model's logit
-threshold (0, i.e. probability 0.5, or the checkpoint's porosity calibration); its agreement with
+threshold (0, i.e. probability 0.5, or on request the checkpoint's porosity calibration); its agreement with
 the input at the central slice is measured, then the input slice is pasted there exactly.
 """
 
@@ -42,15 +42,20 @@ class LoadedModel:
         return self.meta.get("voxel_size") if len(self.meta.get("data", [])) == 1 else None
 
 
-def load_model(name_or_path: "str | os.PathLike") -> LoadedModel:
-    """A shipped model by name (berea, ketton) or a checkpoint written by `train reconstruct`."""
+def load_model(name_or_path: "str | os.PathLike", calibrated: bool = False) -> LoadedModel:
+    """A shipped model by name (berea, ketton) or a checkpoint written by `train reconstruct`;
+    thresholded at probability 0.5, or with `calibrated` at its porosity calibration."""
     from rocksynth.pretrained.registry import resolve_model
 
     path = resolve_model(str(name_or_path), KIND)
     payload = load_checkpoint(path, KIND)
     model = Slice2Vol(**payload["config"])
     model.load_state_dict(payload["state"]["model"])
-    model.logit_threshold = float(payload["meta"].get("calibration", {}).get("logit_threshold", 0.0))
+    if calibrated:
+        if "logit_threshold" not in payload["meta"].get("calibration", {}):
+            raise BadInputError(f"{path}: this model has no porosity calibration (train or resume it with "
+                                "`rocksynth train reconstruct ... --resume` to add one)")
+        model.logit_threshold = float(payload["meta"]["calibration"]["logit_threshold"])
     model.eval()
     return LoadedModel(model, payload["meta"], path)
 
@@ -147,7 +152,7 @@ def _output_paths(out: str, samples: int) -> "list[str]":
 
 def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "int | None" = None,
                       samples: int = 1, seed: int = 0, voxel_size=None, threshold=None,
-                      pore_value: str = "auto", slab: "int | None" = None, calibrated: bool = True) -> dict:
+                      pore_value: str = "auto", slab: "int | None" = None, calibrated: bool = False) -> dict:
     """The `rocksynth reconstruct` command: read and segment the slice, write `samples` volumes."""
     from rocksynth.io import VolumeWriter, load_binary_image
     from rocksynth.io.paths import check_input_file
@@ -162,9 +167,7 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
         raise BadInputError(f"--slab must be at least {GRID}, got {slab}")
     if slice_path != "-":
         check_input_file(slice_path)
-    loaded = load_model(model)
-    if not calibrated:
-        loaded.model.logit_threshold = 0.0
+    loaded = load_model(model, calibrated=calibrated)
     mask = load_binary_image(slice_path, threshold=threshold, pore_value=pore_value)
     check_slice(mask, loaded.crop, str(slice_path))
     depth = depth or max(mask.shape)

@@ -165,20 +165,28 @@ def calibrate_threshold(model: Slice2Vol, blocks: "list[np.ndarray]", size: int,
     """
     model.eval()
     generator = torch.Generator().manual_seed(seed)
-    logits, real = [], []
+    logits, real, owner = [], [], []
     with torch.no_grad():
         for index, block in enumerate(blocks):
             for cube in held_out_cubes(block, size, per_block, seed + index):
                 condition = torch.from_numpy(cube[size // 2][None, None].astype(np.float32))
                 logits.append(model(condition, depth=size, generator=generator, logits=True).flatten())
                 real.append(float(cube.mean()))
+                owner.append(index)
     model.train()
-    logits = torch.cat(logits).numpy()
-    porosity = float(np.mean(real))
-    threshold = float(np.quantile(logits, 1 - porosity))
-    return {"logit_threshold": round(threshold, 4), "porosity_real": round(porosity, 4),
+    logits = torch.stack(logits).numpy()
+    real, owner = np.array(real), np.array(owner)
+    threshold = float(np.quantile(logits, 1 - real.mean()))
+    per_volume = [{"porosity_real": round(float(real[owner == i].mean()), 4),
+                   "porosity_at_logit_0": round(float((logits[owner == i] > 0).mean()), 4),
+                   "porosity_calibrated": round(float((logits[owner == i] > threshold).mean()), 4)}
+                  for i in range(len(blocks))]
+    return {"logit_threshold": round(threshold, 4), "porosity_real": round(float(real.mean()), 4),
             "porosity_at_logit_0": round(float((logits > 0).mean()), 4),
-            "cubes": len(real), "cube_size": size, "data": "training blocks", "seed": seed}
+            # How sharp the output is: the share of voxels a small threshold shift can flip.
+            "fraction_within_0.1_of_threshold": round(float((np.abs(logits - threshold) < 0.1).mean()), 4),
+            "per_volume": per_volume, "cubes": len(real), "cube_size": size, "data": "training blocks",
+            "seed": seed}
 
 
 def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.PathLike",
@@ -319,7 +327,9 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
                                           settings.calibration_cubes, settings.seed + 3)
         save(max(start, settings.iters))
         log("porosity calibration on {cubes} training cubes: real {porosity_real:.3f}, generated at logit 0 "
-            "{porosity_at_logit_0:.3f}; pore where logit > {logit_threshold:.3f}".format(**calibration))
+            "{porosity_at_logit_0:.3f}; pore where logit > {logit_threshold:.3f}".format(**calibration)
+            + "".join(f"; {name}: real {v['porosity_real']:.3f}, at logit 0 {v['porosity_at_logit_0']:.3f}, "
+                      f"calibrated {v['porosity_calibrated']:.3f}" for (name, _), v in zip(volumes, calibration["per_volume"])))
     plot_curve(curve, curve_csv.with_suffix(".png"))
     return curve[-1] if curve else {}
 
