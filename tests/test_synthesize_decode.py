@@ -15,18 +15,14 @@ def _whole(code_plane, n):
     return torch.stack([code_plane(k) for k in range(n)], 1)
 
 
-@pytest.fixture(scope="module", params=[0, 4], ids=["no refinement", "refinement"])
-def generator(request):
+@pytest.fixture(scope="module")
+def generator():
     torch.manual_seed(0)
-    g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1),
-                         refine_width=request.param).eval()
+    g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1)).eval()
     # Random weights give a near-constant output: scale the last layer and centre its logits
     # so that thresholded volumes are part pore, part solid.
     with torch.no_grad():
         g.out.weight.mul_(20)
-        if g.refine_width:  # a trained refinement, not the zero start
-            g.refine_fields.weight.mul_(20)
-            torch.nn.init.normal_(g.refine_out.weight, std=2.0)
         g.out.bias.sub_(g(torch.randn(1, g.in_channels, 12, 12, 12), pad="valid").median())
     return g
 

@@ -62,8 +62,6 @@ def train_texture(
     critic_lr: float = typer.Option(1e-4, "--critic-lr", help="Adam learning rate of the three critics."),
     warmup_iters: int = typer.Option(100, "--warmup-iters", help="First iterations with the statistics terms only (critics already train)."),
     porosity_weight: float = typer.Option(10.0, "--porosity-weight", help="Weight of the porosity term."),
-    refine_width: int = typer.Option(8, "--refine-width", help="Fields of the generator's full-resolution pointwise refinement (0: none); a resumed run keeps its own."),
-    refine_lr_factor: float = typer.Option(40.0, "--refine-lr-factor", help="Learning rate of the refinement layers as a multiple of --lr."),
     euler_weight: float = typer.Option(0.002, "--euler-weight", help="Weight of the Euler-density (3D connectivity) term; 0 turns it off."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
@@ -81,15 +79,14 @@ def train_texture(
     from rocksynth.pipelines.synthesize import load_training_textures
 
     if iters < 1 or batch < 1 or eval_every < 1 or save_every < 1 or warmup_iters < 0 or not 0 < lr < 1 \
-            or not 0 < critic_lr < 1 or euler_weight < 0 or refine_width < 0 or refine_lr_factor <= 0:
+            or not 0 < critic_lr < 1 or euler_weight < 0:
         raise BadInputError("--iters, --batch, --eval-every and --save-every must be positive, --warmup-iters "
-                            "--euler-weight and --refine-width not negative, --refine-lr-factor positive, --lr and --critic-lr in (0, 1)")
+                            "and --euler-weight not negative, --lr and --critic-lr in (0, 1)")
     torch.set_num_threads(threads)
     textures = load_training_textures(sources, holdout=holdout, threshold=threshold, pore_value=pore_value)
     settings = TrainSettings(iters=iters, crop=crop, batch=batch, eval_every=eval_every, save_every=save_every,
                              holdout=holdout, seed=seed, lr_g=lr, lr_d=critic_lr, warmup_iters=warmup_iters,
-                             porosity_weight=porosity_weight, euler_weight=euler_weight, refine_lr_factor=refine_lr_factor,
-                             model={"generator": {"refine_width": refine_width}})
+                             porosity_weight=porosity_weight, euler_weight=euler_weight)
     metrics = train(textures, out, settings, resume=resume, init=init)
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:

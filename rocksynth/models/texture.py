@@ -8,17 +8,7 @@
   trilinear x2 upsampling + a 3x3x3 convolution (resize-convolution: no position-dependent
   filters); the output convolution runs at 1/2 resolution and its logit is upsampled
   trilinearly, so nothing but an interpolation runs at full resolution (a full-resolution 3x3x3
-  convolution costed more than the rest of the network together on the CPU). That output
-  cannot draw what is thinner than about two voxels: real Ketton averaged to half resolution,
-  upsampled and thresholded keeps an eighth of its loops (Euler density -0.3 instead of -2.5 per
-  10^4 voxels), and the generated one had a fifteenth. With `refine_width` r > 0 a pointwise
-  refinement adds sum_k w_k LeakyReLU(f_k) at full resolution, f_k being r smooth fields
-  (computed at 1/2 resolution, where a pointwise linear map commutes with the upsampling, and
-  upsampled with the logit): where an f_k crosses zero its kink makes a ridge, which the
-  threshold turns into a sheet or tube as thin as one voxel. Pointwise, so the margin and the
-  exact tiling are unchanged; its output weights start at zero, so a model without it can be
-  warm-started into one (same output at first). A first design
-  with voxel-shuffle (sub-voxel convolution) stages learned a lattice of one blob per latent
+  convolution costed more than the rest of the network together on the CPU). A first design
   with voxel-shuffle (sub-voxel convolution) stages learned a lattice of one blob per latent
   cell. Features are pixel-normalised; no BatchNorm.
 - Padding is explicit. `pad="circular"` (training) wraps each feature map, so a latent of L cells
@@ -70,11 +60,10 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 class TextureGenerator(nn.Module):
     def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths=(48, 32, 16),
-                 fine_noise=(2, 1), refine_width: int = 0):
+                 fine_noise=(2, 1)):
         super().__init__()
         self.code_channels, self.cell_noise = code_channels, noise_channels
         self.widths, self.fine_noise = tuple(widths), tuple(fine_noise)
-        self.refine_width = int(refine_width)
         w0, w1, w2 = self.widths
         n1, n2 = self.fine_noise
         self.act = nn.LeakyReLU(0.2, inplace=True)
@@ -84,11 +73,6 @@ class TextureGenerator(nn.Module):
         self.c1 = nn.Conv3d(w0 + n1, w1, 3)
         self.c2 = nn.Conv3d(w1 + n2, w2, 3)
         self.out = nn.Conv3d(w2, 1, 3)
-        if self.refine_width:
-            self.refine_fields = nn.Conv3d(w2, self.refine_width, 3)  # smooth fields f_k, at 1/2
-            self.refine_out = nn.Conv3d(self.refine_width, 1, 1)       # sum_k w_k LeakyReLU(f_k), full
-            nn.init.zeros_(self.refine_out.weight)
-            nn.init.zeros_(self.refine_out.bias)
 
     # Valid decoding loses one cell per side at each 3x3x3 convolution and at each trilinear
     # upsampling; in output voxels: convolutions 2 * 8 (1/8) + 4 (1/4) + 2 * 2 (1/2), upsamplings
@@ -143,10 +127,7 @@ class TextureGenerator(nn.Module):
         x = a(self._conv(self.c1, x, pad))
         x = self._with_noise(self._up(x, pad), noise2)
         x = a(self._conv(self.c2, x, pad))
-        if not self.refine_width:
-            return self._up(self._conv(self.out, x, pad), pad)
-        up = self._up(torch.cat([self._conv(self.out, x, pad), self._conv(self.refine_fields, x, pad)], 1), pad)
-        return up[:, :1] + self.refine_out(F.leaky_relu(up[:, 1:], 0.2))
+        return self._up(self._conv(self.out, x, pad), pad)
 
     def extrude_noise(self, noise: torch.Tensor) -> torch.Tensor:
         """Noise channels (B, noise_channels, d, h, w) made invariant along z, at every scale:

@@ -68,7 +68,6 @@ class TrainSettings:
     porosity_weight: float = 10.0
     correlation_weight: float = 1000.0
     euler_weight: float = 0.002
-    refine_lr_factor: float = 40.0  # learning rate of the refinement layers / lr_g
     warmup_iters: int = 100
     output_contrast: float = 8.0
     correlation_range: int = 24
@@ -95,8 +94,7 @@ def build_models(model_config: dict):
 
 def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dict:
     return {"generator": {"code_channels": generator.code_channels, "noise_channels": generator.cell_noise,
-                          "widths": list(generator.widths), "fine_noise": list(generator.fine_noise),
-                          "refine_width": generator.refine_width},
+                          "widths": list(generator.widths), "fine_noise": list(generator.fine_noise)},
             "encoder": {"width": encoder.width}}
 
 
@@ -200,12 +198,8 @@ class TextureTrainer:
         self.d_z = LatentDiscriminator(self.generator.code_channels)
         # Each named texture's code: the mean of its prior p_k(z) = N(mu_k, prior_std^2 I).
         self.texture_codes = torch.nn.Parameter(torch.randn(len(textures), self.generator.code_channels))
-        refine = [p for n, p in self.generator.named_parameters() if n.startswith("refine_")]
-        rest = [p for n, p in self.generator.named_parameters() if not n.startswith("refine_")]
-        groups = [{"params": rest + list(self.encoder.parameters()) + [self.texture_codes]}]
-        if refine:  # its own learning rate: warm-started from zero, it must grow while the rest is fine-tuned
-            groups.append({"params": refine, "lr": settings.lr_g * settings.refine_lr_factor})
-        self.opt_g = torch.optim.Adam(groups, lr=settings.lr_g, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(list(self.generator.parameters()) + list(self.encoder.parameters())
+                                      + [self.texture_codes], lr=settings.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(list(self.d_x.parameters()) + list(self.d_xx.parameters())
                                       + list(self.d_z.parameters()), lr=settings.lr_d, betas=(0.5, 0.999))
         self.crops = TextureCrops(textures, seed=settings.seed)
@@ -342,32 +336,22 @@ class TextureTrainer:
         state["texture_codes"] = {"codes": self.codes}
         return state
 
-    def load_state(self, state: dict, weights_only: bool = False, codes: bool = True) -> "list[str]":
+    def load_state(self, state: dict, weights_only: bool = False, codes: bool = True) -> None:
         """Everything (resume), or with `weights_only` the networks alone (a warm start; the
-        texture codes too if `codes`). A warm start may add the generator's refinement layers,
-        which start at zero output; their names are returned."""
-        added = []
+        texture codes too if `codes`: without them a warm start of the same textures began from
+        random codes)."""
         for name, module in self.modules().items():
-            if weights_only and name.startswith("opt"):
-                continue
-            if weights_only and name == "generator":
-                missing, unexpected = module.load_state_dict(state[name], strict=False)
-                if unexpected or any(not key.startswith("refine_") for key in missing):
-                    raise BadInputError(f"--init: generator weights do not fit (missing {missing}, unexpected {unexpected})")
-                added = sorted({key.rsplit(".", 1)[0] for key in missing})
-            else:
+            if not (weights_only and name.startswith("opt")):
                 module.load_state_dict(state[name])
         if not weights_only or codes:
             with torch.no_grad():
                 self.texture_codes.copy_(state["texture_codes"]["codes"])
         if weights_only:
-            return added
+            return
         # The learning rates are settings: a resumed run may change them.
-        for group, lr in zip(self.opt_g.param_groups, (self.s.lr_g, self.s.lr_g * self.s.refine_lr_factor)):
-            group["lr"] = lr
-        for group in self.opt_d.param_groups:
-            group["lr"] = self.s.lr_d
-        return added
+        for optimizer, lr in ((self.opt_g, self.s.lr_g), (self.opt_d, self.s.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
 
 def _texture_meta(textures: "list[Texture]") -> list:
@@ -402,10 +386,7 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         settings.model = checkpoint["config"]  # a resumed run keeps its architecture
     elif init is not None:
         source = load_checkpoint(init, KIND)
-        # A warm start keeps the source's architecture, with the refinement width asked for.
-        refine = settings.model.get("generator", {}).get("refine_width", 0)
-        settings.model = {"generator": {**source["config"]["generator"], "refine_width": refine},
-                          "encoder": source["config"]["encoder"]}
+        settings.model = source["config"]  # a warm start keeps the source's architecture
     trainer = TextureTrainer(textures, settings)
     if resuming:
         saved = [t["name"] for t in checkpoint["meta"]["textures"]]
@@ -420,9 +401,8 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
             curve_path.unlink()
         if init is not None:
             same_textures = [t["name"] for t in source["meta"]["textures"]] == names
-            added = trainer.load_state(source["state"], weights_only=True, codes=same_textures)
-            log(f"network weights from {init}" + (" with its texture codes" if same_textures else "")
-                + (f"; new layers (starting at zero output): {', '.join(added)}" if added else ""))
+            trainer.load_state(source["state"], weights_only=True, codes=same_textures)
+            log(f"network weights from {init}" + (" with its texture codes" if same_textures else ""))
     log(f"texture GAN: generator {count_parameters(trainer.generator)} parameters, encoder "
         f"{count_parameters(trainer.encoder)}; textures {', '.join(names)}")
 
