@@ -56,7 +56,7 @@ def train_reconstruct(
     lr_g: float = typer.Option(2e-4, "--lr-g", help="Adam learning rate of the encoder + generator (also applied on --resume)."),
     lr_d: float = typer.Option(4e-4, "--lr-d", help="Adam learning rate of the critics (also applied on --resume)."),
     calibration_cubes: int = typer.Option(32, "--calibration-cubes", help="Training cubes per volume on which the output threshold is calibrated to the real porosity at the end (0: threshold at probability 0.5)."),
-    euler_weight: float = typer.Option(0.005, "--euler-weight", help="Weight of the Euler-density (3D connectivity) term; 0 turns it off."),
+    euler_weight: float = typer.Option(0.0, "--euler-weight", help="Weight of the Euler-density (3D connectivity) term (default off; see docs/reconstruct.md)."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
 ) -> None:

@@ -62,7 +62,7 @@ def train_texture(
     critic_lr: float = typer.Option(1e-4, "--critic-lr", help="Adam learning rate of the three critics."),
     warmup_iters: int = typer.Option(100, "--warmup-iters", help="First iterations with the statistics terms only (critics already train)."),
     porosity_weight: float = typer.Option(10.0, "--porosity-weight", help="Weight of the porosity term."),
-    euler_weight: float = typer.Option(0.002, "--euler-weight", help="Weight of the Euler-density (3D connectivity) term; 0 turns it off."),
+    euler_weight: float = typer.Option(0.0, "--euler-weight", help="Weight of the Euler-density (3D connectivity) term (default off; see docs/synthesize.md)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the network weights of another texture checkpoint."),

@@ -62,7 +62,7 @@ class TrainSettings:
     porosity_weight: float = 50.0
     s2_weight: float = 200.0
     s2_lags: int = 12
-    euler_weight: float = 0.005
+    euler_weight: float = 0.0  # off by default: fine-tuning with it did not stop the drift (docs/reconstruct.md)
     calibration_cubes: int = 32  # per volume; 0: no calibration (threshold at logit 0)
     slices_per_axis: int = 8
     holdout: float = 0.25

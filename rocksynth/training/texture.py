@@ -67,7 +67,7 @@ class TrainSettings:
     beta_xx: float = 1.0
     porosity_weight: float = 10.0
     correlation_weight: float = 1000.0
-    euler_weight: float = 0.002
+    euler_weight: float = 0.0  # off by default: fine-tuning with it did not add loops (docs/synthesize.md)
     warmup_iters: int = 100
     output_contrast: float = 8.0
     correlation_range: int = 24
