@@ -11,6 +11,7 @@ cleaned by the real CLI in a subprocess; its peak RSS and megapixels per second 
 
     OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --images 200 [--a0] [--model drawings]
     OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --no-quality --figures docs/img --curve CSV
+    OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --no-quality --one-at-a-time 60
 """
 
 import argparse
@@ -102,6 +103,30 @@ def error_location(count, model_name, tile, overlap):
     for kind in wrong:
         print(f"{kind}: {wrong[kind]} pixels ({wrong[kind] / ink:.1%} of the ink); within 1 px of the target's "
               f"boundary {at_edge[kind] / max(wrong[kind], 1):.1%}, more than 2 px away {far[kind] / max(wrong[kind], 1):.1%}")
+
+
+def one_at_a_time(count, model_name, tile, overlap):
+    """U-Net IoU / PSNR with no degradation (paper colour only) and with each degradation alone:
+    which degradations cost the points the mixed benchmark loses."""
+    from rocksynth.data.degrade import DEGRADATIONS, degraded_pair
+    from rocksynth.data.drawings import render_drawing
+    from rocksynth.pipelines.clean import ink_probability, load_cleaner
+    from rocksynth.training.clean import BENCHMARK_SEEDS
+
+    model = load_cleaner(model_name)
+    print(f"\nEach degradation alone, {count} images each (paper colour random, all else off):")
+    print("| degradation | IoU mean | PSNR (dB) |\n|---|---|---|")
+    for name in ("none",) + DEGRADATIONS:
+        rows, targets = [], []
+        for i in range(count):
+            rng = np.random.default_rng(BENCHMARK_SEEDS + 200_000 + i)  # the same drawings for every row
+            h, w = SIZES[i % len(SIZES)]
+            force = {d: d == name for d in DEGRADATIONS}
+            scan, target = degraded_pair(rng, render_drawing(rng, h, w), force=force)
+            rows.append(_metrics(ink_probability(scan, model, tile=tile, overlap=overlap) > 0.5, target))
+            targets.append(target)
+        s = _summary(rows, targets)
+        print(f"| {name} | {100 * s['iou_mean']:.1f} % | {s['psnr_mean']:.2f} |", flush=True)
 
 
 def quality(count, model_name, tile, overlap):
@@ -241,6 +266,8 @@ def main():
     parser.add_argument("--curve", help="learning-curve CSV to plot with --figures")
     parser.add_argument("--error-location", type=int, metavar="N",
                         help="also tell, on the first N benchmark images, how many wrong pixels lie at the ink boundary")
+    parser.add_argument("--one-at-a-time", type=int, metavar="N",
+                        help="also score N images with no degradation and with each degradation alone")
     args = parser.parse_args()
     import torch
 
@@ -251,6 +278,8 @@ def main():
         figures(args.figures, args.model, args.curve)
     if args.error_location:
         error_location(args.error_location, args.model, args.tile, args.overlap)
+    if args.one_at_a_time:
+        one_at_a_time(args.one_at_a_time, args.model, args.tile, args.overlap)
     if args.a0:
         a0(args.model, args.tile, args.overlap)
 

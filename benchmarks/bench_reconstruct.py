@@ -21,6 +21,7 @@ CLI in a child process with its peak resident memory.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_reconstruct.py                   # both rocks, 50 cubes
     OMP_NUM_THREADS=1 python benchmarks/bench_reconstruct.py --rocks ketton --count 20 --no-permeability
+    OMP_NUM_THREADS=1 python benchmarks/bench_reconstruct.py --no-kl --no-timing --profile 4   # porosity vs depth
 """
 
 import argparse
@@ -200,6 +201,47 @@ def _print_rock(rock: str, result: dict, with_permeability: bool) -> None:
           f"(porosity {result['train']['porosity']['mean']:.3f} vs {result['real']['porosity']['mean']:.3f} held out)")
 
 
+PROFILE_BANDS = ((1, 8), (9, 16), (17, 32), (33, 64), (65, 95))
+
+
+def depth_profile(rock: str, model, slices: int, side: int, depth: int) -> dict:
+    """Porosity of deep reconstructions against the distance from the input slice.
+
+    `slices` held-out slices of side^2 (evenly spaced in z, windows moved across the plane) each
+    give a side^2 x depth volume (seed i); the porosity in bands of distance from the central
+    slice is compared with the held-out block's. A reconstruction should be as porous far from
+    the slice as near it: the 64^3 cubes of the KL benchmark reach only 32 voxels out, while
+    `rocksynth reconstruct` makes volumes as deep as the slice is wide by default."""
+    import tifffile
+
+    from rocksynth.data.crops import split_holdout
+    from rocksynth.pipelines.reconstruct import reconstruct
+
+    name, _ = ROCKS[rock]
+    block = split_holdout(rock, tifffile.imread(DATA / name) > 0).held_out
+    side = min(side, block.shape[1], block.shape[2])
+    sums, slice_porosity = np.zeros(depth), []
+    for i in range(slices):
+        z = int(block.shape[0] * (i + 0.5) / slices)
+        y0 = (i * 37) % (block.shape[1] - side + 1)
+        x0 = (i * 61) % (block.shape[2] - side + 1)
+        mask = block[z, y0:y0 + side, x0:x0 + side]
+        slice_porosity.append(float(mask.mean()))
+        volume, _ = reconstruct(model, mask, depth=depth, seed=i)
+        sums += volume.mean(axis=(1, 2))
+    profile = sums / slices
+    distance = np.abs(np.arange(depth) - depth // 2)
+    bands = {f"{lo}-{hi}": float(profile[(distance >= lo) & (distance <= hi)].mean())
+             for lo, hi in PROFILE_BANDS if (distance >= lo).any()}
+    result = {"real_block": float(block.mean()), "slices": float(np.mean(slice_porosity)), "bands": bands,
+              "side": side, "depth": depth, "count": slices}
+    print(f"\n{rock}: porosity vs distance from the slice ({slices} held-out {side}^2 slices -> depth {depth}; "
+          f"held-out block {result['real_block']:.3f}, input slices {result['slices']:.3f})")
+    print("| distance (voxels) | " + " | ".join(bands) + " |\n|---|" + "---|" * len(bands))
+    print("| generated porosity | " + " | ".join(f"{v:.3f}" for v in bands.values()) + " |", flush=True)
+    return result
+
+
 def timing(model_name: str, model) -> dict:
     import torch
 
@@ -245,6 +287,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None, help="folder caching the real cubes' properties")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--calibrated", action="store_true", help="threshold at the model's porosity calibration")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also the porosity vs distance from the slice of N deep reconstructions per rock")
+    parser.add_argument("--no-kl", action="store_true", help="skip the KL protocol (e.g. with --profile)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from rocksynth.pipelines.reconstruct import load_model
@@ -254,8 +299,11 @@ def main() -> None:
           f"{loaded.meta.get('wall_time_s', 0) / 60:.0f} min training on {', '.join(loaded.meta.get('data', []))})")
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
-    results = {rock: run_rock(rock, loaded.model, args.count, args.size, args.seed, not args.no_permeability, args.cache)
-               for rock in args.rocks}
+    results = {} if args.no_kl else {
+        rock: run_rock(rock, loaded.model, args.count, args.size, args.seed, not args.no_permeability, args.cache)
+        for rock in args.rocks}
+    if args.profile:
+        results["profile"] = {rock: depth_profile(rock, loaded.model, args.profile, 192, 192) for rock in args.rocks}
     if not args.no_timing:
         results["timing"] = timing(args.model, loaded.model)
     if args.json:

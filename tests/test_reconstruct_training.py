@@ -8,7 +8,7 @@ from rocksynth.data.crops import RandomCrops, held_out_cubes, random_symmetry, s
 from rocksynth.errors import BadInputError
 from rocksynth.models.slice2vol import Slice2Vol, far_field_distance, voxel_shuffle
 from rocksynth.pipelines.reconstruct import load_model, reconstruct
-from rocksynth.training.checkpoint import load_checkpoint
+from rocksynth.training.checkpoint import load_checkpoint, load_widened
 from rocksynth.training.reconstruct import TrainSettings, train_reconstruct
 
 # Untrained tiny models with the slice-porosity channel saturate to all solid, which hides whether
@@ -158,3 +158,41 @@ def test_the_output_threshold_is_calibrated_on_training_cubes(tmp_path):
     loaded.model.logit_threshold = 1e9
     generated, _ = reconstruct(loaded.model, slice_, depth=16)
     assert not generated[:8].any() and np.array_equal(generated[8], slice_)
+
+
+def test_the_whole_slice_code_reaches_the_far_field_and_widening_keeps_the_output(tmp_path):
+    """With global_channels the far field hears the slice's mean features (two slices of one
+    porosity but different texture differ there); a network widened from one without them gives
+    the same volume until it trains; --init continues the source's iterations."""
+    torch.manual_seed(0)
+    plain = Slice2Vol(**TINY_MODEL).eval()
+    wide = Slice2Vol(**{**TINY_MODEL, "global_channels": 3}).eval()
+    changed = load_widened(wide, plain.state_dict())
+    assert set(changed) == {"generator.global_code.weight", "generator.global_code.bias", "generator.at_quarter.0.weight"}
+    mask = blobs((1, 32, 32), seed=5)[0]
+    assert np.array_equal(reconstruct(plain, mask, depth=24, seed=1)[0], reconstruct(wide, mask, depth=24, seed=1)[0])
+    with pytest.raises(BadInputError, match="shape"):
+        load_widened(Slice2Vol(**{**TINY_MODEL, "channels": (2, 4, 6)}), plain.state_dict())
+
+    torch.nn.init.normal_(wide.generator.at_quarter[0].weight, std=0.3)
+    far = far_field_distance(wide)
+    depth = 2 * far + 24
+    first = blobs((1, 16, 16), seed=1, porosity=0.3)[0]
+    rearranged = np.roll(first, 3, axis=0)[:, ::-1].T  # same porosity, pores elsewhere
+    slices = torch.from_numpy(np.stack([first, rearranged])[:, None].astype(np.float32))
+    assert float(slices[0].mean()) == float(slices[1].mean())
+    noise = [n.expand(2, *n.shape[1:]) for n in wide.sample_noise(1, depth, 16, 16, torch.Generator().manual_seed(0))]
+    with torch.no_grad():
+        volumes = wide(slices, depth=depth, noise=noise, logits=True)[:, 0]
+    assert not torch.allclose(volumes[0, :depth // 2 - far], volumes[1, :depth // 2 - far])
+
+    volume = blobs((64, 32, 32), seed=2)
+    settings = TrainSettings(iters=4, crop=16, batch=2, warmup_crop=16, warmup_iters=4, warmup_batch=2,
+                             eval_every=2, eval_cubes=2, save_every=2, slices_per_axis=2, model=TINY_MODEL,
+                             calibration_cubes=0)
+    train_reconstruct([("blobs", volume)], tmp_path / "a.pt", settings)
+    settings.iters, settings.model = 6, {"global_channels": 2}
+    train_reconstruct([("blobs", volume)], tmp_path / "b.pt", settings, init=tmp_path / "a.pt")
+    payload = load_checkpoint(tmp_path / "b.pt", "reconstruct")
+    assert payload["config"]["global_channels"] == 2 and payload["config"]["channels"] == [2, 4, 8]
+    assert [row["iteration"] for row in payload["meta"]["curve"]] == [2, 4, 6]

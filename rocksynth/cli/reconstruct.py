@@ -56,6 +56,8 @@ def train_reconstruct(
     lr_g: float = typer.Option(2e-4, "--lr-g", help="Adam learning rate of the encoder + generator (also applied on --resume)."),
     lr_d: float = typer.Option(4e-4, "--lr-d", help="Adam learning rate of the critics (also applied on --resume)."),
     calibration_cubes: int = typer.Option(32, "--calibration-cubes", help="Training cubes per volume on which the output threshold is calibrated to the real porosity at the end (0: threshold at probability 0.5)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this reconstruct checkpoint's weights (fresh optimisers; continues its iteration count)."),
+    global_channels: Optional[int] = typer.Option(None, "--global-channels", help="Channels of the whole-slice code fed to every depth (default: the --init/--resume checkpoint's, else 0)."),
     euler_weight: float = typer.Option(0.0, "--euler-weight", help="Weight of the Euler-density (3D connectivity) term (default off; see docs/reconstruct.md)."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
@@ -74,6 +76,10 @@ def train_reconstruct(
         raise BadInputError("--iters and batches must be positive; --crop and --warmup-crop multiples of 4 (>= 8)")
     if not (lr_g > 0 and lr_d > 0):
         raise BadInputError(f"--lr-g {lr_g} / --lr-d {lr_d}: learning rates must be positive")
+    if global_channels is not None and global_channels < 0:
+        raise BadInputError(f"--global-channels {global_channels}: must not be negative")
+    if init is not None:
+        check_input_file(init)
     if euler_weight < 0 or calibration_cubes < 0:
         raise BadInputError(f"--euler-weight {euler_weight} / --calibration-cubes {calibration_cubes}: must not be negative")
     torch.set_num_threads(threads)
@@ -87,8 +93,9 @@ def train_reconstruct(
                              warmup_iters=min(warmup_iters, iters), warmup_batch=warmup_batch, depth_ratio=depth_ratio,
                              eval_every=eval_every, save_every=save_every, holdout=holdout, seed=seed,
                              lr_g=lr_g, lr_d=lr_d, euler_weight=euler_weight,
-                             calibration_cubes=calibration_cubes)
-    metrics = train(loaded, out, settings, resume=resume, voxel_size=voxel_sizes[0])
+                             calibration_cubes=calibration_cubes,
+                             model={} if global_channels is None else {"global_channels": global_channels})
+    metrics = train(loaded, out, settings, resume=resume, voxel_size=voxel_sizes[0], init=init)
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:
         log("held-out: porosity real {eval_porosity_real:.3f} generated {eval_porosity_generated:.3f}, "

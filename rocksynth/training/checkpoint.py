@@ -48,3 +48,33 @@ def inference_copy(source: "str | os.PathLike", target: "str | os.PathLike", mod
         raise BadInputError(f"{source}: no module(s) {', '.join(missing)} in the checkpoint")
     meta = dict(payload["meta"], shipped_from="full training checkpoint (critics and optimiser states removed)")
     save_checkpoint(target, payload["kind"], payload["config"], {m: payload["state"][m] for m in modules}, meta)
+
+
+def load_widened(module: torch.nn.Module, state: dict) -> "list[str]":
+    """Load `state` into `module`, whose layers may take more input channels than the saved ones
+    (new inputs appended at the end) or have new parameters: the extra input weights start at
+    zero and new parameters keep their initial values, so the widened network computes exactly
+    what the saved one did until training moves them. Returns the names of the widened or new
+    parameters. Any other shape mismatch is an error."""
+    own = module.state_dict()
+    changed = []
+    for name, target in own.items():
+        if name not in state:
+            changed.append(name)
+            continue
+        saved = state[name]
+        if saved.shape == target.shape:
+            target.copy_(saved)
+        elif saved.dim() >= 2 and saved.shape[0] == target.shape[0] and saved.shape[2:] == target.shape[2:] \
+                and saved.shape[1] < target.shape[1]:
+            target.zero_()
+            target[:, :saved.shape[1]] = saved
+            changed.append(name)
+        else:
+            raise BadInputError(f"cannot start from the saved weights: {name} has shape "
+                                f"{tuple(saved.shape)}, the new network {tuple(target.shape)}")
+    unknown = set(state) - set(own)
+    if unknown:
+        raise BadInputError(f"the saved weights have parameters the new network lacks: {', '.join(sorted(unknown))}")
+    module.load_state_dict(own)
+    return changed

@@ -36,7 +36,7 @@ from rocksynth.errors import BadInputError
 from rocksynth.models.slice2vol import PatchDiscriminator2D, PatchDiscriminator3D, Slice2Vol, count_parameters
 from rocksynth.progress import log, progress_bar
 from rocksynth.properties.correlation import two_point_correlation
-from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
+from rocksynth.training.checkpoint import load_checkpoint, load_widened, save_checkpoint
 from rocksynth.training.topology import EULER_UNIT, boundary_gradient_only, euler_density
 
 KIND = "reconstruct"
@@ -191,10 +191,13 @@ def calibrate_threshold(model: Slice2Vol, blocks: "list[np.ndarray]", size: int,
 
 def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.PathLike",
                       settings: TrainSettings, resume: bool = False, curve_csv: "str | None" = None,
-                      voxel_size: "float | None" = None) -> dict:
+                      voxel_size: "float | None" = None, init: "str | os.PathLike | None" = None) -> dict:
     """Train (or resume) and write the checkpoint to `out`; returns the final metrics.
 
     `volumes` are (name, bool mask) pairs; their last `settings.holdout` along z is held out.
+    `init`: start from another reconstruct checkpoint's weights (generator widened to the
+    architecture asked for in `settings.model`, e.g. more `global_channels`; its critics too;
+    fresh optimisers), continuing its iteration count and learning curve.
     """
     out = Path(out)
     curve_csv = Path(curve_csv) if curve_csv else out.with_suffix(".csv")
@@ -232,8 +235,19 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
         start, wall = payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
         curve = [dict(row) for row in payload["meta"]["curve"]]
         log(f"resumed {out} at iteration {start}")
-    elif resume:
-        log(f"{out} does not exist yet; starting from scratch")
+    elif init is not None:
+        payload = load_checkpoint(init, KIND)
+        model = Slice2Vol(**{**payload["config"], **settings.model})
+        opt_g = torch.optim.Adam(model.parameters(), lr=settings.lr_g, betas=(0.5, 0.9))
+        widened = load_widened(model, payload["state"]["model"])
+        for module, key in ((d3, "d3"), (d2, "d2")):
+            if key in payload["state"]:
+                module.load_state_dict(payload["state"][key])
+        start, wall = payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
+        curve = [dict(row) for row in payload["meta"]["curve"]]
+        log(f"weights from {init} (iteration {start})" + (f"; new or widened: {', '.join(widened)}" if widened else ""))
+    if resume and not out.is_file():
+        log(f"{out} does not exist yet; starting " + ("from --init" if init is not None else "from scratch"))
     log(f"generator + encoder {count_parameters(model):,} parameters; critics 3D {count_parameters(d3):,}, "
         f"2D {count_parameters(d2):,}; {', '.join(f'{s.name} train {s.train.shape}' for s in splits)}")
 
