@@ -1,5 +1,6 @@
 """Texture GAN training: a few iterations on tiny textures, checkpoint round trip, resume, CLI."""
 
+import copy
 import csv
 import json
 
@@ -190,3 +191,45 @@ def test_warm_start_keeps_architecture_codes_and_output(trained, tmp_path):
     latent = torch.randn(1, old.generator.in_channels, *grid_cells(old.generator, (8, 8, 8)))
     np.testing.assert_array_equal(decode_one_shot(new.generator, latent, (8, 8, 8)),
                                   decode_one_shot(old.generator, latent, (8, 8, 8)))
+
+
+def test_a_3d_critic_added_on_resume_starts_fresh_and_reaches_the_generator_after_its_warm_up(trained, tmp_path):
+    out, _ = trained  # trained without a 3D critic
+    resumed = tmp_path / "with3d.pt"
+    resumed.write_bytes(out.read_bytes())
+    settings = _settings(10)
+    settings.critic_3d_weight, settings.critic_3d_warmup = 1.0, 3
+    settings.warmup_iters = 0  # the adversarial terms (the 3D critic's too) from the first iteration
+    train_texture(_textures(), resumed, settings, resume=True)
+    checkpoint = torch.load(resumed, weights_only=True)
+    assert "d_3d" in checkpoint["state"] and "opt_d3" in checkpoint["state"]
+    assert checkpoint["meta"]["critic_3d_start"] == 4  # created when the run was resumed at 4
+    rows = list(csv.DictReader(open(resumed.with_suffix(".csv"))))
+    assert all(float(r["loss_d_3d"]) > 0 for r in rows if int(r["iteration"]) > 4)
+
+    # Its score is part of the generator's loss only after the warm-up.
+    torch.manual_seed(0)
+    trainer = TextureTrainer(_textures(), settings)
+    trainer.iteration, trainer.critic_3d_start = 4, 4
+    trainer.load_state(checkpoint["state"])
+    assert trainer.critic_3d_start == 4  # loaded, not fresh
+
+    def generator_gradients(iteration):
+        """The generator's gradient of one step without and with the 3D critic's weight, from the
+        same state (critics and optimisers included) and the same crops and noise."""
+        snapshot = copy.deepcopy(trainer.state())
+        saved, grads = trainer.s.critic_3d_weight, []
+        for weight in (0.0, saved):
+            trainer.load_state(copy.deepcopy(snapshot))
+            trainer.iteration, trainer.s.critic_3d_weight = iteration, weight
+            torch.manual_seed(1)
+            trainer.crops.reseed(1)
+            trainer.step()
+            grads.append(torch.cat([p.grad.flatten() for p in trainer.generator.parameters() if p.grad is not None]))
+        trainer.s.critic_3d_weight = saved
+        return grads
+
+    before, with_critic = generator_gradients(5)  # within the warm-up (4 + 3)
+    assert torch.allclose(before, with_critic)
+    after, with_critic = generator_gradients(8)
+    assert not torch.allclose(after, with_critic)

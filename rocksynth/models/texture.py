@@ -203,6 +203,31 @@ class PairDiscriminator(SliceDiscriminator):
         super().__init__(in_channels=2, width=width)
 
 
+class VolumeDiscriminator(nn.Module):
+    """Patch critic on whole 3D crops (B, 1, n, n, n): a score map at 1/8 resolution, each score
+    seeing a 54-voxel patch. The slice critics cannot see how pores connect in 3D (a slice of a
+    tree-like pore space looks like a slice of a looped one); this one can."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        w = width
+
+        def conv(c_in, c_out, k, stride, padding):
+            return spectral_norm(nn.Conv3d(c_in, c_out, k, stride=stride, padding=padding))
+
+        self.width = width
+        self.net = nn.Sequential(
+            conv(1, w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            conv(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            conv(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            conv(4 * w, 4 * w, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+            conv(4 * w, 1, 3, 1, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 2 - 1)
+
+
 class LatentDiscriminator(nn.Module):
     """D(z) on texture codes: aggregated q(z) = E(data) vs the prior N(0, I)."""
 

@@ -43,14 +43,14 @@ from torch.nn import functional as F
 from rocksynth.data.textures import Texture, TextureCrops
 from rocksynth.errors import BadInputError
 from rocksynth.models.texture import (SCALE, LatentDiscriminator, PairDiscriminator, SliceDiscriminator,
-                                      TextureEncoder, TextureGenerator, count_parameters)
+                                      TextureEncoder, TextureGenerator, VolumeDiscriminator, count_parameters)
 from rocksynth.progress import log, progress_bar
 from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
 from rocksynth.training.topology import EULER_UNIT, boundary_gradient_only, euler_density
 
 KIND = "texture"
 LOSS_FIELDS = ["loss_d_x", "loss_d_xx", "loss_d_z", "loss_x", "loss_xx", "loss_z", "loss_porosity",
-               "loss_correlation", "loss_euler", "loss_saturation"]
+               "loss_correlation", "loss_euler", "loss_saturation", "loss_d_3d", "loss_x_3d"]
 
 
 
@@ -68,6 +68,11 @@ class TrainSettings:
     porosity_weight: float = 10.0
     correlation_weight: float = 1000.0
     euler_weight: float = 0.0  # off by default: fine-tuning with it did not add loops (docs/synthesize.md)
+    # A 3D patch critic on whole crops (generator matching in 3D), off when 0. It trains alone for
+    # `critic_3d_warmup` iterations after it is created (also when added to a resumed run)
+    # before its score reaches the generator: a random critic's gradient is noise.
+    critic_3d_weight: float = 0.0
+    critic_3d_warmup: int = 200
     warmup_iters: int = 100
     output_contrast: float = 8.0
     correlation_range: int = 24
@@ -198,6 +203,10 @@ class TextureTrainer:
         self.d_z = LatentDiscriminator(self.generator.code_channels)
         # Each named texture's code: the mean of its prior p_k(z) = N(mu_k, prior_std^2 I).
         self.texture_codes = torch.nn.Parameter(torch.randn(len(textures), self.generator.code_channels))
+        self.d_3d = VolumeDiscriminator() if settings.critic_3d_weight > 0 else None
+        self.opt_d3 = (torch.optim.Adam(self.d_3d.parameters(), lr=settings.lr_d, betas=(0.5, 0.999))
+                       if self.d_3d is not None else None)
+        self.critic_3d_start = 0  # iteration at which the 3D critic was created
         self.opt_g = torch.optim.Adam(list(self.generator.parameters()) + list(self.encoder.parameters())
                                       + [self.texture_codes], lr=settings.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(list(self.d_x.parameters()) + list(self.d_xx.parameters())
@@ -226,8 +235,11 @@ class TextureTrainer:
         return self.texture_codes.detach().clone()
 
     def modules(self) -> dict:
-        return {"generator": self.generator, "encoder": self.encoder, "d_x": self.d_x, "d_xx": self.d_xx,
-                "d_z": self.d_z, "opt_g": self.opt_g, "opt_d": self.opt_d}
+        modules = {"generator": self.generator, "encoder": self.encoder, "d_x": self.d_x, "d_xx": self.d_xx,
+                   "d_z": self.d_z, "opt_g": self.opt_g, "opt_d": self.opt_d}
+        if self.d_3d is not None:
+            modules.update(d_3d=self.d_3d, opt_d3=self.opt_d3)
+        return modules
 
     def step(self) -> dict:
         s, g = self.s, self.generator
@@ -252,13 +264,20 @@ class TextureTrainer:
         loss_d_xx = _hinge_d(self.d_xx(random_slices(pairs_real, k)), self.d_xx(random_slices(pairs_fake.detach(), k)))
         prior = mu.detach() + s.prior_std * torch.randn_like(mu)
         loss_d_z = _hinge_d(self.d_z(prior), self.d_z(code.detach()))
+        loss_d_3d = _hinge_d(self.d_3d(reals), self.d_3d(fakes.detach())) if self.d_3d is not None else torch.zeros(())
         self.opt_d.zero_grad(set_to_none=True)
-        (loss_d_x + loss_d_xx + loss_d_z).backward()
+        if self.opt_d3 is not None:
+            self.opt_d3.zero_grad(set_to_none=True)
+        (loss_d_x + loss_d_xx + loss_d_z + loss_d_3d).backward()
         self.opt_d.step()
+        if self.opt_d3 is not None:
+            self.opt_d3.step()
 
         # Generator, encoder and texture codes.
         loss_x = -self.d_x(random_slices(fakes, k)).mean()
         loss_xx = -self.d_xx(random_slices(pairs_fake, k)).mean()
+        loss_x_3d = -self.d_3d(fakes).mean() if self.d_3d is not None else torch.zeros(())
+        critic_3d_on = float(self.d_3d is not None and self.iteration >= self.critic_3d_start + s.critic_3d_warmup)
         loss_z = -self.d_z(code).mean() + ((code - mu.detach()) ** 2).mean()
         # Statistics of the thresholded output (straight-through gradients) against x, a crop of
         # the same texture: what users get. (The same terms on the probability drove the output
@@ -276,7 +295,8 @@ class TextureTrainer:
         # the right porosity and S2; critics that start against a grey, structureless output win
         # at once (hinge loss < 0.4 by iteration 100) and the output never gained contrast.
         adversarial = 0.0 if self.iteration < s.warmup_iters else 1.0
-        total = (adversarial * (s.alpha_x * loss_x + (s.alpha_xx + s.beta_xx) / 2 * loss_xx) + s.beta_z * loss_z
+        total = (adversarial * (s.alpha_x * loss_x + (s.alpha_xx + s.beta_xx) / 2 * loss_xx
+                                + critic_3d_on * s.critic_3d_weight * loss_x_3d) + s.beta_z * loss_z
                  + s.porosity_weight * loss_porosity + s.correlation_weight * loss_correlation
                  + s.euler_weight * loss_euler + s.saturation_weight * loss_saturation)
         self.opt_g.zero_grad(set_to_none=True)
@@ -284,7 +304,7 @@ class TextureTrainer:
         self.opt_g.step()
         self.iteration += 1
         values = [loss_d_x, loss_d_xx, loss_d_z, loss_x, loss_xx, loss_z, loss_porosity, loss_correlation,
-                  loss_euler, loss_saturation]
+                  loss_euler, loss_saturation, loss_d_3d, loss_x_3d]
         return {name: float(v.detach()) for name, v in zip(LOSS_FIELDS, values)}
 
     def held_out_reference(self) -> dict:
@@ -341,6 +361,10 @@ class TextureTrainer:
         texture codes too if `codes`: without them a warm start of the same textures began from
         random codes)."""
         for name, module in self.modules().items():
+            if name in ("d_3d", "opt_d3") and name not in state:
+                # A 3D critic added to a run that had none starts fresh, with its own warm-up.
+                self.critic_3d_start = self.iteration
+                continue
             if not (weights_only and name.startswith("opt")):
                 module.load_state_dict(state[name])
         if not weights_only or codes:
@@ -364,6 +388,7 @@ def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None
     meta = {"textures": _texture_meta(trainer.textures), "data": ", ".join(t.name for t in trainer.textures),
             "iterations": trainer.iteration,
             "wall_time_s": round(trainer.wall, 1), "settings": asdict(trainer.s),
+            "critic_3d_start": trainer.critic_3d_start,
             "metrics": curve_summary or {}}
     save_checkpoint(out, KIND, model_config_of(trainer.generator, trainer.encoder), trainer.state(), meta)
 
@@ -392,8 +417,9 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         saved = [t["name"] for t in checkpoint["meta"]["textures"]]
         if saved != names:
             raise BadInputError(f"{out}: trained on textures {saved}, cannot resume with {names}")
-        trainer.load_state(checkpoint["state"])
         trainer.iteration = checkpoint["meta"]["iterations"]
+        trainer.critic_3d_start = checkpoint["meta"].get("critic_3d_start", 0)
+        trainer.load_state(checkpoint["state"])
         trainer.wall = checkpoint["meta"]["wall_time_s"]
         log(f"resuming {out} at iteration {trainer.iteration}")
     else:
