@@ -65,6 +65,7 @@ def train_texture(
     euler_weight: float = typer.Option(0.0, "--euler-weight", help="Weight of the Euler-density (3D connectivity) term (default off; see docs/synthesize.md)."),
     critic_3d_weight: float = typer.Option(0.0, "--critic-3d-weight", help="Weight of a 3D patch critic on whole crops, which sees how pores connect (default off; see docs/synthesize.md)."),
     critic_3d_warmup: int = typer.Option(200, "--critic-3d-warmup", help="Iterations the new 3D critic trains alone before it reaches the generator."),
+    critic_3d_lr: float = typer.Option(0.0, "--critic-3d-lr", help="Adam learning rate of the 3D critic (default: --critic-lr)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the network weights of another texture checkpoint."),
@@ -81,16 +82,18 @@ def train_texture(
     from rocksynth.pipelines.synthesize import load_training_textures
 
     if iters < 1 or batch < 1 or eval_every < 1 or save_every < 1 or warmup_iters < 0 or not 0 < lr < 1 \
-            or not 0 < critic_lr < 1 or euler_weight < 0 or critic_3d_weight < 0 or critic_3d_warmup < 0:
+            or not 0 < critic_lr < 1 or euler_weight < 0 or critic_3d_weight < 0 or critic_3d_warmup < 0 \
+            or not 0 <= critic_3d_lr < 1:
         raise BadInputError("--iters, --batch, --eval-every and --save-every must be positive, --warmup-iters, "
                             "--euler-weight, --critic-3d-weight and --critic-3d-warmup not negative, --lr and "
-                            "--critic-lr in (0, 1)")
+                            "--critic-lr in (0, 1), --critic-3d-lr in [0, 1)")
     torch.set_num_threads(threads)
     textures = load_training_textures(sources, holdout=holdout, threshold=threshold, pore_value=pore_value)
     settings = TrainSettings(iters=iters, crop=crop, batch=batch, eval_every=eval_every, save_every=save_every,
                              holdout=holdout, seed=seed, lr_g=lr, lr_d=critic_lr, warmup_iters=warmup_iters,
                              porosity_weight=porosity_weight, euler_weight=euler_weight,
-                             critic_3d_weight=critic_3d_weight, critic_3d_warmup=critic_3d_warmup)
+                             critic_3d_weight=critic_3d_weight, critic_3d_warmup=critic_3d_warmup,
+                             critic_3d_lr=critic_3d_lr)
     metrics = train(textures, out, settings, resume=resume, init=init)
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:

@@ -73,6 +73,7 @@ class TrainSettings:
     # before its score reaches the generator: a random critic's gradient is noise.
     critic_3d_weight: float = 0.0
     critic_3d_warmup: int = 200
+    critic_3d_lr: float = 0.0  # its learning rate; 0: lr_d (a fresh critic added to a slow fine-tune may want more)
     warmup_iters: int = 100
     output_contrast: float = 8.0
     correlation_range: int = 24
@@ -204,7 +205,7 @@ class TextureTrainer:
         # Each named texture's code: the mean of its prior p_k(z) = N(mu_k, prior_std^2 I).
         self.texture_codes = torch.nn.Parameter(torch.randn(len(textures), self.generator.code_channels))
         self.d_3d = VolumeDiscriminator() if settings.critic_3d_weight > 0 else None
-        self.opt_d3 = (torch.optim.Adam(self.d_3d.parameters(), lr=settings.lr_d, betas=(0.5, 0.999))
+        self.opt_d3 = (torch.optim.Adam(self.d_3d.parameters(), lr=self._critic_3d_lr, betas=(0.5, 0.999))
                        if self.d_3d is not None else None)
         self.critic_3d_start = 0  # iteration at which the 3D critic was created
         self.opt_g = torch.optim.Adam(list(self.generator.parameters()) + list(self.encoder.parameters())
@@ -229,6 +230,10 @@ class TextureTrainer:
             g.out.weight.mul_(self.s.output_contrast)
             logits = g(latent_grid(self.texture_codes.detach(), 4, g.noise_channels))
             g.out.bias.sub_(torch.quantile(logits.flatten()[::3], 1 - porosity))
+
+    @property
+    def _critic_3d_lr(self) -> float:
+        return self.s.critic_3d_lr or self.s.lr_d
 
     @property
     def codes(self) -> torch.Tensor:
@@ -373,7 +378,9 @@ class TextureTrainer:
         if weights_only:
             return
         # The learning rates are settings: a resumed run may change them.
-        for optimizer, lr in ((self.opt_g, self.s.lr_g), (self.opt_d, self.s.lr_d)):
+        for optimizer, lr in ((self.opt_g, self.s.lr_g), (self.opt_d, self.s.lr_d), (self.opt_d3, self._critic_3d_lr)):
+            if optimizer is None:
+                continue
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
