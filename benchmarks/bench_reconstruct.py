@@ -110,13 +110,34 @@ def kde_kl(real: np.ndarray, other: np.ndarray) -> float:
     return float(np.sum(p[keep] * np.log(p[keep] / q[keep])))
 
 
+def bootstrap_kde_kl(real: np.ndarray, others: "dict[str, np.ndarray]", resamples: int, seed: int = 0) -> dict:
+    """KDE-KL(real || set) over `resamples` bootstrap resamples, the same resample of the real cubes
+    for every set (so the sets are compared on equal footing), each set resampled on its own.
+
+    Returns per set the standard deviation of the KL and, for every other set, the share of
+    resamples in which this set's KL is the smaller: with 50 cubes a side, KLs that differ by
+    less than about one standard deviation do not say which set is closer to the real one."""
+    rng = np.random.default_rng(seed)
+    draws = {label: [] for label in others}
+    for _ in range(resamples):
+        r = rng.choice(real, real.size)
+        for label, values in others.items():
+            draws[label].append(kde_kl(r, rng.choice(values, values.size)))
+    draws = {label: np.array(v) for label, v in draws.items()}
+    return {label: {"kl_kde_sd": float(np.nanstd(v, ddof=1)),
+                    "kl_kde_smaller_share": {other: float(np.mean(v < w)) for other, w in draws.items() if other != label}}
+            for label, v in draws.items()}
+
+
+def _property_values(rows: "list[dict]", key: str) -> np.ndarray:
+    v = np.array([row[key] for row in rows], float)
+    return np.log10(np.maximum(v, K_FLOOR_MD)) if key == "permeability" else v
+
+
 def summarize(real: "list[dict]", other: "list[dict]", with_permeability: bool) -> dict:
     from rocksynth.properties.compare import kl_divergence
 
-    def values(rows, key):
-        v = np.array([row[key] for row in rows], float)
-        return np.log10(np.maximum(v, K_FLOOR_MD)) if key == "permeability" else v
-
+    values = _property_values
     keys = ["porosity", "euler_density"] + (["permeability"] if with_permeability else [])
     out = {}
     for key in keys:
@@ -129,7 +150,23 @@ def summarize(real: "list[dict]", other: "list[dict]", with_permeability: bool) 
     return out
 
 
-def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeability: bool, cache: "Path | None") -> dict:
+def properties_code_version() -> str:
+    """A hash of the code that computes the cached properties (rocksynth/properties/*.py), part of
+    the cache key: a cache written before a change of that code is not reused. (The figures of
+    this benchmark published until commit 3ab8093 paired real cubes' permeabilities cached before
+    the conduit-length fix of 4f93549 with generated cubes' computed after it.)"""
+    import hashlib
+
+    import rocksynth.properties
+
+    digest = hashlib.sha1()
+    for path in sorted(Path(rocksynth.properties.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeability: bool, cache: "Path | None",
+             resamples: int = 0) -> dict:
     import tifffile
 
     from rocksynth.data.crops import disjoint_cube_count, held_out_cubes, split_holdout
@@ -158,7 +195,7 @@ def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeabili
 
     sets = {}
     for label, group in (("real", list(cubes)), ("train", list(train_cubes)), ("gan", gan), ("grf", grf)):
-        key = f"{rock}_{label}_{count}_{size}_{seed}_{int(with_permeability)}"
+        key = f"{rock}_{label}_{count}_{size}_{seed}_{int(with_permeability)}_{properties_code_version()}"
         path = cache / f"{key}.json" if cache and label in ("real", "train") else None
         if path and path.is_file():
             sets[label] = json.loads(path.read_text())
@@ -175,6 +212,15 @@ def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeabili
               "real": summarize(sets["real"], sets["real"], with_permeability)}
     for label in ("gan", "grf", "train"):
         result[label] = summarize(sets["real"], sets[label], with_permeability)
+    keys = ["porosity", "euler_density"] + (["permeability"] if with_permeability else [])
+    result["values"] = {label: {key: _property_values(rows, key).tolist() for key in keys} for label, rows in sets.items()}
+    if resamples:
+        for key in keys:
+            boot = bootstrap_kde_kl(np.array(result["values"]["real"][key]),
+                                    {label: np.array(result["values"][label][key]) for label in ("gan", "grf", "train")},
+                                    resamples, seed)
+            for label, figures in boot.items():
+                result[label][key].update(figures)
     _print_rock(rock, result, with_permeability)
     return result
 
@@ -197,6 +243,15 @@ def _print_rock(rock: str, result: dict, with_permeability: bool) -> None:
     print(f"{'S2 mean abs error':<22}{'':>22}{result['gan']['s2_mae']:>22.4f}{result['grf']['s2_mae']:>22.4f}"
           f"   (relative {result['gan']['s2_rel']:.3f} vs {result['grf']['s2_rel']:.3f}; training-block cubes "
           f"{result['train']['s2_mae']:.4f})")
+    if "kl_kde_sd" in result["gan"]["porosity"]:
+        print("bootstrap (same resample of the real cubes for every set): KDE-KL ± sd; share of resamples "
+              "in which the GAN's KL is below the GRF's / below the floor's")
+        for key in keys:
+            gan, grf, train = result["gan"][key], result["grf"][key], result["train"][key]
+            print(f"  {key:<20} GAN {gan['kl_kde']:.3f} ± {gan['kl_kde_sd']:.3f}   GRF {grf['kl_kde']:.3f} ± "
+                  f"{grf['kl_kde_sd']:.3f}   floor {train['kl_kde']:.3f} ± {train['kl_kde_sd']:.3f}   "
+                  f"GAN < GRF in {gan['kl_kde_smaller_share']['grf']:.0%}, GAN < floor in "
+                  f"{gan['kl_kde_smaller_share']['train']:.0%}")
     print(f"floor: KDE-KL between the held-out cubes and as many real cubes of the training block "
           f"(porosity {result['train']['porosity']['mean']:.3f} vs {result['real']['porosity']['mean']:.3f} held out)")
 
@@ -286,6 +341,8 @@ def main() -> None:
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--cache", type=Path, default=None, help="folder caching the real cubes' properties")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--bootstrap", type=int, default=200, metavar="N",
+                        help="bootstrap resamples for the KDE-KL's spread (0: none)")
     parser.add_argument("--calibrated", action="store_true", help="threshold at the model's porosity calibration")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also the porosity vs distance from the slice of N deep reconstructions per rock")
@@ -300,7 +357,8 @@ def main() -> None:
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
     results = {} if args.no_kl else {
-        rock: run_rock(rock, loaded.model, args.count, args.size, args.seed, not args.no_permeability, args.cache)
+        rock: run_rock(rock, loaded.model, args.count, args.size, args.seed, not args.no_permeability, args.cache,
+                       args.bootstrap)
         for rock in args.rocks}
     if args.profile:
         results["profile"] = {rock: depth_profile(rock, loaded.model, args.profile, 192, 192) for rock in args.rocks}
