@@ -171,8 +171,16 @@ class TextureEncoder(nn.Module):
         return self.head(self.features(x * 2 - 1).mean(dim=(2, 3, 4)))
 
 
-def _sn_conv2d(c_in, c_out, k, stride=1, padding=0):
-    return spectral_norm(nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding))
+def _patch_critic(conv: type, in_channels: int, w: int) -> nn.Sequential:
+    """Spectral-norm patch critic layers (2D or 3D by `conv`): three stride-2 steps to 1/8
+    resolution, then two 3-wide convolutions: each score sees a 54-pixel (voxel) patch."""
+    def sn(c_in, c_out, k, stride, padding):
+        return spectral_norm(conv(c_in, c_out, k, stride=stride, padding=padding))
+
+    act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
+    return nn.Sequential(sn(in_channels, w, 4, 2, 1), act(), sn(w, 2 * w, 4, 2, 1), act(),
+                         sn(2 * w, 4 * w, 4, 2, 1), act(), sn(4 * w, 4 * w, 3, 1, 1), act(),
+                         sn(4 * w, 1, 3, 1, 1))
 
 
 class SliceDiscriminator(nn.Module):
@@ -183,14 +191,7 @@ class SliceDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 1, width: int = 32):
         super().__init__()
-        w = width
-        self.net = nn.Sequential(
-            _sn_conv2d(in_channels, w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            _sn_conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            _sn_conv2d(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            _sn_conv2d(4 * w, 4 * w, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
-            _sn_conv2d(4 * w, 1, 3, 1, 1),
-        )
+        self.net = _patch_critic(nn.Conv2d, in_channels, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x * 2 - 1)
@@ -210,19 +211,8 @@ class VolumeDiscriminator(nn.Module):
 
     def __init__(self, width: int = 16):
         super().__init__()
-        w = width
-
-        def conv(c_in, c_out, k, stride, padding):
-            return spectral_norm(nn.Conv3d(c_in, c_out, k, stride=stride, padding=padding))
-
         self.width = width
-        self.net = nn.Sequential(
-            conv(1, w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            conv(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            conv(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            conv(4 * w, 4 * w, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
-            conv(4 * w, 1, 3, 1, 1),
-        )
+        self.net = _patch_critic(nn.Conv3d, 1, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x * 2 - 1)
