@@ -71,16 +71,59 @@ def skew(clean: np.ndarray, rng: np.random.Generator, max_degrees: float = 1.5) 
     return ndimage.rotate(clean, angle, reshape=False, order=0, mode="constant", cval=False)
 
 
+EIGHT = np.ones((3, 3), bool)  # 8-connectivity
+
+
 def _gaps(ink: np.ndarray, rng) -> np.ndarray:
-    """Punch small holes into strokes (worn toner, dropped-out lines); returns the ink kept."""
+    """Punch small holes into strokes (worn toner, dropped-out lines); returns the ink kept.
+
+    The target keeps the ink, so a hole is only worth punching where a reader of the scan could
+    put it back: where the stroke continues on both sides of it. A square hole of side 3, 5 or 7
+    centred on a random ink pixel is therefore kept only if
+    - a morphological closing of the ink left around it (square of the hole's side + 2) restores
+      at least 90 % of the ink it removed: true for a gap across a line (of any width) or a notch
+      in the edge of a wide stroke, false at a line's end (which only shortens the line), at the
+      outer side of a corner, on a dot or arrow head, or where it would join an earlier hole into
+      a gap longer than the closing bridges;
+    - and no connected piece of ink (a dash, a small letter, a dot) loses more than half of its pixels.
+    (Before, holes were punched anywhere; see docs/clean.md for what that cost.) A rejected
+    candidate is redrawn, up to 20 tries per hole, so the number of holes stays as before (Poisson,
+    mean 0.5-2 per 4000 pixels) where the drawing has strokes to hold them: all of them on
+    384 x 384 drawings, 89 % on 128 x 128 training crops (some have only text or stubs)."""
     ys, xs = np.nonzero(ink)
     if ys.size == 0:
         return ink
     count = int(rng.poisson(ink.size / 4000 * rng.uniform(0.5, 2.0)))
     out = ink.copy()
-    for i in rng.integers(0, ys.size, count):
-        r = int(rng.integers(1, 4))
-        out[max(ys[i] - r, 0):ys[i] + r + 1, max(xs[i] - r, 0):xs[i] + r + 1] = False
+    pieces, _ = ndimage.label(ink, EIGHT)
+    size = np.bincount(pieces.ravel())
+    left = size.copy()  # ink pixels each piece still has
+    punched = 0
+    for _ in range(20 * count):
+        if punched == count:
+            break
+        i, r = int(rng.integers(0, ys.size)), int(rng.integers(1, 4))
+        k = 2 * r + 3  # closing square: bridges a gap as long as the hole (2r + 1)
+        y0, x0 = max(ys[i] - r - k, 0), max(xs[i] - r - k, 0)  # a window the closing needs
+        window = (slice(y0, ys[i] + r + k + 1), slice(x0, xs[i] + r + k + 1))
+        kept = out[window].copy()
+        hole = np.zeros_like(kept)
+        hole[max(ys[i] - r, 0) - y0:ys[i] + r + 1 - y0, max(xs[i] - r, 0) - x0:xs[i] + r + 1 - x0] = True
+        removed = hole & kept
+        if not removed.any():
+            continue
+        kept[hole] = False
+        # Closing by a k x k square (dilation then erosion, nothing outside the image), done with
+        # separable max / min filters: the same result as binary_closing, six times faster.
+        closed = ndimage.minimum_filter(ndimage.maximum_filter(kept, k, mode="constant"), k, mode="constant")
+        if closed[removed].mean() < 0.9:
+            continue
+        ids, n = np.unique(pieces[window][removed], return_counts=True)
+        if np.any(left[ids] - n < size[ids] / 2):
+            continue
+        left[ids] -= n
+        out[window] = kept
+        punched += 1
     return out
 
 
@@ -176,7 +219,10 @@ def degraded_pair(rng: np.random.Generator, clean: np.ndarray,
     shape = clean.shape
     on = _switches(rng, force)
     target = skew(clean, rng) if on("skew", 0.5) else clean
-    kept = _gaps(target, rng) if on("gaps", 0.6) else target
+    # The gaps draw from their own generator, seeded either way: how many candidate holes they
+    # try then changes nothing else in the scan, and with gaps forced on or off the rest is alike.
+    gap_rng = np.random.default_rng(int(rng.integers(2 ** 63)))
+    kept = _gaps(target, gap_rng) if on("gaps", 0.6) else target
     density = _ink_density(kept, rng, on)
     paper = _paper(rng, shape, on)
     if on("stains", 0.5):
