@@ -280,7 +280,7 @@ def quality(args) -> None:
           f"{args.crop}³ crops; KL with {QUALITY_BINS} bins; permeability on the first {k_count} of each set; "
           f"torch threads {args.threads}; load {os.getloadavg()[0]:.1f}")
     sets = real_crop_sets(model, args.count, args.crop)
-    results, means = {}, {}
+    results, means, generated_vectors = {}, {}, {}
     for name in model.names():
         start = time.perf_counter()
         real = sets[name]
@@ -297,6 +297,9 @@ def quality(args) -> None:
                          "kl_real_vs_train": (kl_divergence(p_real[prop], p_train[prop], bins=QUALITY_BINS)
                                               if p_train is not None else None)}
         results[name] = row
+        # Each generated crop's properties (those with a permeability when it is measured).
+        n = k_count or args.count
+        generated_vectors[name] = [like_vector({k: v[i] for k, v in p_gen.items()}) for i in range(n)]
         # Mean properties (geometric mean for permeability, which is compared as log10 K).
         means[name] = like_vector({k: 10 ** np.log10(np.maximum(v, 1e-6)).mean() if k == "permeability" else v.mean()
                                    for k, v in p_real.items()})
@@ -321,11 +324,21 @@ def quality(args) -> None:
     # log10 permeability), each normalised by the spread of the textures' real means; and, as
     # reported before that, in porosity and specific surface alone.
     scale = np.std(np.stack(list(means.values())), axis=0) + 1e-12
+    like = {}
+
+    def nearest(vector, use=slice(None)):
+        return min(means, key=lambda k: np.linalg.norm((vector[use] - means[k][use]) / scale[use]))
+
+    # The same verdict for the generator's own textures (`--texture NAME`, no encoder): `--like`
+    # cannot land nearer a texture than the model's own version of it does.
+    own = {name: sum(nearest(v) == name for v in vectors) for name, vectors in generated_vectors.items()}
+    print()
+    print("`--texture NAME` crops nearest to NAME in the same properties: "
+          + ", ".join(f"{name} {hits}/{len(generated_vectors[name])}" for name, hits in own.items()))
     print()
     print(f"| exemplar (held-out crop) | nearest texture code | nearest in {', '.join(like_names(k_count))} "
           "| nearest in porosity, surface |")
     print("|---|---|---|---|")
-    like = {}
     for name in model.names():
         crops = sets[name]["held_out"][: args.like_count]
         hits_code, hits_props, hits_two = 0, 0, 0
@@ -335,13 +348,13 @@ def quality(args) -> None:
             gen = generated_crops(model, code, 1, args.crop, seed0=5000 + index,
                                   extruded=is_extruded(transitions_per_axis(crop)))[0]
             vector = like_vector({k: v[0] for k, v in crop_properties([gen], None, 1 if k_count else 0).items()})
-            hits_props += min(means, key=lambda k: np.linalg.norm((vector - means[k]) / scale)) == name
-            hits_two += min(means, key=lambda k: np.linalg.norm((vector[:2] - means[k][:2]) / scale[:2])) == name
+            hits_props += nearest(vector) == name
+            hits_two += nearest(vector, slice(0, 2)) == name
         like[name] = (hits_code, hits_props, len(crops), hits_two)
         print(f"| {name} | {hits_code}/{len(crops)} | {hits_props}/{len(crops)} | {hits_two}/{len(crops)} |")
     if args.json_out:
         with open(args.json_out, "w") as handle:
-            json.dump({"quality": results, "like": like}, handle, indent=2)
+            json.dump({"quality": results, "like": like, "texture_nearest_own": own}, handle, indent=2)
     if args.figures:
         figures(model, sets, args.figures)
 
