@@ -6,7 +6,8 @@ Each iteration draws, for `batch` random textures, two augmented crops x, x' of 
 - Three hinge critics with spectral norm, on 2D slices normal to the three axes where images
   are involved (much cheaper than 3D critics on a CPU):
   generator matching D_x (real slices vs slices of G(z) and G(E(x))), pair matching
-  D_xx ((x, x') vs (x, G(E(x)))), and latent matching D_z (prior codes vs E(x)).
+  D_xx ((x, x') vs (x, G(E(x)))), and latent matching D_z (prior codes vs E(x)). Optionally
+  (`critic_3d_weight`) a fourth, a 3D patch critic on whole crops (real vs G(z) and G(E(x))).
 - Generator loss alpha_x L_x + alpha_xx L_xx; encoder loss beta_z L_z + beta_xx L_xx. Both are
   minimised in one backward pass over their sum, so the encoder also receives L_x's gradient
   through G(E(x)) (the paper leaves it out; a second backward pass would cost a third more time).
