@@ -282,8 +282,14 @@ class TextureTrainer:
         # Generator, encoder and texture codes.
         loss_x = -self.d_x(random_slices(fakes, k)).mean()
         loss_xx = -self.d_xx(random_slices(pairs_fake, k)).mean()
-        loss_x_3d = -self.d_3d(fakes).mean() if self.d_3d is not None else torch.zeros(())
         critic_3d_on = float(self.d_3d is not None and self.iteration >= self.critic_3d_start + s.critic_3d_warmup)
+        if critic_3d_on:
+            loss_x_3d = -self.d_3d(fakes).mean()
+        elif self.d_3d is not None:  # warm-up: logged only, no backward pass through the 3D critic
+            with torch.no_grad():
+                loss_x_3d = -self.d_3d(fakes).mean()
+        else:
+            loss_x_3d = torch.zeros(())
         loss_z = -self.d_z(code).mean() + ((code - mu.detach()) ** 2).mean()
         # Statistics of the thresholded output (straight-through gradients) against x, a crop of
         # the same texture: what users get. (The same terms on the probability drove the output
