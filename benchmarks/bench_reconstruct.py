@@ -134,14 +134,16 @@ def _property_values(rows: "list[dict]", key: str) -> np.ndarray:
     return np.log10(np.maximum(v, K_FLOOR_MD)) if key == "permeability" else v
 
 
+def _property_keys(with_permeability: bool) -> "list[str]":
+    return ["porosity", "euler_density"] + (["permeability"] if with_permeability else [])
+
+
 def summarize(real: "list[dict]", other: "list[dict]", with_permeability: bool) -> dict:
     from rocksynth.properties.compare import kl_divergence
 
-    values = _property_values
-    keys = ["porosity", "euler_density"] + (["permeability"] if with_permeability else [])
     out = {}
-    for key in keys:
-        r, o = values(real, key), values(other, key)
+    for key in _property_keys(with_permeability):
+        r, o = _property_values(real, key), _property_values(other, key)
         out[key] = {"kl10": kl_divergence(r, o, bins=10), "kl50": kl_divergence(r, o, bins=50), "kl_kde": kde_kl(r, o),
                     "mean": float(np.mean(o)), "std": float(np.std(o))}
     s2r, s2o = np.mean([row["s2"] for row in real], 0), np.mean([row["s2"] for row in other], 0)
@@ -194,9 +196,9 @@ def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeabili
     print(f"generated {count} GAN cubes in {gan_seconds:.1f} s, {count} GRF cubes in {grf_seconds:.1f} s; "
           f"GAN raw central-slice agreement {np.mean(agreement):.4f} (min {np.min(agreement):.4f})", flush=True)
 
-    sets = {}
+    sets, code_version = {}, properties_code_version()
     for label, group in (("real", list(cubes)), ("train", list(train_cubes)), ("gan", gan), ("grf", grf)):
-        key = f"{rock}_{label}_{count}_{size}_{seed}_{int(with_permeability)}_{properties_code_version()}"
+        key = f"{rock}_{label}_{count}_{size}_{seed}_{int(with_permeability)}_{code_version}"
         path = cache / f"{key}.json" if cache and label in ("real", "train") else None
         if path and path.is_file():
             sets[label] = json.loads(path.read_text())
@@ -213,7 +215,7 @@ def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeabili
               "real": summarize(sets["real"], sets["real"], with_permeability)}
     for label in ("gan", "grf", "train"):
         result[label] = summarize(sets["real"], sets[label], with_permeability)
-    keys = ["porosity", "euler_density"] + (["permeability"] if with_permeability else [])
+    keys = _property_keys(with_permeability)
     result["values"] = {label: {key: _property_values(rows, key).tolist() for key in keys} for label, rows in sets.items()}
     if resamples:
         for key in keys:
@@ -227,7 +229,7 @@ def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeabili
 
 
 def _print_rock(rock: str, result: dict, with_permeability: bool) -> None:
-    keys = ["porosity", "euler_density"] + (["permeability"] if with_permeability else [])
+    keys = _property_keys(with_permeability)
     print(f"{'property':<22}{'real mean±std':>22}{'GAN mean±std':>22}{'GRF mean±std':>22}"
           f"{'KDE-KL GAN':>11}{'KDE-KL GRF':>11}{'KL10 GAN':>10}{'KL10 GRF':>10}{'KL50 GAN':>10}{'KL50 GRF':>10}"
           f"{'paper KL':>10}{'floor':>8}")
