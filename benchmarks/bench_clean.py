@@ -4,12 +4,14 @@ Quality: N procedural drawings (seeds from BENCHMARK_SEEDS, never used in traini
 sizes cycling through SIZES, every degradation switched on at random (each in a good share of the
 images). Sauvola's window and k are tuned on 24 validation-seed images first, so the classical
 baseline is at its best. IoU is per image (images with ink), averaged, and pooled over all pixels;
-PSNR is of the 0/255 output against the 0/255 target (MSE over the image, capped at 60 dB).
+PSNR is of the 0/255 output against the 0/255 target (MSE over the image, capped at 60 dB); for
+the U-Net also of its `--soft` output (8-bit gray ink probability). The U-Net is scored with the
+CLI's default test-time augmentation (--tta, 8 dihedral views) and with one view.
 
 A0: a 10000 x 14000 gray scan (a 1000 x 1400 degraded sheet tiled 10 x 10) is written as PNG and
 cleaned by the real CLI in a subprocess; its peak RSS and megapixels per second are printed.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --images 200 [--a0] [--model drawings]
+    OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --images 200 [--a0] [--model drawings] [--tta 8]
     OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --no-quality --figures docs/img --curve CSV
     OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --no-quality --one-at-a-time 60
 """
@@ -81,7 +83,7 @@ def benchmark_image(i: int):
     return scan, target, switches
 
 
-def error_location(count, model_name, tile, overlap):
+def error_location(count, model_name, tile, overlap, tta):
     """Where the U-Net's wrong pixels lie: within 1 pixel of the target's ink boundary (where
     the place of an edge is a matter of a pixel) or farther (missed or invented strokes)."""
     from scipy import ndimage
@@ -92,7 +94,7 @@ def error_location(count, model_name, tile, overlap):
     ink, wrong, at_edge, far = 0, {}, {}, {}
     for i in range(count):
         scan, target, _ = benchmark_image(i)
-        ours = ink_probability(scan, model, tile=tile, overlap=overlap) > 0.5
+        ours = ink_probability(scan, model, tile=tile, overlap=overlap, tta=tta) > 0.5
         ink += int(target.sum())
         for kind, mask, distance in (("false ink", ours & ~target, ndimage.distance_transform_edt(~target)),
                                      ("missed ink", ~ours & target, ndimage.distance_transform_edt(target))):
@@ -105,7 +107,7 @@ def error_location(count, model_name, tile, overlap):
               f"boundary {at_edge[kind] / max(wrong[kind], 1):.1%}, more than 2 px away {far[kind] / max(wrong[kind], 1):.1%}")
 
 
-def one_at_a_time(count, model_name, tile, overlap):
+def one_at_a_time(count, model_name, tile, overlap, tta):
     """U-Net IoU / PSNR with no degradation (paper colour only) and with each degradation alone:
     which degradations cost the points the mixed benchmark loses."""
     from rocksynth.data.degrade import DEGRADATIONS, degraded_pair
@@ -114,7 +116,7 @@ def one_at_a_time(count, model_name, tile, overlap):
     from rocksynth.training.clean import BENCHMARK_SEEDS
 
     model = load_cleaner(model_name)
-    print(f"\nEach degradation alone, {count} images each (paper colour random, all else off):")
+    print(f"\nEach degradation alone, {count} images each (paper colour random, all else off; U-Net with {tta} views):")
     print("| degradation | IoU mean | PSNR (dB) |\n|---|---|---|")
     for name in ("none",) + DEGRADATIONS:
         rows, targets = [], []
@@ -123,52 +125,63 @@ def one_at_a_time(count, model_name, tile, overlap):
             h, w = SIZES[i % len(SIZES)]
             force = {d: d == name for d in DEGRADATIONS}
             scan, target = degraded_pair(rng, render_drawing(rng, h, w), force=force)
-            rows.append(_metrics(ink_probability(scan, model, tile=tile, overlap=overlap) > 0.5, target))
+            rows.append(_metrics(ink_probability(scan, model, tile=tile, overlap=overlap, tta=tta) > 0.5, target))
             targets.append(target)
         s = _summary(rows, targets)
         print(f"| {name} | {100 * s['iou_mean']:.1f} % | {s['psnr_mean']:.2f} |", flush=True)
 
 
-def quality(count, model_name, tile, overlap):
+def quality(count, model_name, tile, overlap, tta):
     from rocksynth.data.degrade import DEGRADATIONS, scan_to_gray
     from rocksynth.pipelines.clean import ink_probability, load_cleaner
+    from rocksynth.training.clean import soft_psnr
 
     model = load_cleaner(model_name)
     window, k = tune_sauvola()
     print(f"Sauvola tuned on validation seeds: window {window}, k {k}")
-    rows = {"U-Net (ours)": [], "Otsu": [], f"Sauvola (w={window}, k={k})": []}
-    targets, seconds, pixels = [], 0.0, 0
+    views = sorted({tta, 1}, reverse=True)
+    unet = {v: f"U-Net (ours, {v} view{'s' if v > 1 else ''})" for v in views}
+    rows = {name: [] for name in unet.values()}
+    rows.update({"Otsu": [], f"Sauvola (w={window}, k={k})": []})
+    soft = {name: [] for name in unet.values()}
+    targets, seconds, pixels = [], {v: 0.0 for v in views}, 0
     per_degradation = {name: [] for name in DEGRADATIONS}
     for i in range(count):
         scan, target, switches = benchmark_image(i)
         gray = scan_to_gray(scan)
-        start = time.perf_counter()
-        ours = ink_probability(scan, model, tile=tile, overlap=overlap) > 0.5
-        seconds += time.perf_counter() - start
+        for v in views:
+            start = time.perf_counter()
+            probability = ink_probability(scan, model, tile=tile, overlap=overlap, tta=v)
+            seconds[v] += time.perf_counter() - start
+            rows[unet[v]].append(_metrics(probability > 0.5, target))
+            soft[unet[v]].append(soft_psnr(probability, target))
         pixels += gray.size
-        rows["U-Net (ours)"].append(_metrics(ours, target))
         rows["Otsu"].append(_metrics(_otsu(gray), target))
         rows[f"Sauvola (w={window}, k={k})"].append(_metrics(_sauvola(gray, window, k), target))
         targets.append(target)
         for name, value in switches.items():
             if value and target.any():
-                per_degradation[name].append(rows["U-Net (ours)"][-1][0])
+                per_degradation[name].append(rows[unet[tta]][-1][0])
+    speeds = ", ".join(f"{v} view{'s' if v > 1 else ''} {pixels / 1e6 / seconds[v]:.2f} MP/s" for v in views)
     print(f"\n{count} evaluation images, sizes {', '.join(f'{h}x{w}' for h, w in SIZES)}, "
-          f"{sum(t.any() for t in targets)} with ink; U-Net speed {pixels / 1e6 / seconds:.2f} MP/s\n")
-    print("| method | IoU of ink, mean per image | IoU pooled | PSNR (dB) |\n|---|---|---|---|")
+          f"{sum(t.any() for t in targets)} with ink; U-Net speed {speeds}\n")
+    print("| method | IoU of ink, mean per image | IoU pooled | PSNR (dB) | PSNR of --soft output (dB) |\n|---|---|---|---|---|")
     results = {}
     for name, r in rows.items():
         results[name] = _summary(r, targets)
         s = results[name]
-        print(f"| {name} | {100 * s['iou_mean']:.1f} % | {100 * s['iou_pooled']:.1f} % | {s['psnr_mean']:.2f} |")
-    print("\nU-Net IoU on the images that had each degradation (each is on in about half of them):")
+        soft_text = f"{np.mean(soft[name]):.2f}" if name in soft else "-"
+        if name in soft:
+            s["soft_psnr_mean"] = float(np.mean(soft[name]))
+        print(f"| {name} | {100 * s['iou_mean']:.1f} % | {100 * s['iou_pooled']:.1f} % | {s['psnr_mean']:.2f} | {soft_text} |")
+    print(f"\nU-Net ({tta} views) IoU on the images that had each degradation (each is on in about half of them):")
     print("| degradation | images | IoU mean |\n|---|---|---|")
     for name, values in per_degradation.items():
         print(f"| {name} | {len(values)} | {100 * np.mean(values):.1f} % |")
     return results
 
 
-def a0(model_name, tile, overlap):
+def a0(model_name, tile, overlap, tta):
     from PIL import Image
 
     from rocksynth.data.degrade import degraded_pair
@@ -186,7 +199,7 @@ def a0(model_name, tile, overlap):
         start = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "rocksynth.cli.main", "--quiet", "clean", str(source), "--out",
                                  str(out), "--model", model_name, "--tile", str(tile), "--overlap", str(overlap),
-                                 "--json"], capture_output=True, text=True, env=env)
+                                 "--tta", str(tta), "--json"], capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
         if result.returncode:
             raise SystemExit(f"A0 clean failed: {result.stderr.strip()}")
@@ -194,7 +207,7 @@ def a0(model_name, tile, overlap):
         peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
     print(f"\nA0 sheet {summary['width']} x {summary['height']} ({summary['megapixels']:.0f} MP): cleaning "
           f"{summary['megapixels_per_s']:.2f} MP/s ({summary['seconds']:.0f} s), whole command {wall:.0f} s "
-          f"(read + clean + write PNG), peak RSS {peak_gb:.2f} GB, tile {tile}, overlap {overlap}, 1 thread")
+          f"(read + clean + write PNG), peak RSS {peak_gb:.2f} GB, tile {tile}, overlap {overlap}, {tta} views, 1 thread")
     return summary, peak_gb
 
 
@@ -208,7 +221,7 @@ FIGURES = {  # name: degradations forced on (all others off)
 }
 
 
-def figures(folder, model_name, curve_csv=None):
+def figures(folder, model_name, tta, curve_csv=None):
     """Before / after pictures (scan | U-Net | Sauvola | target) for docs/clean.md, and the learning curve."""
     from PIL import Image
 
@@ -225,7 +238,7 @@ def figures(folder, model_name, curve_csv=None):
         force = {d: d in active for d in DEGRADATIONS}
         scan, target = degraded_pair(rng, render_drawing(rng, 288, 384, density=1.2), force=force)
         rgb = np.dstack([scan] * 3) if scan.ndim == 2 else scan
-        ours = clean_image(scan, model)
+        ours = clean_image(scan, model, tta=tta)
         sauvola = np.where(_sauvola(scan_to_gray(scan), window, k), 0, 255).astype(np.uint8)
         truth = np.where(target, 0, 255).astype(np.uint8)
         gap = np.full((rgb.shape[0], 6, 3), 128, np.uint8)
@@ -256,10 +269,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--model", default="drawings")
-    from rocksynth.pipelines.clean import DEFAULT_OVERLAP, DEFAULT_TILE
+    from rocksynth.pipelines.clean import DEFAULT_OVERLAP, DEFAULT_TILE, DEFAULT_TTA, TTA_CHOICES
 
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
+    parser.add_argument("--tta", type=int, default=DEFAULT_TTA, choices=TTA_CHOICES,
+                        help="test-time views of the U-Net (the quality table also shows 1 view)")
     parser.add_argument("--a0", action="store_true", help="also clean a 10000 x 14000 sheet")
     parser.add_argument("--no-quality", action="store_true", help="skip the quality benchmark")
     parser.add_argument("--figures", help="write the docs pictures into this folder")
@@ -273,15 +288,15 @@ def main():
 
     torch.set_num_threads(1)
     if not args.no_quality:
-        quality(args.images, args.model, args.tile, args.overlap)
+        quality(args.images, args.model, args.tile, args.overlap, args.tta)
     if args.figures:
-        figures(args.figures, args.model, args.curve)
+        figures(args.figures, args.model, args.tta, args.curve)
     if args.error_location:
-        error_location(args.error_location, args.model, args.tile, args.overlap)
+        error_location(args.error_location, args.model, args.tile, args.overlap, args.tta)
     if args.one_at_a_time:
-        one_at_a_time(args.one_at_a_time, args.model, args.tile, args.overlap)
+        one_at_a_time(args.one_at_a_time, args.model, args.tile, args.overlap, args.tta)
     if args.a0:
-        a0(args.model, args.tile, args.overlap)
+        a0(args.model, args.tile, args.overlap, args.tta)
 
 
 if __name__ == "__main__":

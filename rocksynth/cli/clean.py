@@ -14,6 +14,7 @@ def clean(
     soft: bool = typer.Option(False, "--soft", help="Write the ink probability as gray (0 = surely ink) instead of black/white."),
     tile: int = typer.Option(1024, "--tile", help="Tile side in pixels (memory grows with it, not with the image)."),
     overlap: int = typer.Option(224, "--overlap", help="Overlap of neighbouring tiles: at 224 or more the tiled result equals cleaning the whole image at once; less is faster, still blended without seams."),
+    tta: int = typer.Option(8, "--tta", help="Test-time augmentation: average the ink probability over 1, 2, 4 or 8 flipped/transposed views of each tile (8 is the most accurate; time grows with it, memory does not)."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
@@ -26,7 +27,7 @@ def clean(
     if json_out and out == "-":
         raise BadInputError("--json and --out - both use stdout; pick one")
     summary = clean_paths(scan, out, model=model, threshold=threshold, soft=soft, tile=tile, overlap=overlap,
-                          threads=threads)
+                          threads=threads, tta=tta)
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
 
@@ -42,6 +43,8 @@ def train_clean(
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     widths: Optional[str] = typer.Option(None, "--widths", help="U-Net channels per level, e.g. 16,32,64,96,128 (default: the shipped model's); ignored with --resume."),
+    swa_start: Optional[int] = typer.Option(None, "--swa-start", help="End with stochastic weight averaging: from this iteration on, hold the learning rate at --swa-lr and average the weights every 100 iterations; the checkpoint holds the average."),
+    swa_lr: float = typer.Option(5e-4, "--swa-lr", help="Constant learning rate while averaging weights (with --swa-start)."),
 ) -> None:
     """Train the drawing-cleaning U-Net (resumable; CSV learning curve with held-out IoU and PSNR)."""
     from rocksynth.errors import BadInputError
@@ -55,7 +58,8 @@ def train_clean(
     width_list = _parse_widths(widths) if widths else DEFAULT_WIDTHS
     with progress_bar(iters, "train clean", status=True) as bar:
         meta = train(out, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed, widths=width_list,
-                     curve_csv=out.with_suffix(".csv"), threads=threads, progress=bar)
+                     curve_csv=out.with_suffix(".csv"), threads=threads, swa_start=swa_start, swa_lr=swa_lr,
+                     progress=bar)
     metrics = meta.get("metrics") or {}
     log(f"wrote {out} after {meta['iterations']} iterations ({meta['wall_time_s']:.0f} s); held-out IoU "
         f"{metrics.get('iou', float('nan')):.3f}, PSNR {metrics.get('psnr', float('nan')):.2f} dB")

@@ -10,6 +10,10 @@ ignored margin covers CONTEXT, so the tiled result equals the whole-image result
 rounding) away from the image borders, and there can be no seams; a smaller --overlap trades that
 exactness for speed and is still blended smoothly. Only one row of tiles (tile x image width
 floats) is held at a time, so memory does not grow with image height.
+
+Test-time augmentation (`tta`): each tile is also cleaned flipped (and transposed) and the ink
+probabilities, mapped back, are averaged. Tiles are multiples of 16 on a side, so a flipped tile
+keeps every pixel on one phase of the 16-pixel grid and the tiling stays exact.
 """
 
 import time
@@ -61,6 +65,38 @@ CONTEXT = 96
 FADE = 32
 DEFAULT_TILE = 1024
 DEFAULT_OVERLAP = 2 * CONTEXT + FADE  # exact tiling
+# Dihedral views of a tile: 1 = as is, 2 = + upside down, 4 = + the mirror images, 8 = + transposed.
+TTA_CHOICES = (1, 2, 4, 8)
+DEFAULT_TTA = 8
+
+
+def _view(tile, index: int, inverse: bool = False):
+    """Dihedral view `index` of a (..., y, x) tensor (bit 0: flip y, bit 1: flip x, bit 2: transpose),
+    or with `inverse` its inverse."""
+    steps = [lambda t: t.transpose(-2, -1)] if index & 4 else []
+    if index & 1:
+        steps.append(lambda t: t.flip(-2))
+    if index & 2:
+        steps.append(lambda t: t.flip(-1))
+    for step in (reversed(steps) if inverse else steps):
+        tile = step(tile)
+    return tile
+
+
+def _tile_probability(model, tile, tta: int):
+    """Ink probability (y, x) of one gray tile tensor (1, 1, y, x), averaged over `tta` dihedral views."""
+    import torch
+
+    total = None
+    for index in range(tta):
+        p = _view(torch.sigmoid(model(_view(tile, index))), index, inverse=True)
+        total = p if total is None else total + p
+    return (total / tta)[0, 0].numpy()
+
+
+def _check_tta(tta: int) -> None:
+    if tta not in TTA_CHOICES:
+        raise BadInputError(f"--tta must be one of {', '.join(map(str, TTA_CHOICES))} (got {tta})")
 
 
 def _blend_weights(length: int, overlap: int, ramp_start: bool, ramp_end: bool) -> np.ndarray:
@@ -98,13 +134,15 @@ def _axis_tiles(n: int, tile: int, overlap: int) -> "tuple[int, int, int]":
     return tile, step, step * count + overlap
 
 
-def ink_probability_bands(image: np.ndarray, model, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
+def ink_probability_bands(image: np.ndarray, model, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+                          tta: int = DEFAULT_TTA):
     """Yield (y0, probability rows float32) covering the image top to bottom; ink probability in [0, 1].
 
     `image` is any scan array (y, x) or (y, x, c), converted to gray a band at a time."""
     import torch
 
     _check_tiling(tile, overlap)
+    _check_tta(tta)
     height, width = image.shape[:2]
     white = float_scale(image) if image.dtype.kind == "f" else None
     tile_y, step_y, padded_h = _axis_tiles(height, tile, overlap)
@@ -123,8 +161,8 @@ def ink_probability_bands(image: np.ndarray, model, tile: int = DEFAULT_TILE, ov
             acc[:carry.shape[0]] = carry
         with torch.no_grad():
             for x0, weight_x in zip(origins_x, weights_x):
-                logits = model(torch.from_numpy(np.ascontiguousarray(band[:, x0:x0 + tile_x]))[None, None])
-                acc[:, x0:x0 + tile_x] += torch.sigmoid(logits)[0, 0].numpy() * weight_y * weight_x[None, :]
+                probability = _tile_probability(model, torch.from_numpy(np.ascontiguousarray(band[:, x0:x0 + tile_x]))[None, None], tta)
+                acc[:, x0:x0 + tile_x] += probability * weight_y * weight_x[None, :]
         last = row == len(origins_y) - 1
         done = tile_y if last else step_y
         carry = None if last else acc[done:].copy()
@@ -133,26 +171,27 @@ def ink_probability_bands(image: np.ndarray, model, tile: int = DEFAULT_TILE, ov
             yield y0, acc[:stop - y0, :width]
 
 
-def ink_probability(image: np.ndarray, model, tile: "int | None" = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+def ink_probability(image: np.ndarray, model, tile: "int | None" = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+                    tta: int = DEFAULT_TTA) -> np.ndarray:
     """The whole (height, width) ink probability; `tile=None` runs the network on the image at once."""
     if tile is None:
         tile = max(_ceil_to(max(image.shape[:2]), MULTIPLE), 64)
         overlap = 0
     out = np.empty(image.shape[:2], dtype=np.float32)
-    for y0, rows in ink_probability_bands(image, model, tile, overlap):
+    for y0, rows in ink_probability_bands(image, model, tile, overlap, tta):
         out[y0:y0 + rows.shape[0]] = rows
     return out
 
 
 def clean_image(image: np.ndarray, model, threshold: float = 0.5, soft: bool = False,
-                tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+                tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, tta: int = DEFAULT_TTA) -> np.ndarray:
     """uint8 (y, x): white (255) background, black (0) ink; with `soft`, 255 * (1 - probability)."""
     if not 0.0 < threshold < 1.0:
         raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
     if image.ndim not in (2, 3) or min(image.shape[:2]) == 0:
         raise BadInputError(f"image has unusable shape {image.shape}")
     out = np.empty(image.shape[:2], dtype=np.uint8)
-    for y0, rows in ink_probability_bands(image, model, tile, overlap):
+    for y0, rows in ink_probability_bands(image, model, tile, overlap, tta):
         target = out[y0:y0 + rows.shape[0]]
         if soft:
             target[:] = np.rint(255.0 * (1.0 - rows)).astype(np.uint8)
@@ -166,13 +205,14 @@ def _output_name(source: Path) -> str:
 
 
 def clean_paths(source: str, out: str, model: str = "drawings", threshold: float = 0.5, soft: bool = False,
-                tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, threads: int = 1) -> dict:
+                tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, threads: int = 1, tta: int = DEFAULT_TTA) -> dict:
     """Clean one image (or '-') into `out`, or every image of a folder into the folder `out`."""
     from rocksynth.io.images import read_image, write_image, write_image_file
     from rocksynth.io.paths import atomic_output_dir, check_input_file
     from rocksynth.progress import log, progress_bar
 
     _check_tiling(tile, overlap)
+    _check_tta(tta)
     if not 0.0 < threshold < 1.0:
         raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
     if source != STDIO and Path(source).is_dir():
@@ -187,7 +227,7 @@ def clean_paths(source: str, out: str, model: str = "drawings", threshold: float
         with atomic_output_dir(out) as tmp, progress_bar(len(files), "clean") as bar:
             for path in files:  # one image in memory at a time
                 image = read_image(path)
-                cleaned = clean_image(image, net, threshold, soft, tile, overlap)
+                cleaned = clean_image(image, net, threshold, soft, tile, overlap, tta)
                 write_image_file(tmp / _output_name(path), cleaned)
                 pixels += cleaned.size
                 results.append({"input": str(path), "output": str(Path(out) / _output_name(path)),
@@ -200,7 +240,7 @@ def clean_paths(source: str, out: str, model: str = "drawings", threshold: float
     image = read_image(source)
     net = load_cleaner(model, threads)
     start = time.perf_counter()
-    cleaned = clean_image(image, net, threshold, soft, tile, overlap)
+    cleaned = clean_image(image, net, threshold, soft, tile, overlap, tta)
     seconds = time.perf_counter() - start
     write_image(out, cleaned)
     megapixels = cleaned.size / 1e6
@@ -208,4 +248,4 @@ def clean_paths(source: str, out: str, model: str = "drawings", threshold: float
         log(f"wrote {out} ({cleaned.shape[1]}x{cleaned.shape[0]}, {megapixels / seconds:.2f} MP/s)")
     return {"input": str(source), "output": str(out), "height": int(cleaned.shape[0]), "width": int(cleaned.shape[1]),
             "megapixels": megapixels, "seconds": round(seconds, 2), "megapixels_per_s": megapixels / seconds,
-            "ink_fraction": float(np.mean(cleaned < 128)), "soft": soft, "threshold": threshold}
+            "ink_fraction": float(np.mean(cleaned < 128)), "soft": soft, "threshold": threshold, "tta": tta}

@@ -5,6 +5,11 @@ draws new (scan, target) crops from seeds that never overlap the validation or b
 With `pairs_dir`, random crops of the user's (scan, clean) image pairs are used instead.
 Resumable: the checkpoint holds the model, optimizer, iteration and learning curve; a CSV learning
 curve with held-out IoU / PSNR is appended while training.
+
+With `swa_start`, the run ends in stochastic weight averaging (Izmailov et al., 2018): from that
+iteration on the learning rate is held at `swa_lr` and the weights are averaged every
+`validate_every` iterations (torch.optim.swa_utils); at the last iteration the model becomes the
+average and its batch-norm statistics are recomputed on fresh training crops.
 """
 
 import csv
@@ -43,6 +48,13 @@ def binary_psnr(predicted: np.ndarray, target: np.ndarray) -> float:
     """PSNR in dB of a 0/255 image against the 0/255 target (capped at 60 dB for a perfect match)."""
     errors = float(np.mean(predicted != target))
     return 60.0 if errors == 0 else min(60.0, -10.0 * math.log10(errors))
+
+
+def soft_psnr(probability: np.ndarray, target: np.ndarray) -> float:
+    """PSNR in dB of the `--soft` output (8-bit gray, 255 * (1 - ink probability)) against the 0/255 target."""
+    gray = np.rint(255.0 * (1.0 - probability.astype(np.float64)))
+    mse = float(np.mean((gray - np.where(target, 0.0, 255.0)) ** 2))
+    return 60.0 if mse == 0 else min(60.0, 10.0 * math.log10(255.0 ** 2 / mse))
 
 
 class _PairsFolder:
@@ -103,7 +115,8 @@ def evaluate(model, pairs, threshold: float = 0.5) -> "dict[str, float]":
 def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: bool = False, batch: int = 8,
                 crop: int = 128, lr: float = 2e-3, seed: int = 0, widths=DEFAULT_WIDTHS, validate_every: int = 100,
                 checkpoint_every: int = 100, curve_csv: "Path | None" = None, threads: int = 1,
-                validation_count: int = 12, progress=None) -> dict:
+                validation_count: int = 12, swa_start: "int | None" = None, swa_lr: float = 5e-4,
+                bn_batches: int = 64, progress=None) -> dict:
     """Train (or resume) to `iters` iterations; write the checkpoint to `out`; return its meta."""
     import torch
     import torch.nn.functional as F
@@ -113,8 +126,14 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
+    from torch.optim.swa_utils import AveragedModel, update_bn
+
     if iters < 1 or batch < 1 or crop < 16 or crop % 16:
         raise BadInputError("need --iters >= 1, --batch >= 1 and --crop a multiple of 16")
+    if swa_start is not None and not 0 <= swa_start < iters:
+        raise BadInputError(f"--swa-start must be below --iters ({iters}), got {swa_start}")
+    if not swa_lr > 0:
+        raise BadInputError(f"--swa-lr must be positive, got {swa_lr}")
     model = UNet(widths)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     start, curve, wall = 0, [], 0.0
@@ -125,6 +144,9 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         optimizer.load_state_dict(payload["state"]["optimizer"])
         start, curve, wall = payload["meta"]["iterations"], payload["meta"]["curve"], payload["meta"]["wall_time_s"]
+    averaged = AveragedModel(model) if swa_start is not None else None
+    if averaged is not None and resume and Path(out).is_file() and "swa" in payload["state"]:
+        averaged.load_state_dict(payload["state"]["swa"])
     pairs = _PairsFolder(Path(pairs_dir), crop) if pairs_dir else None
     validation = validation_set(validation_count)
     curve_csv = Path(curve_csv) if curve_csv else None
@@ -132,23 +154,12 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
         curve_csv.write_text("iteration,loss,val_iou,val_psnr,lr,wall_time_s\n")
     data_name = f"user pairs {pairs_dir}" if pairs_dir else "procedural drawings + degradations"
 
-    def schedule(step):  # cosine decay to 5 % of lr over the planned iterations
+    def schedule(step):  # cosine decay to 5 % of lr over the planned iterations; constant while averaging
+        if swa_start is not None and step >= swa_start:
+            return swa_lr
         return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / iters, 1.0))))
 
-    def save(step, metrics):
-        meta = {"data": data_name, "iterations": step, "wall_time_s": round(wall, 1), "batch": batch, "crop": crop,
-                "lr": lr, "seed": seed, "metrics": metrics, "curve": curve,
-                "validation": "%d procedural 192x192 pairs, seeds from %d" % (validation_count, VALIDATION_SEEDS)}
-        save_checkpoint(out, KIND, model.config, {"model": model.state_dict(), "optimizer": optimizer.state_dict()}, meta)
-        return meta
-
-    model.train()
-    losses, meta, metrics = [], None, curve[-1] if curve else {}
-    for step in range(start, iters):
-        t0 = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = schedule(step)
-        rng = np.random.default_rng([seed, step])
+    def draw_batch(step, rng):
         scans, targets = [], []
         for j in range(batch):
             if pairs is None:
@@ -160,8 +171,34 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
                     s, t = s[:, ::-1], t[:, ::-1]
             scans.append(s)
             targets.append(t)
-        x = torch.from_numpy(np.stack(scans)[:, None].copy())
-        y = torch.from_numpy(np.stack(targets)[:, None].astype(np.float32))
+        return torch.from_numpy(np.stack(scans)[:, None].copy()), torch.from_numpy(np.stack(targets)[:, None].astype(np.float32))
+
+    def save(step, metrics):
+        meta = {"data": data_name, "iterations": step, "wall_time_s": round(wall, 1), "batch": batch, "crop": crop,
+                "lr": lr, "seed": seed, "metrics": metrics, "curve": curve,
+                "validation": "%d procedural 192x192 pairs, seeds from %d" % (validation_count, VALIDATION_SEEDS)}
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+        if averaged is not None and step < iters:
+            state["swa"] = averaged.state_dict()
+        if averaged is not None and step >= iters and averaged.n_averaged > 0:
+            meta["swa"] = {"start": swa_start, "lr": swa_lr, "every": validate_every,
+                           "averaged": int(averaged.n_averaged), "bn_batches": bn_batches}
+        save_checkpoint(out, KIND, model.config, state, meta)
+        return meta
+
+    def finish_averaging():
+        """Load the averaged weights into the model and recompute its batch-norm statistics."""
+        model.load_state_dict(averaged.module.state_dict())
+        # Crops from seeds after the last training step's: training seeds, not yet seen.
+        update_bn([draw_batch(iters + k, np.random.default_rng([seed, iters + k]))[0] for k in range(bn_batches)], model)
+
+    model.train()
+    losses, meta, metrics = [], None, curve[-1] if curve else {}
+    for step in range(start, iters):
+        t0 = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = schedule(step)
+        x, y = draw_batch(step, np.random.default_rng([seed, step]))
         loss = F.binary_cross_entropy_with_logits(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -171,6 +208,10 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
         done = step + 1
         if progress is not None:
             progress.advance(1, status=f"loss {losses[-1]:.4f}")
+        if averaged is not None and done > swa_start and ((done - swa_start) % validate_every == 0 or done == iters):
+            averaged.update_parameters(model)
+        if averaged is not None and done == iters:
+            finish_averaging()
         if done % validate_every == 0 or done == iters:
             metrics = evaluate(model, validation)
             row = {"iteration": done, "loss": float(np.mean(losses)), "val_iou": metrics["iou"],
