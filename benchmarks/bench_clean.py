@@ -14,6 +14,7 @@ cleaned by the real CLI in a subprocess; its peak RSS and megapixels per second 
     OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --images 200 [--a0] [--model drawings] [--tta 8]
     OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --no-quality --figures docs/img --curve CSV
     OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --no-quality --one-at-a-time 60
+    OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --no-quality --threshold-check 60
 """
 
 import argparse
@@ -67,6 +68,25 @@ def tune_sauvola():
             if best is None or score > best[0]:
                 best = (score, window, k)
     return best[1], best[2]
+
+
+def threshold_check(count, model_name, tile, overlap, tta):
+    """IoU / PSNR of the U-Net at several thresholds on validation-seed drawings (not the benchmark's)."""
+    from rocksynth.pipelines.clean import ink_probability, load_cleaner
+    from rocksynth.training.clean import VALIDATION_SEEDS, binary_psnr, ink_iou, procedural_pair
+
+    model = load_cleaner(model_name)
+    thresholds = (0.4, 0.45, 0.5, 0.55, 0.6)
+    scores = {t: [] for t in thresholds}
+    for i in range(count):
+        scan, target = procedural_pair(VALIDATION_SEEDS + 2000 + i, *SIZES[i % len(SIZES)])
+        probability = ink_probability(scan, model, tile=tile, overlap=overlap, tta=tta)
+        for t in thresholds:
+            scores[t].append((ink_iou(probability > t, target), binary_psnr(probability > t, target)))
+    print(f"\nThreshold on {count} validation-seed drawings ({tta} views):\n| threshold | IoU mean | PSNR (dB) |\n|---|---|---|")
+    for t, values in scores.items():
+        values = np.array(values)
+        print(f"| {t:.2f} | {100 * values[:, 0].mean():.1f} % | {values[:, 1].mean():.2f} |")
 
 
 def benchmark_image(i: int):
@@ -144,8 +164,8 @@ def quality(count, model_name, tile, overlap, tta):
     rows = {name: [] for name in unet.values()}
     rows.update({"Otsu": [], f"Sauvola (w={window}, k={k})": []})
     soft = {name: [] for name in unet.values()}
-    targets, seconds, pixels = [], {v: 0.0 for v in views}, 0
-    per_degradation = {name: [] for name in DEGRADATIONS}
+    targets, all_switches, seconds, pixels = [], [], {v: 0.0 for v in views}, 0
+    per_degradation = {name: {True: [], False: []} for name in DEGRADATIONS}
     for i in range(count):
         scan, target, switches = benchmark_image(i)
         gray = scan_to_gray(scan)
@@ -159,9 +179,9 @@ def quality(count, model_name, tile, overlap, tta):
         rows["Otsu"].append(_metrics(_otsu(gray), target))
         rows[f"Sauvola (w={window}, k={k})"].append(_metrics(_sauvola(gray, window, k), target))
         targets.append(target)
+        all_switches.append(switches)
         for name, value in switches.items():
-            if value and target.any():
-                per_degradation[name].append(rows[unet[tta]][-1][0])
+            per_degradation[name][value].append(rows[unet[tta]][-1][:2])
     speeds = ", ".join(f"{v} view{'s' if v > 1 else ''} {pixels / 1e6 / seconds[v]:.2f} MP/s" for v in views)
     print(f"\n{count} evaluation images, sizes {', '.join(f'{h}x{w}' for h, w in SIZES)}, "
           f"{sum(t.any() for t in targets)} with ink; U-Net speed {speeds}\n")
@@ -174,10 +194,16 @@ def quality(count, model_name, tile, overlap, tta):
         if name in soft:
             s["soft_psnr_mean"] = float(np.mean(soft[name]))
         print(f"| {name} | {100 * s['iou_mean']:.1f} % | {100 * s['iou_pooled']:.1f} % | {s['psnr_mean']:.2f} | {soft_text} |")
-    print(f"\nU-Net ({tta} views) IoU on the images that had each degradation (each is on in about half of them):")
-    print("| degradation | images | IoU mean |\n|---|---|---|")
-    for name, values in per_degradation.items():
-        print(f"| {name} | {len(values)} | {100 * np.mean(values):.1f} % |")
+    print(f"\nU-Net ({tta} views) on the images with and without each degradation (each is on in about half of them):")
+    print("| degradation | images with it | IoU with | PSNR with (dB) | PSNR without (dB) |\n|---|---|---|---|---|")
+    for name, split in per_degradation.items():
+        with_it, without = np.array(split[True]).reshape(-1, 2), np.array(split[False]).reshape(-1, 2)
+        print(f"| {name} | {len(with_it)} | {100 * np.mean(with_it[:, 0]):.1f} % | {np.mean(with_it[:, 1]):.2f} | "
+              f"{np.mean(without[:, 1]):.2f} |")
+    neither = [r[1] for r, sw in zip(rows[unet[tta]], all_switches) if not (sw["bleed"] or sw["blur"])]
+    either = [r[1] for r, sw in zip(rows[unet[tta]], all_switches) if sw["bleed"] or sw["blur"]]
+    print(f"PSNR on the {len(neither)} images with neither bleed nor blur {np.mean(neither):.2f} dB, "
+          f"on the {len(either)} others {np.mean(either):.2f} dB")
     return results
 
 
@@ -281,6 +307,8 @@ def main():
     parser.add_argument("--curve", help="learning-curve CSV to plot with --figures")
     parser.add_argument("--error-location", type=int, metavar="N",
                         help="also tell, on the first N benchmark images, how many wrong pixels lie at the ink boundary")
+    parser.add_argument("--threshold-check", type=int, metavar="N",
+                        help="also score thresholds 0.4-0.6 on N validation-seed drawings")
     parser.add_argument("--one-at-a-time", type=int, metavar="N",
                         help="also score N images with no degradation and with each degradation alone")
     args = parser.parse_args()
@@ -293,6 +321,8 @@ def main():
         figures(args.figures, args.model, args.tta, args.curve)
     if args.error_location:
         error_location(args.error_location, args.model, args.tile, args.overlap, args.tta)
+    if args.threshold_check:
+        threshold_check(args.threshold_check, args.model, args.tile, args.overlap, args.tta)
     if args.one_at_a_time:
         one_at_a_time(args.one_at_a_time, args.model, args.tile, args.overlap, args.tta)
     if args.a0:

@@ -236,7 +236,7 @@ def clean_paths(source: str, out: str, model: str = "drawings", threshold: float
         seconds = time.perf_counter() - start
         log(f"cleaned {len(files)} images into {out} ({pixels / 1e6:.1f} MP, {pixels / 1e6 / seconds:.2f} MP/s)")
         return {"inputs": len(files), "output": str(out), "megapixels": pixels / 1e6, "seconds": round(seconds, 2),
-                "megapixels_per_s": pixels / 1e6 / seconds, "images": results}
+                "megapixels_per_s": pixels / 1e6 / seconds, "tta": tta, "images": results}
     image = read_image(source)
     net = load_cleaner(model, threads)
     start = time.perf_counter()
