@@ -10,6 +10,7 @@ CLI's default test-time augmentation (--tta, 8 dihedral views) and with one view
 
 A0: a 10000 x 14000 gray scan (a 1000 x 1400 degraded sheet tiled 10 x 10) is written as PNG and
 cleaned by the real CLI in a subprocess; its peak RSS and megapixels per second are printed.
+--a4 does the same with a 3000 x 2800 sheet (about A4 at 300 dpi), --threads sets the CLI's threads.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --images 200 [--a0] [--model drawings] [--tta 8]
     OMP_NUM_THREADS=1 python benchmarks/bench_clean.py --no-quality --figures docs/img --curve CSV
@@ -207,7 +208,12 @@ def quality(count, model_name, tile, overlap, tta):
     return results
 
 
-def a0(model_name, tile, overlap, tta):
+SHEETS = {"a0": (10, 10), "a4": (3, 2)}  # tiles of the 1000 x 1400 scan: 10000 x 14000 and 3000 x 2800 px
+
+
+def sheet(name, model_name, tile, overlap, tta, threads):
+    """Clean a large sheet (the 1000 x 1400 degraded scan tiled) with the real CLI in a subprocess:
+    MP/s and peak RSS."""
     from PIL import Image
 
     from rocksynth.data.degrade import degraded_pair
@@ -216,24 +222,26 @@ def a0(model_name, tile, overlap, tta):
 
     rng = np.random.default_rng(BENCHMARK_SEEDS + 999_999)
     scan, _ = degraded_pair(rng, render_drawing(rng, 1000, 1400), force={"gray": True})
-    sheet = np.tile(scan, (10, 10))
+    image = np.tile(scan, SHEETS[name])
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
-        source, out = Path(folder) / "a0.png", Path(folder) / "a0_clean.png"
-        Image.fromarray(sheet).save(source, compress_level=1)
-        del sheet
-        env = dict(os.environ, OMP_NUM_THREADS="1")
+        source, out = Path(folder) / f"{name}.png", Path(folder) / f"{name}_clean.png"
+        Image.fromarray(image).save(source, compress_level=1)
+        del image
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         start = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "rocksynth.cli.main", "--quiet", "clean", str(source), "--out",
                                  str(out), "--model", model_name, "--tile", str(tile), "--overlap", str(overlap),
-                                 "--tta", str(tta), "--json"], capture_output=True, text=True, env=env)
+                                 "--tta", str(tta), "--threads", str(threads), "--json"],
+                                capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
         if result.returncode:
-            raise SystemExit(f"A0 clean failed: {result.stderr.strip()}")
+            raise SystemExit(f"{name} clean failed: {result.stderr.strip()}")
         summary = json.loads(result.stdout)
         peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
-    print(f"\nA0 sheet {summary['width']} x {summary['height']} ({summary['megapixels']:.0f} MP): cleaning "
+    print(f"\n{name.upper()} sheet {summary['width']} x {summary['height']} ({summary['megapixels']:.0f} MP): cleaning "
           f"{summary['megapixels_per_s']:.2f} MP/s ({summary['seconds']:.0f} s), whole command {wall:.0f} s "
-          f"(read + clean + write PNG), peak RSS {peak_gb:.2f} GB, tile {tile}, overlap {overlap}, {tta} views, 1 thread")
+          f"(read + clean + write PNG), peak RSS {peak_gb:.2f} GB, tile {tile}, overlap {overlap}, {tta} view{'s' if tta > 1 else ''}, "
+          f"{threads} thread{'s' if threads > 1 else ''}")
     return summary, peak_gb
 
 
@@ -301,7 +309,9 @@ def main():
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
     parser.add_argument("--tta", type=int, default=DEFAULT_TTA, choices=TTA_CHOICES,
                         help="test-time views of the U-Net (the quality table also shows 1 view)")
-    parser.add_argument("--a0", action="store_true", help="also clean a 10000 x 14000 sheet")
+    parser.add_argument("--a0", action="store_true", help="also clean a 10000 x 14000 sheet (A0 at 300 dpi)")
+    parser.add_argument("--a4", action="store_true", help="also clean a 3000 x 2800 sheet (about A4 at 300 dpi)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the sheet runs")
     parser.add_argument("--no-quality", action="store_true", help="skip the quality benchmark")
     parser.add_argument("--figures", help="write the docs pictures into this folder")
     parser.add_argument("--curve", help="learning-curve CSV to plot with --figures")
@@ -325,8 +335,9 @@ def main():
         threshold_check(args.threshold_check, args.model, args.tile, args.overlap, args.tta)
     if args.one_at_a_time:
         one_at_a_time(args.one_at_a_time, args.model, args.tile, args.overlap, args.tta)
-    if args.a0:
-        a0(args.model, args.tile, args.overlap, args.tta)
+    for name in ("a4", "a0"):
+        if getattr(args, name):
+            sheet(name, args.model, args.tile, args.overlap, args.tta, args.threads)
 
 
 if __name__ == "__main__":
