@@ -9,7 +9,8 @@ from rocksynth.data.degrade import degraded_pair, scan_to_gray
 from rocksynth.data.drawings import render_drawing
 from rocksynth.errors import BadInputError
 from rocksynth.models.unet import UNet
-from rocksynth.training.clean import BENCHMARK_SEEDS, VALIDATION_SEEDS, binary_psnr, ink_iou, procedural_pair, train_clean
+from rocksynth.training.clean import (BENCHMARK_SEEDS, VALIDATION_SEEDS, binary_psnr, ink_iou, procedural_pair,
+                                      soft_psnr, train_clean)
 
 TINY = (4, 8, 8, 8, 8)
 
@@ -88,6 +89,19 @@ def test_metrics():
     assert ink_iou(b, a) == pytest.approx(20 / 21)
     assert binary_psnr(b, a) == pytest.approx(20.0)
     assert VALIDATION_SEEDS < BENCHMARK_SEEDS
+
+
+def test_soft_psnr_of_the_8bit_gray_output():
+    target = np.zeros((10, 10), bool)
+    target[:, :3] = True
+    sure = target.astype(np.float32)
+    assert soft_psnr(sure, target) == 60.0
+    wrong = sure.copy()
+    wrong[0, 5] = 1.0  # one pixel of false ink: as the binary PSNR
+    assert soft_psnr(wrong, target) == pytest.approx(binary_psnr(wrong > 0.5, target)) == pytest.approx(20.0)
+    # p = 0.5 everywhere is written as gray 128: 128 from black, 127 from white.
+    mse = (30 * 128 ** 2 + 70 * 127 ** 2) / 100
+    assert soft_psnr(np.full((10, 10), 0.5), target) == pytest.approx(10 * np.log10(255 ** 2 / mse))
 
 
 def test_training_moves_loss_and_checkpoint_round_trips(tmp_path):

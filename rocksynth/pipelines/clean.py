@@ -161,7 +161,8 @@ def ink_probability_bands(image: np.ndarray, model, tile: int = DEFAULT_TILE, ov
             acc[:carry.shape[0]] = carry
         with torch.no_grad():
             for x0, weight_x in zip(origins_x, weights_x):
-                probability = _tile_probability(model, torch.from_numpy(np.ascontiguousarray(band[:, x0:x0 + tile_x]))[None, None], tta)
+                tile_in = torch.from_numpy(np.ascontiguousarray(band[:, x0:x0 + tile_x]))[None, None]
+                probability = _tile_probability(model, tile_in, tta)
                 acc[:, x0:x0 + tile_x] += probability * weight_y * weight_x[None, :]
         last = row == len(origins_y) - 1
         done = tile_y if last else step_y
