@@ -83,7 +83,8 @@ def threshold_check(count, model_name, tile, overlap, tta):
         scan, target = procedural_pair(VALIDATION_SEEDS + 2000 + i, *SIZES[i % len(SIZES)])
         probability = ink_probability(scan, model, tile=tile, overlap=overlap, tta=tta)
         for t in thresholds:
-            scores[t].append((ink_iou(probability > t, target), binary_psnr(probability > t, target)))
+            ink = probability > t
+            scores[t].append((ink_iou(ink, target), binary_psnr(ink, target)))
     print(f"\nThreshold on {count} validation-seed drawings ({tta} views):\n| threshold | IoU mean | PSNR (dB) |\n|---|---|---|")
     for t, values in scores.items():
         values = np.array(values)
@@ -166,7 +167,6 @@ def quality(count, model_name, tile, overlap, tta):
     rows.update({"Otsu": [], f"Sauvola (w={window}, k={k})": []})
     soft = {name: [] for name in unet.values()}
     targets, all_switches, seconds, pixels = [], [], {v: 0.0 for v in views}, 0
-    per_degradation = {name: {True: [], False: []} for name in DEGRADATIONS}
     for i in range(count):
         scan, target, switches = benchmark_image(i)
         gray = scan_to_gray(scan)
@@ -181,8 +181,6 @@ def quality(count, model_name, tile, overlap, tta):
         rows[f"Sauvola (w={window}, k={k})"].append(_metrics(_sauvola(gray, window, k), target))
         targets.append(target)
         all_switches.append(switches)
-        for name, value in switches.items():
-            per_degradation[name][value].append(rows[unet[tta]][-1][:2])
     speeds = ", ".join(f"{v} view{'s' if v > 1 else ''} {pixels / 1e6 / seconds[v]:.2f} MP/s" for v in views)
     print(f"\n{count} evaluation images, sizes {', '.join(f'{h}x{w}' for h, w in SIZES)}, "
           f"{sum(t.any() for t in targets)} with ink; U-Net speed {speeds}\n")
@@ -191,20 +189,21 @@ def quality(count, model_name, tile, overlap, tta):
     for name, r in rows.items():
         results[name] = _summary(r, targets)
         s = results[name]
-        soft_text = f"{np.mean(soft[name]):.2f}" if name in soft else "-"
         if name in soft:
             s["soft_psnr_mean"] = float(np.mean(soft[name]))
+        soft_text = f"{s['soft_psnr_mean']:.2f}" if name in soft else "-"
         print(f"| {name} | {100 * s['iou_mean']:.1f} % | {100 * s['iou_pooled']:.1f} % | {s['psnr_mean']:.2f} | {soft_text} |")
     print(f"\nU-Net ({tta} views) on the images with and without each degradation (each is on in about half of them):")
     print("| degradation | images with it | IoU with | PSNR with (dB) | PSNR without (dB) |\n|---|---|---|---|---|")
-    for name, split in per_degradation.items():
-        with_it, without = np.array(split[True]).reshape(-1, 2), np.array(split[False]).reshape(-1, 2)
-        print(f"| {name} | {len(with_it)} | {100 * np.mean(with_it[:, 0]):.1f} % | {np.mean(with_it[:, 1]):.2f} | "
-              f"{np.mean(without[:, 1]):.2f} |")
-    neither = [r[1] for r, sw in zip(rows[unet[tta]], all_switches) if not (sw["bleed"] or sw["blur"])]
-    either = [r[1] for r, sw in zip(rows[unet[tta]], all_switches) if sw["bleed"] or sw["blur"]]
-    print(f"PSNR on the {len(neither)} images with neither bleed nor blur {np.mean(neither):.2f} dB, "
-          f"on the {len(either)} others {np.mean(either):.2f} dB")
+    iou, psnr = (np.array([r[k] for r in rows[unet[tta]]]) for k in (0, 1))
+    has_ink = np.array([t.any() for t in targets])
+    for name in DEGRADATIONS:
+        on = np.array([sw[name] for sw in all_switches])
+        print(f"| {name} | {on.sum()} | {100 * iou[on & has_ink].mean():.1f} % | {psnr[on].mean():.2f} | "
+              f"{psnr[~on].mean():.2f} |")
+    either = np.array([sw["bleed"] or sw["blur"] for sw in all_switches])
+    print(f"PSNR on the {(~either).sum()} images with neither bleed nor blur {psnr[~either].mean():.2f} dB, "
+          f"on the {either.sum()} others {psnr[either].mean():.2f} dB")
     return results
 
 
