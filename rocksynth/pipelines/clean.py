@@ -73,13 +73,15 @@ DEFAULT_TTA = 8
 def _view(tile, index: int, inverse: bool = False):
     """Dihedral view `index` of a (..., y, x) tensor (bit 0: flip y, bit 1: flip x, bit 2: transpose),
     or with `inverse` its inverse."""
-    steps = [lambda t: t.transpose(-2, -1)] if index & 4 else []
-    if index & 1:
-        steps.append(lambda t: t.flip(-2))
+    transpose = bool(index & 4)
+    if transpose and not inverse:
+        tile = tile.transpose(-2, -1)
+    if index & 1:  # the flips commute, so their order does not matter either way
+        tile = tile.flip(-2)
     if index & 2:
-        steps.append(lambda t: t.flip(-1))
-    for step in (reversed(steps) if inverse else steps):
-        tile = step(tile)
+        tile = tile.flip(-1)
+    if transpose and inverse:
+        tile = tile.transpose(-2, -1)
     return tile
 
 
