@@ -139,7 +139,8 @@ def _gaps(ink: np.ndarray, rng) -> np.ndarray:
         hole[max(ys[i] - r, 0) - y0:ys[i] + r + 1 - y0, max(xs[i] - r, 0) - x0:xs[i] + r + 1 - x0] = True
         removed = hole & kept
         # Holes stay apart (2 px at least): two touching holes would make one longer gap.
-        near_hole = (slice(max(ys[i] - r - 2, 0) - y0, ys[i] + r + 3 - y0), slice(max(xs[i] - r - 2, 0) - x0, xs[i] + r + 3 - x0))
+        near_hole = (slice(max(ys[i] - r - 2, 0) - y0, ys[i] + r + 3 - y0),
+                     slice(max(xs[i] - r - 2, 0) - x0, xs[i] + r + 3 - x0))
         if not removed.any() or (ink[window][near_hole] & ~kept[near_hole]).any():
             continue
         kept[hole] = False
