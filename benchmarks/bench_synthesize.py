@@ -376,7 +376,7 @@ def figures(model, sets, folder) -> None:
     a, b = names[0], names[1]
     shape = (256, 96, 96)
     cells = synth.grid_cells(g, shape)
-    field = synth.blend_code_field(model.code_of(a), model.code_of(b), cells, 0, g.MARGIN_VOXELS, shape[0])
+    field = synth.blend_code_field(model.code_of(a), model.code_of(b), cells, 0, g.margin_voxels, shape[0])
     volume = np.concatenate(list(synth.decode_slabs(g, synth.LatentGrid(cells, g.noise_channels, 7, field), shape,
                                                     threshold=0.5)))
     profile = volume.mean(axis=(1, 2))

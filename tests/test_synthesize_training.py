@@ -193,6 +193,38 @@ def test_warm_start_keeps_architecture_codes_and_output(trained, tmp_path):
                                   decode_one_shot(old.generator, latent, (8, 8, 8)))
 
 
+def test_a_deepened_warm_start_adds_residual_convolutions_and_keeps_the_output(trained, tmp_path):
+    out, _ = trained
+    old = load_texture_model(str(out))
+    deep_out = tmp_path / "deep.pt"
+    train_texture(_textures(), deep_out, _settings(0), init=out, deepen=(1, 2))
+    deep = load_texture_model(str(deep_out))
+    assert deep.generator.depth == (1, 2) and len(deep.generator.res2) == 2
+    assert deep.generator.margin_voxels == old.generator.margin_voxels + 4 + 2 * 2
+    shape = (8, 8, 8)
+    cells_old, cells_deep = grid_cells(old.generator, shape), grid_cells(deep.generator, shape)
+    latent = torch.randn(1, old.generator.in_channels, *cells_deep)
+    trim = [(a - b) // 2 for a, b in zip(cells_deep, cells_old)]  # the same voxels: the centre of the larger grid
+    inner = latent[:, :, trim[0]:trim[0] + cells_old[0], trim[1]:trim[1] + cells_old[1], trim[2]:trim[2] + cells_old[2]]
+    np.testing.assert_allclose(decode_one_shot(deep.generator, latent, shape),
+                               decode_one_shot(old.generator, inner, shape), atol=1e-4)
+    # It trains on from there (resume keeps the deeper architecture) and the residual weights move.
+    settings = _settings(2)
+    train_texture(_textures(), deep_out, settings, resume=True)
+    trained_deep = load_texture_model(str(deep_out))
+    assert trained_deep.generator.depth == (1, 2)
+    assert trained_deep.generator.res1[0].weight.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kwargs", [{"deepen": (1, 0)}, {"deepen": (-1, 0), "init": True}])
+def test_deepen_needs_init_and_non_negative_depths(trained, tmp_path, kwargs):
+    out, _ = trained
+    kwargs = dict(kwargs, init=out if kwargs.get("init") else None)
+    with pytest.raises(BadInputError, match="--deepen"):
+        train_texture(_textures(), tmp_path / "x.pt", _settings(1), **kwargs)
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_a_3d_critic_added_on_resume_starts_fresh_and_reaches_the_generator_after_its_warm_up(trained, tmp_path):
     out, _ = trained  # trained without a 3D critic
     resumed = tmp_path / "with3d.pt"

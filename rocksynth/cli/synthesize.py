@@ -69,6 +69,7 @@ def train_texture(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the network weights of another texture checkpoint."),
+    deepen: str = typer.Option("0,0", "--deepen", metavar="D1,D2", help="With --init: add D1 and D2 residual convolutions at 1/4 and 1/2 resolution to the source's generator (zero-initialised, so training starts from its output)."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
@@ -87,6 +88,12 @@ def train_texture(
         raise BadInputError("--iters, --batch, --eval-every and --save-every must be positive, --warmup-iters, "
                             "--euler-weight, --critic-3d-weight and --critic-3d-warmup not negative, --lr and "
                             "--critic-lr in (0, 1), --critic-3d-lr in [0, 1)")
+    try:
+        extra = tuple(int(part) for part in deepen.split(","))
+    except ValueError:
+        extra = ()
+    if len(extra) != 2:
+        raise BadInputError(f"--deepen {deepen!r}: give two whole numbers, e.g. 1,2")
     torch.set_num_threads(threads)
     textures = load_training_textures(sources, holdout=holdout, threshold=threshold, pore_value=pore_value)
     settings = TrainSettings(iters=iters, crop=crop, batch=batch, eval_every=eval_every, save_every=save_every,
@@ -94,7 +101,7 @@ def train_texture(
                              porosity_weight=porosity_weight, euler_weight=euler_weight,
                              critic_3d_weight=critic_3d_weight, critic_3d_warmup=critic_3d_warmup,
                              critic_3d_lr=critic_3d_lr)
-    metrics = train(textures, out, settings, resume=resume, init=init)
+    metrics = train(textures, out, settings, resume=resume, init=init, deepen=extra)
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:
         log("held-out porosity, specific surface (real / generated): " + ", ".join(

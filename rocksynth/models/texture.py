@@ -8,13 +8,15 @@
   trilinear x2 upsampling + a 3x3x3 convolution (resize-convolution: no position-dependent
   filters); the output convolution runs at 1/2 resolution and its logit is upsampled
   trilinearly, so nothing but an interpolation runs at full resolution (a full-resolution 3x3x3
-  convolution costed more than the rest of the network together on the CPU). A first design
+  convolution costed more than the rest of the network together on the CPU). `depth` = (d1, d2)
+  adds residual 3x3x3 convolutions at 1/4 and 1/2 resolution, zero-initialised, so a network
+  grown from a trained one (`grow_from`) starts out with the same output. A first design
   with voxel-shuffle (sub-voxel convolution) stages learned a lattice of one blob per latent
   cell. Features are pixel-normalised; no BatchNorm.
 - Padding is explicit. `pad="circular"` (training) wraps each feature map, so a latent of L cells
   gives 8L voxels of a periodic volume and no voxel ever sees an artificial border;
-  `pad="valid"` (inference) pads nothing: L cells give 8L - 2*MARGIN_VOXELS voxels, and voxel j
-  of the result only depends on latent cells whose region lies within MARGIN_VOXELS of it. Valid
+  `pad="valid"` (inference) pads nothing: L cells give 8L - 2*margin_voxels voxels, and voxel j
+  of the result only depends on latent cells whose region lies within margin_voxels of it. Valid
   decoding is shift-equivariant by whole cells, so tiles of the latent grid decode to the
   corresponding tiles of the volume (see rocksynth.pipelines.synthesize).
 - `TextureEncoder` E(x): strided 3D convolutions and a global average, a volume of any size
@@ -60,10 +62,10 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 class TextureGenerator(nn.Module):
     def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths=(48, 32, 16),
-                 fine_noise=(2, 1)):
+                 fine_noise=(2, 1), depth=(0, 0)):
         super().__init__()
         self.code_channels, self.cell_noise = code_channels, noise_channels
-        self.widths, self.fine_noise = tuple(widths), tuple(fine_noise)
+        self.widths, self.fine_noise, self.depth = tuple(widths), tuple(fine_noise), tuple(depth)
         w0, w1, w2 = self.widths
         n1, n2 = self.fine_noise
         self.act = nn.LeakyReLU(0.2, inplace=True)
@@ -73,11 +75,21 @@ class TextureGenerator(nn.Module):
         self.c1 = nn.Conv3d(w0 + n1, w1, 3)
         self.c2 = nn.Conv3d(w1 + n2, w2, 3)
         self.out = nn.Conv3d(w2, 1, 3)
+        d1, d2 = self.depth
+        self.res1 = nn.ModuleList(nn.Conv3d(w1, w1, 3) for _ in range(d1))
+        self.res2 = nn.ModuleList(nn.Conv3d(w2, w2, 3) for _ in range(d2))
+        for conv in [*self.res1, *self.res2]:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
 
-    # Valid decoding loses one cell per side at each 3x3x3 convolution and at each trilinear
-    # upsampling; in output voxels: convolutions 2 * 8 (1/8) + 4 (1/4) + 2 * 2 (1/2), upsamplings
-    # 8 (from 1/8) + 4 (from 1/4) + 2 (from 1/2).
-    MARGIN_VOXELS = 2 * 8 + 4 + 2 * 2 + 8 + 4 + 2  # 38
+    @property
+    def margin_voxels(self) -> int:
+        """Voxels per side that valid decoding trims: one cell per side at each 3x3x3 convolution
+        and each trilinear upsampling; in output voxels: convolutions 2 * 8 (1/8) + (1 + d1) * 4
+        (1/4) + (2 + d2) * 2 (1/2), upsamplings 8 (from 1/8) + 4 (from 1/4) + 2 (from 1/2);
+        38 without residual convolutions."""
+        d1, d2 = self.depth
+        return 2 * 8 + (1 + d1) * 4 + (2 + d2) * 2 + 8 + 4 + 2
 
     @property
     def noise_channels(self) -> int:
@@ -109,6 +121,20 @@ class TextureGenerator(nn.Module):
         noise = noise[:, :, crop[0]:crop[0] + x.shape[2], crop[1]:crop[1] + x.shape[3], crop[2]:crop[2] + x.shape[4]]
         return torch.cat([x, noise], 1)
 
+    def _residual(self, conv: nn.Conv3d, x: torch.Tensor, pad: str) -> torch.Tensor:
+        """x + act(conv(x)), pixel-normalised; valid decoding crops x by the cell conv trims."""
+        y = self.act(self._conv(conv, x, pad))
+        if pad == "valid":
+            x = x[:, :, 1:-1, 1:-1, 1:-1]
+        return pixel_norm(x + y)
+
+    def grow_from(self, state: dict) -> None:
+        """Load a trained generator's weights into this one, which may have more residual
+        convolutions (those keep their zero init, so the output is the trained one's)."""
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith(("res1.", "res2.")) for k in missing):
+            raise ValueError(f"cannot grow: unexpected {unexpected}, missing {missing}")
+
     def forward(self, z: torch.Tensor, pad: str = "circular") -> torch.Tensor:
         """Logits (B, 1, D, H, W); sigmoid gives the pore probability."""
         if pad not in ("circular", "valid"):
@@ -125,8 +151,12 @@ class TextureGenerator(nn.Module):
         x = a(self._conv(self.c0b, x, pad))
         x = self._with_noise(self._up(x, pad), noise1)
         x = a(self._conv(self.c1, x, pad))
+        for conv in self.res1:
+            x = self._residual(conv, x, pad)
         x = self._with_noise(self._up(x, pad), noise2)
         x = a(self._conv(self.c2, x, pad))
+        for conv in self.res2:
+            x = self._residual(conv, x, pad)
         return self._up(self._conv(self.out, x, pad), pad)
 
     def extrude_noise(self, noise: torch.Tensor) -> torch.Tensor:
@@ -150,7 +180,7 @@ class TextureGenerator(nn.Module):
 
     def latent_cells_for(self, voxels: int) -> int:
         """Latent cells along an axis whose valid decoding covers `voxels` voxels."""
-        return -(-(voxels + 2 * self.MARGIN_VOXELS) // SCALE)
+        return -(-(voxels + 2 * self.margin_voxels) // SCALE)
 
 
 class TextureEncoder(nn.Module):

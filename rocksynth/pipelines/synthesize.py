@@ -1,6 +1,6 @@
 """Synthesis of large volumes from the multi-texture GAN: latent grid, tiled decode, streaming.
 
-1. The latent grid (1/8 of the output per axis, plus the generator's margin of `MARGIN_VOXELS`
+1. The latent grid (1/8 of the output per axis, plus the generator's margin of `margin_voxels`
    on every side) holds a texture-code field and i.i.d. noise, made block by block on demand. The code field is constant for `--texture`
    and `--like`, ramps from one code to another for `--blend`, and follows a label volume
    (smoothed over about a latent cell) for `--layout`. For 1024^3 it is 134^3 x 16 floats.
@@ -299,7 +299,7 @@ def code_field_for(model: TextureModel, shape, *, texture=None, like=None, blend
         raise BadInputError("give exactly one of --texture, --like, --blend, --layout"
                             + (f" (got {', '.join(chosen)})" if chosen else ""))
     g = model.generator
-    cells, margin = grid_cells(g, shape), g.MARGIN_VOXELS
+    cells, margin = grid_cells(g, shape), g.margin_voxels
     if texture is not None:
         return constant_code_field(model.code_of(texture), cells), {"texture": texture,
                                                                     "extruded": model.is_extruded(texture)}

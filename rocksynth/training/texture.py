@@ -101,7 +101,8 @@ def build_models(model_config: dict):
 
 def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dict:
     return {"generator": {"code_channels": generator.code_channels, "noise_channels": generator.cell_noise,
-                          "widths": list(generator.widths), "fine_noise": list(generator.fine_noise)},
+                          "widths": list(generator.widths), "fine_noise": list(generator.fine_noise),
+                          "depth": list(generator.depth)},
             "encoder": {"width": encoder.width}}
 
 
@@ -377,7 +378,9 @@ class TextureTrainer:
                 # A 3D critic added to a run that had none starts fresh, with its own warm-up.
                 self.critic_3d_start = self.iteration
                 continue
-            if not (weights_only and name.startswith("opt")):
+            if weights_only and name == "generator":
+                module.grow_from(state[name])  # a warm start may add residual convolutions
+            elif not (weights_only and name.startswith("opt")):
                 module.load_state_dict(state[name])
         if not weights_only or codes:
             with torch.no_grad():
@@ -408,9 +411,13 @@ def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None
 
 
 def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False,
-                  init: "Path | None" = None) -> dict:
+                  init: "Path | None" = None, deepen=(0, 0)) -> dict:
     """Train (or resume) and write `out` (.pt), `out`.csv (learning curve) and `out`.png.
-    `init`: start from the network weights of another texture checkpoint (fresh optimizers)."""
+    `init`: start from the network weights of another texture checkpoint (fresh optimizers);
+    `deepen` = (d1, d2): with `init`, that many more residual convolutions at 1/4 and 1/2
+    resolution than the source has (zero-initialised: training starts from the source's output)."""
+    if any(d < 0 for d in deepen) or (any(deepen) and (init is None or resume)):
+        raise BadInputError("--deepen takes two non-negative numbers and needs --init (not --resume)")
     if settings.crop % SCALE or settings.crop < 16:
         raise BadInputError(f"--crop must be a multiple of {SCALE} and at least 16, got {settings.crop}")
     names = [t.name for t in textures]
@@ -425,7 +432,9 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         settings.model = checkpoint["config"]  # a resumed run keeps its architecture
     elif init is not None:
         source = load_checkpoint(init, KIND)
-        settings.model = source["config"]  # a warm start keeps the source's architecture
+        settings.model = source["config"]  # a warm start keeps the source's architecture, maybe deepened
+        g_config = settings.model["generator"]
+        g_config["depth"] = [d + extra for d, extra in zip(g_config.get("depth", (0, 0)), deepen)]
     trainer = TextureTrainer(textures, settings)
     if resuming:
         saved = [t["name"] for t in checkpoint["meta"]["textures"]]
