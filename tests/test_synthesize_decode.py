@@ -15,16 +15,17 @@ def _whole(code_plane, n):
     return torch.stack([code_plane(k) for k in range(n)], 1)
 
 
-@pytest.fixture(scope="module", params=[(0, 0), (1, 2)], ids=["plain", "residual"])
+@pytest.fixture(scope="module", params=[((0, 0), 0), ((1, 2), 3)], ids=["plain", "residual+full-res"])
 def generator(request):
     torch.manual_seed(0)
+    depth, full_res = request.param
     g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1),
-                         depth=request.param).eval()
+                         depth=depth, full_res=full_res).eval()
     # Random weights give a near-constant output: scale the last layer and centre its logits
     # so that thresholded volumes are part pore, part solid. Residual convolutions start at zero
     # (identity): give them weights, or their part of the margin would go untested.
     with torch.no_grad():
-        for conv in [*g.res1, *g.res2]:
+        for conv in [*g.res1, *g.res2, *([g.fine_c] if full_res else [])]:
             conv.weight.normal_(0, 0.2)
         g.out.weight.mul_(20)
         g.out.bias.sub_(g(torch.randn(1, g.in_channels, 12, 12, 12), pad="valid").median())
@@ -43,12 +44,15 @@ def test_margin_grows_with_the_residual_convolutions():
     deeper = TextureGenerator(widths=(16, 8, 8), fine_noise=(1, 1), depth=(1, 2))
     assert plain.margin_voxels == 38
     assert deeper.margin_voxels == 38 + 4 + 2 * 2  # one cell of 4 voxels at 1/4, two of 2 at 1/2
+    # The full-resolution stage trims as much as the output convolution at 1/2 it runs beside.
+    assert TextureGenerator(widths=(16, 8, 8), fine_noise=(1, 1), full_res=4).margin_voxels == 38
 
 
 def test_a_grown_generator_starts_with_the_same_output():
     torch.manual_seed(1)
     small = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1))
-    grown = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1), depth=(2, 1))
+    grown = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1), depth=(2, 1),
+                             full_res=4)
     grown.grow_from(small.state_dict())
     z = torch.randn(1, small.in_channels, 4, 4, 4)
     # Zero-initialised residual convolutions: only the repeated pixel norm's epsilon differs.

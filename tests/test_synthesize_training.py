@@ -197,9 +197,9 @@ def test_a_deepened_warm_start_adds_residual_convolutions_and_keeps_the_output(t
     out, _ = trained
     old = load_texture_model(str(out))
     deep_out = tmp_path / "deep.pt"
-    train_texture(_textures(), deep_out, _settings(0), init=out, deepen=(1, 2))
+    train_texture(_textures(), deep_out, _settings(0), init=out, deepen=(1, 2), full_res=2)
     deep = load_texture_model(str(deep_out))
-    assert deep.generator.depth == (1, 2) and len(deep.generator.res2) == 2
+    assert deep.generator.depth == (1, 2) and len(deep.generator.res2) == 2 and deep.generator.full_res == 2
     assert deep.generator.margin_voxels == old.generator.margin_voxels + 4 + 2 * 2
     shape = (8, 8, 8)
     cells_old, cells_deep = grid_cells(old.generator, shape), grid_cells(deep.generator, shape)
@@ -214,9 +214,11 @@ def test_a_deepened_warm_start_adds_residual_convolutions_and_keeps_the_output(t
     trained_deep = load_texture_model(str(deep_out))
     assert trained_deep.generator.depth == (1, 2)
     assert trained_deep.generator.res1[0].weight.abs().sum() > 0
+    assert trained_deep.generator.fine_c.weight.abs().sum() > 0
 
 
-@pytest.mark.parametrize("kwargs", [{"deepen": (1, 0)}, {"deepen": (-1, 0), "init": True}])
+@pytest.mark.parametrize("kwargs", [{"deepen": (1, 0)}, {"deepen": (-1, 0), "init": True}, {"full_res": 2},
+                                    {"full_res": -1, "init": True}])
 def test_deepen_needs_init_and_non_negative_depths(trained, tmp_path, kwargs):
     out, _ = trained
     kwargs = dict(kwargs, init=out if kwargs.get("init") else None)

@@ -70,6 +70,7 @@ def train_texture(
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the network weights of another texture checkpoint."),
     deepen: str = typer.Option("0,0", "--deepen", metavar="D1,D2", help="With --init: add D1 and D2 residual convolutions at 1/4 and 1/2 resolution to the source's generator (zero-initialised, so training starts from its output)."),
+    full_res: int = typer.Option(0, "--full-res", metavar="F", help="With --init: add a full-resolution output stage of F channels to the source's generator (zero-initialised)."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
@@ -101,7 +102,7 @@ def train_texture(
                              porosity_weight=porosity_weight, euler_weight=euler_weight,
                              critic_3d_weight=critic_3d_weight, critic_3d_warmup=critic_3d_warmup,
                              critic_3d_lr=critic_3d_lr)
-    metrics = train(textures, out, settings, resume=resume, init=init, deepen=extra)
+    metrics = train(textures, out, settings, resume=resume, init=init, deepen=extra, full_res=full_res)
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:
         log("held-out porosity, specific surface (real / generated): " + ", ".join(

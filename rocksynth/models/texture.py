@@ -10,7 +10,8 @@
   trilinearly, so nothing but an interpolation runs at full resolution (a full-resolution 3x3x3
   convolution costed more than the rest of the network together on the CPU). `depth` = (d1, d2)
   adds residual 3x3x3 convolutions at 1/4 and 1/2 resolution, zero-initialised, so a network
-  grown from a trained one (`grow_from`) starts out with the same output. A first design
+  grown from a trained one (`grow_from`) starts out with the same output; `full_res` > 0 adds a
+  full-resolution stage of that many channels (zero-initialised likewise). A first design
   with voxel-shuffle (sub-voxel convolution) stages learned a lattice of one blob per latent
   cell. Features are pixel-normalised; no BatchNorm.
 - Padding is explicit. `pad="circular"` (training) wraps each feature map, so a latent of L cells
@@ -62,10 +63,11 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 class TextureGenerator(nn.Module):
     def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths=(48, 32, 16),
-                 fine_noise=(2, 1), depth=(0, 0)):
+                 fine_noise=(2, 1), depth=(0, 0), full_res: int = 0):
         super().__init__()
         self.code_channels, self.cell_noise = code_channels, noise_channels
         self.widths, self.fine_noise, self.depth = tuple(widths), tuple(fine_noise), tuple(depth)
+        self.full_res = int(full_res)
         w0, w1, w2 = self.widths
         n1, n2 = self.fine_noise
         self.act = nn.LeakyReLU(0.2, inplace=True)
@@ -78,7 +80,16 @@ class TextureGenerator(nn.Module):
         d1, d2 = self.depth
         self.res1 = nn.ModuleList(nn.Conv3d(w1, w1, 3) for _ in range(d1))
         self.res2 = nn.ModuleList(nn.Conv3d(w2, w2, 3) for _ in range(d2))
-        for conv in [*self.res1, *self.res2]:
+        # Optional full-resolution stage: the 1/2-resolution features reduced to `full_res`
+        # channels (1x1x1), upsampled, two 3x3x3 convolutions; its logit is added to the
+        # interpolated one. It can draw throats one voxel wide, which an interpolated
+        # half-resolution logit hardly can (Ketton's loops close through them). Same margin: its
+        # two full-resolution convolutions trim as much as the output convolution at 1/2 does.
+        f = self.full_res
+        self.fine_a = nn.Conv3d(w2, f, 1) if f else None
+        self.fine_b = nn.Conv3d(f, f, 3) if f else None
+        self.fine_c = nn.Conv3d(f, 1, 3) if f else None
+        for conv in [*self.res1, *self.res2, *([self.fine_c] if f else [])]:
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
 
@@ -132,7 +143,7 @@ class TextureGenerator(nn.Module):
         """Load a trained generator's weights into this one, which may have more residual
         convolutions (those keep their zero init, so the output is the trained one's)."""
         missing, unexpected = self.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith(("res1.", "res2.")) for k in missing):
+        if unexpected or any(not k.startswith(("res1.", "res2.", "fine_")) for k in missing):
             raise ValueError(f"cannot grow: unexpected {unexpected}, missing {missing}")
 
     def forward(self, z: torch.Tensor, pad: str = "circular") -> torch.Tensor:
@@ -157,7 +168,12 @@ class TextureGenerator(nn.Module):
         x = a(self._conv(self.c2, x, pad))
         for conv in self.res2:
             x = self._residual(conv, x, pad)
-        return self._up(self._conv(self.out, x, pad), pad)
+        logits = self._up(self._conv(self.out, x, pad), pad)
+        if self.fine_a is None:
+            return logits
+        fine = self._up(self.act(self.fine_a(x)), pad)
+        fine = self.act(self._conv(self.fine_b, fine, pad))
+        return logits + self._conv(self.fine_c, fine, pad)
 
     def extrude_noise(self, noise: torch.Tensor) -> torch.Tensor:
         """Noise channels (B, noise_channels, d, h, w) made invariant along z, at every scale:

@@ -102,7 +102,7 @@ def build_models(model_config: dict):
 def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dict:
     return {"generator": {"code_channels": generator.code_channels, "noise_channels": generator.cell_noise,
                           "widths": list(generator.widths), "fine_noise": list(generator.fine_noise),
-                          "depth": list(generator.depth)},
+                          "depth": list(generator.depth), "full_res": generator.full_res},
             "encoder": {"width": encoder.width}}
 
 
@@ -411,13 +411,14 @@ def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None
 
 
 def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False,
-                  init: "Path | None" = None, deepen=(0, 0)) -> dict:
+                  init: "Path | None" = None, deepen=(0, 0), full_res: int = 0) -> dict:
     """Train (or resume) and write `out` (.pt), `out`.csv (learning curve) and `out`.png.
     `init`: start from the network weights of another texture checkpoint (fresh optimizers);
     `deepen` = (d1, d2): with `init`, that many more residual convolutions at 1/4 and 1/2
-    resolution than the source has (zero-initialised: training starts from the source's output)."""
-    if any(d < 0 for d in deepen) or (any(deepen) and (init is None or resume)):
-        raise BadInputError("--deepen takes two non-negative numbers and needs --init (not --resume)")
+    resolution than the source has, `full_res` > 0 a full-resolution output stage of that many
+    channels (both zero-initialised: training starts from the source's output)."""
+    if any(d < 0 for d in deepen) or full_res < 0 or ((any(deepen) or full_res) and (init is None or resume)):
+        raise BadInputError("--deepen (two numbers) and --full-res must not be negative and need --init (not --resume)")
     if settings.crop % SCALE or settings.crop < 16:
         raise BadInputError(f"--crop must be a multiple of {SCALE} and at least 16, got {settings.crop}")
     names = [t.name for t in textures]
@@ -435,6 +436,10 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         settings.model = source["config"]  # a warm start keeps the source's architecture, maybe deepened
         g_config = settings.model["generator"]
         g_config["depth"] = [d + extra for d, extra in zip(g_config.get("depth", (0, 0)), deepen)]
+        if full_res:
+            if g_config.get("full_res"):
+                raise BadInputError(f"--full-res: {init} already has a full-resolution stage")
+            g_config["full_res"] = full_res
     trainer = TextureTrainer(textures, settings)
     if resuming:
         saved = [t["name"] for t in checkpoint["meta"]["textures"]]
