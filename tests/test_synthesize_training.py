@@ -208,9 +208,13 @@ def test_a_deepened_warm_start_adds_residual_convolutions_and_keeps_the_output(t
     inner = latent[:, :, trim[0]:trim[0] + cells_old[0], trim[1]:trim[1] + cells_old[1], trim[2]:trim[2] + cells_old[2]]
     np.testing.assert_allclose(decode_one_shot(deep.generator, latent, shape),
                                decode_one_shot(old.generator, inner, shape), atol=1e-4)
-    # It trains on from there (resume keeps the deeper architecture) and the residual weights move.
+    # It trains on from there (resume keeps the deeper architecture) and the residual weights move,
+    # at their own learning rate.
     settings = _settings(2)
+    settings.lr_grown = 1e-3
     train_texture(_textures(), deep_out, settings, resume=True)
+    state = torch.load(deep_out, weights_only=True)["state"]["opt_g"]
+    assert [group["lr"] for group in state["param_groups"]] == [settings.lr_g, 1e-3]
     trained_deep = load_texture_model(str(deep_out))
     assert trained_deep.generator.depth == (1, 2)
     assert trained_deep.generator.res1[0].weight.abs().sum() > 0

@@ -70,6 +70,7 @@ def train_texture(
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the network weights of another texture checkpoint."),
     deepen: str = typer.Option("0,0", "--deepen", metavar="D1,D2", help="With --init: add D1 and D2 residual convolutions at 1/4 and 1/2 resolution to the source's generator (zero-initialised, so training starts from its output)."),
+    grown_lr: float = typer.Option(0.0, "--grown-lr", help="Adam learning rate of the layers --deepen / --full-res add (default: --lr)."),
     full_res: int = typer.Option(0, "--full-res", metavar="F", help="With --init: add a full-resolution output stage of F channels to the source's generator (zero-initialised)."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     threshold: Optional[float] = options.Threshold,
@@ -85,10 +86,10 @@ def train_texture(
 
     if iters < 1 or batch < 1 or eval_every < 1 or save_every < 1 or warmup_iters < 0 or not 0 < lr < 1 \
             or not 0 < critic_lr < 1 or euler_weight < 0 or critic_3d_weight < 0 or critic_3d_warmup < 0 \
-            or not 0 <= critic_3d_lr < 1:
+            or not 0 <= critic_3d_lr < 1 or not 0 <= grown_lr < 1:
         raise BadInputError("--iters, --batch, --eval-every and --save-every must be positive, --warmup-iters, "
                             "--euler-weight, --critic-3d-weight and --critic-3d-warmup not negative, --lr and "
-                            "--critic-lr in (0, 1), --critic-3d-lr in [0, 1)")
+                            "--critic-lr in (0, 1), --critic-3d-lr and --grown-lr in [0, 1)")
     try:
         extra = tuple(int(part) for part in deepen.split(","))
     except ValueError:
@@ -101,7 +102,7 @@ def train_texture(
                              holdout=holdout, seed=seed, lr_g=lr, lr_d=critic_lr, warmup_iters=warmup_iters,
                              porosity_weight=porosity_weight, euler_weight=euler_weight,
                              critic_3d_weight=critic_3d_weight, critic_3d_warmup=critic_3d_warmup,
-                             critic_3d_lr=critic_3d_lr)
+                             critic_3d_lr=critic_3d_lr, lr_grown=grown_lr)
     metrics = train(textures, out, settings, resume=resume, init=init, deepen=extra, full_res=full_res)
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:

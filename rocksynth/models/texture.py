@@ -139,11 +139,17 @@ class TextureGenerator(nn.Module):
             x = x[:, :, 1:-1, 1:-1, 1:-1]
         return pixel_norm(x + y)
 
+    GROWN = ("res1.", "res2.", "fine_")  # parameter names of the optional layers
+
+    def grown_parameters(self) -> list:
+        """Parameters of the optional layers (residual convolutions, full-resolution stage)."""
+        return [p for name, p in self.named_parameters() if name.startswith(self.GROWN)]
+
     def grow_from(self, state: dict) -> None:
         """Load a trained generator's weights into this one, which may have more residual
         convolutions (those keep their zero init, so the output is the trained one's)."""
         missing, unexpected = self.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith(("res1.", "res2.", "fine_")) for k in missing):
+        if unexpected or any(not k.startswith(self.GROWN) for k in missing):
             raise ValueError(f"cannot grow: unexpected {unexpected}, missing {missing}")
 
     def forward(self, z: torch.Tensor, pad: str = "circular") -> torch.Tensor:
