@@ -147,7 +147,8 @@ class TextureGenerator(nn.Module):
 
     def grow_from(self, state: dict) -> None:
         """Load a trained generator's weights into this one, which may have more residual
-        convolutions (those keep their zero init, so the output is the trained one's)."""
+        convolutions or a full-resolution stage (their last convolutions keep their zero init,
+        so the output is the trained one's)."""
         missing, unexpected = self.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith(self.GROWN) for k in missing):
             raise ValueError(f"cannot grow: unexpected {unexpected}, missing {missing}")
