@@ -214,11 +214,12 @@ class TextureTrainer:
         self.opt_d3 = (torch.optim.Adam(self.d_3d.parameters(), lr=self._critic_3d_lr, betas=(0.5, 0.999))
                        if self.d_3d is not None else None)
         self.critic_3d_start = 0  # iteration at which the 3D critic was created
-        grown = {id(p) for p in self.generator.grown_parameters()}
-        groups = [{"params": [p for p in self.generator.parameters() if id(p) not in grown]
+        grown = self.generator.grown_parameters()
+        grown_ids = {id(p) for p in grown}
+        groups = [{"params": [p for p in self.generator.parameters() if id(p) not in grown_ids]
                    + list(self.encoder.parameters()) + [self.texture_codes], "lr": settings.lr_g}]
         if grown:
-            groups.append({"params": self.generator.grown_parameters(), "lr": self._grown_lr})
+            groups.append({"params": grown, "lr": self._grown_lr})
         self.opt_g = torch.optim.Adam(groups, lr=settings.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(list(self.d_x.parameters()) + list(self.d_xx.parameters())
                                       + list(self.d_z.parameters()), lr=settings.lr_d, betas=(0.5, 0.999))
@@ -391,7 +392,7 @@ class TextureTrainer:
                 self.critic_3d_start = self.iteration
                 continue
             if weights_only and name == "generator":
-                module.grow_from(state[name])  # a warm start may add residual convolutions
+                module.grow_from(state[name])  # a warm start may add layers (--deepen, --full-res)
             elif not (weights_only and name.startswith("opt")):
                 module.load_state_dict(state[name])
         if not weights_only or codes:
