@@ -464,6 +464,7 @@ def throats(args) -> None:
     import numpy as np
     from scipy import ndimage
 
+    from rocksynth.pipelines import synthesize as synth
     from rocksynth.properties.minkowski import minkowski_functionals
 
     def euler(volume):
@@ -480,8 +481,6 @@ def throats(args) -> None:
         coarse = smooth > np.quantile(smooth, 1 - even.mean())
         return (f"{volume.mean():.3f} | {euler(volume):+.2f} | {euler(big):+.2f} | {opened.mean():.3f} | "
                 f"{euler(opened):+.2f} | {euler(coarse):+.2f} ({(coarse == even).mean():.1%} of voxels kept)")
-
-    from rocksynth.pipelines import synthesize as synth
 
     model = synth.load_texture_model(args.model)
     sets = real_crop_sets(model, 1, args.crop)
