@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from rocksynth.data.degrade import degraded_pair, scan_to_gray
 from rocksynth.data.drawings import render_drawing
 from rocksynth.errors import BadInputError
-from rocksynth.models.unet import UNet
+from rocksynth.models.unet import UNet, widened
 from rocksynth.training.clean import (BENCHMARK_SEEDS, VALIDATION_SEEDS, binary_psnr, ink_iou, procedural_pair,
                                       soft_psnr, train_clean)
 
@@ -173,3 +173,40 @@ def test_weight_averaging_resumes_to_the_same_average(tmp_path):
     assert not all(torch.allclose(a[k].float(), c[k].float(), atol=1e-6) for k in a)
     with pytest.raises(BadInputError):
         train_clean(tmp_path / "bad.pt", 8, **dict(kwargs, swa_start=8))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_widened_unet_computes_what_the_narrow_one_does(training):
+    torch.manual_seed(0)
+    narrow = UNet(TINY)
+    narrow.train()
+    for _ in range(3):  # non-trivial batch-norm statistics
+        narrow(torch.rand(2, 1, 32, 32))
+    wide = widened(narrow, (6, 8, 12, 8, 16))
+    assert wide.config["widths"] == [6, 8, 12, 8, 16]
+    narrow.train(training)
+    wide.train(training)
+    x = torch.rand(2, 1, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), narrow(x), atol=1e-5, rtol=0)
+    # The added channels are live: one training step changes the output.
+    loss = wide(x).mean()
+    loss.backward()
+    assert wide.ups[-1].fuse[0][0].weight.grad[:, TINY[0]:].abs().sum() > 0
+    with pytest.raises(ValueError, match="cannot widen"):
+        widened(narrow, (2, 8, 8, 8, 8))
+
+
+def test_a_run_from_init_starts_from_its_weights_and_ramps_the_rate(tmp_path):
+    source = tmp_path / "small.pt"
+    train_clean(source, 4, batch=2, crop=32, widths=TINY, validate_every=4, validation_count=1)
+    out = tmp_path / "wide.pt"
+    meta = train_clean(out, 2, batch=2, crop=32, widths=(6, 8, 12, 8, 16), validate_every=1,
+                       validation_count=1, init=source)
+    assert meta["init"]["iterations"] == 4 and meta["init"]["widths"] == list(TINY)
+    assert meta["iterations"] == 2 and meta["curve"][0]["lr"] < 2e-3 / 100  # first step of the ramp
+    payload = torch.load(out, weights_only=True)
+    assert payload["config"]["widths"] == [6, 8, 12, 8, 16]
+    with pytest.raises(BadInputError, match="--init"):
+        train_clean(tmp_path / "bad.pt", 1, batch=2, crop=32, widths=(2, 8, 8, 8, 8), init=source)
+    assert not (tmp_path / "bad.pt").exists()

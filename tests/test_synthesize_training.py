@@ -271,3 +271,29 @@ def test_a_3d_critic_added_on_resume_starts_fresh_and_reaches_the_generator_afte
     assert torch.allclose(before, with_critic)
     after, with_critic = generator_gradients(8)
     assert not torch.allclose(after, with_critic)
+
+
+def test_the_euler_term_applies_to_the_named_textures_only():
+    def euler_loss(euler_textures, label):
+        torch.manual_seed(0)
+        settings = _settings(1)
+        settings.euler_weight, settings.euler_textures = 1.0, euler_textures
+        trainer = TextureTrainer(_textures(), settings)
+        pairs = trainer.crops.pairs
+        trainer.crops.pairs = lambda crop, batch: (np.full(batch, label),) + tuple(pairs(crop, batch)[1:])
+        return trainer.step()["loss_euler"]
+
+    assert euler_loss((), 0) > 0 and euler_loss((), 1) > 0  # default: every texture
+    assert euler_loss(("fine",), 0) == 0  # a batch of "coarse" crops only
+    assert euler_loss(("fine",), 1) == pytest.approx(euler_loss((), 1))
+
+
+def test_cli_train_texture_rejects_an_unknown_euler_texture(tmp_path, capsys):
+    volume = tmp_path / "blobs.tif"
+    tifffile.imwrite(volume, _blobs(0, 2.0, 0.3, size=24).astype(np.uint8) * 255)
+    out = tmp_path / "t.pt"
+    code = _main("train", "texture", f"blobs={volume}", "--crop", "16", "--iters", "1", "--euler-weight", "1",
+                 "--euler-textures", "granite", "--out", out)
+    stderr = capsys.readouterr().err
+    assert code == 2 and "--euler-textures: no texture named granite" in stderr and "Traceback" not in stderr
+    assert not out.exists()

@@ -63,6 +63,7 @@ def train_texture(
     warmup_iters: int = typer.Option(100, "--warmup-iters", help="First iterations with the statistics terms only (critics already train)."),
     porosity_weight: float = typer.Option(10.0, "--porosity-weight", help="Weight of the porosity term."),
     euler_weight: float = typer.Option(0.0, "--euler-weight", help="Weight of the Euler-density (3D connectivity) term (default off; see docs/synthesize.md)."),
+    euler_textures: str = typer.Option("", "--euler-textures", metavar="NAME,…", help="Apply the Euler term to these textures only (default: all)."),
     critic_3d_weight: float = typer.Option(0.0, "--critic-3d-weight", help="Weight of a 3D patch critic on whole crops, which sees how pores connect (default off; see docs/synthesize.md)."),
     critic_3d_warmup: int = typer.Option(200, "--critic-3d-warmup", help="Iterations the new 3D critic trains alone before it reaches the generator."),
     critic_3d_lr: float = typer.Option(0.0, "--critic-3d-lr", help="Adam learning rate of the 3D critic (default: --critic-lr)."),
@@ -98,9 +99,14 @@ def train_texture(
         raise BadInputError(f"--deepen {deepen!r}: give two whole numbers, e.g. 1,2")
     torch.set_num_threads(threads)
     textures = load_training_textures(sources, holdout=holdout, threshold=threshold, pore_value=pore_value)
+    euler_names = tuple(name for name in euler_textures.split(",") if name)
+    unknown = sorted(set(euler_names) - {t.name for t in textures})
+    if unknown:
+        raise BadInputError(f"--euler-textures: no texture named {', '.join(unknown)}; "
+                            f"textures: {', '.join(t.name for t in textures)}")
     settings = TrainSettings(iters=iters, crop=crop, batch=batch, eval_every=eval_every, save_every=save_every,
                              holdout=holdout, seed=seed, lr_g=lr, lr_d=critic_lr, warmup_iters=warmup_iters,
-                             porosity_weight=porosity_weight, euler_weight=euler_weight,
+                             porosity_weight=porosity_weight, euler_weight=euler_weight, euler_textures=euler_names,
                              critic_3d_weight=critic_3d_weight, critic_3d_warmup=critic_3d_warmup,
                              critic_3d_lr=critic_3d_lr, lr_grown=grown_lr)
     metrics = train(textures, out, settings, resume=resume, init=init, deepen=extra, full_res=full_res)

@@ -56,3 +56,50 @@ class UNet(nn.Module):
         for up in self.ups:
             x = up(x, skips.pop())
         return self.head(x)
+
+
+def _copy_into(new: nn.Module, old: nn.Module, in_index: "list[int]", out_index: "list[int]") -> None:
+    """Copy a (transposed) convolution or batch norm into the given channels of a wider one. The
+    old outputs get zero weight from the added inputs, so they compute what they did."""
+    if isinstance(new, nn.BatchNorm2d):
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(new, name)[out_index] = getattr(old, name)
+        new.num_batches_tracked.copy_(old.num_batches_tracked)
+        return
+    transposed = isinstance(new, nn.ConvTranspose2d)  # its weight is (in, out, ...), not (out, in, ...)
+    weight, old_weight = (new.weight.transpose(0, 1), old.weight.transpose(0, 1)) if transposed else (new.weight, old.weight)
+    weight[out_index] = 0
+    weight[torch.tensor(out_index)[:, None], torch.tensor(in_index)[None, :]] = old_weight
+    if new.bias is not None:
+        new.bias[out_index] = old.bias
+
+
+def _copy_block(new: nn.Sequential, old: nn.Sequential, in_index, out_index) -> None:
+    """Convolution + batch norm (+ ReLU) into a wider one."""
+    _copy_into(new[0], old[0], in_index, out_index)
+    _copy_into(new[1], old[1], out_index, out_index)
+
+
+def widened(old: UNet, widths: "tuple[int, ...]") -> UNet:
+    """A U-Net with at least `old`'s channels per level that computes exactly what `old` does: the
+    old weights sit in the first channels, the added channels get random incoming and zero outgoing
+    weights, so training grows them from `old`'s output rather than from scratch (Net2Net-style)."""
+    old_widths = old.config["widths"]
+    if len(widths) != len(old_widths) or any(w < o for w, o in zip(widths, old_widths)):
+        raise ValueError(f"cannot widen a U-Net of widths {old_widths} to {list(widths)}")
+    new = UNet(widths, in_channels=old.config["in_channels"])
+    first = [list(range(w)) for w in old_widths]  # where the old channels of each level sit
+    with torch.no_grad():
+        _copy_block(new.stem[0], old.stem[0], list(range(old.config["in_channels"])), first[0])
+        _copy_block(new.stem[1], old.stem[1], first[0], first[0])
+        for level, (down_new, down_old) in enumerate(zip(new.downs, old.downs)):
+            _copy_block(down_new[0], down_old[0], first[level], first[level + 1])
+            _copy_block(down_new[1], down_old[1], first[level + 1], first[level + 1])
+        for up_new, up_old, level in zip(new.ups, old.ups, reversed(range(len(widths) - 1))):
+            _copy_block(up_new.up, up_old.up, first[level + 1], first[level])
+            # fuse's input is cat(upsampled, skip): the skip's old channels start after the new width.
+            fused = first[level] + [widths[level] + c for c in first[level]]
+            _copy_block(up_new.fuse[0], up_old.fuse[0], fused, first[level])
+            _copy_block(up_new.fuse[1], up_old.fuse[1], first[level], first[level])
+        _copy_into(new.head, old.head, first[0], [0])
+    return new

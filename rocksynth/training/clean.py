@@ -29,6 +29,7 @@ KIND = "clean"
 VALIDATION_SEEDS = 900_000_000
 BENCHMARK_SEEDS = 950_000_000
 DEFAULT_WIDTHS = (8, 16, 32, 48, 64)
+INIT_WARMUP = 500  # iterations of linear learning-rate ramp in a run started from --init
 
 
 def procedural_pair(seed: int, height: int, width: int) -> "tuple[np.ndarray, np.ndarray]":
@@ -116,12 +117,15 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
                 crop: int = 128, lr: float = 2e-3, seed: int = 0, widths=DEFAULT_WIDTHS, validate_every: int = 100,
                 checkpoint_every: int = 100, curve_csv: "Path | None" = None, threads: int = 1,
                 validation_count: int = 12, swa_start: "int | None" = None, swa_lr: float = 5e-4,
-                bn_batches: int = 64, progress=None) -> dict:
-    """Train (or resume) to `iters` iterations; write the checkpoint to `out`; return its meta."""
+                bn_batches: int = 64, init: "Path | None" = None, progress=None) -> dict:
+    """Train (or resume) to `iters` iterations; write the checkpoint to `out`; return its meta.
+
+    `init`: start a new run from that checkpoint's weights, widened to `widths` where they are wider
+    (`rocksynth.models.unet.widened`: the same output at the start); fresh optimizer and schedule."""
     import torch
     import torch.nn.functional as F
 
-    from rocksynth.models.unet import UNet
+    from rocksynth.models.unet import UNet, widened
     from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
 
     torch.set_num_threads(threads)
@@ -134,18 +138,31 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
         raise BadInputError(f"--swa-start must be below --iters ({iters}), got {swa_start}")
     if not swa_lr > 0:
         raise BadInputError(f"--swa-lr must be positive, got {swa_lr}")
+    resuming = resume and Path(out).is_file()
     model = UNet(widths)
+    origin = None
+    if init is not None and not resuming:
+        source = load_checkpoint(init, KIND)
+        small = UNet(**source["config"])
+        small.load_state_dict(source["state"]["model"])
+        try:
+            model = widened(small, tuple(widths))
+        except ValueError as error:
+            raise BadInputError(f"--init {init}: {error}") from None
+        origin = {"checkpoint": str(init), "widths": source["config"]["widths"],
+                  "iterations": source["meta"]["iterations"], "wall_time_s": source["meta"]["wall_time_s"]}
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     start, curve, wall = 0, [], 0.0
-    if resume and Path(out).is_file():
+    if resuming:
         payload = load_checkpoint(out, KIND)
         model = UNet(**payload["config"])
         model.load_state_dict(payload["state"]["model"])
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         optimizer.load_state_dict(payload["state"]["optimizer"])
         start, curve, wall = payload["meta"]["iterations"], payload["meta"]["curve"], payload["meta"]["wall_time_s"]
+        origin = payload["meta"].get("init")
     averaged = AveragedModel(model) if swa_start is not None else None
-    if averaged is not None and resume and Path(out).is_file() and "swa" in payload["state"]:
+    if averaged is not None and resuming and "swa" in payload["state"]:
         averaged.load_state_dict(payload["state"]["swa"])
     pairs = _PairsFolder(Path(pairs_dir), crop) if pairs_dir else None
     validation = validation_set(validation_count)
@@ -157,7 +174,10 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
     def schedule(step):  # cosine decay to 5 % of lr over the planned iterations; constant while averaging
         if swa_start is not None and step >= swa_start:
             return swa_lr
-        return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / iters, 1.0))))
+        # From --init, a fresh Adam's first steps move every weight by about lr: two steps at 2e-3
+        # took the shipped weights from held-out IoU 0.935 to 0.913. So the rate ramps up first.
+        ramp = min(1.0, (step + 1) / INIT_WARMUP) if origin is not None else 1.0
+        return ramp * lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / iters, 1.0))))
 
     def draw_batch(step, rng):
         scans, targets = [], []
@@ -177,6 +197,8 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
         meta = {"data": data_name, "iterations": step, "wall_time_s": round(wall, 1), "batch": batch, "crop": crop,
                 "lr": lr, "seed": seed, "metrics": metrics, "curve": curve,
                 "validation": "%d procedural 192x192 pairs, seeds from %d" % (validation_count, VALIDATION_SEEDS)}
+        if origin is not None:  # the weights it started from (their training is not in `iterations`)
+            meta["init"] = origin
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
         if averaged is not None and step < iters:
             state["swa"] = averaged.state_dict()
