@@ -120,12 +120,13 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
                 bn_batches: int = 64, init: "Path | None" = None, progress=None) -> dict:
     """Train (or resume) to `iters` iterations; write the checkpoint to `out`; return its meta.
 
-    `init`: start a new run from that checkpoint's weights, widened to `widths` where they are wider
+    `init`: start a new run from that checkpoint's (or shipped model's) weights, widened to `widths` where they are wider
     (`rocksynth.models.unet.widened`: the same output at the start); fresh optimizer and schedule."""
     import torch
     import torch.nn.functional as F
 
     from rocksynth.models.unet import UNet, widened
+    from rocksynth.pretrained.registry import resolve_model
     from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
 
     torch.set_num_threads(threads)
@@ -142,7 +143,7 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
     model = UNet(widths)
     origin = None
     if init is not None and not resuming:
-        source = load_checkpoint(init, KIND)
+        source = load_checkpoint(resolve_model(str(init), KIND), KIND)
         small = UNet(**source["config"])
         small.load_state_dict(source["state"]["model"])
         try:
