@@ -207,6 +207,10 @@ def test_a_run_from_init_starts_from_its_weights_and_ramps_the_rate(tmp_path):
     assert meta["iterations"] == 2 and meta["curve"][0]["lr"] < 2e-3 / 100  # first step of the ramp
     payload = torch.load(out, weights_only=True)
     assert payload["config"]["widths"] == [6, 8, 12, 8, 16]
+    # Without widths, a run from --init keeps the source's network (a plain fine-tune).
+    same = train_clean(tmp_path / "same.pt", 1, batch=2, crop=32, validate_every=1, validation_count=1, init=out)
+    assert torch.load(tmp_path / "same.pt", weights_only=True)["config"]["widths"] == [6, 8, 12, 8, 16]
+    assert same["init"]["widths"] == [6, 8, 12, 8, 16]
     with pytest.raises(BadInputError, match="--init"):
         train_clean(tmp_path / "bad.pt", 1, batch=2, crop=32, widths=(2, 8, 8, 8, 8), init=source)
     assert not (tmp_path / "bad.pt").exists()

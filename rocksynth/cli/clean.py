@@ -42,7 +42,7 @@ def train_clean(
     seed: int = typer.Option(0, "--seed", help="Random seed (selects the procedural training seeds)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
-    widths: Optional[str] = typer.Option(None, "--widths", help="U-Net channels per level, e.g. 16,32,64,96,128 (default: the shipped model's); ignored with --resume."),
+    widths: Optional[str] = typer.Option(None, "--widths", help="U-Net channels per level, e.g. 16,32,64,96,128 (default 8,16,32,48,64, the network the shipped one was grown from; with --init: that checkpoint's, or wider); ignored with --resume."),
     swa_start: Optional[int] = typer.Option(None, "--swa-start", help="End with stochastic weight averaging: from this iteration on, hold the learning rate at --swa-lr and average the weights every 100 iterations; the checkpoint holds the average."),
     init: Optional[str] = typer.Option(None, "--init", help="Start a new run from this clean checkpoint's (or shipped model's, e.g. drawings) weights, widened to --widths where those are wider (same output at the start)."),
     swa_lr: float = typer.Option(5e-4, "--swa-lr", help="Constant learning rate while averaging weights (with --swa-start)."),
@@ -50,13 +50,13 @@ def train_clean(
     """Train the drawing-cleaning U-Net (resumable; CSV learning curve with held-out IoU and PSNR)."""
     from rocksynth.errors import BadInputError
     from rocksynth.progress import log, progress_bar
-    from rocksynth.training.clean import DEFAULT_WIDTHS, train_clean as train
+    from rocksynth.training.clean import train_clean as train
 
     if pairs is not None and not pairs.is_dir():
         raise BadInputError(f"{pairs}: --pairs must be a folder with scans/ and clean/ subfolders")
     if not out.parent.is_dir():
         raise BadInputError(f"{out}: output folder {out.parent} does not exist")
-    width_list = _parse_widths(widths) if widths else DEFAULT_WIDTHS
+    width_list = _parse_widths(widths) if widths else None
     with progress_bar(iters, "train clean", status=True) as bar:
         meta = train(out, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed, widths=width_list,
                      curve_csv=out.with_suffix(".csv"), threads=threads, swa_start=swa_start, swa_lr=swa_lr,

@@ -114,12 +114,13 @@ def evaluate(model, pairs, threshold: float = 0.5) -> "dict[str, float]":
 
 
 def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: bool = False, batch: int = 8,
-                crop: int = 128, lr: float = 2e-3, seed: int = 0, widths=DEFAULT_WIDTHS, validate_every: int = 100,
+                crop: int = 128, lr: float = 2e-3, seed: int = 0, widths=None, validate_every: int = 100,
                 checkpoint_every: int = 100, curve_csv: "Path | None" = None, threads: int = 1,
                 validation_count: int = 12, swa_start: "int | None" = None, swa_lr: float = 5e-4,
                 bn_batches: int = 64, init: "Path | None" = None, progress=None) -> dict:
     """Train (or resume) to `iters` iterations; write the checkpoint to `out`; return its meta.
 
+    `widths`: default DEFAULT_WIDTHS, or with `init` that checkpoint's.
     `init`: start a new run from that checkpoint's (or shipped model's) weights, widened to `widths` where they are wider
     (`rocksynth.models.unet.widened`: the same output at the start); fresh optimizer and schedule."""
     import torch
@@ -140,14 +141,14 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
     if not swa_lr > 0:
         raise BadInputError(f"--swa-lr must be positive, got {swa_lr}")
     resuming = resume and Path(out).is_file()
-    model = UNet(widths)
+    model = UNet(widths or DEFAULT_WIDTHS)
     origin = None
     if init is not None and not resuming:
         source = load_checkpoint(resolve_model(str(init), KIND), KIND)
         small = UNet(**source["config"])
         small.load_state_dict(source["state"]["model"])
         try:
-            model = widened(small, tuple(widths))
+            model = widened(small, tuple(widths or source["config"]["widths"]))
         except ValueError as error:
             raise BadInputError(f"--init {init}: {error}") from None
         origin = {"checkpoint": str(init), "widths": source["config"]["widths"],
