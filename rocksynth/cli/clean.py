@@ -44,7 +44,7 @@ def train_clean(
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     widths: Optional[str] = typer.Option(None, "--widths", help="U-Net channels per level, e.g. 16,32,64,96,128 (default 8,16,32,48,64, the network the shipped one was grown from; with --init: that checkpoint's, or wider); ignored with --resume."),
     swa_start: Optional[int] = typer.Option(None, "--swa-start", help="End with stochastic weight averaging: from this iteration on, hold the learning rate at --swa-lr and average the weights every 100 iterations; the checkpoint holds the average."),
-    init: Optional[str] = typer.Option(None, "--init", help="Start a new run from this clean checkpoint's (or shipped model's, e.g. drawings) weights, widened to --widths where those are wider (same output at the start)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start a new run from this clean checkpoint's (or shipped model's, e.g. drawings) weights, widened to --widths where those are wider (same output at the start); ignored with --resume once --out exists."),
     swa_lr: float = typer.Option(5e-4, "--swa-lr", help="Constant learning rate while averaging weights (with --swa-start)."),
 ) -> None:
     """Train the drawing-cleaning U-Net (resumable; CSV learning curve with held-out IoU and PSNR)."""

@@ -117,12 +117,13 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
                 crop: int = 128, lr: float = 2e-3, seed: int = 0, widths=None, validate_every: int = 100,
                 checkpoint_every: int = 100, curve_csv: "Path | None" = None, threads: int = 1,
                 validation_count: int = 12, swa_start: "int | None" = None, swa_lr: float = 5e-4,
-                bn_batches: int = 64, init: "Path | None" = None, progress=None) -> dict:
+                bn_batches: int = 64, init: "str | Path | None" = None, progress=None) -> dict:
     """Train (or resume) to `iters` iterations; write the checkpoint to `out`; return its meta.
 
     `widths`: default DEFAULT_WIDTHS, or with `init` that checkpoint's.
     `init`: start a new run from that checkpoint's (or shipped model's) weights, widened to `widths` where they are wider
-    (`rocksynth.models.unet.widened`: the same output at the start); fresh optimizer and schedule."""
+    (`rocksynth.models.unet.widened`: the same output at the start); fresh optimizer and schedule.
+    A resumed run (`resume` with `out` present) continues `out` and ignores `init`."""
     import torch
     import torch.nn.functional as F
 
