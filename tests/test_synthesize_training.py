@@ -221,14 +221,31 @@ def test_a_deepened_warm_start_adds_residual_convolutions_and_keeps_the_output(t
     assert trained_deep.generator.fine_c.weight.abs().sum() > 0
 
 
-@pytest.mark.parametrize("kwargs", [{"deepen": (1, 0)}, {"deepen": (-1, 0), "init": True}, {"full_res": 2},
-                                    {"full_res": -1, "init": True}])
-def test_deepen_needs_init_and_non_negative_depths(trained, tmp_path, kwargs):
+@pytest.mark.parametrize("kwargs", [{"deepen": (-1, 0), "init": True}, {"deepen": (0, -2)}, {"full_res": -1, "init": True}])
+def test_deepen_and_full_res_must_not_be_negative(trained, tmp_path, kwargs):
     out, _ = trained
     kwargs = dict(kwargs, init=out if kwargs.get("init") else None)
     with pytest.raises(BadInputError, match="--deepen"):
         train_texture(_textures(), tmp_path / "x.pt", _settings(1), **kwargs)
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_resume_refuses_a_new_architecture_for_an_existing_checkpoint(trained, tmp_path):
+    out, _ = trained
+    resumed = tmp_path / "r.pt"
+    resumed.write_bytes(out.read_bytes())
+    with pytest.raises(BadInputError, match="keeps its architecture"):
+        train_texture(_textures(), resumed, _settings(6), resume=True, full_res=2)
+    assert resumed.read_bytes() == out.read_bytes()
+
+
+def test_a_deeper_generator_trains_from_scratch(tmp_path):
+    out = tmp_path / "deep.pt"
+    train_texture(_textures(), out, _settings(2), deepen=(1, 1), full_res=2)
+    model = load_texture_model(str(out))
+    assert model.generator.depth == (1, 1) and model.generator.full_res == 2
+    # Zero-initialised last layers still get a gradient from scratch: they move.
+    assert model.generator.fine_c.weight.abs().sum() > 0 and model.generator.res2[0].weight.abs().sum() > 0
 
 
 def test_a_3d_critic_added_on_resume_starts_fresh_and_reaches_the_generator_after_its_warm_up(trained, tmp_path):

@@ -434,11 +434,14 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
                   init: "Path | None" = None, deepen=(0, 0), full_res: int = 0) -> dict:
     """Train (or resume) and write `out` (.pt), `out`.csv (learning curve) and `out`.png.
     `init`: start from the network weights of another texture checkpoint (fresh optimizers);
-    `deepen` = (d1, d2): with `init`, that many more residual convolutions at 1/4 and 1/2
-    resolution than the source has, `full_res` > 0 a full-resolution output stage of that many
-    channels (both zero-initialised: training starts from the source's output)."""
-    if any(d < 0 for d in deepen) or full_res < 0 or ((any(deepen) or full_res) and (init is None or resume)):
-        raise BadInputError("--deepen (two numbers) and --full-res must not be negative and need --init (not --resume)")
+    `deepen` = (d1, d2): that many residual convolutions at 1/4 and 1/2 resolution (with `init`:
+    more than the source has), `full_res` > 0 a full-resolution output stage of that many channels
+    (both zero-initialised, so a warm start begins at the source's output). A resumed run keeps
+    the architecture of its checkpoint, so neither may be given with an existing `out`."""
+    if any(d < 0 for d in deepen) or full_res < 0:
+        raise BadInputError("--deepen (two numbers) and --full-res must not be negative")
+    if (any(deepen) or full_res) and resume and Path(out).is_file():
+        raise BadInputError(f"--deepen and --full-res choose a new network; {out} exists and --resume keeps its architecture")
     if settings.crop % SCALE or settings.crop < 16:
         raise BadInputError(f"--crop must be a multiple of {SCALE} and at least 16, got {settings.crop}")
     names = [t.name for t in textures]
@@ -460,6 +463,9 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
             if g_config.get("full_res"):
                 raise BadInputError(f"--full-res: {init} already has a full-resolution stage")
             g_config["full_res"] = full_res
+    elif any(deepen) or full_res:  # from scratch, a deeper generator
+        g_config = settings.model.setdefault("generator", {})
+        g_config["depth"], g_config["full_res"] = list(deepen), full_res
     trainer = TextureTrainer(textures, settings)
     if resuming:
         saved = [t["name"] for t in checkpoint["meta"]["textures"]]
