@@ -168,8 +168,13 @@ def properties_code_version() -> str:
     return digest.hexdigest()[:10]
 
 
+def slice_normal_axes(count: int, axes: str) -> "list[int]":
+    """The axis each cube's input slice is normal to: z for all, or z, y, x in turn ("xyz")."""
+    return [0] * count if axes == "z" else [i % 3 for i in range(count)]
+
+
 def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeability: bool, cache: "Path | None",
-             resamples: int = 0) -> dict:
+             resamples: int = 0, slice_axes: str = "z") -> dict:
     import tifffile
 
     from rocksynth.data.crops import disjoint_cube_count, held_out_cubes, split_holdout
@@ -183,16 +188,25 @@ def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeabili
     train_cubes = held_out_cubes(split.train, size, count, seed)
     print(f"\n== {rock}: {count} held-out {size}^3 cubes from a {split.held_out.shape} block "
           f"({disjoint_cube_count(split.held_out, size)} disjoint cubes fit; the rest overlap)", flush=True)
+    # The input is each cube's central slice normal to its axis. Every property compared here
+    # (porosity, Euler density, K and S2 averaged over the three axes) does not depend on how a
+    # cube is turned, so a reconstruction is compared as it comes out, its depth along axis 0.
+    # z-slices only: in a held-out block one cube deep (Ketton's, 64 voxels) every input is a
+    # window of the same plane; "xyz" gives every cube its own slice.
+    slices = [np.moveaxis(cube, axis, 0)[size // 2] for cube, axis in zip(cubes, slice_normal_axes(count, slice_axes))]
     tick = time.perf_counter()
     gan, grf, agreement = [], [], []
-    for i, cube in enumerate(cubes):
-        volume, agree = reconstruct(model, cube[size // 2], depth=size, seed=seed + i)
+    for i, section in enumerate(slices):
+        volume, agree = reconstruct(model, section, depth=size, seed=seed + i)
         gan.append(volume)
         agreement.append(agree)
     gan_seconds = time.perf_counter() - tick
     tick = time.perf_counter()
-    grf = [grf_baseline(cube[size // 2], size, seed + i) for i, cube in enumerate(cubes)]
+    grf = [grf_baseline(section, size, seed + i) for i, section in enumerate(slices)]
     grf_seconds = time.perf_counter() - tick
+    slice_porosity = float(np.mean([section.mean() for section in slices]))
+    print(f"input slices normal to {'z' if slice_axes == 'z' else 'z, y, x in turn'}: mean porosity "
+          f"{slice_porosity:.4f} (cubes {np.mean([cube.mean() for cube in cubes]):.4f})", flush=True)
     print(f"generated {count} GAN cubes in {gan_seconds:.1f} s, {count} GRF cubes in {grf_seconds:.1f} s; "
           f"GAN raw central-slice agreement {np.mean(agreement):.4f} (min {np.min(agreement):.4f})", flush=True)
 
@@ -211,7 +225,7 @@ def run_rock(rock: str, model, count: int, size: int, seed: int, with_permeabili
     failed = {label: sum(row.get("network_failed", False) for row in rows) for label, rows in sets.items()}
     if any(failed.values()):
         print(f"  network extraction failed (no pore network; K = 0) on: {failed}")
-    result = {"failed_networks": failed, "agreement_mean": float(np.mean(agreement)), "agreement_min": float(np.min(agreement)),
+    result = {"slice_axes": slice_axes, "slice_porosity": slice_porosity, "failed_networks": failed, "agreement_mean": float(np.mean(agreement)), "agreement_min": float(np.min(agreement)),
               "real": summarize(sets["real"], sets["real"], with_permeability)}
     for label in ("gan", "grf", "train"):
         result[label] = summarize(sets["real"], sets[label], with_permeability)
@@ -257,6 +271,26 @@ def _print_rock(rock: str, result: dict, with_permeability: bool) -> None:
                   f"{gan['kl_kde_smaller_share']['train']:.0%}")
     print(f"floor: KDE-KL between the held-out cubes and as many real cubes of the training block "
           f"(porosity {result['train']['porosity']['mean']:.3f} vs {result['real']['porosity']['mean']:.3f} held out)")
+
+
+def summarize_repeats(rock: str, runs: "list[dict]", with_permeability: bool) -> dict:
+    """KDE-KL of each set over repeated draws of the cubes (seeds s, s + 1000, ...): with 50 cubes
+    a side one draw's KL moves by about its own size from one draw to the next, so the mean over
+    draws and the count of draws the GAN wins are the figures that say which set is closer."""
+    out = {}
+    print(f"\n== {rock}: KDE-KL over {len(runs)} draws of the cubes (mean ± sd; draws with GAN < GRF)")
+    for key in _property_keys(with_permeability):
+        figures = {label: np.array([run[label][key]["kl_kde"] for run in runs]) for label in ("gan", "grf", "train")}
+        wins = int(np.sum(figures["gan"] < figures["grf"]))
+        out[key] = {label: {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+                            "each": v.tolist()} for label, v in figures.items()}
+        out[key]["gan_below_grf"] = wins
+        paper = PAPER_TABLE1[rock].get(key)
+        print(f"  {key:<16} GAN {figures['gan'].mean():.3f} ± {out[key]['gan']['sd']:.3f}   GRF "
+              f"{figures['grf'].mean():.3f} ± {out[key]['grf']['sd']:.3f}   floor {figures['train'].mean():.3f} ± "
+              f"{out[key]['train']['sd']:.3f}   GAN < GRF in {wins}/{len(runs)}"
+              + (f"   paper {paper:.2f}" if paper is not None else ""))
+    return out
 
 
 PROFILE_BANDS = ((1, 8), (9, 16), (17, 32), (33, 64), (65, 95))
@@ -350,6 +384,10 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also the porosity vs distance from the slice of N deep reconstructions per rock")
     parser.add_argument("--no-kl", action="store_true", help="skip the KL protocol (e.g. with --profile)")
+    parser.add_argument("--slice-axes", choices=("z", "xyz"), default="z",
+                        help="input slice of each cube: its central z-slice, or normal to z, y, x in turn")
+    parser.add_argument("--repeats", type=int, default=1, metavar="R",
+                        help="R draws of the cubes (seeds --seed + 1000 k) and the KL's mean and spread over them")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from rocksynth.pipelines.reconstruct import load_model
@@ -359,10 +397,12 @@ def main() -> None:
           f"{loaded.meta.get('wall_time_s', 0) / 60:.0f} min training on {', '.join(loaded.meta.get('data', []))})")
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
-    results = {} if args.no_kl else {
-        rock: run_rock(rock, loaded.model, args.count, args.size, args.seed, not args.no_permeability, args.cache,
-                       args.bootstrap)
-        for rock in args.rocks}
+    results = {}
+    for rock in [] if args.no_kl else args.rocks:
+        runs = [run_rock(rock, loaded.model, args.count, args.size, args.seed + 1000 * k, not args.no_permeability,
+                         args.cache, args.bootstrap, args.slice_axes) for k in range(args.repeats)]
+        results[rock] = runs[0] if args.repeats == 1 else {
+            "draws": runs, "summary": summarize_repeats(rock, runs, not args.no_permeability)}
     if args.profile:
         results["profile"] = {rock: depth_profile(rock, loaded.model, args.profile, 192, 192) for rock in args.rocks}
     if not args.no_timing:
