@@ -395,6 +395,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, metavar="R",
                         help="R draws of the cubes (seeds --seed + 1000 k) and the KL's mean and spread over them")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     torch.set_num_threads(1)
     from rocksynth.pipelines.reconstruct import load_model
 

@@ -440,8 +440,6 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
     the architecture of its checkpoint, so neither may be given with an existing `out`."""
     if any(d < 0 for d in deepen) or full_res < 0:
         raise BadInputError("--deepen (two numbers) and --full-res must not be negative")
-    if (any(deepen) or full_res) and resume and Path(out).is_file():
-        raise BadInputError(f"--deepen and --full-res choose a new network; {out} exists and --resume keeps its architecture")
     if settings.crop % SCALE or settings.crop < 16:
         raise BadInputError(f"--crop must be a multiple of {SCALE} and at least 16, got {settings.crop}")
     names = [t.name for t in textures]
@@ -451,21 +449,22 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
     curve_path = out.with_suffix(".csv")
     torch.manual_seed(settings.seed)
     resuming = resume and out.is_file()
+    grow = any(deepen) or full_res
+    if resuming and grow:
+        raise BadInputError(f"--deepen and --full-res choose a new network; {out} exists and --resume keeps its architecture")
     if resuming:
         checkpoint = load_checkpoint(out, KIND)
         settings.model = checkpoint["config"]  # a resumed run keeps its architecture
     elif init is not None:
         source = load_checkpoint(init, KIND)
         settings.model = source["config"]  # a warm start keeps the source's architecture, maybe deepened
-        g_config = settings.model["generator"]
+    if grow:  # onto the source's architecture (with --init) or the default one
+        g_config = settings.model.setdefault("generator", {})
         g_config["depth"] = [d + extra for d, extra in zip(g_config.get("depth", (0, 0)), deepen)]
         if full_res:
             if g_config.get("full_res"):
                 raise BadInputError(f"--full-res: {init} already has a full-resolution stage")
             g_config["full_res"] = full_res
-    elif any(deepen) or full_res:  # from scratch, a deeper generator
-        g_config = settings.model.setdefault("generator", {})
-        g_config["depth"], g_config["full_res"] = list(deepen), full_res
     trainer = TextureTrainer(textures, settings)
     if resuming:
         saved = [t["name"] for t in checkpoint["meta"]["textures"]]
