@@ -15,12 +15,13 @@ def _whole(code_plane, n):
     return torch.stack([code_plane(k) for k in range(n)], 1)
 
 
-@pytest.fixture(scope="module", params=[((0, 0), 0), ((1, 2), 3)], ids=["plain", "residual+full-res"])
+@pytest.fixture(scope="module", params=[((0, 0), 0, 1), ((1, 2), 3, 1), ((0, 0), 0, 3)],
+                ids=["plain", "residual+full-res", "three-fields"])
 def generator(request):
     torch.manual_seed(0)
-    depth, full_res = request.param
+    depth, full_res, out_fields = request.param
     g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1),
-                         depth=depth, full_res=full_res).eval()
+                         depth=depth, full_res=full_res, out_fields=out_fields).eval()
     # Random weights give a near-constant output: scale the last layer and centre its logits
     # so that thresholded volumes are part pore, part solid. Residual convolutions start at zero
     # (identity): give them weights, or their part of the margin would go untested.
@@ -37,6 +38,24 @@ def test_voxel_shuffle_places_subvoxels():
     y = voxel_shuffle(x)
     assert y.shape == (1, 1, 2, 2, 2)
     assert y[0, 0, 1, 0, 1] == 5  # channel index = 4 z + 2 y + x
+
+
+def test_several_output_fields_give_their_minimum_upsampled():
+    torch.manual_seed(1)
+    g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1), out_fields=3).eval()
+    z = torch.randn(1, g.in_channels, 4, 4, 4)
+    fields = []
+    with torch.no_grad():
+        logits = g(z)
+        g.out_fields = 1  # the same network read field by field
+        weight, bias = g.out.weight.clone(), g.out.bias.clone()
+        for k in range(3):
+            g.out.weight.data, g.out.bias.data = weight[k:k + 1], bias[k:k + 1]
+            fields.append(g(z))
+    assert logits.shape == (1, 1, 32, 32, 32)
+    assert torch.equal(logits, torch.stack(fields).amin(0))
+    with pytest.raises(ValueError, match="out_fields"):
+        TextureGenerator(out_fields=0)
 
 
 def test_margin_grows_with_the_residual_convolutions():

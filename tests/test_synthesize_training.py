@@ -248,6 +248,29 @@ def test_a_deeper_generator_trains_from_scratch(tmp_path):
     assert model.generator.fine_c.weight.abs().sum() > 0 and model.generator.res2[0].weight.abs().sum() > 0
 
 
+def test_a_several_field_generator_trains_from_scratch_and_round_trips(tmp_path):
+    out = tmp_path / "fields.pt"
+    train_texture(_textures(), out, _settings(2), out_fields=3)
+    model = load_texture_model(str(out))
+    assert model.generator.out_fields == 3 and model.generator.out.weight.shape[0] == 3
+    volume = decode_one_shot(model.generator, torch.randn(1, model.generator.in_channels, *grid_cells(model.generator, (8, 8, 8))),
+                             (8, 8, 8))
+    assert volume.shape == (8, 8, 8)
+
+
+@pytest.mark.parametrize("kwargs", [{"out_fields": -1}, {"out_fields": 2, "init": True}, {"out_fields": 2, "resume": True}])
+def test_out_fields_only_for_a_new_generator(trained, tmp_path, kwargs):
+    out, _ = trained
+    target = tmp_path / "x.pt"
+    if kwargs.get("resume"):
+        target.write_bytes(out.read_bytes())
+    kwargs = dict(kwargs, init=out if kwargs.get("init") else None)
+    before = target.read_bytes() if target.exists() else None
+    with pytest.raises(BadInputError, match="--out-fields"):
+        train_texture(_textures(), target, _settings(4), **kwargs)
+    assert (target.read_bytes() if target.exists() else None) == before
+
+
 def test_a_3d_critic_added_on_resume_starts_fresh_and_reaches_the_generator_after_its_warm_up(trained, tmp_path):
     out, _ = trained  # trained without a 3D critic
     resumed = tmp_path / "with3d.pt"

@@ -63,8 +63,11 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 class TextureGenerator(nn.Module):
     def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths=(48, 32, 16),
-                 fine_noise=(2, 1), depth=(0, 0), full_res: int = 0):
+                 fine_noise=(2, 1), depth=(0, 0), full_res: int = 0, out_fields: int = 1):
         super().__init__()
+        if out_fields < 1:
+            raise ValueError(f"out_fields must be at least 1, got {out_fields}")
+        self.out_fields = int(out_fields)
         self.code_channels, self.cell_noise = code_channels, noise_channels
         self.widths, self.fine_noise, self.depth = tuple(widths), tuple(fine_noise), tuple(depth)
         self.full_res = int(full_res)
@@ -76,7 +79,14 @@ class TextureGenerator(nn.Module):
         self.c0b = nn.Conv3d(w0, w0, 3)
         self.c1 = nn.Conv3d(w0 + n1, w1, 3)
         self.c2 = nn.Conv3d(w1 + n2, w2, 3)
-        self.out = nn.Conv3d(w2, 1, 3)
+        # With out_fields K > 1 the output convolution draws K fields and the pore logit is their
+        # minimum after upsampling: pores where every field says pore, i.e. the complement of a union
+        # of K solid phases (a Boolean model's shape: grains whose gaps are the pores). A smooth
+        # field thresholded at a low porosity gives isolated blobs, few loops (its excursion set's
+        # Euler number is positive there); the gaps between overlapping grains form a network with
+        # concave cusps, like Ketton's pores, and the minimum draws those cusps at full resolution
+        # with no full-resolution convolution. Pointwise, so tiling stays exact.
+        self.out = nn.Conv3d(w2, self.out_fields, 3)
         d1, d2 = self.depth
         self.res1 = nn.ModuleList(nn.Conv3d(w1, w1, 3) for _ in range(d1))
         self.res2 = nn.ModuleList(nn.Conv3d(w2, w2, 3) for _ in range(d2))
@@ -176,6 +186,8 @@ class TextureGenerator(nn.Module):
         for conv in self.res2:
             x = self._residual(conv, x, pad)
         logits = self._up(self._conv(self.out, x, pad), pad)
+        if self.out_fields > 1:
+            logits = logits.amin(dim=1, keepdim=True)
         if self.fine_a is None:
             return logits
         fine = self._up(self.act(self.fine_a(x)), pad)

@@ -109,7 +109,8 @@ def build_models(model_config: dict):
 def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dict:
     return {"generator": {"code_channels": generator.code_channels, "noise_channels": generator.cell_noise,
                           "widths": list(generator.widths), "fine_noise": list(generator.fine_noise),
-                          "depth": list(generator.depth), "full_res": generator.full_res},
+                          "depth": list(generator.depth), "full_res": generator.full_res,
+                          "out_fields": generator.out_fields},
             "encoder": {"width": encoder.width}}
 
 
@@ -431,13 +432,15 @@ def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None
 
 
 def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False,
-                  init: "Path | None" = None, deepen=(0, 0), full_res: int = 0) -> dict:
+                  init: "Path | None" = None, deepen=(0, 0), full_res: int = 0, out_fields: int = 0) -> dict:
     """Train (or resume) and write `out` (.pt), `out`.csv (learning curve) and `out`.png.
     `init`: start from the network weights of another texture checkpoint (fresh optimizers);
     `deepen` = (d1, d2): that many residual convolutions at 1/4 and 1/2 resolution (with `init`:
     more than the source has), `full_res` > 0 a full-resolution output stage of that many channels
     (both zero-initialised, so a warm start begins at the source's output). A resumed run keeps
-    the architecture of its checkpoint, so neither may be given with an existing `out`."""
+    the architecture of its checkpoint, so neither may be given with an existing `out`.
+    `out_fields` > 0: a new generator whose pore logit is the minimum of that many output fields
+    (see `TextureGenerator`); only from scratch, since it changes the output layer's shape."""
     if any(d < 0 for d in deepen) or full_res < 0:
         raise BadInputError("--deepen (two numbers) and --full-res must not be negative")
     if settings.crop % SCALE or settings.crop < 16:
@@ -452,12 +455,17 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
     grow = any(deepen) or full_res
     if resuming and grow:
         raise BadInputError(f"--deepen and --full-res choose a new network; {out} exists and --resume keeps its architecture")
+    if out_fields < 0 or (out_fields and (resuming or init is not None)):
+        raise BadInputError("--out-fields builds a new generator: it takes a positive number and neither "
+                            "--init nor --resume of an existing checkpoint")
     if resuming:
         checkpoint = load_checkpoint(out, KIND)
         settings.model = checkpoint["config"]  # a resumed run keeps its architecture
     elif init is not None:
         source = load_checkpoint(init, KIND)
         settings.model = source["config"]  # a warm start keeps the source's architecture, maybe deepened
+    if out_fields:
+        settings.model.setdefault("generator", {})["out_fields"] = out_fields
     if grow:  # onto the source's architecture (with --init) or the default one
         g_config = settings.model.setdefault("generator", {})
         g_config["depth"] = [d + extra for d, extra in zip(g_config.get("depth", (0, 0)), deepen)]
