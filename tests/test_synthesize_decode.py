@@ -15,12 +15,12 @@ def _whole(code_plane, n):
     return torch.stack([code_plane(k) for k in range(n)], 1)
 
 
-@pytest.fixture(scope="module", params=[((0, 0), 0, 1), ((1, 2), 3, 1), ((0, 0), 0, 3)],
-                ids=["plain", "residual+full-res", "three-fields"])
+@pytest.fixture(scope="module", params=[((0, 0), 0, 1, 0), ((1, 2), 3, 1, 0), ((0, 0), 0, 3, 0), ((0, 1), 3, 1, 2)],
+                ids=["plain", "residual+full-res", "three-fields", "full-res-noise"])
 def generator(request):
     torch.manual_seed(0)
-    depth, full_res, out_fields = request.param
-    g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1),
+    depth, full_res, out_fields, full_res_noise = request.param
+    g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1, full_res_noise),
                          depth=depth, full_res=full_res, out_fields=out_fields).eval()
     # Random weights give a near-constant output: scale the last layer and centre its logits
     # so that thresholded volumes are part pore, part solid. Residual convolutions start at zero
@@ -56,6 +56,25 @@ def test_several_output_fields_give_their_minimum_upsampled():
     assert torch.equal(logits, torch.stack(fields).amin(0))
     with pytest.raises(ValueError, match="out_fields"):
         TextureGenerator(out_fields=0)
+
+
+def test_full_resolution_noise_reaches_single_voxels():
+    """Changing one full-resolution noise value of a latent cell changes the output only within
+    the full-resolution stage's reach of that voxel (two 3x3x3 convolutions: 2 voxels)."""
+    torch.manual_seed(2)
+    g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1, 1), full_res=3).eval()
+    assert g.noise_channels == 4 + 8 + 64 + 512
+    with torch.no_grad():
+        g.fine_c.weight.normal_(0, 0.5)
+        z = torch.randn(1, g.in_channels, 4, 4, 4)
+        before = g(z)
+        z[0, -1, 1, 1, 1] += 5.0  # the last full-resolution value of cell (1, 1, 1): its voxel (15, 15, 15)
+        changed = (g(z) - before).abs()[0, 0] > 0
+    where = torch.nonzero(changed)
+    assert len(where) > 0
+    assert where.amin().item() >= 13 and where.amax().item() <= 17
+    with pytest.raises(ValueError, match="full-resolution stage"):
+        TextureGenerator(fine_noise=(2, 1, 1))
 
 
 def test_margin_grows_with_the_residual_convolutions():

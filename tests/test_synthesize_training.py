@@ -221,6 +221,36 @@ def test_a_deepened_warm_start_adds_residual_convolutions_and_keeps_the_output(t
     assert trained_deep.generator.fine_c.weight.abs().sum() > 0
 
 
+def test_a_warm_start_with_full_resolution_noise_keeps_the_output_and_trains_the_new_stage(trained, tmp_path):
+    out, _ = trained
+    old = load_texture_model(str(out))
+    noisy_out = tmp_path / "noisy.pt"
+    train_texture(_textures(), noisy_out, _settings(0), init=out, full_res=2, full_res_noise=1)
+    noisy = load_texture_model(str(noisy_out))
+    assert noisy.generator.fine_noise[2] == 1
+    assert noisy.generator.noise_channels == old.generator.noise_channels + 512
+    shape = (8, 8, 8)
+    latent = torch.randn(1, old.generator.in_channels, *grid_cells(old.generator, shape))
+    extra = torch.randn(1, 512, *latent.shape[2:])  # the new maps come last in a cell
+    np.testing.assert_allclose(decode_one_shot(noisy.generator, torch.cat([latent, extra], 1), shape),
+                               decode_one_shot(old.generator, latent, shape), atol=1e-4)
+    settings = _settings(2)
+    settings.lr_grown = 1e-3
+    train_texture(_textures(), noisy_out, settings, resume=True)
+    trained_noisy = load_texture_model(str(noisy_out))
+    # The new stage's first convolution reads the noise maps (its last input channel), and moves.
+    before = noisy.generator.fine_b.weight[:, -1]
+    assert not torch.equal(trained_noisy.generator.fine_b.weight[:, -1], before)
+    assert trained_noisy.generator.fine_c.weight.abs().sum() > 0
+
+
+def test_full_resolution_noise_needs_the_full_resolution_stage(trained, tmp_path):
+    out, _ = trained
+    with pytest.raises(BadInputError, match="--full-res-noise"):
+        train_texture(_textures(), tmp_path / "x.pt", _settings(1), init=out, full_res_noise=1)
+    assert not (tmp_path / "x.pt").exists()
+
+
 @pytest.mark.parametrize("kwargs", [{"deepen": (-1, 0), "init": True}, {"deepen": (0, -2)}, {"full_res": -1, "init": True}])
 def test_deepen_and_full_res_must_not_be_negative(trained, tmp_path, kwargs):
     out, _ = trained

@@ -73,6 +73,7 @@ def train_texture(
     deepen: str = typer.Option("0,0", "--deepen", metavar="D1,D2", help="Add D1 and D2 residual convolutions at 1/4 and 1/2 resolution to the generator (with --init: to the source's; zero-initialised, so a warm start begins at its output)."),
     grown_lr: float = typer.Option(0.0, "--grown-lr", help="Adam learning rate of the layers --deepen / --full-res add (default: --lr)."),
     full_res: int = typer.Option(0, "--full-res", metavar="F", help="Add a full-resolution output stage of F channels to the generator (with --init: to the source's; zero-initialised)."),
+    full_res_noise: int = typer.Option(0, "--full-res-noise", metavar="N", help="N full-resolution noise maps for the --full-res stage, so it can draw random one-voxel detail (throats, specks)."),
     out_fields: int = typer.Option(0, "--out-fields", metavar="K", help="A new generator whose pore logit is the minimum of K output fields: pores are the gaps of K overlapping solid phases, as between grains (from scratch only; default: one field)."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     threshold: Optional[float] = options.Threshold,
@@ -111,7 +112,7 @@ def train_texture(
                              critic_3d_weight=critic_3d_weight, critic_3d_warmup=critic_3d_warmup,
                              critic_3d_lr=critic_3d_lr, lr_grown=grown_lr)
     metrics = train(textures, out, settings, resume=resume, init=init, deepen=extra, full_res=full_res,
-                    out_fields=out_fields)
+                    out_fields=out_fields, full_res_noise=full_res_noise)
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:
         log("held-out porosity, specific surface (real / generated): " + ", ".join(

@@ -69,10 +69,15 @@ class TextureGenerator(nn.Module):
             raise ValueError(f"out_fields must be at least 1, got {out_fields}")
         self.out_fields = int(out_fields)
         self.code_channels, self.cell_noise = code_channels, noise_channels
+        # fine_noise = (maps at 1/4, maps at 1/2[, maps at full resolution for the full-res stage]).
+        if len(fine_noise) == 2:
+            fine_noise = (*fine_noise, 0)
         self.widths, self.fine_noise, self.depth = tuple(widths), tuple(fine_noise), tuple(depth)
         self.full_res = int(full_res)
         w0, w1, w2 = self.widths
-        n1, n2 = self.fine_noise
+        n1, n2, n3 = self.fine_noise
+        if n3 and not self.full_res:
+            raise ValueError("full-resolution noise maps need a full-resolution stage (full_res > 0)")
         self.act = nn.LeakyReLU(0.2, inplace=True)
         # Each 3x3x3 convolution is valid (no padding); `_pad` adds the circular border in training.
         self.c0a = nn.Conv3d(code_channels + noise_channels, w0, 3)
@@ -95,9 +100,13 @@ class TextureGenerator(nn.Module):
         # interpolated one. It can draw throats one voxel wide, which an interpolated
         # half-resolution logit hardly can (Ketton's loops close through them). Same margin: its
         # two full-resolution convolutions trim as much as the output convolution at 1/2 does.
+        # With full-resolution noise maps (n3) its first 3x3x3 convolution also reads them: it can
+        # then draw random detail one voxel wide (rough walls, specks, one-voxel throats), which
+        # no deterministic function of the smoother features draws; a 1/2-resolution-only noise
+        # left Ketton's pore loops, 90 % of which close through one-voxel throats, undrawn.
         f = self.full_res
         self.fine_a = nn.Conv3d(w2, f, 1) if f else None
-        self.fine_b = nn.Conv3d(f, f, 3) if f else None
+        self.fine_b = nn.Conv3d(f + n3, f, 3) if f else None
         self.fine_c = nn.Conv3d(f, 1, 3) if f else None
         for conv in [*self.res1, *self.res2, *([self.fine_c] if f else [])]:
             nn.init.zeros_(conv.weight)
@@ -114,10 +123,11 @@ class TextureGenerator(nn.Module):
 
     @property
     def noise_channels(self) -> int:
-        """Noise channels of a latent cell: per-cell noise, then the 8 (1/4) and 64 (1/2) values
-        per cell of the finer noise maps, so all randomness lives in the latent grid."""
-        n1, n2 = self.fine_noise
-        return self.cell_noise + 8 * n1 + 64 * n2
+        """Noise channels of a latent cell: per-cell noise, then the 8 (1/4), 64 (1/2) and 512
+        (full resolution) values per cell of the finer noise maps, so all randomness lives in the
+        latent grid."""
+        n1, n2, n3 = self.fine_noise
+        return self.cell_noise + 8 * n1 + 64 * n2 + 512 * n3
 
     @property
     def in_channels(self) -> int:
@@ -167,10 +177,11 @@ class TextureGenerator(nn.Module):
         """Logits (B, 1, D, H, W); sigmoid gives the pore probability."""
         if pad not in ("circular", "valid"):
             raise ValueError(f"pad must be 'circular' or 'valid', got {pad!r}")
-        n1, n2 = self.fine_noise
+        n1, n2, n3 = self.fine_noise
         c = self.code_channels + self.cell_noise
-        noise1 = voxel_shuffle(z[:, c:c + 8 * n1])                        # n1 maps at 1/4
-        noise2 = voxel_shuffle(voxel_shuffle(z[:, c + 8 * n1:]))          # n2 maps at 1/2
+        c2, c3 = c + 8 * n1, c + 8 * n1 + 64 * n2
+        noise1 = voxel_shuffle(z[:, c:c2])                                # n1 maps at 1/4
+        noise2 = voxel_shuffle(voxel_shuffle(z[:, c2:c3]))                # n2 maps at 1/2
 
         def a(t):
             return pixel_norm(self.act(t))
@@ -191,6 +202,8 @@ class TextureGenerator(nn.Module):
         if self.fine_a is None:
             return logits
         fine = self._up(self.act(self.fine_a(x)), pad)
+        if n3:                                                            # n3 maps at full resolution
+            fine = self._with_noise(fine, voxel_shuffle(voxel_shuffle(voxel_shuffle(z[:, c3:]))))
         fine = self.act(self._conv(self.fine_b, fine, pad))
         return logits + self._conv(self.fine_c, fine, pad)
 
@@ -200,22 +213,31 @@ class TextureGenerator(nn.Module):
         first sub-voxel layer copied to the others. A fully convolutional generator fed with it
         (and with codes constant along z) gives a volume that is exactly the same on every
         z-slice: a 2D texture extruded along z, as a fracture network cut through a slab."""
-        n1, n2 = self.fine_noise
         b, _, d, h, w = noise.shape
         noise = noise[:, :, :1].expand(-1, -1, d, -1, -1)
-        cell = noise[:, :self.cell_noise]
-        # Channel layout of the unshuffled maps (see voxel_shuffle): map, then the (z, y, x) sub-voxel
-        # of each level; for the 1/2 maps the finer level's triple comes first, the 1/4 one last.
-        fine1 = noise[:, self.cell_noise:self.cell_noise + 8 * n1].reshape(b, n1, 2, 4, d, h, w)
-        fine1 = fine1[:, :, :1].expand(-1, -1, 2, -1, -1, -1, -1)
-        fine2 = noise[:, self.cell_noise + 8 * n1:].reshape(b, n2 * 8, 2, 4, d, h, w)
-        fine2 = fine2[:, :, :1].expand(-1, -1, 2, -1, -1, -1, -1).reshape(b, n2, 2, 4 * 8, d, h, w)
-        fine2 = fine2[:, :, :1].expand(-1, -1, 2, -1, -1, -1, -1)
-        return torch.cat([cell, fine1.reshape(b, 8 * n1, d, h, w), fine2.reshape(b, 64 * n2, d, h, w)], 1)
+        parts, start = [noise[:, :self.cell_noise]], self.cell_noise
+        for levels, maps in enumerate(self.fine_noise, start=1):
+            count = maps * 8 ** levels
+            parts.append(_first_z_subvoxel(noise[:, start:start + count], maps, levels))
+            start += count
+        return torch.cat(parts, 1)
 
     def latent_cells_for(self, voxels: int) -> int:
         """Latent cells along an axis whose valid decoding covers `voxels` voxels."""
         return -(-(voxels + 2 * self.margin_voxels) // SCALE)
+
+
+def _first_z_subvoxel(noise: torch.Tensor, maps: int, levels: int) -> torch.Tensor:
+    """Unshuffled noise maps (B, maps * 8**levels, d, h, w) with every sub-voxel value replaced by
+    that of the first z sub-voxel layer, at each of the `levels` unshuffle levels. Channel layout
+    (see voxel_shuffle, applied `levels` times): map, then one (z, y, x) triple per level, the
+    finest level's outermost and the coarsest's innermost; a triple's z bit is its leading one."""
+    b, _, d, h, w = noise.shape
+    for level in range(levels):
+        inner = 8 ** level  # channels of the triples inside this one (coarser levels)
+        noise = noise.reshape(b, maps * 8 ** (levels - 1 - level), 2, 4 * inner, d, h, w)
+        noise = noise[:, :, :1].expand(-1, -1, 2, -1, -1, -1, -1)
+    return noise.reshape(b, maps * 8 ** levels, d, h, w)
 
 
 class TextureEncoder(nn.Module):

@@ -432,17 +432,21 @@ def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None
 
 
 def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False,
-                  init: "Path | None" = None, deepen=(0, 0), full_res: int = 0, out_fields: int = 0) -> dict:
+                  init: "Path | None" = None, deepen=(0, 0), full_res: int = 0, out_fields: int = 0,
+                  full_res_noise: int = 0) -> dict:
     """Train (or resume) and write `out` (.pt), `out`.csv (learning curve) and `out`.png.
     `init`: start from the network weights of another texture checkpoint (fresh optimizers);
     `deepen` = (d1, d2): that many residual convolutions at 1/4 and 1/2 resolution (with `init`:
     more than the source has), `full_res` > 0 a full-resolution output stage of that many channels
-    (both zero-initialised, so a warm start begins at the source's output). A resumed run keeps
+    (both zero-initialised, so a warm start begins at the source's output), and `full_res_noise` > 0
+    that many full-resolution noise maps read by that new stage. A resumed run keeps
     the architecture of its checkpoint, so neither may be given with an existing `out`.
     `out_fields` > 0: a new generator whose pore logit is the minimum of that many output fields
     (see `TextureGenerator`); only from scratch, since it changes the output layer's shape."""
-    if any(d < 0 for d in deepen) or full_res < 0:
-        raise BadInputError("--deepen (two numbers) and --full-res must not be negative")
+    if any(d < 0 for d in deepen) or full_res < 0 or full_res_noise < 0:
+        raise BadInputError("--deepen (two numbers), --full-res and --full-res-noise must not be negative")
+    if full_res_noise and not full_res:
+        raise BadInputError("--full-res-noise feeds the new full-resolution stage: give --full-res too")
     if settings.crop % SCALE or settings.crop < 16:
         raise BadInputError(f"--crop must be a multiple of {SCALE} and at least 16, got {settings.crop}")
     names = [t.name for t in textures]
@@ -473,6 +477,7 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
             if g_config.get("full_res"):
                 raise BadInputError(f"--full-res: {init} already has a full-resolution stage")
             g_config["full_res"] = full_res
+            g_config["fine_noise"] = [*g_config.get("fine_noise", (2, 1))[:2], full_res_noise]
     trainer = TextureTrainer(textures, settings)
     if resuming:
         saved = [t["name"] for t in checkpoint["meta"]["textures"]]
