@@ -15,18 +15,19 @@ def _whole(code_plane, n):
     return torch.stack([code_plane(k) for k in range(n)], 1)
 
 
-@pytest.fixture(scope="module", params=[((0, 0), 0, 1, 0), ((1, 2), 3, 1, 0), ((0, 0), 0, 3, 0), ((0, 1), 3, 1, 2)],
-                ids=["plain", "residual+full-res", "three-fields", "full-res-noise"])
+@pytest.fixture(scope="module", params=[((0, 0), 0, 1, 0, 0), ((1, 2), 3, 1, 0, 0), ((0, 0), 0, 3, 0, 0),
+                                        ((0, 1), 3, 1, 2, 0), ((0, 0), 2, 1, 1, 3)],
+                ids=["plain", "residual+full-res", "three-fields", "full-res-noise", "refine"])
 def generator(request):
     torch.manual_seed(0)
-    depth, full_res, out_fields, full_res_noise = request.param
+    depth, full_res, out_fields, full_res_noise, refine = request.param
     g = TextureGenerator(code_channels=4, noise_channels=4, widths=(16, 8, 8), fine_noise=(1, 1, full_res_noise),
-                         depth=depth, full_res=full_res, out_fields=out_fields).eval()
+                         depth=depth, full_res=full_res, out_fields=out_fields, refine=refine).eval()
     # Random weights give a near-constant output: scale the last layer and centre its logits
     # so that thresholded volumes are part pore, part solid. Residual convolutions start at zero
     # (identity): give them weights, or their part of the margin would go untested.
     with torch.no_grad():
-        for conv in [*g.res1, *g.res2, *([g.fine_c] if full_res else [])]:
+        for conv in [*g.res1, *g.res2, *([g.fine_c] if full_res else []), *([g.ref_c] if refine else [])]:
             conv.weight.normal_(0, 0.2)
         g.out.weight.mul_(20)
         g.out.bias.sub_(g(torch.randn(1, g.in_channels, 12, 12, 12), pad="valid").median())
@@ -75,6 +76,8 @@ def test_full_resolution_noise_reaches_single_voxels():
     assert where.amin().item() >= 13 and where.amax().item() <= 17
     with pytest.raises(ValueError, match="full-resolution stage"):
         TextureGenerator(fine_noise=(2, 1, 1))
+    with pytest.raises(ValueError, match="full-resolution stage"):
+        TextureGenerator(refine=4)
 
 
 def test_margin_grows_with_the_residual_convolutions():

@@ -244,6 +244,28 @@ def test_a_warm_start_with_full_resolution_noise_keeps_the_output_and_trains_the
     assert trained_noisy.generator.fine_c.weight.abs().sum() > 0
 
 
+def test_a_refinement_warm_start_keeps_the_output_and_learns(trained, tmp_path):
+    out, _ = trained
+    old = load_texture_model(str(out))
+    refined_out = tmp_path / "refined.pt"
+    train_texture(_textures(), refined_out, _settings(0), init=out, full_res=2, refine=3)
+    refined = load_texture_model(str(refined_out))
+    assert refined.generator.refine == 3 and refined.generator.margin_voxels == old.generator.margin_voxels + 2
+    # On one latent grid the refined decode is 2 voxels shorter each side (its margin) and otherwise the same.
+    latent = torch.randn(1, old.generator.in_channels, 12, 12, 12)
+    with torch.no_grad():
+        before, after = old.generator(latent, pad="valid"), refined.generator(latent, pad="valid")
+    assert after.shape[2] == before.shape[2] - 4
+    torch.testing.assert_close(after, before[:, :, 2:-2, 2:-2, 2:-2], atol=1e-5, rtol=1e-5)
+    settings = _settings(2)
+    settings.lr_grown = 1e-3
+    train_texture(_textures(), refined_out, settings, resume=True)
+    assert load_texture_model(str(refined_out)).generator.ref_c.weight.abs().sum() > 0
+    with pytest.raises(BadInputError, match="--refine"):
+        train_texture(_textures(), tmp_path / "x.pt", _settings(1), init=out, refine=2)
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_full_resolution_noise_needs_the_full_resolution_stage(trained, tmp_path):
     out, _ = trained
     with pytest.raises(BadInputError, match="--full-res-noise"):

@@ -74,6 +74,7 @@ def train_texture(
     grown_lr: float = typer.Option(0.0, "--grown-lr", help="Adam learning rate of the layers --deepen / --full-res add (default: --lr)."),
     full_res: int = typer.Option(0, "--full-res", metavar="F", help="Add a full-resolution output stage of F channels to the generator (with --init: to the source's; zero-initialised)."),
     full_res_noise: int = typer.Option(0, "--full-res-noise", metavar="N", help="N full-resolution noise maps for the --full-res stage, so it can draw random one-voxel detail (throats, specks)."),
+    refine: int = typer.Option(0, "--refine", metavar="R", help="Add a refinement of R channels that reads the finished logit and corrects it locally (two full-resolution convolutions; zero-initialised; needs --full-res or a source that has it)."),
     out_fields: int = typer.Option(0, "--out-fields", metavar="K", help="A new generator whose pore logit is the minimum of K output fields: pores are the gaps of K overlapping solid phases, as between grains (from scratch only; default: one field)."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
     threshold: Optional[float] = options.Threshold,
@@ -112,7 +113,7 @@ def train_texture(
                              critic_3d_weight=critic_3d_weight, critic_3d_warmup=critic_3d_warmup,
                              critic_3d_lr=critic_3d_lr, lr_grown=grown_lr)
     metrics = train(textures, out, settings, resume=resume, init=init, deepen=extra, full_res=full_res,
-                    out_fields=out_fields, full_res_noise=full_res_noise)
+                    out_fields=out_fields, full_res_noise=full_res_noise, refine=refine)
     log(f"wrote {out} (learning curve {out.with_suffix('.csv')}, {out.with_suffix('.png')})")
     if metrics:
         log("held-out porosity, specific surface (real / generated): " + ", ".join(

@@ -63,7 +63,8 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 class TextureGenerator(nn.Module):
     def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths=(48, 32, 16),
-                 fine_noise=(2, 1), depth=(0, 0), full_res: int = 0, out_fields: int = 1):
+                 fine_noise=(2, 1), depth=(0, 0), full_res: int = 0, out_fields: int = 1,
+                 refine: int = 0):
         super().__init__()
         if out_fields < 1:
             raise ValueError(f"out_fields must be at least 1, got {out_fields}")
@@ -76,8 +77,9 @@ class TextureGenerator(nn.Module):
         self.full_res = int(full_res)
         w0, w1, w2 = self.widths
         n1, n2, n3 = self.fine_noise
-        if n3 and not self.full_res:
-            raise ValueError("full-resolution noise maps need a full-resolution stage (full_res > 0)")
+        if (n3 or refine) and not self.full_res:
+            raise ValueError("full-resolution noise maps and refine need a full-resolution stage (full_res > 0)")
+        self.refine = int(refine)
         self.act = nn.LeakyReLU(0.2, inplace=True)
         # Each 3x3x3 convolution is valid (no padding); `_pad` adds the circular border in training.
         self.c0a = nn.Conv3d(code_channels + noise_channels, w0, 3)
@@ -108,7 +110,16 @@ class TextureGenerator(nn.Module):
         self.fine_a = nn.Conv3d(w2, f, 1) if f else None
         self.fine_b = nn.Conv3d(f + n3, f, 3) if f else None
         self.fine_c = nn.Conv3d(f, 1, 3) if f else None
-        for conv in [*self.res1, *self.res2, *([self.fine_c] if f else [])]:
+        # Optional refinement (`refine` channels): two more full-resolution 3x3x3 convolutions that
+        # read the finished logit itself beside the full-resolution features and noise, and add a
+        # correction. Only a stage that sees the logit's neighbourhood can learn local topology
+        # edits (a solid wall one voxel thick between two pores -> a throat), which is what the
+        # Euler term's per-voxel gradient asks for; through the rest of the network that gradient
+        # only moved the porosity. It costs 2 voxels of margin.
+        r = self.refine
+        self.ref_b = nn.Conv3d(1 + f + n3, r, 3) if r else None
+        self.ref_c = nn.Conv3d(r, 1, 3) if r else None
+        for conv in [*self.res1, *self.res2, *([self.fine_c] if f else []), *([self.ref_c] if r else [])]:
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
 
@@ -119,7 +130,7 @@ class TextureGenerator(nn.Module):
         (1/4) + (2 + d2) * 2 (1/2), upsamplings 8 (from 1/8) + 4 (from 1/4) + 2 (from 1/2);
         38 without residual convolutions."""
         d1, d2 = self.depth
-        return 2 * 8 + (1 + d1) * 4 + (2 + d2) * 2 + 8 + 4 + 2
+        return 2 * 8 + (1 + d1) * 4 + (2 + d2) * 2 + 8 + 4 + 2 + (2 if self.refine else 0)
 
     @property
     def noise_channels(self) -> int:
@@ -148,9 +159,7 @@ class TextureGenerator(nn.Module):
     @staticmethod
     def _with_noise(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Concatenate a noise map, centre-cropped to x (valid decoding trims both alike)."""
-        crop = [(n - m) // 2 for n, m in zip(noise.shape[2:], x.shape[2:])]
-        noise = noise[:, :, crop[0]:crop[0] + x.shape[2], crop[1]:crop[1] + x.shape[3], crop[2]:crop[2] + x.shape[4]]
-        return torch.cat([x, noise], 1)
+        return torch.cat([x, _centre_crop(noise, x)], 1)
 
     def _residual(self, conv: nn.Conv3d, x: torch.Tensor, pad: str) -> torch.Tensor:
         """x + act(conv(x)), pixel-normalised; valid decoding crops x by the cell conv trims."""
@@ -159,7 +168,7 @@ class TextureGenerator(nn.Module):
             x = x[:, :, 1:-1, 1:-1, 1:-1]
         return pixel_norm(x + y)
 
-    GROWN = ("res1.", "res2.", "fine_")  # parameter names of the optional layers
+    GROWN = ("res1.", "res2.", "fine_", "ref_")  # parameter names of the optional layers
 
     def grown_parameters(self) -> list:
         """Parameters of the optional layers (residual convolutions, full-resolution stage)."""
@@ -201,11 +210,16 @@ class TextureGenerator(nn.Module):
             logits = logits.amin(dim=1, keepdim=True)
         if self.fine_a is None:
             return logits
-        fine = self._up(self.act(self.fine_a(x)), pad)
-        if n3:                                                            # n3 maps at full resolution
-            fine = self._with_noise(fine, voxel_shuffle(voxel_shuffle(voxel_shuffle(z[:, c3:]))))
+        features = self._up(self.act(self.fine_a(x)), pad)
+        noise3 = voxel_shuffle(voxel_shuffle(voxel_shuffle(z[:, c3:]))) if n3 else None  # n3 maps at full resolution
+        fine = self._with_noise(features, noise3) if n3 else features
         fine = self.act(self._conv(self.fine_b, fine, pad))
-        return logits + self._conv(self.fine_c, fine, pad)
+        logits = logits + self._conv(self.fine_c, fine, pad)
+        if not self.refine:
+            return logits
+        inputs = torch.cat([logits, _centre_crop(features, logits)] + ([_centre_crop(noise3, logits)] if n3 else []), 1)
+        correction = self._conv(self.ref_c, self.act(self._conv(self.ref_b, inputs, pad)), pad)
+        return _centre_crop(logits, correction) + correction
 
     def extrude_noise(self, noise: torch.Tensor) -> torch.Tensor:
         """Noise channels (B, noise_channels, d, h, w) made invariant along z, at every scale:
@@ -225,6 +239,13 @@ class TextureGenerator(nn.Module):
     def latent_cells_for(self, voxels: int) -> int:
         """Latent cells along an axis whose valid decoding covers `voxels` voxels."""
         return -(-(voxels + 2 * self.margin_voxels) // SCALE)
+
+
+def _centre_crop(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The centre of t (B, C, ...) with like's spatial size (valid decoding trims every map
+    symmetrically, so centres line up)."""
+    crop = [(n - m) // 2 for n, m in zip(t.shape[2:], like.shape[2:])]
+    return t[:, :, crop[0]:crop[0] + like.shape[2], crop[1]:crop[1] + like.shape[3], crop[2]:crop[2] + like.shape[4]]
 
 
 def _first_z_subvoxel(noise: torch.Tensor, maps: int, levels: int) -> torch.Tensor:

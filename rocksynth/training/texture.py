@@ -110,7 +110,7 @@ def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dic
     return {"generator": {"code_channels": generator.code_channels, "noise_channels": generator.cell_noise,
                           "widths": list(generator.widths), "fine_noise": list(generator.fine_noise),
                           "depth": list(generator.depth), "full_res": generator.full_res,
-                          "out_fields": generator.out_fields},
+                          "out_fields": generator.out_fields, "refine": generator.refine},
             "encoder": {"width": encoder.width}}
 
 
@@ -433,18 +433,19 @@ def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None
 
 def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False,
                   init: "Path | None" = None, deepen=(0, 0), full_res: int = 0, out_fields: int = 0,
-                  full_res_noise: int = 0) -> dict:
+                  full_res_noise: int = 0, refine: int = 0) -> dict:
     """Train (or resume) and write `out` (.pt), `out`.csv (learning curve) and `out`.png.
     `init`: start from the network weights of another texture checkpoint (fresh optimizers);
     `deepen` = (d1, d2): that many residual convolutions at 1/4 and 1/2 resolution (with `init`:
     more than the source has), `full_res` > 0 a full-resolution output stage of that many channels
     (both zero-initialised, so a warm start begins at the source's output), and `full_res_noise` > 0
-    that many full-resolution noise maps read by that new stage. A resumed run keeps
+    that many full-resolution noise maps read by that new stage, `refine` > 0 a refinement of that
+    many channels reading the logit (zero-initialised too; needs a full-resolution stage). A resumed run keeps
     the architecture of its checkpoint, so neither may be given with an existing `out`.
     `out_fields` > 0: a new generator whose pore logit is the minimum of that many output fields
     (see `TextureGenerator`); only from scratch, since it changes the output layer's shape."""
-    if any(d < 0 for d in deepen) or full_res < 0 or full_res_noise < 0:
-        raise BadInputError("--deepen (two numbers), --full-res and --full-res-noise must not be negative")
+    if any(d < 0 for d in deepen) or full_res < 0 or full_res_noise < 0 or refine < 0:
+        raise BadInputError("--deepen (two numbers), --full-res, --full-res-noise and --refine must not be negative")
     if full_res_noise and not full_res:
         raise BadInputError("--full-res-noise feeds the new full-resolution stage: give --full-res too")
     if settings.crop % SCALE or settings.crop < 16:
@@ -456,7 +457,7 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
     curve_path = out.with_suffix(".csv")
     torch.manual_seed(settings.seed)
     resuming = resume and out.is_file()
-    grow = any(deepen) or full_res
+    grow = any(deepen) or full_res or refine
     if resuming and grow:
         raise BadInputError(f"--deepen and --full-res choose a new network; {out} exists and --resume keeps its architecture")
     if out_fields < 0 or (out_fields and (resuming or init is not None)):
@@ -472,6 +473,12 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         settings.model.setdefault("generator", {})["out_fields"] = out_fields
     if grow:  # onto the source's architecture (with --init) or the default one
         g_config = settings.model.setdefault("generator", {})
+        if refine:
+            if g_config.get("refine"):
+                raise BadInputError(f"--refine: {init} already has a refinement stage")
+            if not (full_res or g_config.get("full_res")):
+                raise BadInputError("--refine reads the full-resolution features: give --full-res too")
+            g_config["refine"] = refine
         g_config["depth"] = [d + extra for d, extra in zip(g_config.get("depth", (0, 0)), deepen)]
         if full_res:
             if g_config.get("full_res"):
