@@ -1,0 +1,116 @@
+"""Why the texture GAN draws too few pore loops for Ketton: two diagnostics that print their figures.
+
+Euler densities are per 10^4 voxels (pores, 6-connectivity); real held-out Ketton is about -1.4.
+
+--excursion  Euler density of simple random-field models at Ketton's porosity 0.13 and above:
+             a smooth Gaussian field thresholded (what an interpolated half-resolution logit is
+             close to), the minimum of K such fields (pores = gaps of K overlapping phases:
+             `--out-fields K`), and PoreSpy's overlapping spheres (a Boolean grain model).
+--finetune   The shipped generator (optionally grown by a full-resolution stage with noise and a
+             refinement, training only those layers) fine-tuned on Ketton crops with the
+             statistics terms alone (porosity, per-axis S2 and the Euler term; no critics), to
+             see whether the Euler term can move the generated Euler density at all.
+
+Run:  OMP_NUM_THREADS=1 python benchmarks/diag_texture_topology.py --excursion
+      OMP_NUM_THREADS=1 python benchmarks/diag_texture_topology.py --finetune --euler-weight 0.03 [--refine 8]
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def _stats(volume: torch.Tensor) -> str:
+    from rocksynth.training.texture import surface_estimate
+    from rocksynth.training.topology import EULER_UNIT, euler_density
+
+    v = volume.float()
+    return (f"porosity {v.mean():.3f}  surface {surface_estimate(v).mean():.3f}  "
+            f"Euler {(euler_density(v) * EULER_UNIT).mean():.2f}")
+
+
+def excursion(size: int = 96) -> None:
+    from scipy import ndimage
+    import porespy
+
+    rng = np.random.default_rng(0)
+    print(f"{size}^3 periodic fields; Gaussian fields smoothed with sigma voxels")
+    for sigma in (3, 5):
+        for k in (1, 2, 4, 8):
+            field = np.stack([ndimage.gaussian_filter(rng.standard_normal((size,) * 3), sigma, mode="wrap")
+                              for _ in range(k)]).min(0)
+            for porosity in (0.13, 0.2, 0.3):
+                pores = torch.from_numpy(field > np.quantile(field, 1 - porosity))[None, None]
+                print(f"min of {k} Gaussian fields, sigma {sigma}, target porosity {porosity}: {_stats(pores)}")
+    for radius in (8, 15, 20):
+        for porosity in (0.13, 0.2):
+            pores = np.asarray(porespy.generators.overlapping_spheres([128] * 3, r=radius, porosity=porosity, seed=1), bool)
+            print(f"overlapping spheres r {radius}, target porosity {porosity}: {_stats(torch.from_numpy(pores)[None, None])}")
+
+
+def finetune(args) -> None:
+    from rocksynth.data.textures import TextureCrops
+    from rocksynth.pipelines.synthesize import load_texture_model, load_training_textures
+    from rocksynth.training.texture import (axis_correlation, binary_straight_through, build_models,
+                                            correlation_mismatch, latent_grid, window_correlation)
+    from rocksynth.training.topology import EULER_UNIT, boundary_gradient_only, euler_density
+
+    torch.manual_seed(0)
+    model = load_texture_model(args.model)
+    generator = model.generator
+    if args.refine:
+        config = {"generator": {"full_res": 8, "fine_noise": [2, 1, 2], "refine": args.refine}}
+        grown, _ = build_models(config)
+        grown.grow_from(generator.state_dict())
+        generator = grown
+    generator.train()
+    params = generator.grown_parameters() if args.refine else list(generator.parameters())
+    optimizer = torch.optim.Adam(params, lr=args.lr, betas=(0.5, 0.999))
+    crops = TextureCrops(load_training_textures([f"ketton={args.ketton}"]), seed=0)
+    code = model.code_of("ketton")
+    start = time.perf_counter()
+    print(f"Euler weight {args.euler_weight}, lr {args.lr}, training {'the grown layers' if args.refine else 'the generator'}")
+    for step in range(args.steps + 1):
+        _, x_np, _ = crops.pairs(64, 2)
+        x = torch.from_numpy(x_np).float()[:, None]
+        logits = generator(latent_grid(code[None].repeat(2, 1), 8, generator.noise_channels))
+        fakes = binary_straight_through(logits, 2.0)
+        loss_porosity = ((fakes.mean(dim=(1, 2, 3, 4)) - x.mean(dim=(1, 2, 3, 4))) ** 2).mean()
+        with torch.no_grad():
+            target = window_correlation(x, 24)
+        loss_correlation = correlation_mismatch(axis_correlation(fakes, 24), target)
+        euler = euler_density(boundary_gradient_only(fakes)) * EULER_UNIT
+        loss_euler = ((euler - euler_density(x) * EULER_UNIT) ** 2).mean()
+        loss = 30 * loss_porosity + 1000 * loss_correlation + args.euler_weight * loss_euler
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 20 == 0:
+            print(f"step {step:4d} ({time.perf_counter() - start:.0f} s): generated {_stats(logits.detach() > 0)}; "
+                  f"real crops {_stats(x > 0.5)}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--excursion", action="store_true")
+    parser.add_argument("--finetune", action="store_true")
+    parser.add_argument("--model", default="rocks")
+    parser.add_argument("--ketton", default="../shared/data/ketton_256.tif")
+    parser.add_argument("--euler-weight", type=float, default=0.03)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--refine", type=int, default=0, help="grow a full-res stage (8, 2 noise maps) + refine R; train those only")
+    parser.add_argument("--steps", type=int, default=200)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.excursion:
+        excursion()
+    if args.finetune:
+        finetune(args)
+    if not (args.excursion or args.finetune):
+        parser.error("choose --excursion and/or --finetune")
+
+
+if __name__ == "__main__":
+    main()
