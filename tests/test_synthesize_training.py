@@ -193,6 +193,22 @@ def test_warm_start_keeps_architecture_codes_and_output(trained, tmp_path):
                                   decode_one_shot(old.generator, latent, (8, 8, 8)))
 
 
+def _grown(trained, tmp_path, **grow):
+    """The trained tiny model, a warm start of it grown by `grow` (no iterations), and that one loaded."""
+    out, _ = trained
+    grown_out = tmp_path / "grown.pt"
+    train_texture(_textures(), grown_out, _settings(0), init=out, **grow)
+    return load_texture_model(str(out)), grown_out, load_texture_model(str(grown_out))
+
+
+def _resume_with_grown_lr(path, lr_grown: float = 1e-3) -> TrainSettings:
+    """Two more iterations of a grown checkpoint, its added layers at their own learning rate."""
+    settings = _settings(2)
+    settings.lr_grown = lr_grown
+    train_texture(_textures(), path, settings, resume=True)
+    return settings
+
+
 def test_a_deepened_warm_start_adds_residual_convolutions_and_keeps_the_output(trained, tmp_path):
     out, _ = trained
     old = load_texture_model(str(out))
@@ -210,9 +226,7 @@ def test_a_deepened_warm_start_adds_residual_convolutions_and_keeps_the_output(t
                                decode_one_shot(old.generator, inner, shape), atol=1e-4)
     # It trains on from there (resume keeps the deeper architecture) and the residual weights move,
     # at their own learning rate.
-    settings = _settings(2)
-    settings.lr_grown = 1e-3
-    train_texture(_textures(), deep_out, settings, resume=True)
+    settings = _resume_with_grown_lr(deep_out)
     state = torch.load(deep_out, weights_only=True)["state"]["opt_g"]
     assert [group["lr"] for group in state["param_groups"]] == [settings.lr_g, 1e-3]
     trained_deep = load_texture_model(str(deep_out))
@@ -222,11 +236,7 @@ def test_a_deepened_warm_start_adds_residual_convolutions_and_keeps_the_output(t
 
 
 def test_a_warm_start_with_full_resolution_noise_keeps_the_output_and_trains_the_new_stage(trained, tmp_path):
-    out, _ = trained
-    old = load_texture_model(str(out))
-    noisy_out = tmp_path / "noisy.pt"
-    train_texture(_textures(), noisy_out, _settings(0), init=out, full_res=2, full_res_noise=1)
-    noisy = load_texture_model(str(noisy_out))
+    old, noisy_out, noisy = _grown(trained, tmp_path, full_res=2, full_res_noise=1)
     assert noisy.generator.fine_noise[2] == 1
     assert noisy.generator.noise_channels == old.generator.noise_channels + 512
     shape = (8, 8, 8)
@@ -234,9 +244,7 @@ def test_a_warm_start_with_full_resolution_noise_keeps_the_output_and_trains_the
     extra = torch.randn(1, 512, *latent.shape[2:])  # the new maps come last in a cell
     np.testing.assert_allclose(decode_one_shot(noisy.generator, torch.cat([latent, extra], 1), shape),
                                decode_one_shot(old.generator, latent, shape), atol=1e-4)
-    settings = _settings(2)
-    settings.lr_grown = 1e-3
-    train_texture(_textures(), noisy_out, settings, resume=True)
+    settings = _resume_with_grown_lr(noisy_out)
     trained_noisy = load_texture_model(str(noisy_out))
     # The new stage's first convolution reads the noise maps (its last input channel), and moves.
     before = noisy.generator.fine_b.weight[:, -1]
@@ -246,10 +254,7 @@ def test_a_warm_start_with_full_resolution_noise_keeps_the_output_and_trains_the
 
 def test_a_refinement_warm_start_keeps_the_output_and_learns(trained, tmp_path):
     out, _ = trained
-    old = load_texture_model(str(out))
-    refined_out = tmp_path / "refined.pt"
-    train_texture(_textures(), refined_out, _settings(0), init=out, full_res=2, refine=3)
-    refined = load_texture_model(str(refined_out))
+    old, refined_out, refined = _grown(trained, tmp_path, full_res=2, refine=3)
     assert refined.generator.refine == 3 and refined.generator.margin_voxels == old.generator.margin_voxels + 2
     # On one latent grid the refined decode is 2 voxels shorter each side (its margin) and otherwise the same.
     latent = torch.randn(1, old.generator.in_channels, 12, 12, 12)
@@ -257,9 +262,7 @@ def test_a_refinement_warm_start_keeps_the_output_and_learns(trained, tmp_path):
         before, after = old.generator(latent, pad="valid"), refined.generator(latent, pad="valid")
     assert after.shape[2] == before.shape[2] - 4
     torch.testing.assert_close(after, before[:, :, 2:-2, 2:-2, 2:-2], atol=1e-5, rtol=1e-5)
-    settings = _settings(2)
-    settings.lr_grown = 1e-3
-    train_texture(_textures(), refined_out, settings, resume=True)
+    settings = _resume_with_grown_lr(refined_out)
     assert load_texture_model(str(refined_out)).generator.ref_c.weight.abs().sum() > 0
     with pytest.raises(BadInputError, match="--refine"):
         train_texture(_textures(), tmp_path / "x.pt", _settings(1), init=out, refine=2)
