@@ -11,7 +11,10 @@
   convolution costed more than the rest of the network together on the CPU). `depth` = (d1, d2)
   adds residual 3x3x3 convolutions at 1/4 and 1/2 resolution, zero-initialised, so a network
   grown from a trained one (`grow_from`) starts out with the same output; `full_res` > 0 adds a
-  full-resolution stage of that many channels (zero-initialised likewise). A first design
+  full-resolution stage of that many channels (zero-initialised likewise), a third `fine_noise`
+  entry gives that stage noise maps at full resolution (512 values per cell), `refine` adds two
+  full-resolution convolutions that read the finished logit and correct it, and `out_fields` K
+  makes the pore logit the minimum of K upsampled fields (all off by default). A first design
   with voxel-shuffle (sub-voxel convolution) stages learned a lattice of one blob per latent
   cell. Features are pixel-normalised; no BatchNorm.
 - Padding is explicit. `pad="circular"` (training) wraps each feature map, so a latent of L cells
