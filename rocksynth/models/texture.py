@@ -90,12 +90,11 @@ class TextureGenerator(nn.Module):
         self.c1 = nn.Conv3d(w0 + n1, w1, 3)
         self.c2 = nn.Conv3d(w1 + n2, w2, 3)
         # With out_fields K > 1 the output convolution draws K fields and the pore logit is their
-        # minimum after upsampling: pores where every field says pore, i.e. the complement of a union
-        # of K solid phases (a Boolean model's shape: grains whose gaps are the pores). A smooth
-        # field thresholded at a low porosity gives isolated blobs, few loops (its excursion set's
-        # Euler number is positive there); the gaps between overlapping grains form a network with
-        # concave cusps, like Ketton's pores, and the minimum draws those cusps at full resolution
-        # with no full-resolution convolution. Pointwise, so tiling stays exact.
+        # minimum after upsampling: pores where every field says pore, the gaps of K overlapping
+        # solid phases, with concave cusps drawn at full resolution and no full-resolution
+        # convolution. Pointwise, so tiling stays exact. An experiment: at Ketton's porosity such
+        # minima of smooth fields have no more pore loops than one field
+        # (benchmarks/diag_texture_topology.py --excursion).
         self.out = nn.Conv3d(w2, self.out_fields, 3)
         d1, d2 = self.depth
         self.res1 = nn.ModuleList(nn.Conv3d(w1, w1, 3) for _ in range(d1))
@@ -131,7 +130,7 @@ class TextureGenerator(nn.Module):
         """Voxels per side that valid decoding trims: one cell per side at each 3x3x3 convolution
         and each trilinear upsampling; in output voxels: convolutions 2 * 8 (1/8) + (1 + d1) * 4
         (1/4) + (2 + d2) * 2 (1/2), upsamplings 8 (from 1/8) + 4 (from 1/4) + 2 (from 1/2);
-        38 without residual convolutions."""
+        38 without residual convolutions; the refinement's two full-resolution convolutions add 2."""
         d1, d2 = self.depth
         return 2 * 8 + (1 + d1) * 4 + (2 + d2) * 2 + 8 + 4 + 2 + (2 if self.refine else 0)
 
@@ -167,14 +166,12 @@ class TextureGenerator(nn.Module):
     def _residual(self, conv: nn.Conv3d, x: torch.Tensor, pad: str) -> torch.Tensor:
         """x + act(conv(x)), pixel-normalised; valid decoding crops x by the cell conv trims."""
         y = self.act(self._conv(conv, x, pad))
-        if pad == "valid":
-            x = x[:, :, 1:-1, 1:-1, 1:-1]
-        return pixel_norm(x + y)
+        return pixel_norm(_centre_crop(x, y) + y)
 
     GROWN = ("res1.", "res2.", "fine_", "ref_")  # parameter names of the optional layers
 
     def grown_parameters(self) -> list:
-        """Parameters of the optional layers (residual convolutions, full-resolution stage)."""
+        """Parameters of the optional layers (residual convolutions, full-resolution stage, refinement)."""
         return [p for name, p in self.named_parameters() if name.startswith(self.GROWN)]
 
     def grow_from(self, state: dict) -> None:

@@ -459,7 +459,7 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
     resuming = resume and out.is_file()
     grow = any(deepen) or full_res or refine
     if resuming and grow:
-        raise BadInputError(f"--deepen and --full-res choose a new network; {out} exists and --resume keeps its architecture")
+        raise BadInputError(f"--deepen, --full-res and --refine choose a new network; {out} exists and --resume keeps its architecture")
     if out_fields < 0 or (out_fields and (resuming or init is not None)):
         raise BadInputError("--out-fields builds a new generator: it takes a positive number and neither "
                             "--init nor --resume of an existing checkpoint")
