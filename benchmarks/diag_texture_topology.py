@@ -53,9 +53,7 @@ def excursion(size: int = 96) -> None:
 def finetune(args) -> None:
     from rocksynth.data.textures import TextureCrops
     from rocksynth.pipelines.synthesize import load_texture_model, load_training_textures
-    from rocksynth.training.texture import (axis_correlation, binary_straight_through, build_models,
-                                            correlation_mismatch, latent_grid, window_correlation)
-    from rocksynth.training.topology import EULER_UNIT, boundary_gradient_only, euler_density
+    from rocksynth.training.texture import binary_straight_through, build_models, latent_grid, statistics_terms
 
     torch.manual_seed(0)
     model = load_texture_model(args.model)
@@ -77,13 +75,9 @@ def finetune(args) -> None:
         x = torch.from_numpy(x_np).float()[:, None]
         logits = generator(latent_grid(code[None].repeat(2, 1), 8, generator.noise_channels))
         fakes = binary_straight_through(logits, 2.0)
-        loss_porosity = ((fakes.mean(dim=(1, 2, 3, 4)) - x.mean(dim=(1, 2, 3, 4))) ** 2).mean()
-        with torch.no_grad():
-            target = window_correlation(x, 24)
-        loss_correlation = correlation_mismatch(axis_correlation(fakes, 24), target)
-        euler = euler_density(boundary_gradient_only(fakes)) * EULER_UNIT
-        loss_euler = ((euler - euler_density(x) * EULER_UNIT) ** 2).mean()
-        loss = 30 * loss_porosity + 1000 * loss_correlation + args.euler_weight * loss_euler
+        # The trainer's statistics terms at its weights (porosity 30 as the card, S2 1000, lags 24).
+        loss_porosity, loss_correlation, euler_error = statistics_terms(fakes, x, 24)
+        loss = 30 * loss_porosity + 1000 * loss_correlation + args.euler_weight * euler_error.mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -202,6 +202,18 @@ def surface_estimate(volumes: torch.Tensor) -> torch.Tensor:
     return 2 * torch.stack(transitions).mean(0)
 
 
+def statistics_terms(fakes: torch.Tensor, target: torch.Tensor, lags: int):
+    """The generator's statistics terms for straight-through binary `fakes` against real crops
+    `target` (same batch size): squared porosity error (mean), per-axis S2 mismatch up to `lags`
+    and the per-sample squared Euler-density error (x EULER_UNIT; gradient on the boundary only)."""
+    porosity = ((fakes.mean(dim=(1, 2, 3, 4)) - target.mean(dim=(1, 2, 3, 4))) ** 2).mean()
+    with torch.no_grad():
+        target_correlation = window_correlation(target, lags)
+    correlation = correlation_mismatch(axis_correlation(fakes, lags), target_correlation)
+    euler = ((euler_density(boundary_gradient_only(fakes)) - euler_density(target)) * EULER_UNIT).pow(2)
+    return porosity, correlation, euler
+
+
 def _hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
 
@@ -316,12 +328,8 @@ class TextureTrainer:
         # to a grey, all-solid-when-thresholded field: mean(p) matches the porosity without any
         # structure.)
         target = x.repeat(2, 1, 1, 1, 1)
-        loss_porosity = ((fakes.mean(dim=(1, 2, 3, 4)) - target.mean(dim=(1, 2, 3, 4))) ** 2).mean()
         lags = min(s.correlation_range, s.crop // 2)  # at most half the crop
-        with torch.no_grad():
-            target_correlation = window_correlation(target, lags)
-        loss_correlation = correlation_mismatch(axis_correlation(fakes, lags), target_correlation)
-        euler_error = ((euler_density(boundary_gradient_only(fakes)) - euler_density(target)) * EULER_UNIT).pow(2)
+        loss_porosity, loss_correlation, euler_error = statistics_terms(fakes, target, lags)
         loss_euler = (euler_error * self.euler_on[torch.from_numpy(labels)].repeat(2)).sum() / len(euler_error)
         loss_saturation = (F.relu(logits.abs() - s.saturation_logit) ** 2).mean()
         # Warm-up: the statistics terms alone first give the generator a binary texture of about
