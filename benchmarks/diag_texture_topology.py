@@ -10,9 +10,13 @@ Euler densities are per 10^4 voxels (pores, 6-connectivity); real held-out Ketto
              refinement, training only those layers) fine-tuned on Ketton crops with the
              statistics terms alone (porosity, per-axis S2 and the Euler term; no critics), to
              see whether the Euler term can move the generated Euler density at all.
+             With --fixed-porosity each generated sample is thresholded at its real crop's
+             porosity (a per-sample logit quantile) instead of at 0: a uniform shift of the logits
+             then changes nothing, so the terms can only move shape, never porosity.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/diag_texture_topology.py --excursion
       OMP_NUM_THREADS=1 python benchmarks/diag_texture_topology.py --finetune --euler-weight 0.03 [--refine 8]
+      OMP_NUM_THREADS=1 python benchmarks/diag_texture_topology.py --finetune --fixed-porosity --euler-weight 1 --s2-weight 0
 """
 
 import argparse
@@ -50,10 +54,19 @@ def excursion(size: int = 96) -> None:
             print(f"overlapping spheres r {radius}, target porosity {porosity}: {_stats(torch.from_numpy(pores)[None, None])}")
 
 
+def porosity_quantiles(logits: torch.Tensor, porosities: torch.Tensor) -> torch.Tensor:
+    """(B, 1, ...) logits, (B,) porosities -> (B, 1, 1, 1, 1) thresholds leaving that fraction of
+    each sample's voxels above them."""
+    flat = logits.flatten(1)
+    ranks = ((1 - porosities) * (flat.shape[1] - 1)).round().long()
+    return flat.sort(dim=1).values.gather(1, ranks[:, None]).view(-1, 1, 1, 1, 1)
+
+
 def finetune(args) -> None:
     from rocksynth.data.textures import TextureCrops
     from rocksynth.pipelines.synthesize import load_texture_model, load_training_textures
     from rocksynth.training.texture import binary_straight_through, build_models, latent_grid, statistics_terms
+    from rocksynth.training.topology import EULER_UNIT, euler_density
 
     torch.manual_seed(0)
     model = load_texture_model(args.model)
@@ -69,21 +82,30 @@ def finetune(args) -> None:
     crops = TextureCrops(load_training_textures([f"ketton={args.ketton}"]), seed=0)
     code = model.code_of("ketton")
     start = time.perf_counter()
-    print(f"Euler weight {args.euler_weight}, lr {args.lr}, training {'the grown layers' if args.refine else 'the generator'}")
+    print(f"Euler weight {args.euler_weight}, S2 weight {args.s2_weight}, lr {args.lr}, "
+          f"training {'the grown layers' if args.refine else 'the generator'}"
+          + (", thresholded at each crop's porosity" if args.fixed_porosity else ""))
+    late = []  # (generated, real) Euler densities over the second half of the run
     for step in range(args.steps + 1):
         _, x_np, _ = crops.pairs(64, 2)
         x = torch.from_numpy(x_np).float()[:, None]
         logits = generator(latent_grid(code[None].repeat(2, 1), 8, generator.noise_channels))
+        if args.fixed_porosity:
+            logits = logits - porosity_quantiles(logits.detach(), x.mean(dim=(1, 2, 3, 4)))
         fakes = binary_straight_through(logits, 2.0)
         # The trainer's statistics terms at its weights (porosity 30 as the card, S2 1000, lags 24).
         loss_porosity, loss_correlation, euler_error = statistics_terms(fakes, x, 24)
-        loss = 30 * loss_porosity + 1000 * loss_correlation + args.euler_weight * euler_error.mean()
+        loss = 30 * loss_porosity + args.s2_weight * loss_correlation + args.euler_weight * euler_error.mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if step >= args.steps // 2:
+            late.append([float((euler_density(v) * EULER_UNIT).mean()) for v in ((logits.detach() > 0).float(), x)])
         if step % 20 == 0:
             print(f"step {step:4d} ({time.perf_counter() - start:.0f} s): generated {_stats(logits.detach() > 0)}; "
                   f"real crops {_stats(x > 0.5)}", flush=True)
+    generated, real = np.mean(late, axis=0)
+    print(f"mean Euler density over steps {args.steps // 2}-{args.steps}: generated {generated:.2f}, real crops {real:.2f}")
 
 
 def main() -> None:
@@ -96,6 +118,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--refine", type=int, default=0, help="grow a full-res stage (8, 2 noise maps) + refine R; train those only")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--s2-weight", type=float, default=1000.0, help="the trainer's is 1000")
+    parser.add_argument("--fixed-porosity", action="store_true", help="threshold each sample at its crop's porosity")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.excursion:
