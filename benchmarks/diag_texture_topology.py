@@ -26,13 +26,18 @@ import numpy as np
 import torch
 
 
-def _stats(volume: torch.Tensor) -> str:
-    from rocksynth.training.texture import surface_estimate
+def _euler(volume: torch.Tensor) -> float:
+    """Mean Euler density (x 10^4 per voxel) of a batch of binary volumes."""
     from rocksynth.training.topology import EULER_UNIT, euler_density
 
+    return float((euler_density(volume.float()) * EULER_UNIT).mean())
+
+
+def _stats(volume: torch.Tensor) -> str:
+    from rocksynth.training.texture import surface_estimate
+
     v = volume.float()
-    return (f"porosity {v.mean():.3f}  surface {surface_estimate(v).mean():.3f}  "
-            f"Euler {(euler_density(v) * EULER_UNIT).mean():.2f}")
+    return f"porosity {v.mean():.3f}  surface {surface_estimate(v).mean():.3f}  Euler {_euler(v):.2f}"
 
 
 def excursion(size: int = 96) -> None:
@@ -66,7 +71,6 @@ def finetune(args) -> None:
     from rocksynth.data.textures import TextureCrops
     from rocksynth.pipelines.synthesize import load_texture_model, load_training_textures
     from rocksynth.training.texture import binary_straight_through, build_models, latent_grid, statistics_terms
-    from rocksynth.training.topology import EULER_UNIT, euler_density
 
     torch.manual_seed(0)
     model = load_texture_model(args.model)
@@ -93,14 +97,15 @@ def finetune(args) -> None:
         if args.fixed_porosity:
             logits = logits - porosity_quantiles(logits.detach(), x.mean(dim=(1, 2, 3, 4)))
         fakes = binary_straight_through(logits, 2.0)
-        # The trainer's statistics terms at its weights (porosity 30 as the card, S2 1000, lags 24).
+        # The trainer's statistics terms (porosity weight 30 as the card, lags 24; S2 weight
+        # --s2-weight, the trainer's 1000 by default).
         loss_porosity, loss_correlation, euler_error = statistics_terms(fakes, x, 24)
         loss = 30 * loss_porosity + args.s2_weight * loss_correlation + args.euler_weight * euler_error.mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step >= args.steps // 2:
-            late.append([float((euler_density(v) * EULER_UNIT).mean()) for v in ((logits.detach() > 0).float(), x)])
+            late.append([_euler(logits.detach() > 0), _euler(x)])
         if step % 20 == 0:
             print(f"step {step:4d} ({time.perf_counter() - start:.0f} s): generated {_stats(logits.detach() > 0)}; "
                   f"real crops {_stats(x > 0.5)}", flush=True)
@@ -121,6 +126,8 @@ def main() -> None:
     parser.add_argument("--s2-weight", type=float, default=1000.0, help="the trainer's is 1000")
     parser.add_argument("--fixed-porosity", action="store_true", help="threshold each sample at its crop's porosity")
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps must be at least 1, got {args.steps}")
     torch.set_num_threads(1)
     if args.excursion:
         excursion()
