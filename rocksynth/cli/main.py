@@ -1,9 +1,27 @@
-"""Entry point: runs the Typer app and turns RocksynthError into one red line and an exit code."""
+"""Entry point: runs the Typer app and turns every outcome into one line and an exit code.
 
+Exit codes: 0 success; 2 the input or the options are unusable (`BadInputError`, usage errors,
+an output place that cannot be written); 1 a failure of ours (`RocksynthError`, anything
+unexpected); 128 + N when signal N (SIGINT 130, SIGHUP 129, SIGTERM 143) stopped the command.
+"""
+
+import errno
 import sys
 
+from rocksynth.cli import signals
 from rocksynth.errors import RocksynthError
+from rocksynth.io.paths import remove_temporaries
 from rocksynth.progress import stderr_console
+
+# Operating-system errors that are about the place the user asked us to write or read.
+_OS_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EBADF: "the stream is closed",
+}
 
 
 def main(argv: "list[str] | None" = None) -> int:
@@ -13,30 +31,59 @@ def main(argv: "list[str] | None" = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
-        app(args=argv, prog_name="rocksynth", standalone_mode=False)
+        with signals.handled():
+            code = app(args=argv, prog_name="rocksynth", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except signals.Interrupted as exc:
+        _error_line("interrupted")
+        return exc.exit_code
+    except KeyboardInterrupt:  # a SIGINT that arrived before the handler was installed
+        _error_line("interrupted")
+        return 130
     except RocksynthError as exc:
         if debug:
             stderr_console.print_exception()
-        stderr_console.print(f"error: {exc}", style="bold red", markup=False, highlight=False, soft_wrap=True)
+        _error_line(f"error: {exc}")
         return exc.exit_code
     except BrokenPipeError:  # the reader of our stdout went away (e.g. `| head`); not an error of ours
-        sys.stderr.close()
+        _close_stderr_quietly()
         return 1
-    except KeyboardInterrupt:
-        stderr_console.print("interrupted", style="bold red")
-        return 130
-    except Exception as exc:
-        code = _click_exit_code(exc)
-        if code is not None:
-            return code
+    except OSError as exc:
+        if exc.errno not in _OS_ERRORS:
+            return _unexpected(exc, debug)
         if debug:
             stderr_console.print_exception()
-        else:
-            message = str(exc).splitlines()[0] if str(exc) else ""
-            stderr_console.print(f"error: unexpected {type(exc).__name__}: {message} (rerun with --debug for the traceback)",
-                                 style="bold red", markup=False, highlight=False, soft_wrap=True)
-        return 1
-    return 0
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error_line(f"error: {where}{_OS_ERRORS[exc.errno]}")
+        return 2
+    except Exception as exc:
+        code = _click_exit_code(exc)
+        return code if code is not None else _unexpected(exc, debug)
+    finally:
+        remove_temporaries()  # a last resort: atomic outputs remove their own on the way out
+
+
+def _unexpected(exc: Exception, debug: bool) -> int:
+    if debug:
+        stderr_console.print_exception()
+    else:
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        _error_line(f"error: unexpected {type(exc).__name__}: {message} (rerun with --debug for the traceback)")
+    return 1
+
+
+def _error_line(text: str) -> None:
+    try:
+        stderr_console.print(text, style="bold red", markup=False, highlight=False, soft_wrap=True)
+    except (OSError, ValueError):  # stderr itself is closed or full: the exit code must speak
+        pass
+
+
+def _close_stderr_quietly() -> None:
+    try:
+        sys.stderr.close()
+    except OSError:
+        pass
 
 
 def _click_exit_code(exc: Exception) -> "int | None":

@@ -1,6 +1,7 @@
 """Input and output paths: `-` for stdin/stdout, atomic writes, never overwriting an input."""
 
 import contextlib
+import errno
 import io
 import os
 import sys
@@ -11,6 +12,8 @@ from rocksynth.errors import BadInputError
 
 STDIO = "-"
 _inputs: "set[str]" = set()
+# Temporary files and folders of atomic outputs under way; removed by `remove_temporaries`.
+_temporaries: "set[Path]" = set()
 
 
 def register_input(path: "str | os.PathLike") -> None:
@@ -55,32 +58,141 @@ def _umask() -> int:
     return mask
 
 
+def check_output(path: "str | os.PathLike", *, new: bool = False, what: str = "--out") -> "Path | str":
+    """Refuse an output a run could not write, before any work: a missing or read-only folder,
+    an input of this run, a folder where a file is expected, and (with `new`) an existing file.
+
+    Returns the path (`-`, stdout, is returned as is)."""
+    if str(path) == STDIO:
+        if sys.stdout is None or sys.stdout.closed:
+            raise BadInputError("output '-' means stdout, but stdout is closed")
+        return STDIO
+    if str(path).endswith(("/", os.sep)):
+        return _check_output_folder(Path(path))
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise BadInputError(f"{path}: output folder {folder} does not exist")
+    if os.path.realpath(path) in _inputs:
+        raise BadInputError(f"{path}: refusing to overwrite an input file; choose another {what}")
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a directory, expected a file path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInputError(f"{path}: output folder {folder} is not writable")
+    if new and path.exists():
+        raise BadInputError(f"{path} exists; choose another {what} (or pass --resume where the command has it)")
+    return path
+
+
+def _check_output_folder(path: Path) -> Path:
+    """An output that is a folder (of frames or slices): new or empty, in a writable parent."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInputError(f"{path}: output folder {parent} does not exist")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise BadInputError(f"{path}: exists and is not an empty folder; choose another --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInputError(f"{path}: output folder {parent} is not writable")
+    return path
+
+
+def check_free_space(path: "str | os.PathLike", nbytes: int, what: str = "the output") -> None:
+    """Refuse a run whose output would not fit on the disk it goes to, before any work.
+
+    `-` (stdout) is staged in the temporary folder first, so that is the disk checked."""
+    import shutil
+
+    folder = Path(tempfile.gettempdir()) if str(path) == STDIO else Path(path).parent
+    free = shutil.disk_usage(folder if str(folder) else ".").free
+    if nbytes > free:
+        raise BadInputError(f"{path}: {what} needs about {_gigabytes(nbytes)} but {folder or '.'} has "
+                            f"{_gigabytes(free)} free; choose a smaller size or another disk")
+
+
+# zlib level 1 stores a binary 0/255 volume in about 0.5 byte per voxel (1024^3 Berea: 529 MB);
+# the up-front check asks for half that, so it never refuses a run that would fit, and a run
+# that outgrows the disk anyway stops with a one-line error and leaves nothing.
+BINARY_TIFF_BYTES_PER_VOXEL = 0.25
+
+
+def _gigabytes(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.3g} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.3g} MB"
+
+
+def prepare_outputs(paths, *, new: "bool | set" = False, what: str = "--out") -> "list[Path | str]":
+    """Check every output a run will write, all before the first is written.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Every file the run will write (outputs of all samples, learning curves, checkpoints).
+    new : bool or set of str
+        True: none of them may exist yet; a set: the paths (as given) that may not exist.
+    what : str
+        The option to name in error messages.
+
+    Returns
+    -------
+    list
+        The checked paths, in order.
+    """
+    paths = list(paths)
+    seen: "dict[str, str]" = {}
+    checked = []
+    for path in paths:
+        must_be_new = new is True or (isinstance(new, (set, frozenset)) and str(path) in new)
+        checked.append(check_output(path, new=must_be_new, what=what))
+        key = STDIO if str(path) == STDIO else os.path.realpath(path)
+        if key in seen:
+            raise BadInputError(f"{path}: written twice by this run (as {seen[key]}); choose distinct outputs")
+        seen[key] = str(path)
+    return checked
+
+
+# Errors of the place written to (the disk, the folder, the stream), not of rocksynth.
+_PLACE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EBADF, errno.EIO,
+                 errno.ENOENT, errno.EFBIG}
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+def remove_temporaries() -> None:
+    """Remove the temporary files of atomic outputs still under way (on interrupt or failure)."""
+    import shutil
+
+    for tmp in list(_temporaries):
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+        _temporaries.discard(tmp)
+
+
 @contextlib.contextmanager
 def atomic_output(path: "str | os.PathLike", suffix: str = ""):
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
 
-    For `-` the temporary file is copied to stdout at the end instead. A failure removes the
-    temporary file, so no truncated output is ever left behind.
+    For `-` the temporary file is copied to stdout at the end instead. A failure (or an
+    interrupt) removes the temporary file, so no truncated output is ever left behind.
     """
-    to_stdout = str(path) == STDIO
+    checked = check_output(path)
+    to_stdout = checked == STDIO
     if to_stdout:
         folder = Path(tempfile.gettempdir())
-        suffix = suffix or ""
     else:
-        path = Path(path)
+        path = checked
         folder = path.parent if str(path.parent) else Path(".")
-        if not folder.is_dir():
-            raise BadInputError(f"{path}: output folder {folder} does not exist")
-        if os.path.realpath(path) in _inputs:
-            raise BadInputError(f"{path}: refusing to overwrite an input file; choose another --out")
-        if path.is_dir():
-            raise BadInputError(f"{path}: is a directory, expected a file path")
         suffix = suffix or path.suffix
-    fd, tmp_name = tempfile.mkstemp(prefix=".rocksynth-", suffix=suffix, dir=folder)
+    shown = "stdout" if to_stdout else str(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=".rocksynth-", suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise BadInputError(f"{shown}: cannot create a file in {folder} ({_reason(exc)})") from exc
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+    _temporaries.add(tmp)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         yield tmp
         if to_stdout:
             with open(tmp, "rb") as handle:
@@ -89,7 +201,13 @@ def atomic_output(path: "str | os.PathLike", suffix: str = ""):
             sys.stdout.buffer.flush()
         else:
             os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno not in _PLACE_ERRORS:
+            raise
+        # Name the user's output, not our temporary file.
+        raise BadInputError(f"{shown}: writing failed ({_reason(exc)})") from exc
     finally:
+        _temporaries.discard(tmp)
         if tmp.exists():
             tmp.unlink()
 
@@ -105,13 +223,17 @@ def atomic_output_dir(path: "str | os.PathLike"):
         raise BadInputError(f"{path}: output folder {parent} does not exist")
     if path.exists() and any(path.iterdir()):
         raise BadInputError(f"{path}: folder exists and is not empty; choose another --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInputError(f"{path}: output folder {parent} is not writable")
     tmp = Path(tempfile.mkdtemp(prefix=".rocksynth-", dir=parent))
-    os.chmod(tmp, 0o777 & ~_umask())
+    _temporaries.add(tmp)
     try:
+        os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
         if path.exists():
             path.rmdir()
         os.replace(tmp, path)
     finally:
+        _temporaries.discard(tmp)
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -82,6 +82,7 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
                  temperature: float = 1.0, samples: int = 1, parallel: bool = False, steps: int = 8,
                  fps=None) -> dict:
     """Read a video, predict `n_frames` after its first `context` frames, write context + prediction."""
+    from rocksynth.io.paths import check_input_file, prepare_outputs
     from rocksynth.io.videos import read_video, write_video
 
     if context < 1:
@@ -94,6 +95,9 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
         raise BadInputError("--temperature must be >= 0")
     if parallel and steps < 1:
         raise BadInputError("--steps must be at least 1")
+    if str(clip) != "-":
+        check_input_file(clip)  # registered as an input before the outputs are checked against it
+    targets = prepare_outputs(_sample_paths(out, samples))  # every sample's name, before any is written
     torch.manual_seed(seed)
     vqvae, transformer, payload = load_predictor(model)
     video = read_video(clip)
@@ -102,6 +106,8 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
     frames = video.frames[:context]
     size, channels = payload["config"]["frame"]["size"], payload["config"]["frame"]["channels"]
     height, width, in_channels = frames.shape[1:]
+    _check_memory(samples * n_frames * channels * size * size * 4  # predicted frames, float32
+                  + (context + n_frames) * height * width * in_channels * 5, n_frames, samples)  # one output
     if (height, width) != (size, size):
         log(f"frames are {width}x{height}: resized to the model's {size}x{size} and the prediction back to {width}x{height}")
     if in_channels != channels:
@@ -117,7 +123,6 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
     elapsed = time.time() - started
     if not np.isfinite(predicted).all():
         raise RocksynthError("the model produced non-finite frames; the checkpoint may be damaged")
-    targets = _sample_paths(out, samples)
     for path, sample in zip(targets, predicted):
         result = np.concatenate([frames, from_model_frames(sample, height, width, in_channels)])
         write_video(path, result, fps=fps or video.fps)
@@ -128,6 +133,16 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
             "samples": samples, "decoding": "parallel" if parallel else "sequential",
             "seconds": round(elapsed, 3), "frames_per_second": round(samples * n_frames / elapsed, 3),
             "model_frame_size": size, "input_frame_size": [height, width]}
+
+
+def _check_memory(nbytes: int, n_frames: int, samples: int) -> None:
+    """Refuse a prediction whose frames would not fit in the memory available now."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    if nbytes > available:
+        raise BadInputError(f"--frames {n_frames} x --samples {samples} needs about {nbytes / 1e9:.3g} GB of memory, "
+                            f"{available / 1e9:.3g} GB is available; predict fewer frames")
 
 
 def _sample_paths(out, samples: int) -> "list[str]":

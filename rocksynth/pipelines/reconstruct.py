@@ -155,7 +155,7 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
                       pore_value: str = "auto", slab: "int | None" = None, calibrated: bool = False) -> dict:
     """The `rocksynth reconstruct` command: read and segment the slice, write `samples` volumes."""
     from rocksynth.io import VolumeWriter, load_binary_image
-    from rocksynth.io.paths import check_input_file
+    from rocksynth.io.paths import BINARY_TIFF_BYTES_PER_VOXEL, check_free_space, check_input_file, prepare_outputs
     from rocksynth.properties.porosity import porosity
     from rocksynth.units import format_length, parse_length
 
@@ -167,16 +167,19 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
         raise BadInputError(f"--slab must be at least {GRID}, got {slab}")
     if slice_path != "-":
         check_input_file(slice_path)
+    paths = prepare_outputs(_output_paths(out, samples))  # every sample's name, before any is written
     loaded = load_model(model, calibrated=calibrated)
     mask = load_binary_image(slice_path, threshold=threshold, pore_value=pore_value)
     check_slice(mask, loaded.crop, str(slice_path))
     depth = depth or max(mask.shape)
+    check_free_space(out if samples == 1 else paths[0], int(samples * depth * mask.size * BINARY_TIFF_BYTES_PER_VOXEL),
+                     ("a" if samples == 1 else f"{samples} volumes of") + f" {depth}x{mask.shape[0]}x{mask.shape[1]} "
+                     + ("volume" if samples == 1 else "voxels"))
     voxel = parse_length(voxel_size) if voxel_size is not None else _slice_voxel_size(slice_path)
     if voxel is None and loaded.voxel_size:
         voxel = loaded.voxel_size
         log(f"voxel size {format_length(voxel)} taken from the model's training data (override with --voxel-size)")
     results = []
-    paths = _output_paths(out, samples)
     with progress_bar(samples * depth, "reconstructing") as bar:
         for index, path in enumerate(paths):
             tick = time.perf_counter()

@@ -358,6 +358,7 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
     """Write a synthesized binary volume to `out`; returns a summary (shape, porosity, time...)."""
     import time
 
+    from rocksynth.io.paths import BINARY_TIFF_BYTES_PER_VOXEL, check_free_space, prepare_outputs
     from rocksynth.io.volumes import VolumeWriter
 
     shape = parse_size(size)
@@ -366,6 +367,9 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
     loaded = load_texture_model(model)
     field, description = code_field_for(loaded, shape, texture=texture, like=like, blend=blend, axis=axis,
                                         layout=layout, layout_textures=layout_textures)
+    prepare_outputs([out])  # after code_field_for, which registers --like and --layout as inputs
+    check_free_space(out, int(np.prod(shape, dtype=np.float64) * BINARY_TIFF_BYTES_PER_VOXEL),
+                     f"a {'x'.join(map(str, shape))} volume")
     voxel = parse_length(voxel_size) if voxel_size is not None else _default_voxel_size(loaded, description)
     latent = LatentGrid(grid_cells(loaded.generator, shape), loaded.generator.noise_channels, seed, field,
                         extrude=loaded.generator if description.get("extruded") else None)

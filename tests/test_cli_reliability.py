@@ -1,0 +1,156 @@
+"""Reliability of every command run through the installed console script: interrupts and
+termination signals, outputs planned before any is written, absurd sizes refused up front, and
+unwritable output places reported as bad input. Each case asserts the exit code, exactly one
+line on stderr, no traceback, and that nothing is left beside the inputs."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import EXAMPLES
+
+
+def _command() -> str:
+    script = Path(sys.executable).with_name("rocksynth")
+    return str(script) if script.exists() else shutil.which("rocksynth")
+
+
+def _listing(folder: Path) -> "set[str]":
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def _assert_one_line(stderr: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1, stderr
+
+
+@pytest.fixture
+def slice_png(tmp_path) -> Path:
+    path = tmp_path / "a_1.png"
+    shutil.copy(EXAMPLES / "berea_section_400.png", path)
+    return path
+
+
+@pytest.fixture
+def clip_mp4(tmp_path) -> Path:
+    from rocksynth.io.videos import write_video
+
+    rng = np.random.default_rng(0)
+    frames = np.repeat(rng.integers(0, 255, (6, 64, 64, 1), dtype=np.uint8), 1, axis=-1)
+    path = tmp_path / "x_2.mp4"
+    write_video(path, frames, fps=10)
+    return path
+
+
+def _quiet_error(args, cwd, expect=2):
+    before = _listing(cwd)
+    result = subprocess.run([_command(), *map(str, args)], capture_output=True, cwd=cwd, timeout=300)
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == expect, stderr
+    assert [line for line in stderr.splitlines() if line.strip()][-1].startswith("error:"), stderr
+    assert "Traceback" not in stderr
+    assert _listing(cwd) == before, "files were left behind"
+    return stderr
+
+
+@pytest.mark.parametrize("case", ["reconstruct", "predict"])
+def test_samples_check_every_output_name_before_writing_any(tmp_path, slice_png, clip_mp4, case):
+    # The second sample's name is the input: refused before the first sample is written.
+    if case == "reconstruct":  # samples are named a_0.png, a_1.png
+        args = ["reconstruct", slice_png.name, "--depth", "8", "--samples", "2", "--out", "a.png"]
+    else:
+        args = ["predict", clip_mp4.name, "--context", "3", "--frames", "2", "--samples", "2", "--out", "x.mp4"]
+    stderr = _quiet_error(args, tmp_path)
+    assert "input" in stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["synthesize", "--texture", "berea", "--size", "16384", "--out", "big.tif"],
+    ["reconstruct", "a_1.png", "--depth", "100000000", "--out", "deep.tif"],
+    ["predict", "x_2.mp4", "--context", "3", "--frames", "100000000", "--out", "long.mp4"],
+], ids=["synthesize-size", "reconstruct-depth", "predict-frames"])
+def test_absurd_sizes_are_refused_up_front(tmp_path, slice_png, clip_mp4, args):
+    started = time.perf_counter()
+    _quiet_error(args, tmp_path)
+    assert time.perf_counter() - started < 60
+
+
+def test_stdout_to_a_full_disk_is_one_line_exit_2(tmp_path, slice_png):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([_command(), "convert", slice_png.name, "-"], stdout=full, stderr=subprocess.PIPE,
+                                cwd=tmp_path, timeout=120)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    _assert_one_line(stderr)
+    assert "no space left" in stderr
+    assert not [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob(".rocksynth-*") if p.stat().st_mtime > time.time() - 60]
+
+
+def test_closed_stdout_is_one_line_exit_2(tmp_path, slice_png):
+    result = subprocess.run([_command(), "convert", slice_png.name, "-"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=tmp_path, timeout=120,
+                            preexec_fn=lambda: os.close(1))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    _assert_one_line(stderr)
+    assert "stdout is closed" in stderr
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in: a read-only folder, or for root /sys."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    if Path("/sys").is_dir() and not os.access("/sys", os.W_OK):
+        return Path("/sys")
+    try:  # root may write almost anywhere; sysfs refuses new files even to root
+        fd = os.open("/sys/.rocksynth-probe", os.O_CREAT | os.O_WRONLY)
+    except OSError:
+        return Path("/sys")
+    os.close(fd)
+    pytest.skip("no unwritable folder available to this user")
+
+
+def test_output_into_an_unwritable_folder_is_one_line_exit_2(tmp_path, slice_png):
+    folder = _unwritable_folder(tmp_path)
+    stderr = _quiet_error(["convert", slice_png.name, str(folder / "out.png")], tmp_path)
+    assert str(folder / "out.png") in stderr and ".rocksynth-" not in stderr
+
+
+def _wait_for_temporary(folder: Path, process, timeout: float = 120) -> None:
+    """Wait until the command has started writing its output (its temporary file exists)."""
+    deadline = time.monotonic() + timeout
+    while not list(folder.glob(".rocksynth-*")):
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "the command never started writing"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_stops_synthesize_with_one_line_and_nothing_left(tmp_path, signum):
+    process = subprocess.Popen([_command(), "synthesize", "--texture", "berea", "--size", "256", "--out", "x.tif"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for_temporary(tmp_path, process)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    stderr = stderr.decode()
+    assert process.returncode == 128 + signum, stderr
+    _assert_one_line(stderr)
+    assert stderr.strip() == "interrupted"
+    assert _listing(tmp_path) == set(), "files were left behind"
