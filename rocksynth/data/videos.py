@@ -9,7 +9,8 @@ import numpy as np
 
 from rocksynth.errors import BadInputError
 
-PROCEDURAL = ("balls", "shapes", "moving")
+PROCEDURAL = ("balls", "shapes", "moving", "scenes")
+COLOUR_SETS = ("scenes",)  # RGB clips; the others are gray
 _SPLITS = {"train": 0, "heldout": 1}
 
 
@@ -115,19 +116,28 @@ def moving_shapes_clip(rng, frames=8, size=64):
 
 def procedural_clips(kind: str, n: int, frames: int = 8, size: int = 64, split: str = "train",
                      start: int = 0) -> np.ndarray:
-    """Clips start .. start+n-1 of a procedural set as uint8 (n, T, size, size, 1).
-    `kind` is 'balls', 'shapes' or 'moving' (two balls clips for one shapes clip)."""
+    """Clips start .. start+n-1 of a procedural set as uint8 (n, T, size, size, C).
+
+    `kind` is 'balls', 'shapes' or 'moving' (two balls clips for one shapes clip), all gray
+    (C = 1), or 'scenes' (`rocksynth.data.scenes`, colour, C = 3)."""
+    from rocksynth.data.scenes import scene_clip
+
     if kind not in PROCEDURAL:
         raise BadInputError(f"unknown procedural video set {kind!r}; choose from {', '.join(PROCEDURAL)}")
     if size < 32:
         raise BadInputError(f"procedural clips need frames of at least 32x32 (got {size}); use --size 32 or more")
-    out = np.zeros((n, frames, size, size, 1), dtype=np.uint8)
+    channels = 3 if kind in COLOUR_SETS else 1
+    out = np.zeros((n, frames, size, size, channels), dtype=np.uint8)
     for k in range(n):
         index = start + k
         rng = np.random.default_rng([_SPLITS[split], PROCEDURAL.index(kind), index])
-        use_balls = kind == "balls" or (kind == "moving" and index % 3 != 2)
-        clip = bouncing_balls_clip(rng, frames, size) if use_balls else moving_shapes_clip(rng, frames, size)
-        out[k, ..., 0] = np.round(clip * 255).astype(np.uint8)
+        if kind == "scenes":
+            clip = scene_clip(rng, frames, size)
+        elif kind == "balls" or (kind == "moving" and index % 3 != 2):
+            clip = bouncing_balls_clip(rng, frames, size)[..., None]
+        else:
+            clip = moving_shapes_clip(rng, frames, size)[..., None]
+        out[k] = np.round(clip * 255).astype(np.uint8)
     return out
 
 

@@ -1,0 +1,101 @@
+"""The widened procedural video set `scenes`: colour clips of what users bring, not only what the
+model was first trained on.
+
+Each clip is a textured background of any level, seen by a drifting camera, with 1-5 objects
+(discs, squares, diamonds, triangles) of any colour and brightness, 3-15 px across, moving at
+0-4 px per frame, bouncing off the frame's walls and hiding one another (a fixed depth order).
+Clips are float (T, H, W, 3) in [0, 1]; `rocksynth.data.videos.procedural_clips` turns them into
+uint8 with one seeded generator per clip.
+"""
+
+import numpy as np
+from scipy import ndimage
+
+MAX_OBJECTS = 5
+SIZE_RANGE = (3.0, 15.0)  # object extent across, pixels
+SPEED_RANGE = (0.0, 4.0)  # pixels per frame
+DRIFT_MAX = 1.0  # camera drift, pixels per frame
+KINDS = ("disc", "square", "diamond", "triangle")
+
+
+def _colour(rng) -> np.ndarray:
+    """Any colour: a random hue at a random brightness, a third of them gray."""
+    level = rng.uniform(0.0, 1.0)
+    if rng.random() < 1 / 3:
+        return np.full(3, level)
+    return np.clip(level + rng.uniform(-0.5, 0.5, 3), 0.0, 1.0)
+
+
+def _smooth_noise(rng, shape, scale: float) -> np.ndarray:
+    """Zero-mean, unit-sd smooth random field with correlation length `scale` pixels."""
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), scale, mode="wrap")
+    return field / max(field.std(), 1e-6)
+
+
+def _background(rng, frames: int, size: int) -> np.ndarray:
+    """(T, size, size, 3): a flat, graded or textured canvas seen through a drifting camera."""
+    margin = int(np.ceil(DRIFT_MAX * frames)) + 2
+    side = size + 2 * margin
+    base = _colour(rng)
+    canvas = np.broadcast_to(base, (side, side, 3)).copy()
+    style = rng.choice(["flat", "gradient", "texture"])
+    if style == "gradient":
+        angle = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0:side, 0:side] / side - 0.5
+        ramp = np.cos(angle) * xx + np.sin(angle) * yy
+        canvas += ramp[..., None] * rng.uniform(0.1, 0.6) * (_colour(rng) - 0.5)
+    elif style == "texture":
+        amplitude = rng.uniform(0.03, 0.25)
+        field = _smooth_noise(rng, (side, side), rng.uniform(1.0, 6.0))
+        canvas += field[..., None] * amplitude * np.where(rng.random() < 0.5, 1.0, rng.uniform(0.3, 1.0, 3))
+    angle = rng.uniform(0, 2 * np.pi)
+    drift = rng.uniform(0, DRIFT_MAX) * np.array([np.sin(angle), np.cos(angle)]) * (rng.random() < 0.5)
+    out = np.empty((frames, size, size, 3))
+    grid = np.mgrid[0:size, 0:size].astype(float)
+    for t in range(frames):
+        offset = margin + drift * t
+        coords = [grid[0] + offset[0], grid[1] + offset[1]]
+        for c in range(3):
+            out[t, ..., c] = ndimage.map_coordinates(canvas[..., c], coords, order=1, mode="nearest")
+    return np.clip(out, 0.0, 1.0)
+
+
+def _coverage(kind: str, extent: float, theta: float, centre, yy, xx) -> np.ndarray:
+    """Anti-aliased coverage in [0, 1] of one object of `extent` pixels across."""
+    radius = extent / 2
+    if kind == "disc":
+        return np.clip(radius + 0.5 - np.hypot(yy - centre[0], xx - centre[1]), 0, 1)
+    count, start = {"square": (4, np.pi / 4), "diamond": (4, 0.0), "triangle": (3, 0.0)}[kind]
+    angles = start + theta + np.arange(count) * 2 * np.pi / count
+    vertices = np.stack([centre[1] + radius * np.cos(angles), centre[0] + radius * np.sin(angles)], 1)
+    distance = np.full(yy.shape, -np.inf)
+    for a, b in zip(vertices, np.roll(vertices, -1, 0)):
+        edge = b - a
+        normal = np.array([edge[1], -edge[0]]) / np.hypot(*edge)  # outward for counter-clockwise order
+        distance = np.maximum(distance, (xx - a[0]) * normal[0] + (yy - a[1]) * normal[1])
+    return np.clip(0.5 - distance, 0, 1)
+
+
+def scene_clip(rng, frames: int = 8, size: int = 64) -> np.ndarray:
+    """One `scenes` clip, float (T, size, size, 3) in [0, 1] (see the module docstring)."""
+    out = _background(rng, frames, size)
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    for _ in range(int(rng.integers(1, MAX_OBJECTS + 1))):  # drawn back to front: later ones occlude
+        kind = KINDS[int(rng.integers(len(KINDS)))]
+        extent = rng.uniform(*SIZE_RANGE)
+        half = extent / 2
+        pos = rng.uniform(half, size - half, 2)
+        angle = rng.uniform(0, 2 * np.pi)
+        vel = rng.uniform(*SPEED_RANGE) * np.array([np.sin(angle), np.cos(angle)])
+        theta, spin = rng.uniform(0, 2 * np.pi), rng.uniform(-0.15, 0.15) * (kind != "disc")
+        colour = _colour(rng)
+        for t in range(frames):
+            alpha = _coverage(kind, extent, theta, pos, yy, xx)[..., None]
+            out[t] = out[t] * (1 - alpha) + colour * alpha
+            pos = pos + vel
+            for axis in range(2):  # reflect off the frame's walls
+                if pos[axis] < half or pos[axis] > size - half:
+                    vel[axis] *= -1
+                    pos[axis] = np.clip(pos[axis], half, size - half)
+            theta += spin
+    return out
