@@ -109,10 +109,11 @@ def check_free_space(path: "str | os.PathLike", nbytes: int, what: str = "the ou
                             f"{_gigabytes(free)} free; choose a smaller size or another disk")
 
 
-# zlib level 1 stores a binary 0/255 volume in about 0.5 byte per voxel (1024^3 Berea: 529 MB);
-# the up-front check asks for half that, so it never refuses a run that would fit, and a run
-# that outgrows the disk anyway stops with a one-line error and leaves nothing.
-BINARY_TIFF_BYTES_PER_VOXEL = 0.25
+# zlib level 1 stores a synthesized binary 0/255 volume in 0.06-0.09 byte per voxel (256^3 of
+# Berea, Ketton, fractures: `rocksynth synthesize --size 256`, then the file size). The up-front
+# check asks for a third of the lowest, so it never refuses a run that would fit; a run that
+# outgrows the disk anyway stops with a one-line error and leaves nothing.
+BINARY_TIFF_BYTES_PER_VOXEL = 0.02
 
 
 def _gigabytes(nbytes: float) -> str:
