@@ -154,3 +154,39 @@ def test_a_signal_stops_synthesize_with_one_line_and_nothing_left(tmp_path, sign
     _assert_one_line(stderr)
     assert stderr.strip() == "interrupted"
     assert _listing(tmp_path) == set(), "files were left behind"
+
+
+@pytest.mark.parametrize("case", ["random-bytes.tif", "empty.tif", "pickled.npy"])
+def test_compare_folder_with_a_damaged_first_file_is_bad_input(tmp_path, berea_crop, case):
+    for side in ("real", "gen"):
+        folder = tmp_path / side
+        folder.mkdir()
+        np.save(folder / "b.npy", berea_crop[:40, :40, :40])
+    bad = tmp_path / "gen" / ("a_" + case)
+    if case == "random-bytes.tif":
+        bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif case == "empty.tif":
+        bad.write_bytes(b"")
+    else:
+        np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    stderr = _quiet_error(["compare", "real", "--vs", "gen", "--no-permeability"], tmp_path)
+    assert "a_" + case.split(".")[0] in stderr
+
+
+def test_a_full_disk_while_streaming_a_volume_is_bad_input_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import tifffile
+
+    from rocksynth.errors import BadInputError
+    from rocksynth.io.volumes import VolumeWriter
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tifffile, "TiffWriter", full_disk)
+    with pytest.raises(BadInputError, match=r"v\.tif: writing failed \(no space left on device\)"):
+        with VolumeWriter(tmp_path / "v.tif", (4, 8, 8), np.uint8) as writer:
+            for _ in range(4):
+                writer.write(np.zeros((1, 8, 8), np.uint8))
+    assert list(tmp_path.iterdir()) == []

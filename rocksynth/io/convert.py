@@ -33,7 +33,7 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
                                                 pore_value, voxel_size)
     volume = read_volume(source, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True, allow_rgb=True)
     data = volume.data
-    colour = is_colour_image(data)
+    colour = volume.colour_image or is_colour_image(data)
     if slice_spec is not None:
         if data.ndim != 3 or colour:
             raise BadInputError(f"{volume.source}: --slice needs a 3D volume, this is a 2D image")
@@ -47,7 +47,7 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
         log(f"{volume.source}: {segmentation.note}")
         data = segmentation.mask
     size = _voxel_size(voxel_size, volume.voxel_size, volume.voxel_size_origin, volume.source)
-    _write(target, target_kind, data, size)
+    _write(target, target_kind, data, size, colour=colour and data.ndim == 3)
     return _written(target, data.shape, "uint8 0/255" if data.dtype == bool else data.dtype)
 
 
@@ -96,8 +96,8 @@ def _take_slice(data: np.ndarray, spec: str) -> np.ndarray:
     return np.take(data, index, axis=axis)
 
 
-def _write(target, kind, data: np.ndarray, voxel_size) -> None:
-    single = data.ndim == 2 or is_colour_image(data)
+def _write(target, kind, data: np.ndarray, voxel_size, colour: bool = False) -> None:
+    single = data.ndim == 2 or colour or is_colour_image(data)
     if kind in ("png", "jpeg"):
         if not single:
             if data.shape[0] != 1:
@@ -108,6 +108,8 @@ def _write(target, kind, data: np.ndarray, voxel_size) -> None:
     elif single and (kind == "tiff" or str(target) == STDIO):  # stdout: PNG for an image, TIFF for a volume
         write_image(target, data)
     else:
+        if single and data.ndim == 3 and kind is None:  # a folder of one colour slice, not one per row
+            data = data[None]
         write_volume(target, data, voxel_size)
 
 

@@ -27,7 +27,8 @@ def describe_file(path, raw_shape=None, raw_dtype=None) -> dict:
                                 stack.shape, stack.dtype, stack.slabs())
         volume = read_volume(path, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True, allow_rgb=True)
         data = volume.data
-        is_image = data.ndim == 2 or (data.ndim == 3 and data.shape[-1] in (3, 4) and kind == "image")
+        colour = volume.colour_image or (data.ndim == 3 and data.shape[-1] in (3, 4) and kind == "image")
+        is_image = data.ndim == 2 or colour
         info = {"kind": "image" if is_image else "volume",
                 "voxel_size_m": volume.voxel_size, "voxel_size_from": volume.voxel_size_origin or None}
     return _summary(path, info, data.shape, data.dtype, [data])

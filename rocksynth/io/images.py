@@ -1,11 +1,15 @@
 """2D images: PNG, JPEG and TIFF; 8/16-bit (and float TIFF); gray, RGB or RGBA. Arrays are (y, x) or (y, x, c)."""
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from rocksynth.errors import BadInputError
 from rocksynth.io.formats import detect_file_format, format_from_suffix, sniff
+from rocksynth.io.limits import (ENV_VAR, check_decoded_size, configure_pillow, explicit_max_voxels,
+                                 max_image_voxels)
 from rocksynth.io.paths import STDIO, atomic_output, check_input_file, read_stdin_bytes, stdin_stream
 
 
@@ -15,12 +19,14 @@ def read_image(path) -> np.ndarray:
         kind, source, name = sniff(read_stdin_bytes()[:16]), stdin_stream(), "stdin"
         if kind not in ("png", "jpeg", "tiff"):
             raise BadInputError("stdin: not a PNG, JPEG or TIFF image")
+        file_size = len(read_stdin_bytes())
     else:
         source = check_input_file(path)
         if source.is_dir():
             raise BadInputError(f"{path}: is a folder; expected an image file")
         kind, name = detect_file_format(source, expected=("png", "jpeg", "tiff")), str(path)
-    image = _read_tiff(source, name) if kind == "tiff" else _read_pillow(source, name)
+        file_size = source.stat().st_size
+    image = _read_tiff(source, name) if kind == "tiff" else _read_pillow(source, name, file_size)
     if image.size == 0:
         raise BadInputError(f"{name}: image has zero size")
     if image.ndim == 3 and image.shape[0] == 1:
@@ -42,22 +48,55 @@ def _read_tiff(source, name: str) -> np.ndarray:
     return read_tiff(source, name).data
 
 
-def _read_pillow(source, name: str) -> np.ndarray:
+def _read_pillow(source, name: str, file_size: int) -> np.ndarray:
+    """PNG or JPEG through Pillow, its declared size checked against the limits before decoding."""
     from PIL import Image, UnidentifiedImageError
 
+    configure_pillow()
     try:
-        with Image.open(source) as image:
-            image.load()
-            if image.mode == "P":
-                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-                image = image.convert("L" if image.mode == "1" else "RGB")
-            array = np.array(image)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS; the check below refuses those with a clearer line.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                shape, dtype = _pillow_layout(image)
+                check_decoded_size(name, shape, dtype, file_size=file_size, image=True)
+                image.load()
+                if image.mode == "P":
+                    image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+                elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+                    image = image.convert("L" if image.mode == "1" else "RGB")
+                array = np.array(image)
+    except Image.DecompressionBombError as exc:  # over twice the cap: Pillow refuses before we see the size
+        raise BadInputError(_pillow_bomb_message(name, exc)) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise BadInputError(f"{name}: not a readable image ({str(exc).splitlines()[0][:120]})") from exc
     if array.dtype in (np.int32, np.uint32) and array.max(initial=0) <= 65535 and array.min(initial=0) >= 0:
         array = array.astype(np.uint16)  # Pillow opens 16-bit PNGs as 32-bit integers
     return array
+
+
+_PILLOW_WIDE_MODES = {"I": np.int32, "F": np.float32}  # one sample per pixel, wider than 8 bits
+
+
+def _pillow_layout(image) -> "tuple[tuple[int, ...], np.dtype]":
+    """The (y, x[, c]) shape and dtype an opened Pillow image decodes to, from its header alone."""
+    width, height = image.size
+    if image.mode in _PILLOW_WIDE_MODES or image.mode.startswith("I;16"):
+        return (height, width), np.dtype(_PILLOW_WIDE_MODES.get(image.mode, np.uint16))
+    channels = (4 if "transparency" in image.info else 3) if image.mode == "P" else len(image.getbands())
+    return ((height, width) if channels == 1 else (height, width, channels)), np.dtype(np.uint8)
+
+
+def _pillow_bomb_message(name: str, exc: Exception) -> str:
+    """Our wording for Pillow's refusal of an image over twice its cap (in pixels; no size is known)."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    declared = f"declares {found.group(1)} pixels" if found else "declares more pixels than Pillow allows"
+    explicit = explicit_max_voxels()
+    if explicit is not None:
+        return f"{name}: {declared}, more than {ENV_VAR}={explicit}; raise it to read this file"
+    raise_to = f"{ENV_VAR}={found.group(1)} or more" if found else f"{ENV_VAR} higher"
+    return (f"{name}: {declared}, more than the {max_image_voxels()} allowed for one 2D image; "
+            f"to read it anyway set {raise_to}")
 
 
 def is_colour_image(array: np.ndarray) -> bool:
@@ -80,8 +119,42 @@ def write_image(path, image: np.ndarray) -> None:
     kind = "png" if str(path) == STDIO else format_from_suffix(str(path))
     if kind not in ("png", "tiff", "jpeg"):
         raise BadInputError(f"{path}: unknown image type; use .png, .tif or .jpg")
+    check_writable_image(path, image, kind)  # before the temporary file, so errors name the user's output
     with atomic_output(path, suffix={"png": ".png", "tiff": ".tif", "jpeg": ".jpg"}[kind]) as tmp:
         write_image_file(tmp, image, kind)
+
+
+def check_writable_image(path, image: np.ndarray, kind: "str | None" = None) -> None:
+    """Refuse data the format cannot hold, naming `path` ('-' is stdout); call before making any file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output as the user named it.
+    image : numpy.ndarray
+        (y, x) or (y, x, c) data; bool is written as 0/255.
+    kind : {'png', 'jpeg', 'tiff'}, optional
+        The format; by default from the suffix of `path`.
+    """
+    kind = kind or format_from_suffix(str(path))
+    problem = _image_problem(np.asarray(image), kind)
+    if problem:
+        raise BadInputError(f"{'stdout' if str(path) == STDIO else path}: {problem}")
+
+
+def _image_problem(image: np.ndarray, kind: str) -> "str | None":
+    """Why `kind` cannot hold `image`, or None."""
+    if kind == "tiff" or image.dtype == bool:
+        return None
+    if image.dtype == np.uint16 and image.ndim == 2 and kind == "png":
+        return None
+    if image.dtype != np.uint8:
+        return f"{(kind or 'this format').upper()} needs 8-bit data (got {image.dtype}); write a .tif instead"
+    if kind == "jpeg" and image.ndim == 3 and image.shape[-1] == 4:
+        return "JPEG has no alpha channel; write a .png instead"
+    if kind == "jpeg" and max(image.shape[:2]) > 65500:  # the JPEG format's own limit
+        return f"JPEG sides are at most 65500 pixels (this is {image.shape[1]}x{image.shape[0]}); write a .png instead"
+    return None
 
 
 def write_image_file(path: Path, image: np.ndarray, kind: "str | None" = None) -> None:
@@ -90,6 +163,7 @@ def write_image_file(path: Path, image: np.ndarray, kind: "str | None" = None) -
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
     kind = kind or format_from_suffix(str(path))
+    check_writable_image(path, image, kind)
     if kind == "tiff":
         import tifffile
 
@@ -97,11 +171,4 @@ def write_image_file(path: Path, image: np.ndarray, kind: "str | None" = None) -
         return
     from PIL import Image
 
-    if image.dtype == np.uint16 and image.ndim == 2 and kind == "png":
-        Image.fromarray(image).save(path, format="PNG")
-        return
-    if image.dtype != np.uint8:
-        raise BadInputError(f"{path}: {kind.upper()} needs 8-bit data (got {image.dtype}); write a .tif instead")
-    if kind == "jpeg" and image.ndim == 3 and image.shape[-1] == 4:
-        raise BadInputError(f"{path}: JPEG has no alpha channel; write a .png instead")
     Image.fromarray(image).save(path, format="PNG" if kind == "png" else "JPEG", quality=95)

@@ -159,6 +159,14 @@ def _reason(exc: OSError) -> str:
     return (exc.strerror or type(exc).__name__).lower()
 
 
+def place_error(exc: BaseException, shown: str) -> "BadInputError | None":
+    """The one-line bad-input error for a failure of the place written to (a full disk, a
+    read-only folder, a closed stream), naming the user's output; None for any other failure."""
+    if isinstance(exc, OSError) and exc.errno in _PLACE_ERRORS:
+        return BadInputError(f"{shown}: writing failed ({_reason(exc)})")
+    return None
+
+
 def remove_temporaries() -> None:
     """Remove the temporary files of atomic outputs still under way (on interrupt or failure)."""
     import shutil
@@ -203,10 +211,10 @@ def atomic_output(path: "str | os.PathLike", suffix: str = ""):
         else:
             os.replace(tmp, path)
     except OSError as exc:
-        if exc.errno not in _PLACE_ERRORS:
+        error = place_error(exc, shown)  # names the user's output, not our temporary file
+        if error is None:
             raise
-        # Name the user's output, not our temporary file.
-        raise BadInputError(f"{shown}: writing failed ({_reason(exc)})") from exc
+        raise error from exc
     finally:
         _temporaries.discard(tmp)
         if tmp.exists():

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rocksynth.errors import BadInputError
+from rocksynth.errors import BadInputError, RocksynthError
 from rocksynth.io.formats import detect_file_format, format_from_suffix, sniff
+from rocksynth.io.limits import check_decoded_size, max_voxels
 from rocksynth.io.paths import STDIO, atomic_output, atomic_output_dir, check_input_file, read_stdin_bytes, stdin_stream
 from rocksynth.progress import log
 
 DEFAULT_FPS = 10.0
+# A frame is a picture: at least 2 pixels a side, at most what H.264 (libx264) can encode.
+MIN_FRAME_SIDE, MAX_FRAME_SIDE = 2, 16384
 _SIZE_TAG = re.compile(r"rocksynth-size=(\d+)x(\d+)")
 
 
@@ -28,7 +31,9 @@ class Video:
 
 
 def read_video(path) -> Video:
-    """Read an MP4, a folder of frames (natural order) or a TIFF stack (frames = z-slices)."""
+    """Read an MP4, a folder of frames (natural order) or a TIFF stack (frames = z-slices).
+
+    A single image (PNG, JPEG, a one-page gray or colour TIFF) is a video of one frame."""
     if str(path) == STDIO:
         kind = sniff(read_stdin_bytes()[:16])
         source, name = stdin_stream(), "stdin"
@@ -41,7 +46,9 @@ def read_video(path) -> Video:
     elif kind in ("folder", "tiff"):
         from rocksynth.io.volumes import read_volume
 
-        data = read_volume(path, allow_2d=True, allow_rgb=True).data
+        volume = read_volume(path, allow_2d=True, allow_rgb=True)
+        # A (y, x, 3|4) colour TIFF is one frame, not y frames 3 or 4 pixels wide.
+        data = volume.data[None] if volume.colour_image else volume.data
         video = Video(_as_frames(data, name), DEFAULT_FPS, name)
     elif kind in ("png", "jpeg"):
         from rocksynth.io.images import read_image
@@ -51,7 +58,15 @@ def read_video(path) -> Video:
         raise BadInputError(f"{name}: not an MP4 video, frame folder or TIFF stack")
     if video.frames.shape[0] == 0:
         raise BadInputError(f"{name}: video holds no frames")
+    check_frame_size(name, *video.frames.shape[1:3])
     return video
+
+
+def check_frame_size(name: str, height: int, width: int) -> None:
+    """Refuse frames that are not pictures (a 65535x1 line) or too large for an MP4."""
+    if min(height, width) < MIN_FRAME_SIDE or max(height, width) > MAX_FRAME_SIDE:
+        raise BadInputError(f"{name}: {width}x{height} pixels is not a usable video frame (each side must be "
+                            f"{MIN_FRAME_SIDE} to {MAX_FRAME_SIDE} pixels)")
 
 
 def _as_frames(data: np.ndarray, name: str) -> np.ndarray:
@@ -83,7 +98,7 @@ def _read_mp4(source, name: str) -> Video:
                 raise BadInputError(f"{name}: file holds no video stream")
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            frames = _decode_frames(container, stream, name)
             comment = container.metadata.get("comment", "")
     except BadInputError:
         raise
@@ -99,6 +114,25 @@ def _read_mp4(source, name: str) -> Video:
     if _is_gray(data):
         data = data[..., :1]
     return Video(np.ascontiguousarray(data), fps, name)
+
+
+def _decode_frames(container, stream, name: str) -> "list[np.ndarray]":
+    """RGB frames of `stream`; the declared frame size and count are checked against the decoding
+    limits first, and the running total while decoding (a stream may hold more than it declares)."""
+    height, width = stream.codec_context.height, stream.codec_context.width
+    check_frame_size(name, height, width)
+    check_decoded_size(name, (height, width, 3), np.uint8, image=True)
+    if stream.frames:
+        check_decoded_size(name, (stream.frames, height, width, 3), np.uint8)
+    limit, frames = max_voxels(), []
+    for frame in container.decode(stream):
+        if (frame.height, frame.width) != (height, width):
+            raise BadInputError(f"{name}: frame {len(frames)} is {frame.width}x{frame.height} but the video "
+                                f"{width}x{height}; videos whose frame size changes are not supported")
+        if (len(frames) + 1) * height * width * 3 > limit:  # raises: more decoded than allowed
+            check_decoded_size(name, (len(frames) + 1, height, width, 3), np.uint8, verb="decodes to at least")
+        frames.append(frame.to_ndarray(format="rgb24"))
+    return frames
 
 
 def _is_gray(frames: np.ndarray) -> bool:
@@ -118,8 +152,9 @@ def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS, quality: int
 
         write_volume(path, frames[..., 0] if frames.shape[-1] == 1 else frames)
     elif kind == "mp4":
+        _check_mp4_size(path, frames)  # before the temporary file, so errors name the user's output
         with atomic_output(path, suffix=".mp4") as tmp:
-            _write_mp4(tmp, frames, fps, quality)
+            _write_mp4(tmp, frames, fps, quality, str(path) if target != STDIO else "stdout")
     elif kind is None or target.endswith("/"):
         from rocksynth.io.images import write_image_file
 
@@ -131,7 +166,25 @@ def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS, quality: int
         raise BadInputError(f"{path}: unknown video output type; use .mp4, .tif or a folder ending in /")
 
 
-def _write_mp4(path: Path, frames: np.ndarray, fps: float, quality: int) -> None:
+def _check_mp4_size(path, frames: np.ndarray) -> None:
+    """H.264 frames (after padding odd sides to even) are at most MAX_FRAME_SIDE pixels a side."""
+    height, width = frames.shape[1:3]
+    if max(height + height % 2, width + width % 2) > MAX_FRAME_SIDE:
+        raise BadInputError(f"{'stdout' if str(path) == STDIO else path}: frames of {width}x{height} are too large "
+                            f"for H.264 (at most {MAX_FRAME_SIDE} pixels a side); write a .tif stack or a folder")
+
+
+def _write_mp4(path: Path, frames: np.ndarray, fps: float, quality: int, name: str) -> None:
+    """Encode to `path` (a temporary file); failures are reported under `name`, the user's output."""
+    import av
+
+    try:
+        _encode_mp4(path, frames, fps, quality)
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise RocksynthError(f"{name}: writing the MP4 failed ({str(exc).splitlines()[0][:120]})") from exc
+
+
+def _encode_mp4(path: Path, frames: np.ndarray, fps: float, quality: int) -> None:
     import av
     from fractions import Fraction
 

@@ -5,10 +5,13 @@ memory whole; every write is atomic.
 """
 
 import contextlib
+import math
 import os
 import queue
 import re
+import struct
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +21,8 @@ from rocksynth.errors import BadInputError, RocksynthError
 from rocksynth.io import tiff_metadata
 from rocksynth.io.formats import detect_file_format, sniff
 from rocksynth.io.images import is_colour_image
-from rocksynth.io.paths import STDIO, atomic_output, check_input_file, read_stdin_bytes, stdin_stream
+from rocksynth.io.limits import check_compression, check_decoded_size
+from rocksynth.io.paths import STDIO, atomic_output, check_input_file, place_error, read_stdin_bytes, stdin_stream
 
 SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 # Stay clear of the 4 GiB classic-TIFF limit, leaving room for tags and offsets.
@@ -31,6 +35,7 @@ class Volume:
     voxel_size: "float | None" = None
     source: str = ""
     voxel_size_origin: str = ""
+    colour_image: bool = False  # the file declares one (y, x, 3|4) colour image, not a stack
 
 
 def natural_key(name: str):
@@ -52,7 +57,7 @@ def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, al
         else:
             kind = detect_file_format(path, expected=("tiff", "npy", "png", "jpeg"))
             if kind == "raw":
-                volume = _read_raw(path.read_bytes(), raw_shape, raw_dtype, str(path))
+                volume = _read_raw(path, raw_shape, raw_dtype, str(path))
             elif kind == "npy":
                 volume = _read_npy(path, str(path))
             elif kind == "tiff":
@@ -60,8 +65,35 @@ def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, al
             else:
                 from rocksynth.io.images import read_image
 
-                volume = Volume(read_image(path), source=str(path))
+                image = read_image(path)
+                volume = Volume(image, source=str(path), colour_image=image.ndim == 3)
     return _validated(volume, allow_2d, allow_rgb)
+
+
+def declared_ndim(path) -> int:
+    """The dimensions a volume file declares, read from its header alone: 3 for a TIFF stack or a
+    3D .npy, 2 for one image (gray or colour).
+
+    Parameters
+    ----------
+    path : str or Path
+        A .tif/.tiff, .npy, .png or .jpg file (a .raw file declares nothing: 3 is assumed).
+
+    Raises
+    ------
+    BadInputError
+        For a missing, empty, misnamed, damaged or pickled file, as the readers would.
+    """
+    path = check_input_file(path)
+    kind = detect_file_format(path, expected=("tiff", "npy", "png", "jpeg"))
+    if kind == "npy":
+        with open(path, "rb") as handle:
+            return len(_npy_header(handle, str(path))[0])
+    if kind == "tiff":
+        with _open_tiff(path) as tif:
+            series = _first_series(tif, str(path))
+            return 2 if _is_single_image(series) else series.ndim
+    return 3 if kind == "raw" else 2
 
 
 def _read_stdin_volume(raw_shape, raw_dtype) -> Volume:
@@ -74,26 +106,95 @@ def _read_stdin_volume(raw_shape, raw_dtype) -> Volume:
     if kind in ("png", "jpeg"):
         from rocksynth.io.images import read_image
 
-        return Volume(read_image(STDIO), source="stdin")
+        image = read_image(STDIO)
+        return Volume(image, source="stdin", colour_image=image.ndim == 3)
     if raw_shape is not None:
         return _read_raw(data, raw_shape, raw_dtype, "stdin")
     raise BadInputError("stdin: not a TIFF, NPY or PNG stream (for raw bytes give --shape and --dtype)")
 
 
 def read_tiff(source, name: str) -> Volume:
-    """A TIFF (stack or single image) with its voxel size; damaged files raise BadInputError."""
+    """A TIFF (stack or single image) with its voxel size; damaged files and files that declare
+    more than the decoding limits (rocksynth.io.limits) raise BadInputError before decoding."""
     import tifffile
 
     with _tifffile_complaints() as complaints:
         try:
             with tifffile.TiffFile(source) as tif:
+                series = _first_series(tif, name)
+                image = _is_single_image(series)
+                if complaints:  # a broken IFD chain: refuse before decoding what is left
+                    raise _damaged(name, complaints)
+                check_decoded_size(name, series.shape, series.dtype, file_size=tif.filehandle.size, image=image)
                 data = tif.asarray()
                 voxel_size, origin = tiff_metadata.read_voxel_size(tif)
-        except (tifffile.TiffFileError, ValueError, OSError, EOFError, IndexError, KeyError) as exc:
-            raise BadInputError(f"{name}: not a readable TIFF file ({_short(exc)})") from exc
+        except _tiff_errors() as exc:
+            raise BadInputError(f"{name}: {_tiff_problem(exc)} ({_short(exc)})") from exc
     if complaints:  # tifffile reads what it can of a damaged file and only logs the rest
-        raise BadInputError(f"{name}: truncated or damaged TIFF file ({complaints[0]})")
-    return Volume(data, voxel_size, name, origin)
+        raise _damaged(name, complaints)
+    colour = image and series.ndim == 3 and series.shape[-1] in (3, 4)
+    return Volume(data, voxel_size, name, origin, colour_image=colour)
+
+
+def _open_tiff(path: Path):
+    """An open tifffile.TiffFile with every page's header read; a damaged file is a BadInputError."""
+    import tifffile
+
+    tif = None
+    with _tifffile_complaints() as complaints:
+        try:
+            tif = tifffile.TiffFile(path)
+            len(tif.pages)  # reads the whole IFD chain, where truncation shows
+        except _tiff_errors() as exc:
+            if tif is not None:
+                tif.close()
+            raise BadInputError(f"{path}: {_tiff_problem(exc)} ({_short(exc)})") from exc
+    if complaints:
+        tif.close()
+        raise _damaged(str(path), complaints)
+    return tif
+
+
+def _is_plain_stack(tif, name: str) -> bool:
+    """Two or more 2D pages forming one series: what `TiffStackReader` can stream."""
+    try:
+        return len(tif.pages) >= 2 and tif.pages[0].ndim == 2 and len(tif.series) == 1
+    except _tiff_errors() as exc:
+        raise BadInputError(f"{name}: not a readable TIFF file ({_short(exc)})") from exc
+
+
+def _first_series(tif, name: str):
+    """The series `asarray()` decodes (the first), or a clear error for a file with no image."""
+    if not tif.pages or not tif.series:
+        raise BadInputError(f"{name}: TIFF file holds no image")
+    return tif.series[0]
+
+
+def _is_single_image(series) -> bool:
+    """One 2D page, gray (y, x) or with samples (y, x, s): an image, not a stack of slices."""
+    return series.ndim == 2 or (series.ndim == 3 and series.axes.endswith("S"))
+
+
+def _tiff_errors() -> "tuple[type, ...]":
+    """What tifffile and its codecs raise on damaged input (zlib.error on a truncated strip)."""
+    import tifffile
+
+    return (tifffile.TiffFileError, ValueError, OSError, EOFError, IndexError, KeyError, TypeError,
+            struct.error, zlib.error, RuntimeError)
+
+
+def _tiff_problem(exc: BaseException) -> str:
+    """A cut-off compressed strip surfaces as a zlib or struct error: say so."""
+    truncated = isinstance(exc, (zlib.error, struct.error, EOFError))
+    return "truncated or damaged TIFF file" if truncated else "not a readable TIFF file"
+
+
+def _damaged(name: str, complaints: "list[str]") -> BadInputError:
+    # "<TiffTag.fromfile> raised TiffFileError('<tifffile.TiffTag 270 @70> invalid value offset 194')"
+    # -> "invalid value offset 194": tifffile's object reprs mean nothing to a user.
+    reason = re.sub(r"<[^<>]*>\s*", "", complaints[0]).strip()
+    reason = re.sub(r"^raised \w+\((['\"])(.*)\1\)$", r"\2", reason)
+    return BadInputError(f"{name}: truncated or damaged TIFF file ({reason})")
 
 
 @contextlib.contextmanager
@@ -121,7 +222,9 @@ def _tifffile_complaints():
 class TiffStackReader:
     """Slab-by-slab access to a multi-page gray TIFF stack on disk, for volumes larger than memory.
 
-    `open()` returns None when the file is not a plain stack of equal 2D pages (then read it whole)."""
+    `open()` returns None when the file is not a plain stack of equal 2D pages (then read it whole).
+    Only one page is decoded at a time, so the decoding limits apply to a page (as one 2D image)
+    and the decompression-bomb rule to the whole file, not the memory limit to the whole stack."""
 
     def __init__(self, tif, name: str):
         self._tif, self.name = tif, name
@@ -132,26 +235,30 @@ class TiffStackReader:
 
     @classmethod
     def open(cls, path) -> "TiffStackReader | None":
-        import tifffile
-
         path = check_input_file(path)
         if path.is_dir() or detect_file_format(path, expected=("tiff", "npy", "png", "jpeg")) != "tiff":
             return None
+        tif = _open_tiff(path)
         try:
-            tif = tifffile.TiffFile(path)
-        except (tifffile.TiffFileError, ValueError, OSError) as exc:
-            raise BadInputError(f"{path}: not a readable TIFF file ({_short(exc)})") from exc
-        first = tif.pages[0]
-        if len(tif.pages) < 2 or first.ndim != 2 or len(tif.series) != 1:
+            if not _is_plain_stack(tif, str(path)):
+                tif.close()
+                return None
+            reader = cls(tif, str(path))
+            check_compression(reader.name, reader.shape, reader.dtype, tif.filehandle.size)
+            check_decoded_size(reader.name, reader.shape[1:], reader.dtype, image=True)
+        except BaseException:
             tif.close()
-            return None
-        return cls(tif, str(path))
+            raise
+        return reader
 
     def page(self, index: int) -> np.ndarray:
         with _tifffile_complaints() as complaints:
             try:
-                image = self._tif.pages[index].asarray()
-            except (ValueError, OSError, EOFError, IndexError, KeyError) as exc:
+                page = self._tif.pages[index]
+                if tuple(page.shape) != self.shape[1:] or page.dtype != self.dtype:  # refuse before decoding
+                    raise BadInputError(f"{self.name}: page {index} is damaged or of another size")
+                image = page.asarray()
+            except _tiff_errors() as exc:
                 raise BadInputError(f"{self.name}: page {index} is unreadable ({_short(exc)})") from exc
         if complaints or image.shape != self.shape[1:]:
             raise BadInputError(f"{self.name}: page {index} is damaged or of another size")
@@ -179,23 +286,62 @@ class TiffStackReader:
 
 
 def _read_npy(source, name: str) -> Volume:
+    """A .npy array, its header checked first: never unpickled, never larger than the limits."""
+    if isinstance(source, Path):
+        with open(source, "rb") as handle:
+            return _read_npy_stream(handle, name)
+    return _read_npy_stream(source, name)
+
+
+def _read_npy_stream(handle, name: str) -> Volume:
+    shape, dtype = _npy_header(handle, name)
+    check_decoded_size(name, shape, dtype)  # no ratio rule: .npy is not compressed
+    handle.seek(0)
     try:
-        data = np.load(source, allow_pickle=False)
+        data = np.load(handle, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise BadInputError(f"{name}: not a readable .npy array ({_short(exc)})") from exc
     return Volume(np.asarray(data), None, name)
 
 
-def _read_raw(data: bytes, raw_shape, raw_dtype, name: str) -> Volume:
+def _npy_header(handle, name: str) -> "tuple[tuple[int, ...], np.dtype]":
+    """(shape, dtype) from a .npy header, refusing arrays of Python objects (they need unpickling)
+    and files shorter than the data their header declares."""
+    from numpy.lib import format as npy_format
+
+    try:
+        version = npy_format.read_magic(handle)
+        read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, _, dtype = read_header(handle)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise BadInputError(f"{name}: not a readable .npy array ({_short(exc)})") from exc
+    if dtype.hasobject:
+        raise BadInputError(f"{name}: .npy array of Python objects (pickled data); rocksynth reads only numeric "
+                            "arrays and never unpickles files")
+    start, end = handle.tell(), handle.seek(0, os.SEEK_END)
+    handle.seek(start)
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > end - start:  # refuse before np.load allocates what the header claims
+        raise BadInputError(f"{name}: truncated .npy file (its header declares {declared} bytes of data, "
+                            f"the file holds {end - start})")
+    return tuple(shape), dtype
+
+
+def _read_raw(source, raw_shape, raw_dtype, name: str) -> Volume:
+    """Headerless bytes (a file or stdin's bytes) laid out as `raw_shape` of `raw_dtype`, in C order."""
     if raw_shape is None:
         raise BadInputError(f"{name}: a .raw file has no header; give its size with --shape ZxYxX (and --dtype)")
     shape = parse_shape(raw_shape) if isinstance(raw_shape, str) else tuple(raw_shape)
     dtype = np.dtype(raw_dtype or "uint8")
     expected = int(np.prod(shape)) * dtype.itemsize
-    if len(data) != expected:
-        raise BadInputError(f"{name}: has {len(data)} bytes but --shape {'x'.join(map(str, shape))} "
+    size = len(source) if isinstance(source, bytes) else source.stat().st_size
+    if size != expected:
+        raise BadInputError(f"{name}: has {size} bytes but --shape {'x'.join(map(str, shape))} "
                             f"--dtype {dtype.name} needs {expected}")
-    return Volume(np.frombuffer(data, dtype=dtype).reshape(shape).copy(), None, name)
+    check_decoded_size(name, shape, dtype)  # --shape is the declaration; checked before reading the file
+    if isinstance(source, bytes):
+        return Volume(np.frombuffer(source, dtype=dtype).reshape(shape).copy(), None, name)
+    return Volume(np.fromfile(source, dtype=dtype).reshape(shape), None, name)
 
 
 def _read_slice_folder(folder: Path) -> Volume:
@@ -206,6 +352,8 @@ def _read_slice_folder(folder: Path) -> Volume:
     if not files:
         raise BadInputError(f"{folder}: folder holds no slice images ({', '.join(SLICE_SUFFIXES)})")
     first = read_image(files[0])
+    # Each slice was checked as an image; the stack they make must fit the memory limit too.
+    check_decoded_size(str(folder), (len(files),) + first.shape, first.dtype)
     data = np.empty((len(files),) + first.shape, dtype=first.dtype)
     data[0] = first
     for index, file in enumerate(files[1:], start=1):
@@ -297,9 +445,10 @@ def _output_kind(target: str) -> str:
 
 def write_slice_folder(path, data: np.ndarray) -> None:
     """One PNG per z-slice (slice_0000.png ...), written into a new folder atomically."""
-    from rocksynth.io.images import write_image_file
+    from rocksynth.io.images import check_writable_image, write_image_file
     from rocksynth.io.paths import atomic_output_dir
 
+    check_writable_image(path, to_storable(data[0]), "png")  # before the temporary folder: name the output
     digits = max(4, len(str(data.shape[0] - 1)))
     with atomic_output_dir(path) as tmp:
         for index, image in enumerate(data):
@@ -383,7 +532,11 @@ class VolumeWriter:
 
     def _raise_worker_error(self) -> None:
         if self._error:
-            raise RocksynthError(f"writing {self.path} failed: {_short(self._error[0])}") from self._error[0]
+            raise self._worker_error() from self._error[0]
+
+    def _worker_error(self) -> RocksynthError:
+        shown = "stdout" if str(self.path) == STDIO else str(self.path)
+        return place_error(self._error[0], shown) or RocksynthError(f"writing {shown} failed: {_short(self._error[0])}")
 
     def __exit__(self, exc_type, exc, tb):
         self._put(self._DONE)
@@ -392,7 +545,7 @@ class VolumeWriter:
             if self.written != self.shape[0]:
                 exc = RocksynthError(f"only {self.written} of {self.shape[0]} slices were written to {self.path}")
             elif self._error:
-                exc = RocksynthError(f"writing {self.path} failed: {_short(self._error[0])}")
+                exc = self._worker_error()
             if exc is not None:
                 self._atomic.__exit__(type(exc), exc, None)  # removes the temporary file
                 raise exc

@@ -97,10 +97,12 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
         raise BadInputError("--steps must be at least 1")
     if str(clip) != "-":
         check_input_file(clip)  # registered as an input before the outputs are checked against it
-    targets = prepare_outputs(_sample_paths(out, samples))  # every sample's name, before any is written
+    targets = [str(p) for p in prepare_outputs(_sample_paths(out, samples))]  # every sample's name, before any is written
     torch.manual_seed(seed)
     vqvae, transformer, payload = load_predictor(model)
     video = read_video(clip)
+    if video.frames.shape[0] == 1 and context > 1:
+        raise BadInputError(f"{clip}: is one image, not a sequence of frames; continue it with --context 1")
     if video.frames.shape[0] < context:
         raise BadInputError(f"{clip}: has {video.frames.shape[0]} frames, fewer than --context {context}")
     frames = video.frames[:context]

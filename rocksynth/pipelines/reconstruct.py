@@ -167,7 +167,7 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
         raise BadInputError(f"--slab must be at least {GRID}, got {slab}")
     if slice_path != "-":
         check_input_file(slice_path)
-    paths = prepare_outputs(_output_paths(out, samples))  # every sample's name, before any is written
+    paths = [str(p) for p in prepare_outputs(_output_paths(out, samples))]  # all names, before any is written
     loaded = load_model(model, calibrated=calibrated)
     mask = load_binary_image(slice_path, threshold=threshold, pore_value=pore_value)
     check_slice(mask, loaded.crop, str(slice_path))

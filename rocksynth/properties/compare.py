@@ -209,14 +209,14 @@ def collect_samples(paths, crops: "int | None", crop_size: int, seed: int, thres
 
 
 def _holds_volumes(folder) -> bool:
-    import tifffile
+    """Whether a folder holds volume files (its first .npy/.tif is 3D) rather than 2D slices.
+
+    Read from the header alone; a damaged first file is the user's bad input (exit 2)."""
+    from rocksynth.io.volumes import declared_ndim
 
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() == ".npy":
-            return np.load(path, mmap_mode="r").ndim == 3
-        if path.suffix.lower() in (".tif", ".tiff"):
-            with tifffile.TiffFile(path) as tif:
-                return len(tif.pages) > 1 or tif.series[0].ndim == 3
+        if path.suffix.lower() in (".npy", ".tif", ".tiff"):
+            return declared_ndim(path) == 3
     return False
 
 
