@@ -190,3 +190,20 @@ def test_a_full_disk_while_streaming_a_volume_is_bad_input_and_leaves_nothing(tm
             for _ in range(4):
                 writer.write(np.zeros((1, 8, 8), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["--max-voxels", "0", "info", "a_1.png"],
+    ["--max-voxels", "1.5", "info", "a_1.png"],
+    ["reconstruct", "a_1.png", "--depth", "-3", "--out", "x.tif"],
+    ["info"],
+    ["nonsense"],
+], ids=["max-voxels-0", "max-voxels-fraction", "range", "missing-argument", "unknown-command"])
+def test_usage_errors_are_one_line_exit_2(tmp_path, slice_png, args):
+    stderr = _quiet_error(args, tmp_path)
+    assert "--help" in stderr
+
+
+def test_max_voxels_option_sets_the_decoding_limit(tmp_path, slice_png):
+    stderr = _quiet_error(["--max-voxels", "1e5", "info", "a_1.png"], tmp_path)
+    assert "more than ROCKSYNTH_MAX_VOXELS=100000" in stderr

@@ -3,6 +3,8 @@
 Each command lives in its own module under `rocksynth.cli` and is registered here.
 """
 
+from typing import Optional
+
 import typer
 
 from rocksynth import __version__
@@ -31,8 +33,19 @@ def _global_options(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or info on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    max_voxels: Optional[float] = typer.Option(
+        None, "--max-voxels", min=1, metavar="N",
+        help="Largest decoded size (8-bit voxels; 8e9 = 2000^3) one input file may have; replaces the default "
+             "limits (half the memory, 256 MiB per 2D image, no file compressed over 1000:1). "
+             "Same as ROCKSYNTH_MAX_VOXELS; see docs/formats.md."),
 ) -> None:
     set_quiet(quiet)
+    if max_voxels is not None:
+        from rocksynth.io.limits import set_max_voxels
+
+        if max_voxels != int(max_voxels):
+            raise typer.BadParameter("must be a whole number of voxels", param_hint="--max-voxels")
+        set_max_voxels(int(max_voxels))
 
 
 def _register() -> None:

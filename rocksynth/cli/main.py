@@ -86,8 +86,15 @@ def _close_stderr_quietly() -> None:
         pass
 
 
+def _print_help(text: str) -> None:
+    try:
+        print(text, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
 def _click_exit_code(exc: Exception) -> "int | None":
-    """Exit code for click's own exceptions (usage errors exit 2), or None for anything else.
+    """Exit code for click's own exceptions (usage errors exit 2, one line), or None for anything else.
 
     Matched by class name because typer may ship its own copy of click."""
     names = {cls.__name__ for cls in type(exc).__mro__}
@@ -95,9 +102,18 @@ def _click_exit_code(exc: Exception) -> "int | None":
         return exc.exit_code
     if "Abort" in names:
         return 1
+    if "NoArgsIsHelpError" in names:  # `rocksynth` or `rocksynth train` alone: the help, as asked
+        _print_help(exc.format_message())
+        return 2
     if "ClickException" in names:
-        exc.show()
-        return 2 if "UsageError" in names else exc.exit_code
+        message = " ".join(exc.format_message().split())
+        if "UsageError" in names:  # one line, like every other error, with where to look
+            ctx = getattr(exc, "ctx", None)
+            command = ctx.command_path if ctx is not None else "rocksynth"
+            _error_line(f"error: {message} (see '{command} --help')")
+            return 2
+        _error_line(f"error: {message}")
+        return exc.exit_code
     return None
 
 
