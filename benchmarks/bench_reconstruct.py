@@ -28,6 +28,17 @@ CLI in a child process with its peak resident memory.
     OMP_NUM_THREADS=1 python benchmarks/bench_reconstruct.py --no-timing --repeats 5   # the docs' figures
     OMP_NUM_THREADS=1 python benchmarks/bench_reconstruct.py --rocks ketton --count 20 --no-permeability
     OMP_NUM_THREADS=1 python benchmarks/bench_reconstruct.py --no-kl --no-timing --profile 4   # porosity vs depth
+
+Whole-slice mode (`--whole-slice`, issue #25): what a user of `rocksynth reconstruct` sees first. The
+README's Berea slice (400^2) and a held-out z-slice of Ketton (256^2) and of the fractures volume
+(100^2) are each reconstructed 128 deep in one call of `rocksynth.pipelines.reconstruct.reconstruct`
+(the CLI's), with the rock's shipped model (berea for Berea and fractures, ketton for Ketton). Printed
+as markdown tables: the per-z porosity sd against the real rock's over full-plane windows as deep
+(goal <= 1.5x), porosity vs distance from the slice in 4-voxel bins, the far field's (beyond 40
+voxels) against the real rock's (goal within 0.02), the volume's against the slice's (within 0.03),
+S2 along z against S2 in the plane, and the time.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_reconstruct.py --whole-slice --figure docs/img/reconstruct_cuts.png --json-out whole.json
 """
 
 import argparse
@@ -371,11 +382,244 @@ def timing(model_name: str, model) -> dict:
     return {"t128": times, "t400": float(seconds), "peak_gb_400": int(peak_kb) / 1e6}
 
 
+# --- whole-slice mode (issue #25): what a user sees first ------------------------------------
+# The cube protocol above judges 64^3 cubes one by one: they reach only 32 voxels from the input
+# slice. `rocksynth reconstruct` turns a whole slice into a volume as deep as the slice is wide,
+# and there the porosity is a function of the distance from the slice (depth bands). This mode
+# reconstructs a whole slice per rock, `--depth` deep, through the same library call as the CLI.
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# rock -> (real volume, shipped model). There is no fractures model: Berea's is the closest (the
+# berea and ketton checkpoints are one model trained on both rocks).
+WHOLE_SLICE_ROCKS = {"berea": ("berea_400.tif", "berea"), "ketton": ("ketton_256.tif", "ketton"),
+                     "fractures": ("fractures_100.tif", "berea")}
+WHOLE_SLICE_GOALS = {"sd_ratio": 1.5, "far_field": 0.02, "mean_vs_slice": 0.03}
+FAR_FIELD = 40        # voxels from the slice beyond which the far field starts
+DISTANCE_BIN = 4      # voxels per bin of the porosity-vs-distance profile
+DISTANCE_MAX = 64
+S2_LAGS = (1, 2, 4, 8, 12, 16, 20)
+S2_MAX = 32           # lags computed (correlation lengths need S2 to reach porosity^2)
+REAL_WINDOWS = 5      # windows of the real volume for its per-z porosity sd
+
+
+def whole_slice_input(rock: str, volume: np.ndarray) -> "tuple[np.ndarray, str]":
+    """The input slice of a rock and where it comes from. Berea: the README's example slice
+    (`examples/berea_section_400.png`, the volume's z = 0 plane, in the training block). Ketton and
+    fractures: the central z-plane of the held-out block (the last quarter along z, as in the cube
+    protocol: never seen in training)."""
+    from rocksynth.data.crops import split_holdout
+    from rocksynth.io import read_image
+
+    if rock == "berea":
+        return read_image(EXAMPLES / "berea_section_400.png") > 0, "examples/berea_section_400.png (z = 0)"
+    cut = split_holdout(rock, volume).held_out.shape[0]
+    z = volume.shape[0] - cut + cut // 2
+    return np.ascontiguousarray(volume[z]), f"held-out z = {z} of {WHOLE_SLICE_ROCKS[rock][0]}"
+
+
+def per_z_porosity(volume: np.ndarray) -> np.ndarray:
+    from rocksynth.properties.porosity import porosity
+
+    return np.array([porosity(plane) for plane in volume])
+
+
+def distance_profile(volume: np.ndarray) -> "dict[str, float]":
+    """Porosity in bins of distance from the central slice (index depth // 2, as in `reconstruct`):
+    '0' is the slice itself, then 1-4, 5-8, ... out to DISTANCE_MAX (both sides pooled)."""
+    from rocksynth.properties.porosity import porosity
+
+    distance = np.abs(np.arange(volume.shape[0]) - volume.shape[0] // 2)
+    bins = {"0": volume[distance == 0]}
+    for lo in range(1, min(DISTANCE_MAX, int(distance.max())) + 1, DISTANCE_BIN):
+        hi = lo + DISTANCE_BIN - 1
+        bins[f"{lo}-{hi}"] = volume[(distance >= lo) & (distance <= hi)]
+    return {label: porosity(planes) for label, planes in bins.items() if planes.size}
+
+
+def s2_along_and_across(volume: np.ndarray) -> dict:
+    """S2 along z (x-z / y-z cuts) and in the plane (mean of y and x), lags 0..S2_MAX, and
+    their correlation lengths."""
+    from rocksynth.properties.correlation import correlation_length, two_point_correlation_axes
+
+    curves = two_point_correlation_axes(volume, min(S2_MAX, min(volume.shape) - 1))
+    along, across = curves[0], curves[1:].mean(0)
+    return {"z": along.tolist(), "xy": across.tolist(),
+            "length_z": correlation_length(along), "length_xy": correlation_length(across)}
+
+
+def real_reference(volume: np.ndarray, depth: int, windows: int = REAL_WINDOWS) -> dict:
+    """The real rock over `windows` full-plane windows `depth` deep (or as deep as the volume),
+    evenly spaced along z: per-z porosity sd (mean over windows and each), S2 along z vs in the
+    plane, and x-z / y-z cuts of the first window for the figure."""
+    from rocksynth.properties.porosity import porosity
+
+    depth = min(depth, volume.shape[0])
+    starts = sorted({int(s) for s in np.linspace(0, volume.shape[0] - depth, windows)})
+    sds = [float(per_z_porosity(volume[s:s + depth]).std()) for s in starts]
+    middle = volume[starts[len(starts) // 2]:starts[len(starts) // 2] + depth]
+    return {"porosity": porosity(volume), "window_depth": depth, "window_starts": starts,
+            "sd_per_z": float(np.mean(sds)), "sd_per_z_each": sds, "s2": s2_along_and_across(volume),
+            "cuts": (middle[:, middle.shape[1] // 2], middle[:, :, middle.shape[2] // 2])}
+
+
+def whole_slice_rock(rock: str, depth: int, seed: int, model_name: "str | None", calibrated: bool,
+                     slab: "int | None" = None) -> "tuple[dict, tuple]":
+    """Reconstruct one rock's whole slice `depth` deep and measure it against the real rock;
+    returns the figures and (volume, real cuts) for the figure."""
+    import tifffile
+    import torch
+
+    from rocksynth.pipelines.reconstruct import load_model, reconstruct
+    from rocksynth.properties.porosity import porosity
+
+    name, default_model = WHOLE_SLICE_ROCKS[rock]
+    real_volume = tifffile.imread(DATA / name) > 0
+    mask, source = whole_slice_input(rock, real_volume)
+    loaded = load_model(model_name or default_model, calibrated=calibrated)
+    tick = time.perf_counter()
+    volume, agreement = reconstruct(loaded.model, mask, depth=depth, seed=seed, slab=slab)
+    seconds = time.perf_counter() - tick
+    real = real_reference(real_volume, depth)
+    profile_z = per_z_porosity(volume)
+    distance = np.abs(np.arange(depth) - depth // 2)
+    far = volume[distance > FAR_FIELD]
+    result = {
+        "rock": rock, "slice": source, "shape": list(volume.shape), "model": loaded.path.name,
+        "threads": torch.get_num_threads(), "seconds": seconds, "seed": seed,
+        "slice_porosity": porosity(mask), "porosity": porosity(volume),
+        "far_field_porosity": porosity(far) if far.size else None,
+        "near_porosity": porosity(volume[(distance >= 1) & (distance <= FAR_FIELD)]),
+        "real_porosity": real["porosity"], "sd_per_z": float(profile_z.std()),
+        "min_per_z": float(profile_z.min()), "max_per_z": float(profile_z.max()),
+        "real_sd_per_z": real["sd_per_z"], "real_sd_per_z_each": real["sd_per_z_each"],
+        "real_window_depth": real["window_depth"], "real_window_starts": real["window_starts"],
+        "per_z": profile_z.tolist(), "profile": distance_profile(volume),
+        "s2": s2_along_and_across(volume), "real_s2": real["s2"], "raw_central_slice_agreement": agreement,
+    }
+    # A real volume extruded along z (the fractures image: every z-slice the same) has no per-z
+    # spread at all: any is infinitely more (float round-off gives ~1e-17, not 0).
+    result["real_sd_per_z"] = result["real_sd_per_z"] if result["real_sd_per_z"] > 1e-9 else 0.0
+    result["sd_ratio"] = result["sd_per_z"] / result["real_sd_per_z"] if result["real_sd_per_z"] > 0 else None  # infinite
+    result["far_field_error"] = (result["far_field_porosity"] - result["real_porosity"]
+                                 if result["far_field_porosity"] is not None else None)
+    result["mean_vs_slice_error"] = result["porosity"] - result["slice_porosity"]
+    result["goals_met"] = {
+        "sd_ratio": result["sd_ratio"] is not None and result["sd_ratio"] <= WHOLE_SLICE_GOALS["sd_ratio"],
+        "far_field": result["far_field_error"] is not None and abs(result["far_field_error"]) <= WHOLE_SLICE_GOALS["far_field"],
+        "mean_vs_slice": abs(result["mean_vs_slice_error"]) <= WHOLE_SLICE_GOALS["mean_vs_slice"]}
+    print(f"  {rock}: {source} ({mask.shape[1]}x{mask.shape[0]}, porosity {result['slice_porosity']:.3f}) -> "
+          f"{depth} deep with {loaded.path.name} in {seconds:.1f} s ({result['threads']} thread(s))", flush=True)
+    return result, (volume, real["cuts"])
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def print_whole_slice(results: "list[dict]") -> None:
+    rocks = [r["rock"] for r in results]
+    head = "| figure | " + " | ".join(rocks) + " |\n|---|" + "---|" * len(rocks)
+    rows = [
+        ("input slice", lambda r: f"{r['slice']}, {r['shape'][2]}x{r['shape'][1]}"),
+        ("model", lambda r: r["model"]),
+        ("reconstruction time (s)", lambda r: f"{r['seconds']:.1f} ({r['threads']} thread{'s' if r['threads'] > 1 else ''}, "
+                                             f"{np.prod(r['shape']) / 1e6:.1f} M voxels)"),
+        ("per-z porosity sd, generated", lambda r: f"{r['sd_per_z']:.4f} (z-slices {r['min_per_z']:.3f}-{r['max_per_z']:.3f})"),
+        ("per-z porosity sd, real (windows)", lambda r: f"{r['real_sd_per_z']:.4f} ({len(r['real_window_starts'])} x "
+                                                       f"{r['real_window_depth']} deep)"),
+        (f"sd ratio (goal <= {WHOLE_SLICE_GOALS['sd_ratio']})",
+         lambda r: (f"{r['sd_ratio']:.2f}x" if r["sd_ratio"] is not None else "inf (real: the same on every z-slice)")
+         + f": {_yes(r['goals_met']['sd_ratio'])}"),
+        ("slice porosity", lambda r: f"{r['slice_porosity']:.3f}"),
+        ("volume porosity (goal: slice +-0.03)", lambda r: f"{r['porosity']:.3f} ({r['mean_vs_slice_error']:+.3f}): "
+                                                          f"{_yes(r['goals_met']['mean_vs_slice'])}"),
+        (f"porosity 1-{FAR_FIELD} voxels from the slice", lambda r: f"{r['near_porosity']:.3f}"),
+        (f"far field > {FAR_FIELD} voxels (goal: real +-0.02)",
+         lambda r: "-" if r["far_field_porosity"] is None else
+         f"{r['far_field_porosity']:.3f} ({r['far_field_error']:+.3f}): {_yes(r['goals_met']['far_field'])}"),
+        ("real rock porosity", lambda r: f"{r['real_porosity']:.3f}"),
+        ("correlation length along z / in plane, generated",
+         lambda r: f"{_length(r['s2']['length_z'])} / {_length(r['s2']['length_xy'])}"),
+        ("correlation length along z / in plane, real",
+         lambda r: f"{_length(r['real_s2']['length_z'])} / {_length(r['real_s2']['length_xy'])}"),
+    ]
+    print("\n### Whole-slice reconstructions\n\n" + head)
+    for label, cell in rows:
+        print(f"| {label} | " + " | ".join(cell(r) for r in results) + " |")
+    labels = list(dict.fromkeys(label for r in results for label in r["profile"]))
+    print("\n### Porosity vs distance from the input slice (voxels; both sides pooled)\n")
+    print("| distance | " + " | ".join(rocks) + " |\n|---|" + "---|" * len(rocks))
+    for label in labels:
+        print(f"| {label} | " + " | ".join(f"{r['profile'][label]:.3f}" if label in r["profile"] else "-"
+                                           for r in results) + " |")
+    print("| real rock | " + " | ".join(f"{r['real_porosity']:.3f}" for r in results) + " |")
+    print("\n### S2 along z (x-z cuts) vs in the plane (x-y), generated and real\n")
+    print("| lag | " + " | ".join(f"{r['rock']} gen z | gen xy | real z | real xy" for r in results)
+          + " |\n|---|" + "---|" * (4 * len(results)))
+    for lag in (0,) + S2_LAGS:
+        print(f"| {lag} | " + " | ".join(f"{r['s2']['z'][lag]:.4f} | {r['s2']['xy'][lag]:.4f} | "
+                                         f"{r['real_s2']['z'][lag]:.4f} | {r['real_s2']['xy'][lag]:.4f}"
+                                         for r in results) + " |")
+    print("(S2(0) is the porosity; S2 tends to porosity^2 beyond the correlation length. Porosity that "
+          "changes with depth keeps S2 along z above porosity^2 at long lags.)", flush=True)
+
+
+def _length(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def whole_slice_figure(path: Path, results: "list[dict]", volumes: "list[tuple]") -> None:
+    """x-z and y-z cuts (through the middle of the plane) of each generated volume beside the real
+    rock's (a full-plane window as deep, from the middle of the volume), z down the page; a tick
+    marks the input slice."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ratios = [max(v[0].shape[0], v[1][0].shape[0]) / max(v[0].shape[1:]) for v in volumes]
+    fig, axes = plt.subplots(len(results), 4, figsize=(16, 0.6 + sum(4 * r + 0.4 for r in ratios)), dpi=110,
+                             squeeze=False, gridspec_kw={"height_ratios": ratios, "hspace": 0.25, "wspace": 0.04})
+    for row, (result, (volume, (real_xz, real_yz))) in enumerate(zip(results, volumes)):
+        centre = volume.shape[0] // 2
+        panels = [("generated x-z", volume[:, volume.shape[1] // 2]), ("generated y-z", volume[:, :, volume.shape[2] // 2]),
+                  (f"real x-z ({real_xz.shape[0]} deep)", real_xz), (f"real y-z ({real_yz.shape[0]} deep)", real_yz)]
+        for col, (title, image) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(image, cmap="gray", interpolation="nearest", vmin=0, vmax=1, aspect="equal")
+            ax.set_title(f"{result['rock']}: {title}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([centre] if col < 2 else [])
+            ax.set_yticklabels(["slice ▶"] if col == 0 else [""] * (col < 2), fontsize=7, color="tab:red")
+            ax.tick_params(axis="y", color="tab:red", length=6, width=1.5)
+    fig.suptitle("x-z and y-z cuts through the middle of the plane (z down, white = pore)", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    print(f"\nwrote {path}")
+
+
+def whole_slice(args) -> dict:
+    print(f"whole-slice reconstructions, {args.depth} deep (seed {args.seed}; far field beyond {FAR_FIELD} voxels)",
+          flush=True)
+    results, volumes = [], []
+    for rock in args.whole_rocks:
+        result, pair = whole_slice_rock(rock, args.depth, args.seed, args.model, args.calibrated, args.slab)
+        results.append(result)
+        volumes.append(pair)
+    print_whole_slice(results)
+    if args.figure:
+        whole_slice_figure(args.figure, results, volumes)
+    return {r["rock"]: r for r in results}
+
+
 def main() -> None:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="berea", help="shipped model name or checkpoint path")
+    parser.add_argument("--model", default=None,
+                        help="shipped model name or checkpoint path (default: berea; in --whole-slice, each rock's "
+                             "own: ketton for Ketton, berea for Berea and fractures)")
     parser.add_argument("--rocks", nargs="+", default=["berea", "ketton"], choices=sorted(ROCKS))
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--size", type=int, default=64)
@@ -383,7 +627,16 @@ def main() -> None:
     parser.add_argument("--no-permeability", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--cache", type=Path, default=None, help="folder caching the real cubes' properties")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--json", "--json-out", dest="json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--whole-slice", action="store_true",
+                        help="only the whole-slice mode: the Berea example slice and held-out Ketton and fractures "
+                             "z-slices, each reconstructed --depth deep (per-z porosity sd, porosity vs distance "
+                             "from the slice, S2 along z vs in the plane, time)")
+    parser.add_argument("--whole-rocks", nargs="+", default=list(WHOLE_SLICE_ROCKS), choices=list(WHOLE_SLICE_ROCKS))
+    parser.add_argument("--depth", type=int, default=128, help="depth of the whole-slice reconstructions")
+    parser.add_argument("--slab", type=int, default=None, help="slab depth of the whole-slice reconstructions")
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="with --whole-slice: PNG of x-z and y-z cuts, generated beside real")
     parser.add_argument("--bootstrap", type=int, default=200, metavar="N",
                         help="bootstrap resamples for the KDE-KL's spread (0: none)")
     parser.add_argument("--calibrated", action="store_true", help="threshold at the model's porosity calibration")
@@ -398,8 +651,14 @@ def main() -> None:
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     torch.set_num_threads(1)
+    if args.whole_slice:
+        results = {"whole_slice": whole_slice(args)}
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        return
     from rocksynth.pipelines.reconstruct import load_model
 
+    args.model = args.model or "berea"
     loaded = load_model(args.model, calibrated=args.calibrated)
     print(f"model {loaded.path} ({loaded.meta.get('iterations')} iterations, threshold logit {loaded.model.logit_threshold}, "
           f"{loaded.meta.get('wall_time_s', 0) / 60:.0f} min training on {', '.join(loaded.meta.get('data', []))})")
