@@ -5,17 +5,19 @@ from typing import Optional
 
 import typer
 
+from rocksynth.cli import options
+
 
 def clean(
     scan: str = typer.Argument(..., metavar="SCAN", help="Scanned drawing (PNG/JPEG/TIFF; gray, RGB or RGBA; 8/16-bit) or a folder of them; '-' = stdin."),
     out: str = typer.Option(..., "--out", "-o", help="Output image (.png/.tif), or a folder when SCAN is a folder; '-' = PNG on stdout."),
     model: str = typer.Option("drawings", "--model", "-m", help="Shipped model name (drawings) or a checkpoint path."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Ink probability above which a pixel is ink."),
+    threshold: float = options.number(0.5, "--threshold", min=0, max=1, min_open=True, max_open=True, help="Ink probability above which a pixel is ink."),
     soft: bool = typer.Option(False, "--soft", help="Write the ink probability as gray (0 = surely ink) instead of black/white."),
-    tile: int = typer.Option(1024, "--tile", help="Tile side in pixels (memory grows with it, not with the image)."),
-    overlap: int = typer.Option(224, "--overlap", help="Overlap of neighbouring tiles: at 224 or more the tiled result equals cleaning the whole image at once; less is faster, still blended without seams."),
-    tta: int = typer.Option(8, "--tta", help="Test-time augmentation: average the ink probability over 1, 2, 4 or 8 flipped/transposed views of each tile (8 is the most accurate; time grows with it, memory does not)."),
-    threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
+    tile: int = options.number(1024, "--tile", min=64, help="Tile side in pixels, a multiple of 16 (memory grows with it, not with the image)."),
+    overlap: int = options.number(224, "--overlap", min=0, help="Overlap of neighbouring tiles: at 224 or more the tiled result equals cleaning the whole image at once; less is faster, still blended without seams."),
+    tta: int = options.number(8, "--tta", min=1, max=8, help="Test-time augmentation: average the ink probability over 1, 2, 4 or 8 flipped/transposed views of each tile (8 is the most accurate; time grows with it, memory does not)."),
+    threads: int = options.threads_option(),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Clean a scanned technical drawing: white background, black ink, short line gaps bridged (U-Net)."""
@@ -33,36 +35,45 @@ def clean(
 
 
 def train_clean(
-    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); the learning curve goes to <out>.csv."),
-    iters: int = typer.Option(3000, "--iters", help="Total iterations (the learning-rate schedule spans them)."),
+    out: str = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); the learning curve goes to <out>.csv."),
+    iters: int = options.positive_int(3000, "--iters", help="Total iterations (the learning-rate schedule spans them)."),
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="Folder with scans/ and clean/ subfolders of same-named images (default: procedural drawings)."),
-    batch: int = typer.Option(8, "--batch", help="Crops per iteration."),
-    crop: int = typer.Option(128, "--crop", help="Crop side in pixels (multiple of 16)."),
-    lr: float = typer.Option(2e-3, "--lr", help="Adam learning rate (cosine decay to 5 %)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (selects the procedural training seeds)."),
+    batch: int = options.positive_int(8, "--batch", help="Crops per iteration."),
+    crop: int = options.number(128, "--crop", min=16, help="Crop side in pixels (multiple of 16)."),
+    lr: float = options.learning_rate(2e-3, "--lr", help="Adam learning rate (cosine decay to 5 %)."),
+    seed: int = options.seed_option("Random seed (selects the procedural training seeds)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
-    threads: int = typer.Option(1, "--threads", help="Torch CPU threads."),
+    threads: int = options.threads_option(),
     widths: Optional[str] = typer.Option(None, "--widths", help="U-Net channels per level, e.g. 16,32,64,96,128 (default 8,16,32,48,64, the network the shipped one was grown from; with --init: that checkpoint's, or wider); ignored with --resume."),
-    swa_start: Optional[int] = typer.Option(None, "--swa-start", help="End with stochastic weight averaging: from this iteration on, hold the learning rate at --swa-lr and average the weights every 100 iterations; the checkpoint holds the average."),
+    swa_start: Optional[int] = options.number(None, "--swa-start", min=0, help="End with stochastic weight averaging: from this iteration on (below --iters), hold the learning rate at --swa-lr and average the weights every 100 iterations; the checkpoint holds the average."),
     init: Optional[str] = typer.Option(None, "--init", help="Start a new run from this clean checkpoint's (or shipped model's, e.g. drawings) weights, widened to --widths where those are wider (same output at the start); ignored with --resume once --out exists."),
-    swa_lr: float = typer.Option(5e-4, "--swa-lr", help="Constant learning rate while averaging weights (with --swa-start)."),
+    swa_lr: float = options.learning_rate(5e-4, "--swa-lr", help="Constant learning rate while averaging weights (with --swa-start)."),
 ) -> None:
     """Train the drawing-cleaning U-Net (resumable; CSV learning curve with held-out IoU and PSNR)."""
     from rocksynth.errors import BadInputError
-    from rocksynth.progress import log, progress_bar
-    from rocksynth.training.clean import train_clean as train
+    from rocksynth.training.outputs import checkpoint_path, clean_plan, register_pair_images
 
     if pairs is not None and not pairs.is_dir():
         raise BadInputError(f"{pairs}: --pairs must be a folder with scans/ and clean/ subfolders")
-    if not out.parent.is_dir():
-        raise BadInputError(f"{out}: output folder {out.parent} does not exist")
+    if crop % 16:
+        raise BadInputError(f"--crop {crop}: must be a multiple of 16")
+    if swa_start is not None and swa_start >= iters:
+        raise BadInputError(f"--swa-start must be below --iters ({iters}), got {swa_start}")
     width_list = _parse_widths(widths) if widths else None
+    # The training images are inputs (no output may replace one); every output is checked before any work.
+    register_pair_images(pairs)
+    out_path = checkpoint_path(out)
+    plan = clean_plan(out_path, resume, out_path.with_suffix(".csv"), pairs).check()
+
+    from rocksynth.progress import log, progress_bar
+    from rocksynth.training.clean import train_clean as train
+
     with progress_bar(iters, "train clean", status=True) as bar:
-        meta = train(out, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed, widths=width_list,
-                     curve_csv=out.with_suffix(".csv"), threads=threads, swa_start=swa_start, swa_lr=swa_lr,
-                     init=init, progress=bar)
+        meta = train(plan.checkpoint, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed,
+                     widths=width_list, curve_csv=plan.companions[0], threads=threads, swa_start=swa_start,
+                     swa_lr=swa_lr, init=init, progress=bar)
     metrics = meta.get("metrics") or {}
-    log(f"wrote {out} after {meta['iterations']} iterations ({meta['wall_time_s']:.0f} s); held-out IoU "
+    log(f"wrote {plan.checkpoint} after {meta['iterations']} iterations ({meta['wall_time_s']:.0f} s); held-out IoU "
         f"{metrics.get('iou', float('nan')):.3f}, PSNR {metrics.get('psnr', float('nan')):.2f} dB")
 
 

@@ -18,7 +18,7 @@ def convert(
     raw_shape: Optional[str] = options.RawShape,
     raw_dtype: str = options.RawDtype,
     voxel_size: Optional[str] = options.VoxelSize,
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a written video (default: the input's, or 10)."),
+    fps: Optional[float] = options.number(None, "--fps", min=0, min_open=True, help="Frame rate of a written video (default: the input's, or 10)."),
 ) -> None:
     """Convert between formats; segment, crop or extract a slice on the way."""
     from rocksynth.io.convert import convert_file

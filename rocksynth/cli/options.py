@@ -1,8 +1,80 @@
-"""Options shared by several commands, so they read and behave the same everywhere."""
+"""Options shared by several commands, so they read and behave the same everywhere, and `number`,
+the numeric option whose range is checked while the command line is parsed (a click usage error,
+exit 2, before any work) instead of deep inside a run."""
+
+import math
 
 import typer
 
-Threshold = typer.Option(None, "--threshold", help="Gray value separating pore from solid (default: Otsu).")
+SEED_MAX = 2 ** 32 - 1  # numpy's and torch's seeding both take it; the trainers derive seeds from it
+
+
+def _describe(low, high, low_open: bool, high_open: bool) -> str:
+    """Click's notation: x>=1, x>0, 0<=x<1, x<=8."""
+    if high is None:
+        return f"x{'>' if low_open else '>='}{low}"
+    if low is None:
+        return f"x{'<' if high_open else '<='}{high}"
+    return f"{low}{'<' if low_open else '<='}x{'<' if high_open else '<='}{high}"
+
+
+class OptionRangeError(typer.BadParameter):
+    """A numeric option out of its range: a click usage error (exit 2; `cli.main` prints it as
+    one line, like every other refusal)."""
+
+
+def _range_check(low, high, low_open: bool, high_open: bool, message: "str | None"):
+    described = _describe(low, high, low_open, high_open)
+
+    def check(value):
+        if value is None:
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OptionRangeError(f"{value} is not a finite number")
+        below = low is not None and (value < low or (low_open and value == low))
+        above = high is not None and (value > high or (high_open and value == high))
+        if below or above:
+            raise OptionRangeError(f"{value}: {message}" if message else f"{value} is not in the range {described}")
+        return value
+
+    return check
+
+
+def number(default, *param_decls: str, min=None, max=None, min_open: bool = False, max_open: bool = False,
+           message: "str | None" = None, help: str = "", **kwargs):
+    """A numeric typer option within [min, max] (`min_open`/`max_open`: the bound itself excluded;
+    None: unbounded). Floats must also be finite. The range is appended to the help text."""
+    if min is None and max is None:
+        return typer.Option(default, *param_decls, callback=_range_check(None, None, False, False, message),
+                            help=help, **kwargs)
+    described = _describe(min, max, min_open, max_open)
+    return typer.Option(default, *param_decls, callback=_range_check(min, max, min_open, max_open, message),
+                        help=f"{help} [{described}]".strip(), **kwargs)
+
+
+def positive_int(default, *param_decls: str, help: str = "", **kwargs):
+    """A whole number >= 1 (counts, sizes, iterations, intervals)."""
+    return number(default, *param_decls, min=1, help=help, **kwargs)
+
+
+def seed_option(help: str = "Random seed: the same seed gives the same output."):
+    return number(0, "--seed", min=0, max=SEED_MAX, help=help)
+
+
+def threads_option():
+    return positive_int(1, "--threads", help="Torch CPU threads.")
+
+
+def learning_rate(default, *param_decls: str, zero_means_default: bool = False, help: str = "", **kwargs):
+    """A learning rate in (0, 1); with `zero_means_default`, 0 too (it stands for the default)."""
+    if zero_means_default:
+        return number(default, *param_decls, min=0, max=1, max_open=True, help=help,
+                      message="learning rates must be positive and below 1 (0: the default)", **kwargs)
+    return number(default, *param_decls, min=0, max=1, min_open=True, max_open=True, help=help,
+                  message="learning rates must be positive and below 1", **kwargs)
+
+
+Threshold = number(None, "--threshold", help="Gray value separating pore from solid (default: Otsu).")
 PoreValue = typer.Option("auto", "--pore-value",
                          help="Which phase is pore: 255/0 for binary input, dark/bright for gray (auto: 255, or dark).")
 Crop = typer.Option(False, "--crop", help="Crop a detected circular micro-CT field of view to its inscribed square.")
@@ -10,4 +82,6 @@ VoxelSize = typer.Option(None, "--voxel-size", help="Voxel size in metres, or wi
 RawShape = typer.Option(None, "--shape", help="Shape of a .raw input, ZxYxX.")
 RawDtype = typer.Option("uint8", "--dtype", help="Data type of a .raw input (uint8, uint16, float32, ...).")
 Json = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
-Seed = typer.Option(0, "--seed", help="Random seed: the same seed gives the same output.")
+Seed = seed_option()
+Holdout = number(0.25, "--holdout", min=0, max=1, min_open=True, max_open=True,
+                 help="Fraction of each volume (last part along z) kept for evaluation.")

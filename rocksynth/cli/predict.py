@@ -12,15 +12,15 @@ from rocksynth.cli import options
 def predict(
     clip: str = typer.Argument(..., help="Input video: MP4, folder of frames or TIFF stack ('-' = stdin)."),
     out: str = typer.Option(..., "--out", "-o", help="Output: .mp4, .tif stack or a folder (ends in /); context + predicted frames."),
-    context: int = typer.Option(5, "--context", help="Number of input frames the prediction is primed on (1 = video from one image)."),
-    frames: int = typer.Option(16, "--frames", help="Number of frames to predict."),
+    context: int = options.positive_int(5, "--context", help="Number of input frames the prediction is primed on (1 = video from one image)."),
+    frames: int = options.positive_int(16, "--frames", help="Number of frames to predict."),
     model: str = typer.Option("shapes", "--model", help="Shipped model name (shapes, rocks) or a checkpoint path."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same output)."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature; 0 = most likely code each time."),
-    samples: int = typer.Option(1, "--samples", help="Number of independent continuations; N > 1 writes NAME_1.ext ... NAME_N.ext."),
+    seed: int = options.seed_option("Random seed (same seed, same output)."),
+    temperature: float = options.number(1.0, "--temperature", min=0, help="Sampling temperature; 0 = most likely code each time."),
+    samples: int = options.positive_int(1, "--samples", help="Number of independent continuations; N > 1 writes NAME_1.ext ... NAME_N.ext."),
     parallel: bool = typer.Option(True, "--parallel/--sequential", help="MaskGIT-style parallel decoding of each frame (default: 3-4x faster and, measured, no worse on PSNR/SSIM than one sequential sample; docs/predict.md) or code-by-code sequential sampling."),
-    steps: int = typer.Option(8, "--steps", help="Parallel decoding rounds per frame."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of an MP4 output (default: the input's)."),
+    steps: int = options.positive_int(8, "--steps", help="Parallel decoding rounds per frame."),
+    fps: Optional[float] = options.number(None, "--fps", min=0, min_open=True, help="Frame rate of an MP4 output (default: the input's)."),
     as_json: bool = options.Json,
 ) -> None:
     """Predict the next frames of a video (or the next slices of an image stack)."""
@@ -35,50 +35,66 @@ def predict(
 def train_video(
     data: List[str] = typer.Argument(None, help="Procedural sets (balls, shapes, moving) and/or MP4s, frame folders, TIFF stacks."),
     stage: str = typer.Option(..., "--stage", help="vqvae (frame autoencoder, first) or transformer (needs --vqvae or --resume)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (a CSV learning curve is written beside it)."),
-    iters: int = typer.Option(1500, "--iters", help="Total iterations of this stage (resume continues up to it)."),
+    out: str = typer.Option(..., "--out", "-o", help="Checkpoint to write (a CSV learning curve is written beside it)."),
+    iters: int = options.positive_int(1500, "--iters", help="Total iterations of this stage (resume continues up to it)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the checkpoint at --out."),
     vqvae: Optional[Path] = typer.Option(None, "--vqvae", help="Transformer stage: the checkpoint of the trained VQ-VAE."),
-    size: int = typer.Option(64, "--size", help="VQ-VAE: frame side in pixels (training clips are crops of this size)."),
-    channels: int = typer.Option(1, "--channels", help="VQ-VAE: 1 (gray) or 3 (RGB)."),
-    n_down: int = typer.Option(3, "--downsample", help="VQ-VAE: number of 2x downsamplings (latent side = size / 2**N)."),
+    size: int = options.number(64, "--size", min=2, help="VQ-VAE: frame side in pixels, a multiple of 2**--downsample (training clips are crops of this size)."),
+    channels: int = options.number(1, "--channels", min=1, max=3, help="VQ-VAE: 1 (gray) or 3 (RGB)."),
+    n_down: int = options.number(3, "--downsample", min=1, max=10, help="VQ-VAE: number of 2x downsamplings (latent side = size / 2**N)."),
     widths: str = typer.Option("32,64,64", "--widths", help="VQ-VAE: channel width of each downsampling stage."),
-    parts: int = typer.Option(2, "--parts", help="VQ-VAE: n_c, codebooks the latent channels are split into."),
-    codes: int = typer.Option(64, "--codes", help="VQ-VAE: K, codes per codebook (<= 256)."),
-    clip_frames: int = typer.Option(8, "--clip-frames", help="Transformer: frames per training clip (its window)."),
-    dim: int = typer.Option(128, "--dim", help="Transformer: width."),
-    layers: int = typer.Option(4, "--layers", help="Transformer: number of blocks."),
-    batch: int = typer.Option(0, "--batch", help="Batch size (0 = 32 frames for the VQ-VAE, 12 clips for the transformer)."),
-    lr: float = typer.Option(0.0, "--lr", help="Learning rate (0 = 1e-3 VQ-VAE, 5e-4 transformer)."),
-    pool: int = typer.Option(0, "--pool", help="Training clips drawn up front (0 = 2000 VQ-VAE, 4000 transformer)."),
-    eval_every: int = typer.Option(100, "--eval-every", help="Held-out evaluation and checkpoint every N iterations."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    parts: int = options.positive_int(2, "--parts", help="VQ-VAE: n_c, codebooks the latent channels are split into."),
+    codes: int = options.number(64, "--codes", min=2, max=256, help="VQ-VAE: K, codes per codebook."),
+    clip_frames: int = options.number(8, "--clip-frames", min=2, help="Transformer: frames per training clip (its window)."),
+    dim: int = options.number(128, "--dim", min=4, help="Transformer: width (a multiple of its 4 attention heads)."),
+    layers: int = options.positive_int(4, "--layers", help="Transformer: number of blocks."),
+    batch: int = options.number(0, "--batch", min=0, help="Batch size (0 = 32 frames for the VQ-VAE, 12 clips for the transformer)."),
+    lr: float = options.learning_rate(0.0, "--lr", zero_means_default=True, help="Learning rate (0 = 1e-3 VQ-VAE, 5e-4 transformer)."),
+    pool: int = options.number(0, "--pool", min=0, help="Training clips drawn up front (0 = 2000 VQ-VAE, 4000 transformer)."),
+    eval_every: int = options.positive_int(100, "--eval-every", help="Held-out evaluation and checkpoint every N iterations."),
+    seed: int = options.seed_option("Random seed."),
 ) -> None:
     """Train the latent video model: --stage vqvae first, then --stage transformer."""
-    import torch
-
     from rocksynth.errors import BadInputError
-    from rocksynth.training import video
+    from rocksynth.io.paths import check_input_file
+    from rocksynth.training.outputs import video_plan
 
-    torch.set_num_threads(1)
+    if stage not in ("vqvae", "transformer"):
+        raise BadInputError(f"--stage {stage!r}: choose vqvae or transformer")
     data = list(data or [])
     if stage == "vqvae":
         if not data and not resume:
             raise BadInputError("give DATA: a procedural set (balls, shapes, moving) or videos / TIFF stacks")
-        if not 2 <= codes <= 256:
-            raise BadInputError("--codes must be between 2 and 256")
+        if channels == 2:
+            raise BadInputError("--channels must be 1 (gray) or 3 (RGB)")
         try:
             width_list = [int(w) for w in widths.split(",")]
         except ValueError:
             raise BadInputError(f"--widths {widths!r}: expected comma-separated integers like 32,64,64") from None
-        if len(width_list) != n_down:
-            raise BadInputError(f"--widths needs {n_down} values, one per downsampling")
-        video.train_vqvae(data, out, iters=iters, size=size, channels=channels, n_down=n_down, widths=width_list,
-                          n_parts=parts, n_codes=codes, batch=batch or 32, lr=lr or 1e-3, clip_frames=clip_frames,
-                          pool=pool or 2000, eval_every=eval_every, resume=resume, seed=seed)
-    elif stage == "transformer":
-        video.train_transformer(data, out, vqvae_checkpoint=vqvae, iters=iters, frames=clip_frames, dim=dim,
+        if len(width_list) != n_down or min(width_list) < 1:
+            raise BadInputError(f"--widths needs {n_down} positive values, one per downsampling")
+        if size % (2 ** n_down):
+            raise BadInputError(f"--size {size} must be a multiple of {2 ** n_down} (2**--downsample)")
+    elif dim % 4:
+        raise BadInputError(f"--dim {dim} must be a multiple of 4 (the attention heads)")
+    # Inputs first (so no output may replace one), then every output, all before any work.
+    for item in data:
+        if Path(item).exists():
+            check_input_file(item)
+    if vqvae is not None:
+        check_input_file(vqvae)
+    plan = video_plan(out, resume, stage).check()
+
+    import torch
+
+    from rocksynth.training import video
+
+    torch.set_num_threads(1)
+    if stage == "vqvae":
+        video.train_vqvae(data, plan.checkpoint, iters=iters, size=size, channels=channels, n_down=n_down,
+                          widths=width_list, n_parts=parts, n_codes=codes, batch=batch or 32, lr=lr or 1e-3,
+                          clip_frames=clip_frames, pool=pool or 2000, eval_every=eval_every, resume=resume, seed=seed)
+    else:
+        video.train_transformer(data, plan.checkpoint, vqvae_checkpoint=vqvae, iters=iters, frames=clip_frames, dim=dim,
                                 layers=layers, batch=batch or 12, lr=lr or 5e-4, pool=pool or 4000,
                                 eval_every=eval_every, resume=resume, seed=seed)
-    else:
-        raise BadInputError(f"--stage {stage!r}: choose vqvae or transformer")

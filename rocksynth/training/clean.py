@@ -12,7 +12,6 @@ iteration on the learning rate is held at `swa_lr` and the weights are averaged 
 average and its batch-norm statistics are recomputed on fresh training crops.
 """
 
-import csv
 import math
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from rocksynth.data.degrade import degraded_pair, scan_to_gray
 from rocksynth.data.drawings import render_drawing
 from rocksynth.errors import BadInputError
+from rocksynth.training.outputs import clean_plan, register_pair_images
 
 KIND = "clean"
 # Seed ranges: training draws seeds below VALIDATION_SEEDS; validation and the benchmark use
@@ -113,6 +113,9 @@ def evaluate(model, pairs, threshold: float = 0.5) -> "dict[str, float]":
     return {"iou": float(np.mean(ious)), "psnr": float(np.mean(psnrs))}
 
 
+CURVE_FIELDS = ["iteration", "loss", "val_iou", "val_psnr", "lr", "wall_time_s"]
+
+
 def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: bool = False, batch: int = 8,
                 crop: int = 128, lr: float = 2e-3, seed: int = 0, widths=None, validate_every: int = 100,
                 checkpoint_every: int = 100, curve_csv: "Path | None" = None, threads: int = 1,
@@ -123,17 +126,10 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
     `widths`: default DEFAULT_WIDTHS, or with `init` that checkpoint's.
     `init`: start a new run from that checkpoint's (or shipped model's) weights, widened to `widths` where they are wider
     (`rocksynth.models.unet.widened`: the same output at the start); fresh optimizer and schedule.
-    A resumed run (`resume` with `out` present) continues `out` and ignores `init`."""
+    A resumed run (`resume` with `out` present) continues `out` and ignores `init`.
+    Every output (`rocksynth.training.outputs.clean_plan`) is checked before any work; a run that fails or is interrupted
+    before its first checkpoint leaves none of them behind."""
     import torch
-    import torch.nn.functional as F
-
-    from rocksynth.models.unet import UNet, widened
-    from rocksynth.pretrained.registry import resolve_model
-    from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    from torch.optim.swa_utils import AveragedModel, update_bn
 
     if iters < 1 or batch < 1 or crop < 16 or crop % 16:
         raise BadInputError("need --iters >= 1, --batch >= 1 and --crop a multiple of 16")
@@ -141,7 +137,30 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
         raise BadInputError(f"--swa-start must be below --iters ({iters}), got {swa_start}")
     if not swa_lr > 0:
         raise BadInputError(f"--swa-lr must be positive, got {swa_lr}")
-    resuming = resume and Path(out).is_file()
+    if not lr > 0 or threads < 1 or seed < 0 or validate_every < 1 or checkpoint_every < 1:
+        raise BadInputError("--lr must be positive, --threads at least 1, --seed not negative and the validation "
+                            "and checkpoint intervals at least 1")
+    register_pair_images(pairs_dir)
+    plan = clean_plan(out, resume, curve_csv, pairs_dir).check()
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    with plan:
+        return _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every, checkpoint_every,
+                      validation_count, swa_start, swa_lr, bn_batches, init, progress)
+
+
+def _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every, checkpoint_every,
+           validation_count, swa_start, swa_lr, bn_batches, init, progress) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from torch.optim.swa_utils import AveragedModel, update_bn
+
+    from rocksynth.models.unet import UNet, widened
+    from rocksynth.pretrained.registry import resolve_model
+    from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
+
+    out = plan.checkpoint
+    resuming = plan.resuming
     model = UNet(widths or DEFAULT_WIDTHS)
     origin = None
     if init is not None and not resuming:
@@ -164,14 +183,18 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
         optimizer.load_state_dict(payload["state"]["optimizer"])
         start, curve, wall = payload["meta"]["iterations"], payload["meta"]["curve"], payload["meta"]["wall_time_s"]
         origin = payload["meta"].get("init")
+        plan.resumed_from(start)
     averaged = AveragedModel(model) if swa_start is not None else None
     if averaged is not None and resuming and "swa" in payload["state"]:
         averaged.load_state_dict(payload["state"]["swa"])
     pairs = _PairsFolder(Path(pairs_dir), crop) if pairs_dir else None
     validation = validation_set(validation_count)
-    curve_csv = Path(curve_csv) if curve_csv else None
-    if curve_csv and not curve_csv.exists():
-        curve_csv.write_text("iteration,loss,val_iou,val_psnr,lr,wall_time_s\n")
+    # The CSV curve (if asked for) continues a resumed run's, up to its checkpoint.
+    curve_file = plan.curve(plan.companions[0], CURVE_FIELDS) if plan.companions else None
+    if curve_file is not None:
+        if resuming:
+            curve_file.load().keep_until(start)
+        curve_file.write()
     data_name = f"user pairs {pairs_dir}" if pairs_dir else "procedural drawings + degradations"
 
     def schedule(step):  # cosine decay to 5 % of lr over the planned iterations; constant while averaging
@@ -209,6 +232,7 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
             meta["swa"] = {"start": swa_start, "lr": swa_lr, "every": validate_every,
                            "averaged": int(averaged.n_averaged), "bn_batches": bn_batches}
         save_checkpoint(out, KIND, model.config, state, meta)
+        plan.saved(step)
         return meta
 
     def finish_averaging():
@@ -243,10 +267,8 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
                    "val_psnr": metrics["psnr"], "lr": schedule(step), "wall_time_s": round(wall, 1)}
             curve.append(row)
             losses = []
-            if curve_csv:
-                with open(curve_csv, "a", newline="") as handle:
-                    csv.writer(handle).writerow([row[k] for k in ("iteration", "loss", "val_iou", "val_psnr", "lr",
-                                                                  "wall_time_s")])
+            if curve_file is not None:
+                curve_file.append(dict(row))
         if done % checkpoint_every == 0 or done == iters:
             meta = save(done, metrics)
     if meta is None:  # already trained to `iters` (resume of a finished run)

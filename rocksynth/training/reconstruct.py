@@ -21,7 +21,6 @@ pipeline thresholds there instead of at 0, so that generated and real training c
 same mean porosity.
 """
 
-import csv
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,10 +32,12 @@ from torch.nn import functional as F
 
 from rocksynth.data.crops import RandomCrops, held_out_cubes, split_holdout
 from rocksynth.errors import BadInputError
-from rocksynth.models.slice2vol import PatchDiscriminator2D, PatchDiscriminator3D, Slice2Vol, count_parameters
+from rocksynth.io.paths import atomic_output
+from rocksynth.models.slice2vol import GRID, PatchDiscriminator2D, PatchDiscriminator3D, Slice2Vol, count_parameters
 from rocksynth.progress import log, progress_bar
 from rocksynth.properties.correlation import two_point_correlation
 from rocksynth.training.checkpoint import load_checkpoint, load_widened, save_checkpoint
+from rocksynth.training.outputs import TrainingOutputs, reconstruct_plan
 from rocksynth.training.topology import EULER_UNIT, boundary_gradient_only, euler_density
 
 KIND = "reconstruct"
@@ -189,6 +190,50 @@ def calibrate_threshold(model: Slice2Vol, blocks: "list[np.ndarray]", size: int,
             "seed": seed}
 
 
+def check_settings(settings: TrainSettings) -> None:
+    """Refuse settings no run could use, before any data is read."""
+    if settings.iters < 0 or settings.batch < 1 or settings.warmup_batch < 1:
+        raise BadInputError("--iters must not be negative; --batch and --warmup-batch must be at least 1")
+    if settings.eval_every < 1 or settings.save_every < 1:
+        raise BadInputError("--eval-every and --save-every must be at least 1")
+    if settings.depth_ratio < 1:
+        raise BadInputError("the crop depth ratio must be at least 1")
+    if not 0 < settings.holdout < 1:
+        raise BadInputError(f"--holdout must be between 0 and 1, got {settings.holdout}")
+    smallest = (settings.s2_lags // GRID + 1) * GRID  # the S2 term needs lags inside the crop
+    crops = {"--crop": settings.crop}
+    if settings.warmup_iters > 0:
+        crops["--warmup-crop"] = settings.warmup_crop
+    for option, size in crops.items():
+        if size % GRID or size < smallest:
+            raise BadInputError(f"{option} {size}: must be a multiple of {GRID} and at least {smallest}")
+    if settings.warmup_iters > 0 and settings.warmup_crop > settings.crop:
+        raise BadInputError(f"--warmup-crop {settings.warmup_crop} is larger than --crop {settings.crop}; "
+                            f"the warm-up trains on smaller crops")
+
+
+def check_volumes(volumes: "list[tuple[str, np.ndarray]]", settings: TrainSettings) -> list:
+    """The volumes split into training and held-out parts; a clear error if a crop does not fit
+    or a volume has nothing to learn (all pore or all solid)."""
+    if not volumes:
+        raise BadInputError("give at least one training volume")
+    splits = [split_holdout(name, mask, settings.holdout) for name, mask in volumes]
+    phases = [settings.warmup_crop] * (settings.warmup_iters > 0) + [settings.crop] * (settings.iters > settings.warmup_iters)
+    deepest = max(phases, default=settings.crop) * settings.depth_ratio
+    for split in splits:
+        if min(split.train.shape) < deepest:
+            raise BadInputError(f"{split.name}: training part {split.train.shape} is smaller than the "
+                                f"{deepest}-voxel deep crop (--crop x --depth-ratio); choose a smaller --crop "
+                                f"or a larger volume")
+        if min(split.held_out.shape) < settings.crop:
+            raise BadInputError(f"{split.name}: held-out part {split.held_out.shape} (the last --holdout of it "
+                                f"along z) is smaller than the crop {settings.crop}; choose a smaller --crop or "
+                                f"a larger --holdout")
+        if not 0.01 < split.train.mean() < 0.99:
+            raise BadInputError(f"{split.name}: porosity {split.train.mean():.3f}; nothing to learn")
+    return splits
+
+
 def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.PathLike",
                       settings: TrainSettings, resume: bool = False, curve_csv: "str | None" = None,
                       voxel_size: "float | None" = None, init: "str | os.PathLike | None" = None) -> dict:
@@ -198,22 +243,19 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
     `init`: start from another reconstruct checkpoint's weights (generator widened to the
     architecture asked for in `settings.model`, e.g. more `global_channels`; its critics too;
     fresh optimisers), continuing its iteration count and learning curve.
+    Every output (`rocksynth.training.outputs.reconstruct_plan`) is checked before any work; a run that fails or is interrupted
+    before its first checkpoint leaves none of them behind.
     """
-    out = Path(out)
-    curve_csv = Path(curve_csv) if curve_csv else out.with_suffix(".csv")
+    plan = reconstruct_plan(out, resume, curve_csv).check()
+    check_settings(settings)
+    splits = check_volumes(volumes, settings)
+    with plan:
+        return _train(volumes, splits, plan, settings, voxel_size, init)
+
+
+def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxel_size, init) -> dict:
+    out, curve_csv, png = plan.files
     torch.manual_seed(settings.seed)
-    if settings.depth_ratio < 1:
-        raise BadInputError("the crop depth ratio must be at least 1")
-    splits = [split_holdout(name, mask, settings.holdout) for name, mask in volumes]
-    phases = [settings.warmup_crop] * (settings.warmup_iters > 0) + [settings.crop] * (settings.iters > settings.warmup_iters)
-    deepest = max(phases) * settings.depth_ratio
-    for split in splits:
-        if min(split.train.shape) < deepest or min(split.held_out.shape) < settings.crop:
-            raise BadInputError(f"{split.name}: training part {split.train.shape} is smaller than the "
-                                f"{deepest}-voxel deep crop or held-out part {split.held_out.shape} "
-                                f"smaller than the crop {settings.crop}")
-        if not 0.01 < split.train.mean() < 0.99:
-            raise BadInputError(f"{split.name}: porosity {split.train.mean():.3f}; nothing to learn")
     per_volume = max(1, settings.eval_cubes // len(splits))
     eval_cubes = np.concatenate([held_out_cubes(s.held_out, settings.crop, per_volume, settings.seed + 1)
                                  for s in splits])
@@ -222,7 +264,7 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
     opt_g = torch.optim.Adam(model.parameters(), lr=settings.lr_g, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(list(d3.parameters()) + list(d2.parameters()), lr=settings.lr_d, betas=(0.5, 0.9))
     start, wall, curve, calibration = 0, 0.0, [], {}
-    if resume and out.is_file():
+    if plan.resuming:
         payload = load_checkpoint(out, KIND)
         model = Slice2Vol(**payload["config"])
         opt_g = torch.optim.Adam(model.parameters(), lr=settings.lr_g, betas=(0.5, 0.9))
@@ -234,6 +276,7 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
                 group["lr"] = lr
         start, wall = payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
         curve = [dict(row) for row in payload["meta"]["curve"]]
+        plan.resumed_from(start)
         log(f"resumed {out} at iteration {start}")
     elif init is not None:
         payload = load_checkpoint(init, KIND)
@@ -246,14 +289,15 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
         start, wall = payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
         curve = [dict(row) for row in payload["meta"]["curve"]]
         log(f"weights from {init} (iteration {start})" + (f"; new or widened: {', '.join(widened)}" if widened else ""))
-    if resume and not out.is_file():
+    if plan.resume and not plan.resuming:
         log(f"{out} does not exist yet; starting " + ("from --init" if init is not None else "from scratch"))
     log(f"generator + encoder {count_parameters(model):,} parameters; critics 3D {count_parameters(d3):,}, "
         f"2D {count_parameters(d2):,}; {', '.join(f'{s.name} train {s.train.shape}' for s in splits)}")
 
     crops = RandomCrops([s.train for s in splits], seed=settings.seed)
     torch_gen = torch.Generator()
-    _write_curve(curve_csv, curve)
+    curve_file = plan.curve(curve_csv, CURVE_FIELDS, rows=curve)
+    curve_file.write()
 
     def save(iteration: int) -> None:
         meta = {
@@ -265,6 +309,7 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
         state = {"model": model.state_dict(), "d3": d3.state_dict(), "d2": d2.state_dict(),
                  "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
         save_checkpoint(out, KIND, model_config(model, settings), state, meta)
+        plan.saved(iteration)
 
     running = {}
     with progress_bar(settings.iters - start, f"training reconstruct ({out.name})", status=True) as bar:
@@ -327,8 +372,7 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
                 row.update({key: float(np.mean(values)) for key, values in running.items()})
                 row.update(_evaluate(model, eval_cubes, settings.seed + 2))
                 running = {}
-                curve.append(row)
-                _write_curve(curve_csv, curve)
+                curve_file.append(row)
                 log("it {iteration} {wall_s}s crop {crop}: D {loss_d:.3f} adv {loss_adv:.3f} slice {loss_slice:.4f} "
                     "| held-out porosity real {eval_porosity_real:.3f} gen {eval_porosity_generated:.3f} "
                     "S2 err {eval_s2_error:.4f} slice agreement {eval_slice_agreement:.4f}".format(**row))
@@ -344,22 +388,13 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
             "{porosity_at_logit_0:.3f}; pore where logit > {logit_threshold:.3f}".format(**calibration)
             + "".join(f"; {name}: real {v['porosity_real']:.3f}, at logit 0 {v['porosity_at_logit_0']:.3f}, "
                       f"calibrated {v['porosity_calibrated']:.3f}" for (name, _), v in zip(volumes, calibration["per_volume"])))
-    plot_curve(curve, curve_csv.with_suffix(".png"))
+    plot_curve(curve, png)
     return curve[-1] if curve else {}
 
 
 def model_config(model: Slice2Vol, settings: TrainSettings) -> dict:
     """The constructor arguments of the model being trained (after a resume, the checkpoint's)."""
     return dict(model.config)
-
-
-def _write_curve(path: Path, curve: "list[dict]") -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CURVE_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(curve)
-    os.replace(tmp, path)
 
 
 def plot_curve(curve: "list[dict]", path: Path) -> None:
@@ -395,5 +430,8 @@ def plot_curve(curve: "list[dict]", path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("iteration")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        with atomic_output(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)

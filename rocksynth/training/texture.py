@@ -43,10 +43,12 @@ from torch.nn import functional as F
 
 from rocksynth.data.textures import Texture, TextureCrops
 from rocksynth.errors import BadInputError
+from rocksynth.io.paths import atomic_output
 from rocksynth.models.texture import (SCALE, LatentDiscriminator, PairDiscriminator, SliceDiscriminator,
                                       TextureEncoder, TextureGenerator, VolumeDiscriminator, count_parameters)
 from rocksynth.progress import log, progress_bar
 from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
+from rocksynth.training.outputs import texture_plan
 from rocksynth.training.topology import EULER_UNIT, boundary_gradient_only, euler_density
 
 KIND = "texture"
@@ -439,10 +441,39 @@ def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None
     save_checkpoint(out, KIND, model_config_of(trainer.generator, trainer.encoder), trainer.state(), meta)
 
 
+def check_settings(settings: TrainSettings) -> None:
+    """Refuse settings no run could use, before any data is read."""
+    if settings.crop % SCALE or settings.crop < 16:
+        raise BadInputError(f"--crop must be a multiple of {SCALE} and at least 16, got {settings.crop}")
+    if settings.iters < 0 or settings.batch < 1 or settings.eval_every < 1 or settings.save_every < 1:
+        raise BadInputError("--iters must not be negative; --batch, --eval-every and --save-every must be at least 1")
+
+
+def check_textures(textures: "list[Texture]", settings: TrainSettings) -> None:
+    """Refuse textures a run cannot learn from, before any work: duplicate names, a training part
+    smaller than the crop, and a part that is all pore or all solid (nothing to learn, and no
+    porosity or surface to compare the generated volumes with)."""
+    if not textures:
+        raise BadInputError("give at least one texture: NAME=VOLUME")
+    names = [t.name for t in textures]
+    if len(set(names)) != len(names):
+        raise BadInputError(f"texture names must be unique, got {', '.join(names)}")
+    for texture in textures:
+        for part, block in (("training part", texture.train), ("held-out part", texture.held_out)):
+            porosity = float(block.mean()) if block.size else 0.0
+            if not 0 < porosity < 1:
+                phase = "all pore" if porosity >= 1 else "all solid"
+                raise BadInputError(f"texture {texture.name}: its {part} is {phase} (porosity {porosity:.3f}); "
+                                    f"a texture needs both pore and solid (check --threshold / --pore-value)")
+        if min(texture.train.shape) < settings.crop:
+            raise BadInputError(f"texture {texture.name}: training part {texture.train.shape} is smaller than "
+                                f"the crop {settings.crop}; choose a smaller --crop or a larger volume")
+
+
 def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False,
                   init: "Path | None" = None, deepen=(0, 0), full_res: int = 0, out_fields: int = 0,
                   full_res_noise: int = 0, refine: int = 0) -> dict:
-    """Train (or resume) and write `out` (.pt), `out`.csv (learning curve) and `out`.png.
+    """Train (or resume) and write `out` (.pt), `out`.csv (learning curve), `out`.png and `out`.best.pt.
     `init`: start from the network weights of another texture checkpoint (fresh optimizers);
     `deepen` = (d1, d2): that many residual convolutions at 1/4 and 1/2 resolution (with `init`:
     more than the source has), `full_res` > 0 a full-resolution output stage of that many channels
@@ -451,20 +482,21 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
     many channels reading the logit (zero-initialised too; needs a full-resolution stage). A resumed run keeps
     the architecture of its checkpoint, so neither may be given with an existing `out`.
     `out_fields` > 0: a new generator whose pore logit is the minimum of that many output fields
-    (see `TextureGenerator`); only from scratch, since it changes the output layer's shape."""
+    (see `TextureGenerator`); only from scratch, since it changes the output layer's shape.
+    Every output (`rocksynth.training.outputs.texture_plan`) is checked before any work; a run that fails or is interrupted
+    before its first checkpoint leaves none of them behind."""
     if any(d < 0 for d in deepen) or full_res < 0 or full_res_noise < 0 or refine < 0:
         raise BadInputError("--deepen (two numbers), --full-res, --full-res-noise and --refine must not be negative")
     if full_res_noise and not full_res:
         raise BadInputError("--full-res-noise feeds the new full-resolution stage: give --full-res too")
-    if settings.crop % SCALE or settings.crop < 16:
-        raise BadInputError(f"--crop must be a multiple of {SCALE} and at least 16, got {settings.crop}")
+    check_settings(settings)
+    plan = texture_plan(out, resume).check()
+    check_textures(textures, settings)
     names = [t.name for t in textures]
-    if len(set(names)) != len(names):
-        raise BadInputError(f"texture names must be unique, got {', '.join(names)}")
-    out = Path(out)
-    curve_path = out.with_suffix(".csv")
+    out = plan.checkpoint
+    curve_path, png_path, best_path = plan.companions
     torch.manual_seed(settings.seed)
-    resuming = resume and out.is_file()
+    resuming = plan.resuming
     grow = any(deepen) or full_res or refine
     if resuming and grow:
         raise BadInputError(f"--deepen, --full-res and --refine choose a new network; {out} exists and --resume keeps its architecture")
@@ -473,6 +505,9 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
                             "--init nor --resume of an existing checkpoint")
     if resuming:
         checkpoint = load_checkpoint(out, KIND)
+        saved = [t["name"] for t in checkpoint["meta"]["textures"]]
+        if saved != names:
+            raise BadInputError(f"{out}: trained on textures {saved}, cannot resume with {names}")
         settings.model = checkpoint["config"]  # a resumed run keeps its architecture
     elif init is not None:
         source = load_checkpoint(init, KIND)
@@ -493,91 +528,67 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
                 raise BadInputError(f"--full-res: {init} already has a full-resolution stage")
             g_config["full_res"] = full_res
             g_config["fine_noise"] = [*g_config.get("fine_noise", (2, 1))[:2], full_res_noise]
-    trainer = TextureTrainer(textures, settings)
-    if resuming:
-        saved = [t["name"] for t in checkpoint["meta"]["textures"]]
-        if saved != names:
-            raise BadInputError(f"{out}: trained on textures {saved}, cannot resume with {names}")
-        trainer.iteration = checkpoint["meta"]["iterations"]
-        trainer.critic_3d_start = checkpoint["meta"].get("critic_3d_start", 0)
-        trainer.load_state(checkpoint["state"])
-        trainer.wall = checkpoint["meta"]["wall_time_s"]
-        log(f"resuming {out} at iteration {trainer.iteration}")
-    else:
-        if curve_path.exists():
-            curve_path.unlink()
-        if init is not None:
+    with plan:
+        trainer = TextureTrainer(textures, settings)
+        if resuming:
+            trainer.iteration = checkpoint["meta"]["iterations"]
+            trainer.critic_3d_start = checkpoint["meta"].get("critic_3d_start", 0)
+            trainer.load_state(checkpoint["state"])
+            trainer.wall = checkpoint["meta"]["wall_time_s"]
+            plan.resumed_from(trainer.iteration)
+            log(f"resuming {out} at iteration {trainer.iteration}")
+        elif init is not None:
             same_textures = [t["name"] for t in source["meta"]["textures"]] == names
             trainer.load_state(source["state"], weights_only=True, codes=same_textures)
             log(f"network weights from {init}" + (" with its texture codes" if same_textures else ""))
-    log(f"texture GAN: generator {count_parameters(trainer.generator)} parameters, encoder "
-        f"{count_parameters(trainer.encoder)}; textures {', '.join(names)}")
+        log(f"texture GAN: generator {count_parameters(trainer.generator)} parameters, encoder "
+            f"{count_parameters(trainer.encoder)}; textures {', '.join(names)}")
 
-    eval_fields = [f"{p}_{n}_{kind}" for n in names for p in ("porosity", "surface", "euler")
-                   for kind in ("real", "generated")]
-    fields = ["iteration", "wall_s"] + LOSS_FIELDS + eval_fields + ["porosity_mean_abs_error", "quality_error"]
-    _upgrade_curve(curve_path, fields)
-    new_file = not curve_path.exists()
-    last_eval: dict = {}
-    # The checkpoint with the lowest held-out quality_error so far is kept beside `out`.
-    best_path = out.with_suffix(".best.pt")
-    best = min((float(r["quality_error"]) for r in _read_curve(curve_path)), default=float("inf"))
-    with open(curve_path, "a", newline="") as handle, \
-            progress_bar(settings.iters - trainer.iteration, "training texture GAN", status=True) as bar:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        if new_file:
-            writer.writeheader()
-        running = {name: [] for name in LOSS_FIELDS}
-        while trainer.iteration < settings.iters:
-            # Crops and noise depend on the iteration, so a resumed run continues the same stream.
-            trainer.crops.reseed(settings.seed * 1_000_003 + trainer.iteration)
-            torch.manual_seed(settings.seed * 1_000_003 + trainer.iteration)
-            start = time.perf_counter()
-            losses = trainer.step()
-            trainer.wall += time.perf_counter() - start
-            for name, value in losses.items():
-                running[name].append(value)
-            bar.advance(1, status=f"D {losses['loss_d_x']:.2f} G {losses['loss_x']:.2f}")
-            if trainer.iteration % settings.eval_every == 0 or trainer.iteration == settings.iters:
-                last_eval = trainer.evaluate()
-                row = {"iteration": trainer.iteration, "wall_s": round(trainer.wall, 1)}
-                row.update({name: round(float(np.mean(v)), 5) for name, v in running.items() if v})
-                row.update({k: round(v, 5) for k, v in last_eval.items()})
-                writer.writerow(row)
-                handle.flush()
-                running = {name: [] for name in LOSS_FIELDS}
-                if last_eval["quality_error"] < best:
-                    best = last_eval["quality_error"]
-                    save(trainer, best_path, last_eval)
-            if trainer.iteration % settings.save_every == 0 or trainer.iteration == settings.iters:
-                save(trainer, out, last_eval)
-    if not out.is_file():  # --iters 0 (or not beyond --init): write the starting point
-        save(trainer, out, last_eval)
-    plot_curve(curve_path, out.with_suffix(".png"))
+        eval_fields = [f"{p}_{n}_{kind}" for n in names for p in ("porosity", "surface", "euler")
+                       for kind in ("real", "generated")]
+        fields = ["iteration", "wall_s"] + LOSS_FIELDS + eval_fields + ["porosity_mean_abs_error", "quality_error"]
+        # A resumed run continues its curve (rows logged after its checkpoint dropped; a curve of an
+        # older version, with fewer columns, gets today's header and blanks in the new columns).
+        curve = plan.curve(curve_path, fields)
+        if resuming:
+            curve.load().keep_until(trainer.iteration)
+        curve.write()
+        last_eval: dict = {}
+        # The checkpoint with the lowest held-out quality_error so far is kept beside `out`.
+        best = min((float(r["quality_error"]) for r in curve.rows if r.get("quality_error")), default=float("inf"))
+
+        def save_main() -> None:
+            save(trainer, out, last_eval)
+            plan.saved(trainer.iteration)
+
+        with progress_bar(settings.iters - trainer.iteration, "training texture GAN", status=True) as bar:
+            running = {name: [] for name in LOSS_FIELDS}
+            while trainer.iteration < settings.iters:
+                # Crops and noise depend on the iteration, so a resumed run continues the same stream.
+                trainer.crops.reseed(settings.seed * 1_000_003 + trainer.iteration)
+                torch.manual_seed(settings.seed * 1_000_003 + trainer.iteration)
+                start = time.perf_counter()
+                losses = trainer.step()
+                trainer.wall += time.perf_counter() - start
+                for name, value in losses.items():
+                    running[name].append(value)
+                bar.advance(1, status=f"D {losses['loss_d_x']:.2f} G {losses['loss_x']:.2f}")
+                if trainer.iteration % settings.eval_every == 0 or trainer.iteration == settings.iters:
+                    last_eval = trainer.evaluate()
+                    row = {"iteration": trainer.iteration, "wall_s": round(trainer.wall, 1)}
+                    row.update({name: round(float(np.mean(v)), 5) for name, v in running.items() if v})
+                    row.update({k: round(v, 5) for k, v in last_eval.items()})
+                    curve.append(row)
+                    running = {name: [] for name in LOSS_FIELDS}
+                    if last_eval["quality_error"] < best:
+                        best = last_eval["quality_error"]
+                        save(trainer, best_path, last_eval)
+                if trainer.iteration % settings.save_every == 0 or trainer.iteration == settings.iters:
+                    save_main()
+        if not out.is_file():  # --iters 0 (or not beyond --init): write the starting point
+            save_main()
+        plot_curve(curve_path, png_path)
     return last_eval
-
-
-def _upgrade_curve(curve_path: Path, fields: "list[str]") -> None:
-    """A curve written by an older version (fewer columns) is rewritten with today's header, its
-    rows keeping their values and blanks in the new columns, so a resumed run appends cleanly."""
-    if not curve_path.exists():
-        return
-    with open(curve_path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames == fields:
-            return
-        rows = list(reader)
-    with open(curve_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _read_curve(curve_path: Path) -> list:
-    if not curve_path.exists():
-        return []
-    with open(curve_path, newline="") as handle:
-        return [row for row in csv.DictReader(handle) if row.get("quality_error")]
 
 
 def _value(row: dict, key: str) -> float:
@@ -617,5 +628,8 @@ def plot_curve(curve_path: Path, png_path: Path) -> None:
         axes.set_title(f"{title}: generated 64³ (solid) vs held-out (dashed)")
         axes.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=90)
-    plt.close(fig)
+    try:
+        with atomic_output(png_path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)

@@ -8,7 +8,6 @@ frames for the transformer. Held-out data: procedural clips from seeds never use
 and, for frame stacks, clips from the last quarter of the x axis (never cropped for training).
 """
 
-import csv
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from rocksynth.models.latent_transformer import LatentVideoTransformer
 from rocksynth.models.vqvae import VQVAE
 from rocksynth.progress import log, progress_bar
 from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
+from rocksynth.training.outputs import TrainingOutputs, video_plan
 
 KIND = "video"
 HELDOUT_CLIPS = 64
@@ -86,29 +86,37 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return -10 * math.log10(max(mse, 1e-10))
 
 
-class _Curve:
-    """Append-only CSV learning curve (resuming appends to the same file)."""
+VQVAE_COLUMNS = ["iteration", "wall_s", "loss", "train_psnr", "perplexity", "heldout_psnr"]
+TRANSFORMER_COLUMNS = ["iteration", "wall_s", "train_bpd", "heldout_bpd", "heldout_parallel_bits_per_code",
+                       "heldout_psnr_pred", "heldout_psnr_repeat_last"]
 
-    def __init__(self, path: Path, columns: "list[str]"):
-        self.path, self.columns = path, columns
-        if not path.exists():
-            with open(path, "w", newline="") as handle:
-                csv.writer(handle).writerow(columns)
 
-    def add(self, row: dict) -> None:
-        with open(self.path, "a", newline="") as handle:
-            csv.writer(handle).writerow([_fmt(row.get(c, "")) for c in self.columns])
+def _curve(plan: TrainingOutputs, columns: "list[str]", resumed_at: "int | None"):
+    """The stage's learning curve; a resumed run continues its rows up to the checkpoint's iteration."""
+    curve = plan.curve(plan.companions[0], columns)
+    if resumed_at is not None:
+        plan.resumed_from(resumed_at)
+        curve.load().keep_until(resumed_at)
+    curve.write()
+    return curve
+
+
+def _row(metrics: dict, columns: "list[str]") -> dict:
+    return {c: _fmt(metrics.get(c, "")) for c in columns}
 
 
 def _fmt(value):
     return f"{value:.5g}" if isinstance(value, float) else value
 
 
+def _check_iterations(iters: int, eval_every: int, batch: int, pool: int) -> None:
+    if iters < 1 or eval_every < 1 or batch < 1 or pool < 1:
+        raise BadInputError("--iters, --eval-every, --batch and --pool must be at least 1")
+
+
 def _resume_payload(out: Path, resume: bool, stage: str):
     if not resume:
-        if out.exists():
-            raise BadInputError(f"{out} exists; pass --resume to continue it or choose another --out")
-        return None
+        return None  # an existing `out` was refused by the output plan
     if not out.exists():
         log(f"{out} does not exist yet: starting from scratch")
         return None
@@ -125,8 +133,12 @@ def train_vqvae(data: "list[str]", out, iters: int = 1500, size: int = 64, chann
                 widths=(32, 64, 64), n_parts: int = 2, n_codes: int = 64, code_dim: int = 32, batch: int = 32,
                 lr: float = 1e-3, clip_frames: int = 8, pool: int = 2000, eval_every: int = 100,
                 curve=None, resume: bool = False, seed: int = 0) -> dict:
-    """Train (or resume) the frame autoencoder; returns the final metrics."""
-    out = Path(out)
+    """Train (or resume) the frame autoencoder; returns the final metrics.
+    Its outputs (`rocksynth.training.outputs.video_plan`) are checked before any work; a run that fails or is interrupted
+    before its first checkpoint leaves none of them behind."""
+    _check_iterations(iters, eval_every, batch, pool)
+    plan = video_plan(out, resume, "vqvae", curve).check()
+    out = plan.checkpoint
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     payload = _resume_payload(out, resume, "vqvae")
@@ -139,8 +151,15 @@ def train_vqvae(data: "list[str]", out, iters: int = 1500, size: int = 64, chann
         vq_config = dict(channels=channels, n_down=n_down, widths=list(widths), n_parts=n_parts,
                          n_codes=n_codes, code_dim=code_dim)
         frame = dict(size=size, channels=channels, clip_frames=clip_frames)
-    if size % (2 ** vq_config["n_down"]):
+    if size < 1 or size % (2 ** vq_config["n_down"]):
         raise BadInputError(f"--size {size} must be a multiple of {2 ** vq_config['n_down']}")
+    with plan:
+        return _train_vqvae(plan, payload, data, vq_config, frame, iters, batch, lr, pool, eval_every, seed, rng)
+
+
+def _train_vqvae(plan, payload, data, vq_config, frame, iters, batch, lr, pool, eval_every, seed, rng) -> dict:
+    out = plan.checkpoint
+    size, channels, clip_frames = frame["size"], frame["channels"], frame["clip_frames"]
     source = load_sources(data, channels)
     model = VQVAE(**vq_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -152,8 +171,7 @@ def train_vqvae(data: "list[str]", out, iters: int = 1500, size: int = 64, chann
     train_pool = source.clips(pool, clip_frames, size, "train", rng).reshape(-1, size, size, channels)
     heldout = to_tensor(source.clips(HELDOUT_CLIPS, 2, size, "heldout", np.random.default_rng(10**6 + seed))
                         .reshape(-1, size, size, channels))
-    curve = _Curve(Path(curve) if curve else out.with_suffix(".vqvae.csv"),
-                   ["iteration", "wall_s", "loss", "train_psnr", "perplexity", "heldout_psnr"])
+    curve = _curve(plan, VQVAE_COLUMNS, done if payload is not None else None)
     metrics = {}
     start = time.time() - wall
     with progress_bar(iters - done, "train vqvae", status=True) as bar:
@@ -175,10 +193,11 @@ def train_vqvae(data: "list[str]", out, iters: int = 1500, size: int = 64, chann
                 metrics = {"iteration": it, "wall_s": time.time() - start, "loss": loss.item(),
                            "train_psnr": diag["psnr"], "perplexity": diag["perplexity"],
                            "heldout_psnr": psnr(recon, heldout)}
-                curve.add(metrics)
+                curve.append(_row(metrics, VQVAE_COLUMNS))
                 log(f"vqvae it {it}: held-out PSNR {metrics['heldout_psnr']:.2f} dB, perplexity {diag['perplexity']:.1f}")
                 _save(out, vq_config, frame, None, {"vqvae": model.state_dict(), "optimizer": optimizer.state_dict()},
                       data, it, time.time() - start, "vqvae", {"vqvae": metrics})
+                plan.saved(it)
     return metrics
 
 
@@ -244,8 +263,15 @@ def train_transformer(data: "list[str]", out, vqvae_checkpoint=None, iters: int 
                       dim: int = 128, layers: int = 4, heads: int = 4, batch: int = 12, lr: float = 5e-4,
                       pool: int = 4000, eval_every: int = 100, parallel_weight: float = 0.5, curve=None,
                       resume: bool = False, seed: int = 0) -> dict:
-    """Train (or resume) the latent transformer on codes of the frozen VQ-VAE."""
-    out = Path(out)
+    """Train (or resume) the latent transformer on codes of the frozen VQ-VAE.
+    Its outputs (`rocksynth.training.outputs.video_plan`) are checked before any work; a run that fails or is interrupted
+    before its first checkpoint leaves none of them behind."""
+    _check_iterations(iters, eval_every, batch, pool)
+    if frames < 2 or dim < 1 or layers < 1 or heads < 1 or dim % heads:
+        raise BadInputError(f"need --clip-frames >= 2, --layers >= 1 and --dim a positive multiple of {heads} "
+                            f"(the attention heads)")
+    plan = video_plan(out, resume, "transformer", curve).check()
+    out = plan.checkpoint
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed + 1)
     payload = _resume_payload(out, resume, "transformer")
@@ -258,6 +284,14 @@ def train_transformer(data: "list[str]", out, vqvae_checkpoint=None, iters: int 
         base = load_checkpoint(vqvae_checkpoint, KIND)
     else:
         base = payload
+    with plan:
+        return _train_transformer(plan, payload, base, data, iters, frames, dim, layers, heads, batch, lr, pool,
+                                  eval_every, parallel_weight, seed, rng)
+
+
+def _train_transformer(plan, payload, base, data, iters, frames, dim, layers, heads, batch, lr, pool, eval_every,
+                       parallel_weight, seed, rng) -> dict:
+    out = plan.checkpoint
     vq_config, frame = base["config"]["vqvae"], dict(base["config"]["frame"])
     vqvae = VQVAE(**vq_config)
     vqvae.load_state_dict(base["state"]["vqvae"])
@@ -288,9 +322,7 @@ def train_transformer(data: "list[str]", out, vqvae_checkpoint=None, iters: int 
     heldout_codes = encode_clips(vqvae, heldout_clips)
     context = frames // 2
     pixels = size * size * channels
-    curve = _Curve(Path(curve) if curve else out.with_suffix(".transformer.csv"),
-                   ["iteration", "wall_s", "train_bpd", "heldout_bpd", "heldout_parallel_bits_per_code",
-                    "heldout_psnr_pred", "heldout_psnr_repeat_last"])
+    curve = _curve(plan, TRANSFORMER_COLUMNS, done if payload is not None else None)
     warmup = 100
     metrics = {}
     start = time.time() - wall
@@ -318,13 +350,14 @@ def train_transformer(data: "list[str]", out, vqvae_checkpoint=None, iters: int 
                 metrics = {"iteration": it, "wall_s": time.time() - start, "train_bpd": train_bpd,
                            "heldout_bpd": bpd, "heldout_parallel_bits_per_code": par_bits,
                            "heldout_psnr_pred": pred_psnr, "heldout_psnr_repeat_last": repeat_psnr}
-                curve.add(metrics)
+                curve.append(_row(metrics, TRANSFORMER_COLUMNS))
                 log(f"transformer it {it}: held-out bits/dim {bpd:.4f}, parallel {par_bits:.3f} bits/code, "
                     f"predicted PSNR {pred_psnr:.2f} dB (repeat-last {repeat_psnr:.2f} dB)")
                 state = {"vqvae": vqvae.state_dict(), "transformer": model.state_dict(), "optimizer": optimizer.state_dict()}
                 vq_metrics = base["meta"]["metrics"].get("vqvae", {})
                 _save(out, vq_config, frame, tr_config, state, data, it, time.time() - start, "transformer",
                       {"vqvae": vq_metrics, "transformer": metrics})
+                plan.saved(it)
     return metrics
 
 
