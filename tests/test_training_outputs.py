@@ -140,9 +140,10 @@ def test_a_volume_can_come_from_stdin(data, tmp_path, command):
     assert meta["iterations"] == 1
 
 
-def test_an_interrupted_run_before_its_first_checkpoint_leaves_nothing(tmp_path):
-    """SIGTERM during `train clean` (procedural drawings; first checkpoint after 100 iterations,
-    far away at this crop and batch): exit 143, one line, no file left."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_before_its_first_checkpoint_leaves_nothing(tmp_path, signum):
+    """SIGINT or SIGTERM during `train clean` (procedural drawings; first checkpoint after 100
+    iterations, far away at this crop and batch): exit 130/143, one line, no file left."""
     process = subprocess.Popen([_command(), "train", "clean", "--out", "c.pt", "--iters", "100000",
                                 "--crop", "256", "--batch", "16"], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -151,10 +152,10 @@ def test_an_interrupted_run_before_its_first_checkpoint_leaves_nothing(tmp_path)
     while not (tmp_path / "c.csv").exists() and time.monotonic() - started < 5 and process.poll() is None:
         time.sleep(0.05)
     assert process.poll() is None, process.communicate()[1].decode(errors="replace")
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     stderr = stderr.decode(errors="replace")
-    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert process.returncode == 128 + signum, stderr
     assert "Traceback" not in stderr
     assert [line for line in stderr.splitlines() if line.strip()] == ["interrupted"], stderr
     assert list(tmp_path.iterdir()) == []
