@@ -33,7 +33,7 @@ def predict(
 
 
 def train_video(
-    data: List[str] = typer.Argument(None, help="Procedural sets (balls, shapes, moving) and/or MP4s, frame folders, TIFF stacks."),
+    data: List[str] = typer.Argument(None, help="Procedural sets (balls, shapes, moving: gray; scenes: colour) and/or MP4s, frame folders, TIFF stacks."),
     stage: str = typer.Option(..., "--stage", help="vqvae (frame autoencoder, first) or transformer (needs --vqvae or --resume)."),
     out: str = typer.Option(..., "--out", "-o", help="Checkpoint to write (a CSV learning curve is written beside it)."),
     iters: int = options.positive_int(1500, "--iters", help="Total iterations of this stage (resume continues up to it)."),
@@ -64,7 +64,7 @@ def train_video(
     data = list(data or [])
     if stage == "vqvae":
         if not data and not resume:
-            raise BadInputError("give DATA: a procedural set (balls, shapes, moving) or videos / TIFF stacks")
+            raise BadInputError("give DATA: a procedural set (balls, shapes, moving, scenes) or videos / TIFF stacks")
         if channels == 2:
             raise BadInputError("--channels must be 1 (gray) or 3 (RGB)")
         try:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rocksynth.data.videos import PROCEDURAL, procedural_clips, stack_clips
+from rocksynth.data.videos import COLOUR_SETS, PROCEDURAL, procedural_clips, stack_clips
 from rocksynth.errors import BadInputError
 from rocksynth.models.latent_transformer import LatentVideoTransformer
 from rocksynth.models.vqvae import VQVAE
@@ -50,7 +50,7 @@ class ClipSource:
 
 
 def load_sources(data: "list[str]", channels: int) -> ClipSource:
-    """DATA arguments: procedural set names ('balls', 'shapes', 'moving'), MP4s, frame folders or
+    """DATA arguments: procedural set names ('balls', 'shapes', 'moving' gray; 'scenes' colour), MP4s, frame folders or
     TIFF stacks (read with rocksynth.io.videos.read_video; colour is averaged to gray when the
     model has one channel)."""
     from rocksynth.io.videos import read_video
@@ -69,9 +69,12 @@ def load_sources(data: "list[str]", channels: int) -> ClipSource:
             source.stacks.append(frames)
         source.names.append(name)
     if not source.names:
-        raise BadInputError("give at least one DATA source: a procedural set (balls, shapes, moving) or a video/stack")
-    if source.procedural and channels != 1:
-        raise BadInputError("the procedural sets are gray: use --channels 1 with them")
+        raise BadInputError("give at least one DATA source: a procedural set (balls, shapes, moving, scenes) or a video/stack")
+    for name in source.procedural:
+        wanted = 3 if name in COLOUR_SETS else 1
+        if channels != wanted:
+            raise BadInputError(f"the procedural set {name} is {'colour' if wanted == 3 else 'gray'}: "
+                                f"use --channels {wanted} with it")
     return source
 
 
