@@ -207,3 +207,20 @@ def test_usage_errors_are_one_line_exit_2(tmp_path, slice_png, args):
 def test_max_voxels_option_sets_the_decoding_limit(tmp_path, slice_png):
     stderr = _quiet_error(["--max-voxels", "1e5", "info", "a_1.png"], tmp_path)
     assert "more than ROCKSYNTH_MAX_VOXELS=100000" in stderr
+
+
+def test_compare_crops_too_small_for_a_pore_network_is_bad_input(tmp_path):
+    import tifffile
+
+    volume = (np.random.default_rng(0).random((64, 64, 64)) < 0.2).astype(np.uint8) * 255
+    tifffile.imwrite(tmp_path / "v.tif", volume)
+    stderr = _quiet_error(["-q", "compare", "v.tif", "--vs", "v.tif", "--crops", "3", "--crop-size", "8"], tmp_path)
+    assert "no pore network" in stderr
+
+
+def test_predict_on_a_single_colour_tiff_image_says_it_is_one_image(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "rgb.tif", np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8))
+    stderr = _quiet_error(["predict", "rgb.tif", "--out", "p.mp4"], tmp_path)
+    assert "one image, not a sequence of frames" in stderr

@@ -57,7 +57,11 @@ def extract_network(mask) -> ExtractedNetwork:
         raise BadInputError(f"volume {mask.shape} is too small for network extraction (need >= 6 voxels per axis)")
     start = time.perf_counter()
     _quiet_porespy()
-    snow = ps.networks.snow2(mask, voxel_size=1, boundary_width=BOUNDARY_WIDTH, parallel_kw=None)
+    try:
+        snow = ps.networks.snow2(mask, voxel_size=1, boundary_width=BOUNDARY_WIDTH, parallel_kw=None)
+    except IndexError as exc:  # PoreSpy's boundary labelling indexes the first throat
+        raise BadInputError(f"volume {mask.shape}: SNOW found no throats between its pores, so there is no pore "
+                            "network; is the volume (or --crop-size) too small for its pores?") from exc
     network = _label_faces(snow.network, mask.shape)
     return ExtractedNetwork(network=network, shape=tuple(mask.shape), seconds=time.perf_counter() - start)
 
