@@ -44,7 +44,6 @@ S2 along z against S2 in the plane, and the time.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile

@@ -13,7 +13,6 @@ shift changes nothing, whatever the grid.
 import argparse
 import json
 
-import numpy as np
 import torch
 
 from rocksynth.data.videos import procedural_clips

@@ -4,7 +4,6 @@ checkpoint, `-` as a volume input, and numeric options refused by their range wh
 line is parsed. Each refusal asserts exit code 2, exactly one line on stderr, no traceback, and
 that the folder holding the inputs and outputs is unchanged."""
 
-import os
 import shutil
 import signal
 import subprocess

@@ -105,6 +105,7 @@ def train_texture(
 
     import torch
 
+    from rocksynth.pipelines.synthesize import load_training_textures
     from rocksynth.progress import log
     from rocksynth.training.texture import TrainSettings, check_settings, train_texture as train
 
@@ -116,7 +117,7 @@ def train_texture(
                              critic_3d_lr=critic_3d_lr, lr_grown=grown_lr)
     check_settings(settings)  # before any data is read
     torch.set_num_threads(threads)
-    textures = _training_textures(sources, parsed, holdout=holdout, threshold=threshold, pore_value=pore_value)
+    textures = load_training_textures(sources, holdout=holdout, threshold=threshold, pore_value=pore_value)
     unknown = sorted(set(euler_names) - {t.name for t in textures})
     if unknown:
         raise BadInputError(f"--euler-textures: no texture named {', '.join(unknown)}; "
@@ -132,23 +133,3 @@ def train_texture(
             for t in textures))
 
 
-def _training_textures(sources, parsed, holdout, threshold, pore_value) -> list:
-    """The textures of NAME=VOLUME arguments, in order; a VOLUME of '-' is read from stdin."""
-    from rocksynth.data.textures import make_texture
-    from rocksynth.io import load_binary_volume
-    from rocksynth.io.binary import require_3d
-    from rocksynth.io.paths import STDIO
-    from rocksynth.pipelines.synthesize import load_training_textures
-    from rocksynth.progress import log
-
-    textures = []
-    for text, (name, source) in zip(sources, parsed):
-        if source != STDIO:
-            textures += load_training_textures([text], holdout=holdout, threshold=threshold, pore_value=pore_value)
-            continue
-        mask, voxel = load_binary_volume(STDIO, threshold=threshold, pore_value=pore_value)
-        texture = make_texture(name, require_3d(mask, "stdin"), voxel, "stdin", holdout)
-        log(f"texture {name}: train {texture.train.shape}, held out {texture.held_out.shape}, "
-            f"porosity {texture.train.mean():.3f}; augmented with {texture.augmentation()}")
-        textures.append(texture)
-    return textures

@@ -425,13 +425,14 @@ def _default_voxel_size(model: TextureModel, description: dict) -> "float | None
 # Training data
 
 def load_training_textures(sources, holdout=0.25, threshold=None, pore_value="auto") -> list:
-    """NAME=VOLUME or NAME=porespy:MEDIUM -> textures split into training and held-out parts."""
+    """NAME=VOLUME (VOLUME may be '-', stdin) or NAME=porespy:MEDIUM -> textures split into training
+    and held-out parts."""
     from dataclasses import replace
 
     from rocksynth.data.textures import generated_texture, make_texture, parse_texture_source
     from rocksynth.io import load_binary_volume
     from rocksynth.io.binary import require_3d
-    from rocksynth.io.paths import check_input_file
+    from rocksynth.io.paths import STDIO, check_input_file
 
     textures = []
     for text in sources:
@@ -440,10 +441,12 @@ def load_training_textures(sources, holdout=0.25, threshold=None, pore_value="au
             texture = replace(generated_texture(source[len("porespy:"):]), name=name)
             if not name.isidentifier():
                 raise BadInputError(f"texture name {name!r} must be a plain word (letters, digits, _)")
-        else:
-            check_input_file(source)
+        else:  # a volume file, or '-' for stdin
+            if source != STDIO:
+                check_input_file(source)
+            shown = "stdin" if source == STDIO else source
             mask, voxel = load_binary_volume(source, threshold=threshold, pore_value=pore_value)
-            texture = make_texture(name, require_3d(mask, source), voxel, source, holdout)
+            texture = make_texture(name, require_3d(mask, shown), voxel, shown, holdout)
         log(f"texture {name}: train {texture.train.shape}, held out {texture.held_out.shape}, "
             f"porosity {texture.train.mean():.3f}; augmented with {texture.augmentation()}")
         textures.append(texture)
