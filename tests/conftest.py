@@ -61,3 +61,19 @@ def run_cli_in_process(capsysbinary):
         return code, captured.out, captured.err.decode(errors="replace")
 
     return run
+
+
+class Stop(Exception):
+    """Raised by `StopAt` to cut a training run short at a chosen step."""
+
+
+class StopAt:
+    """A progress-bar stand-in that raises `Stop` once `step` steps have advanced."""
+
+    def __init__(self, step):
+        self.step, self.done = step, 0
+
+    def advance(self, n, status=None):
+        self.done += n
+        if self.done == self.step:
+            raise Stop

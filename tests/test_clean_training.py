@@ -12,6 +12,8 @@ from rocksynth.models.unet import UNet, widened
 from rocksynth.training.clean import (BENCHMARK_SEEDS, VALIDATION_SEEDS, binary_psnr, ink_iou, procedural_pair,
                                       soft_psnr, train_clean)
 
+from conftest import Stop, StopAt
+
 TINY = (4, 8, 8, 8, 8)
 
 
@@ -141,18 +143,6 @@ def test_training_moves_loss_and_checkpoint_round_trips(tmp_path):
 
 def test_weight_averaging_resumes_to_the_same_average(tmp_path):
     """--swa-start: the averaged weights survive a stop and resume mid-averaging exactly."""
-
-    class Stop(Exception):
-        pass
-
-    class StopAt:
-        def __init__(self, step):
-            self.step, self.done = step, 0
-
-        def advance(self, n, status=None):
-            self.done += n
-            if self.done == self.step:
-                raise Stop
 
     kwargs = dict(batch=2, crop=32, widths=TINY, validate_every=2, checkpoint_every=2, validation_count=1,
                   swa_start=4, swa_lr=1e-3)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, Stop, StopAt
 
 
 def _command() -> str:
@@ -167,18 +167,6 @@ def test_a_run_stopped_after_a_checkpoint_keeps_it_and_its_curve_up_to_it(tmp_pa
     import torch
 
     from rocksynth.training.clean import train_clean
-
-    class Stop(Exception):
-        pass
-
-    class StopAt:
-        def __init__(self, step):
-            self.step, self.done = step, 0
-
-        def advance(self, n, status=None):
-            self.done += n
-            if self.done == self.step:
-                raise Stop
 
     kwargs = dict(batch=1, crop=32, widths=(2, 4, 4, 4, 4), validate_every=1, checkpoint_every=2,
                   validation_count=1)
