@@ -34,7 +34,7 @@ def predict(
 
 def train_video(
     data: List[str] = typer.Argument(None, help="Procedural sets (balls, shapes, moving: gray; scenes: colour) and/or MP4s, frame folders, TIFF stacks."),
-    stage: str = typer.Option(..., "--stage", help="vqvae (frame autoencoder, first) or transformer (needs --vqvae or --resume)."),
+    stage: str = typer.Option(..., "--stage", help="vqvae (frame autoencoder, first), transformer (needs --vqvae or --resume), or predictor (a deterministic convolutional next-frame model, on its own)."),
     out: str = typer.Option(..., "--out", "-o", help="Checkpoint to write (a CSV learning curve is written beside it)."),
     iters: int = options.positive_int(1500, "--iters", help="Total iterations of this stage (resume continues up to it)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the checkpoint at --out."),
@@ -54,25 +54,29 @@ def train_video(
     eval_every: int = options.positive_int(100, "--eval-every", help="Held-out evaluation and checkpoint every N iterations."),
     seed: int = options.seed_option("Random seed."),
 ) -> None:
-    """Train the latent video model: --stage vqvae first, then --stage transformer."""
+    """Train the latent video model (--stage vqvae first, then --stage transformer) or the deterministic
+    frame predictor (--stage predictor: --size, --channels, --widths (three), --layers (residual blocks),
+    --clip-frames (4 context frames + the frames it is rolled out over in training))."""
     from rocksynth.errors import BadInputError
     from rocksynth.io.paths import check_input_file
     from rocksynth.training.outputs import video_plan
 
-    if stage not in ("vqvae", "transformer"):
-        raise BadInputError(f"--stage {stage!r}: choose vqvae or transformer")
+    if stage not in ("vqvae", "transformer", "predictor"):
+        raise BadInputError(f"--stage {stage!r}: choose vqvae, transformer or predictor")
     data = list(data or [])
-    if stage == "vqvae":
+    if stage == "predictor":
+        if not data and not resume:
+            raise BadInputError("give DATA: a procedural set (balls, shapes, moving, scenes) or videos / TIFF stacks")
+        width_list = _widths(widths, 3)
+        if clip_frames < PREDICTOR_CONTEXT + 1:
+            raise BadInputError(f"--clip-frames must be at least {PREDICTOR_CONTEXT + 1} for the predictor "
+                                f"({PREDICTOR_CONTEXT} context frames and at least one to predict)")
+    elif stage == "vqvae":
         if not data and not resume:
             raise BadInputError("give DATA: a procedural set (balls, shapes, moving, scenes) or videos / TIFF stacks")
         if channels == 2:
             raise BadInputError("--channels must be 1 (gray) or 3 (RGB)")
-        try:
-            width_list = [int(w) for w in widths.split(",")]
-        except ValueError:
-            raise BadInputError(f"--widths {widths!r}: expected comma-separated integers like 32,64,64") from None
-        if len(width_list) != n_down or min(width_list) < 1:
-            raise BadInputError(f"--widths needs {n_down} positive values, one per downsampling")
+        width_list = _widths(widths, n_down)
         if size % (2 ** n_down):
             raise BadInputError(f"--size {size} must be a multiple of {2 ** n_down} (2**--downsample)")
     elif dim % 4:
@@ -90,7 +94,13 @@ def train_video(
     from rocksynth.training import video
 
     torch.set_num_threads(1)
-    if stage == "vqvae":
+    if stage == "predictor":
+        from rocksynth.training.predictor import train_predictor
+
+        train_predictor(data, plan.checkpoint, iters=iters, size=size, channels=channels, context=PREDICTOR_CONTEXT,
+                        widths=width_list, blocks=layers, rollout=clip_frames - PREDICTOR_CONTEXT, batch=batch or 8,
+                        lr=lr or 1e-3, pool=pool or 2000, eval_every=eval_every, resume=resume, seed=seed)
+    elif stage == "vqvae":
         video.train_vqvae(data, plan.checkpoint, iters=iters, size=size, channels=channels, n_down=n_down,
                           widths=width_list, n_parts=parts, n_codes=codes, batch=batch or 32, lr=lr or 1e-3,
                           clip_frames=clip_frames, pool=pool or 2000, eval_every=eval_every, resume=resume, seed=seed)
@@ -98,3 +108,18 @@ def train_video(
         video.train_transformer(data, plan.checkpoint, vqvae_checkpoint=vqvae, iters=iters, frames=clip_frames, dim=dim,
                                 layers=layers, batch=batch or 12, lr=lr or 5e-4, pool=pool or 4000,
                                 eval_every=eval_every, resume=resume, seed=seed)
+
+
+PREDICTOR_CONTEXT = 4  # frames the deterministic predictor reads
+
+
+def _widths(text: str, count: int) -> "list[int]":
+    from rocksynth.errors import BadInputError
+
+    try:
+        values = [int(w) for w in text.split(",")]
+    except ValueError:
+        raise BadInputError(f"--widths {text!r}: expected comma-separated integers like 32,64,64") from None
+    if len(values) != count or min(values) < 1:
+        raise BadInputError(f"--widths needs {count} positive values")
+    return values

@@ -1,0 +1,92 @@
+"""A deterministic next-frame predictor: the last frame plus a predicted change.
+
+Fully convolutional (any frame size, a multiple of 4 after padding), so a clip is predicted at
+its own resolution. Predicting the change over the last frame means an untrained or unsure
+network falls back to repeating the last frame rather than drawing something else.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class _Residual(nn.Module):
+    """Two 3x3 convolutions with a skip; `dilation` widens the reach at the coarsest scale."""
+
+    def __init__(self, width: int, dilation: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(F.gelu(self.conv1(F.gelu(x))))
+
+
+class FramePredictor(nn.Module):
+    """Next frame from the last `context` frames, (B, context, C, H, W) in [0, 1] -> (B, C, H, W).
+
+    Parameters
+    ----------
+    channels : int
+        Colour channels of the frames (1 gray, 3 RGB).
+    context : int
+        Frames the network reads (the last ones of the clip).
+    widths : tuple of int
+        Channels at full, 1/2 and 1/4 resolution.
+    blocks : int
+        Residual blocks at 1/4 resolution (dilations 1, 2, 4, 1, 2, 4, ...).
+    """
+
+    def __init__(self, channels: int = 3, context: int = 4, widths=(32, 64, 96), blocks: int = 4):
+        super().__init__()
+        self.channels, self.context = int(channels), int(context)
+        self.widths, self.blocks = tuple(int(w) for w in widths), int(blocks)
+        w0, w1, w2 = self.widths
+        # Frames and their differences to the last one: motion is in the differences.
+        self.stem = nn.Conv2d(2 * context * channels, w0, 3, padding=1)
+        self.down1 = nn.Conv2d(w0, w1, 4, stride=2, padding=1)
+        self.down2 = nn.Conv2d(w1, w2, 4, stride=2, padding=1)
+        self.middle = nn.Sequential(*[_Residual(w2, dilation=2 ** (i % 3)) for i in range(blocks)])
+        self.up2 = nn.Conv2d(w2 + w1, w1, 3, padding=1)
+        self.up1 = nn.Conv2d(w1 + w0, w0, 3, padding=1)
+        self.head = nn.Conv2d(w0, channels, 3, padding=1)
+        nn.init.zeros_(self.head.weight)  # starts as "repeat the last frame"
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def config(self) -> dict:
+        return {"channels": self.channels, "context": self.context, "widths": list(self.widths),
+                "blocks": self.blocks}
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = frames.shape
+        if t < self.context:  # a short clip: repeat its first frame in front
+            frames = torch.cat([frames[:, :1].expand(b, self.context - t, c, h, w), frames], 1)
+        frames = frames[:, -self.context:]
+        last = frames[:, -1]
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        x = torch.cat([frames - 0.5, frames - last[:, None]], 1).reshape(b, -1, h, w)
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        s0 = F.gelu(self.stem(x))
+        s1 = F.gelu(self.down1(s0))
+        y = self.middle(F.gelu(self.down2(s1)))
+        y = F.gelu(self.up2(torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), s1], 1)))
+        y = F.gelu(self.up1(torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), s0], 1)))
+        change = self.head(y)[..., :h, :w]
+        return (last + change).clamp(0, 1)
+
+    def rollout(self, context: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """Predict `n_frames` one by one, each from the frames before it: (B, n_frames, C, H, W)."""
+        frames, out = context, []
+        for _ in range(n_frames):
+            nxt = self(frames)
+            out.append(nxt)
+            frames = torch.cat([frames[:, -(self.context - 1):], nxt[:, None]], 1) if self.context > 1 else nxt[:, None]
+        return torch.stack(out, 1)
+
+
+def from_checkpoint(payload: dict) -> FramePredictor:
+    """The predictor stored in a checkpoint dict (config and state), in eval mode."""
+    model = FramePredictor(**payload["config"]["predictor"])
+    model.load_state_dict(payload["state"]["predictor"])
+    return model.eval()
