@@ -44,3 +44,27 @@ def test_training_moves_the_loss_and_the_checkpoint_round_trips_and_resumes(tmp_
     assert first["iteration"] == 2 and last["iteration"] == 4
     rows = (tmp_path / "p.predictor.csv").read_text().splitlines()
     assert len(rows) == 3  # header + iterations 2 and 4
+
+
+def test_predict_with_a_predictor_checkpoint_works_at_the_clip_size(tmp_path, run_cli):
+    """`rocksynth predict --model CKPT` of an untrained predictor (zero change): the predicted
+    frames repeat the last context frame, in colour, at the clip's own 40x56 size."""
+    import numpy as np
+
+    from rocksynth.io.videos import read_video, write_video
+    from rocksynth.training.checkpoint import save_checkpoint
+
+    model = FramePredictor(channels=3, context=4, widths=(4, 8, 8), blocks=1)
+    save_checkpoint(tmp_path / "p.pt", "video", {"predictor": model.config, "frame": {"size": 64, "channels": 3}},
+                    {"predictor": model.state_dict()}, {"stage": "predictor", "iterations": 0, "sources": ["scenes"]})
+    frames = np.zeros((5, 40, 56, 3), np.uint8)
+    frames[..., 0] = 200  # a flat red clip survives H.264 nearly exactly
+    write_video(tmp_path / "c.mp4", frames, fps=8)
+    code, _, stderr = run_cli("predict", "c.mp4", "--model", "p.pt", "--context", "5", "--frames", "3",
+                              "--out", "o.mp4", cwd=tmp_path)
+    assert code == 0, stderr
+    out = read_video(tmp_path / "o.mp4").frames
+    assert out.shape == (8, 40, 56, 3)
+    assert np.abs(out[5:].astype(int) - out[4].astype(int)).max() <= 2
+    code, _, stderr = run_cli("predict", "c.mp4", "--model", "p.pt", "--samples", "2", "--out", "s.mp4", cwd=tmp_path)
+    assert code == 2 and "deterministic" in stderr

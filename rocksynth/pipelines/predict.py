@@ -16,11 +16,18 @@ from rocksynth.progress import log, progress_bar
 
 
 def load_predictor(model: str):
-    """(vqvae, transformer, checkpoint dict) of a shipped name or a checkpoint path."""
+    """(vqvae, transformer, checkpoint dict) of a shipped name or a checkpoint path; for a frame
+    predictor checkpoint (`train video --stage predictor`): (None, FramePredictor, checkpoint dict)."""
     from rocksynth.pretrained.registry import resolve_model
-    from rocksynth.training.video import load_video_model
+    from rocksynth.training.checkpoint import load_checkpoint
+    from rocksynth.training.video import KIND, load_video_model
 
     path = resolve_model(model, "video")
+    payload = load_checkpoint(path, KIND)
+    if payload["meta"].get("stage") == "predictor":
+        from rocksynth.models.frame_predictor import from_checkpoint
+
+        return None, from_checkpoint(payload), payload
     vqvae, transformer, payload = load_video_model(path)
     if transformer is None:
         raise BadInputError(f"{path}: holds only a VQ-VAE; train its transformer first (rocksynth train video --stage transformer)")
@@ -31,11 +38,7 @@ def to_model_frames(frames: np.ndarray, size: int, channels: int) -> np.ndarray:
     """(t, y, x, c) uint8 -> float32 (t, channels, size, size) in [0, 1]."""
     from skimage.transform import resize
 
-    x = frames.astype(np.float32) / 255
-    if channels == 1 and x.shape[-1] == 3:
-        x = x.mean(-1, keepdims=True)
-    elif channels == 3 and x.shape[-1] == 1:
-        x = np.repeat(x, 3, -1)
+    x = _as_channels(frames, channels)
     if x.shape[1:3] != (size, size):
         x = resize(x, (x.shape[0], size, size, channels), order=1, anti_aliasing=True, preserve_range=True)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
@@ -106,6 +109,8 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
     if video.frames.shape[0] < context:
         raise BadInputError(f"{clip}: has {video.frames.shape[0]} frames, fewer than --context {context}")
     frames = video.frames[:context]
+    if vqvae is None:
+        return _predict_deterministic(transformer, frames, n_frames, targets, fps or video.fps, samples)
     size, channels = payload["config"]["frame"]["size"], payload["config"]["frame"]["channels"]
     height, width, in_channels = frames.shape[1:]
     _check_memory(samples * n_frames * channels * size * size * 4  # predicted frames, float32
@@ -135,6 +140,43 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
             "samples": samples, "decoding": "parallel" if parallel else "sequential",
             "seconds": round(elapsed, 3), "frames_per_second": round(samples * n_frames / elapsed, 3),
             "model_frame_size": size, "input_frame_size": [height, width]}
+
+
+@torch.no_grad()
+def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, targets: "list[str]", fps: float,
+                           samples: int) -> dict:
+    """A frame-predictor checkpoint: one prediction at the clip's own size (fully convolutional)."""
+    from rocksynth.io.videos import write_video
+
+    if samples > 1:
+        raise BadInputError("this model is deterministic and gives one prediction; --samples needs a "
+                            "latent-transformer model (e.g. --model shapes)")
+    context, height, width, in_channels = frames.shape
+    _check_memory((context + n_frames) * height * width * max(in_channels, predictor.channels) * 4 * 3, n_frames, 1)
+    if in_channels != predictor.channels:
+        log(f"frames have {in_channels} channel(s), the model {predictor.channels}: converted "
+            + ("to gray" if predictor.channels == 1 else "to RGB") + " for the model")
+    x = torch.from_numpy(np.ascontiguousarray(_as_channels(frames, predictor.channels).transpose(0, 3, 1, 2)))
+    started = time.time()
+    predicted = predictor.rollout(x[None], n_frames)[0].numpy()
+    elapsed = time.time() - started
+    result = np.concatenate([frames, from_model_frames(predicted, height, width, in_channels)])
+    write_video(targets[0], result, fps=fps)
+    log(f"wrote {targets[0]}: {context} context + {n_frames} predicted frames at {width}x{height} "
+        f"({n_frames / elapsed:.1f} frames/s, deterministic)")
+    return {"outputs": targets, "context_frames": context, "predicted_frames": n_frames, "samples": 1,
+            "decoding": "deterministic", "seconds": round(elapsed, 3),
+            "frames_per_second": round(n_frames / elapsed, 3), "input_frame_size": [height, width]}
+
+
+def _as_channels(frames: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 (t, y, x, c) -> float32 (t, y, x, channels) in [0, 1]: colour averaged to gray, or gray repeated."""
+    x = frames.astype(np.float32) / 255
+    if channels == 1 and x.shape[-1] == 3:
+        x = x.mean(-1, keepdims=True)
+    elif channels == 3 and x.shape[-1] == 1:
+        x = np.repeat(x, 3, -1)
+    return x
 
 
 def _check_memory(nbytes: int, n_frames: int, samples: int) -> None:
