@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +24,8 @@ from rocksynth.data.videos import procedural_clips, stack_clips
 from rocksynth.pipelines.predict import load_predictor, predict_frames
 from rocksynth.training.video import bits_per_dim, encode_clips, load_sources, to_tensor
 
-ROCKS = ["/work/shared/data/berea_400.tif", "/work/shared/data/ketton_256.tif"]
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
+ROCKS = [str(SHARED_DATA / "berea_400.tif"), str(SHARED_DATA / "ketton_256.tif")]
 
 
 def psnr(a, b):
@@ -31,7 +33,10 @@ def psnr(a, b):
 
 
 def ssim(a, b):
-    return float(np.mean([structural_similarity(x[0], y[0], data_range=1.0) for x, y in zip(a, b)]))
+    """Mean SSIM of frames (n, C, s, s); colour frames over their channels."""
+    if a.shape[1] == 1:
+        return float(np.mean([structural_similarity(x[0], y[0], data_range=1.0) for x, y in zip(a, b)]))
+    return float(np.mean([structural_similarity(x, y, data_range=1.0, channel_axis=0) for x, y in zip(a, b)]))
 
 
 def per_step(pred, truth):
@@ -44,8 +49,8 @@ def per_step(pred, truth):
 
 
 def heldout_clips(kind, n, frames, size):
-    if kind == "moving":
-        return procedural_clips("moving", n, frames, size, split="heldout", start=1000)
+    if kind in ("moving", "scenes"):
+        return procedural_clips(kind, n, frames, size, split="heldout", start=1000)
     source = load_sources(ROCKS, channels=1)
     rng = np.random.default_rng(12345)
     counts = [n // 2 + (i < n % 2) for i in range(2)]
@@ -110,6 +115,30 @@ def bench(name, model, kind, n_clips, context, n_pred, samples, seed):
             "bits_per_dim": bpd, "results": results, "frames_per_s": speed}
 
 
+@torch.no_grad()
+def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=16):
+    """A frame-predictor checkpoint (`train video --stage predictor`) beside repeat-last and linear
+    extrapolation on held-out clips of `kind`."""
+    from rocksynth.models.frame_predictor import from_checkpoint
+    from rocksynth.training.checkpoint import load_checkpoint
+
+    model = from_checkpoint(load_checkpoint(checkpoint, "video"))
+    x = to_tensor(heldout_clips(kind, n_clips, context + n_pred, size)).numpy()
+    truth = x[:, context:]
+    delta = x[:, context - 1] - x[:, context - 2]
+    results = {"repeat last": per_step(np.repeat(x[:, context - 1:context], n_pred, 1), truth),
+               "linear extrapolation": per_step(np.clip(np.stack([x[:, context - 1] + (k + 1) * delta
+                                                                  for k in range(n_pred)], 1), 0, 1), truth)}
+    start = time.perf_counter()
+    pred = np.concatenate([model.rollout(torch.from_numpy(c), n_pred).numpy() for c in
+                           np.array_split(x[:, :context], max(1, n_clips // chunk))])
+    seconds = time.perf_counter() - start
+    results["frame predictor"] = per_step(pred, truth)
+    return {"name": f"{kind}: frame predictor {Path(checkpoint).name}", "frame": size, "clips": n_clips,
+            "context": context, "predicted": n_pred, "bits_per_dim": None, "results": results,
+            "frames_per_s": {"batched": n_clips * n_pred / seconds}}
+
+
 def report(r):
     print(f"\n## {r['name']}: {r['clips']} held-out clips, {r['frame']}x{r['frame']}, context {r['context']}, "
           f"{r['predicted']} predicted frames")
@@ -121,7 +150,7 @@ def report(r):
     for method, (p, s) in r["results"].items():
         print(f"| {method} | {np.mean(p):.2f} | {np.mean(s):.3f} | {' '.join(f'{v:.1f}' for v in p)} | "
               f"{' '.join(f'{v:.2f}' for v in s)} |")
-    print("speed (batch 1, " + f"{torch.get_num_threads()} threads): "
+    print(f"speed ({torch.get_num_threads()} threads; sequential and parallel at batch 1): "
           + ", ".join(f"{k} {v:.2f} frames/s" for k, v in r["frames_per_s"].items()))
     del steps
 
@@ -200,7 +229,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--shapes-model", default="shapes")
     parser.add_argument("--rocks-model", default="rocks")
-    parser.add_argument("--only", choices=["shapes", "rocks"])
+    parser.add_argument("--only", choices=["shapes", "rocks", "none"])
+    parser.add_argument("--predictor", help="a frame-predictor checkpoint: benchmark it (alone) on --set")
+    parser.add_argument("--set", default="scenes", choices=["scenes", "moving"], help="held-out set for --predictor")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--strips", help="write docs figures predict_{shapes,rocks}_strip.png into this folder")
     parser.add_argument("--curves", nargs=2, metavar=("SHAPES_PREFIX", "ROCKS_PREFIX"),
@@ -220,6 +251,10 @@ def main():
                           "rocks": (f"{rocks}_vq.vqvae.csv", f"{rocks}.transformer.csv")})
         return
     runs = []
+    if args.predictor:
+        runs.append(bench_predictor(args.predictor, args.set, args.clips, args.context, args.predict))
+        report(runs[-1])
+        args.only = "none"
     if args.only in (None, "shapes"):
         runs.append(bench("moving objects (balls + shapes)", args.shapes_model, "moving", args.clips, args.context,
                           args.predict, args.samples, 0))
