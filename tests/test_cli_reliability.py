@@ -224,3 +224,17 @@ def test_predict_on_a_single_colour_tiff_image_says_it_is_one_image(tmp_path):
     tifffile.imwrite(tmp_path / "rgb.tif", np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8))
     stderr = _quiet_error(["predict", "rgb.tif", "--out", "p.mp4"], tmp_path)
     assert "one image, not a sequence of frames" in stderr
+
+
+def test_a_signal_inside_deferred_is_raised_when_the_block_ends():
+    from rocksynth.interrupts import Interrupted, deferred, handled
+
+    finished = []
+    with pytest.raises(Interrupted) as caught:
+        with handled():
+            with deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler runs here, and must only take note
+                finished.append(True)
+    assert finished == [True]
+    assert caught.value.exit_code == 143

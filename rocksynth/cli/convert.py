@@ -1,4 +1,4 @@
-"""`rocksynth convert IN OUT`: between TIFF stacks, slice folders, .npy, .raw, PNG/TIFF/JPEG and MP4."""
+"""`rocksynth convert IN OUT`: between TIFF stacks, (OME-)Zarr, slice folders, .npy, .raw, PNG/TIFF/JPEG and MP4."""
 
 from typing import Optional
 
@@ -8,8 +8,8 @@ from rocksynth.cli import options
 
 
 def convert(
-    source: str = typer.Argument(..., help="Input file or folder ('-' = stdin)."),
-    target: str = typer.Argument(..., help="Output: .tif .npy .raw .png .jpg .mp4, a folder ending in '/', or '-'."),
+    source: str = typer.Argument(..., help="Input file, folder or Zarr store ('-' = stdin)."),
+    target: str = typer.Argument(..., help="Output: .tif .zarr/.ome.zarr (OME-Zarr) .npy .raw .png .jpg .mp4, a folder ending in '/', or '-'."),
     segment: bool = typer.Option(False, "--binarize", help="Segment to binary 0/255 (255 = pore); Otsu unless --threshold."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,

@@ -8,7 +8,7 @@ unexpected); 128 + N when signal N (SIGINT 130, SIGHUP 129, SIGTERM 143) stopped
 import errno
 import sys
 
-from rocksynth.cli import signals
+from rocksynth import interrupts
 from rocksynth.errors import RocksynthError
 from rocksynth.io.paths import remove_temporaries
 from rocksynth.progress import stderr_console
@@ -31,10 +31,10 @@ def main(argv: "list[str] | None" = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
-        with signals.handled():
+        with interrupts.handled():
             code = app(args=argv, prog_name="rocksynth", standalone_mode=False)
         return code if isinstance(code, int) else 0
-    except signals.Interrupted as exc:
+    except interrupts.Interrupted as exc:
         _error_line("interrupted")
         return exc.exit_code
     except KeyboardInterrupt:  # a SIGINT that arrived before the handler was installed

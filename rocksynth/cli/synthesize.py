@@ -9,7 +9,7 @@ from rocksynth.cli import options
 
 
 def synthesize(
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output volume (.tif, BigTIFF when large); '-' = stdout."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output volume: .tif (BigTIFF when large) or .zarr (OME-Zarr, multiscale); '-' = stdout (TIFF)."),
     texture: Optional[str] = typer.Option(None, "--texture", "-t", help="Texture name (see --list)."),
     size: str = typer.Option("128", "--size", "-s", help="Output size: N (a cube) or ZxYxX, in voxels."),
     like: Optional[str] = typer.Option(None, "--like", help="Exemplar volume: synthesize its texture (through the encoder)."),

@@ -15,6 +15,7 @@ from rocksynth.io.volumes import TiffStackReader, VolumeWriter, read_volume, wri
 from rocksynth.progress import log, progress_bar
 
 _AXES = {"z": 0, "y": 1, "x": 2}
+WRITE_SLICES = 32  # slices handed to a streaming writer at a time
 
 
 def convert_file(source, target, *, segment=False, threshold=None, pore_value="auto", crop=False,
@@ -31,6 +32,11 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
             with stack:
                 return _convert_stack_streaming(stack, target, segment or threshold is not None, threshold,
                                                 pore_value, voxel_size)
+    if _streams(source, source_kind, target_kind, slice_spec, crop):
+        from rocksynth.io.lazy import open_lazy
+
+        return _convert_lazy_streaming(open_lazy(source, raw_shape, raw_dtype), target,
+                                       segment or threshold is not None, threshold, pore_value, voxel_size)
     volume = read_volume(source, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True, allow_rgb=True)
     data = volume.data
     colour = volume.colour_image or is_colour_image(data)
@@ -68,6 +74,40 @@ def _convert_stack_streaming(stack: TiffStackReader, target, segment, threshold,
             writer.write(slab)
             bar.advance(len(slab))
     return _written(target, stack.shape, "uint8 0/255" if segment else dtype)
+
+
+def _streams(source, source_kind, target_kind, slice_spec, crop) -> bool:
+    """Whether `convert` streams chunk by chunk: a volume that opens lazily (rocksynth.io.lazy) to a
+    TIFF stack or Zarr, when Zarr is one of the two (TIFF -> TIFF streams through TiffStackReader)
+    or the source is .npy/.raw; --slice and --crop need the whole volume."""
+    from rocksynth.io.lazy import is_lazy_volume
+
+    if slice_spec is not None or crop or str(source) == STDIO or target_kind not in ("tiff", "zarr"):
+        return False
+    if "zarr" not in (source_kind, target_kind) and source_kind not in ("npy", "raw"):
+        return False
+    return is_lazy_volume(source)
+
+
+def _convert_lazy_streaming(volume, target, segment, threshold, pore_value, voxel_size) -> str:
+    """A lazily opened volume -> TIFF stack or OME-Zarr, one dask z-chunk at a time."""
+    from rocksynth.io.volumes import volume_writer
+
+    dtype = volume.dtype
+    if segment:
+        rule = binarize(volume.sample(), threshold, pore_value)
+        log(f"{volume.source}: {rule.note} (chosen on 16 evenly spaced slices)")
+        dtype = np.uint8
+    size = _voxel_size(voxel_size, volume.voxel_size, volume.voxel_size_origin, volume.source)
+    with volume_writer(target, volume.shape, dtype, size) as writer, \
+            progress_bar(volume.shape[0], "converting") as bar:
+        for _, slab in volume.slabs():
+            if segment:
+                slab = _apply_rule(slab, rule.threshold, pore_value, volume.source)
+            for start in range(0, len(slab), WRITE_SLICES):  # the TIFF writer queues what it is given
+                writer.write(slab[start:start + WRITE_SLICES])
+            bar.advance(len(slab))
+    return _written(target, volume.shape, "uint8 0/255" if segment else dtype)
 
 
 def _written(target, shape, dtype) -> str:

@@ -5,13 +5,45 @@ from pathlib import Path
 
 import numpy as np
 
-from rocksynth.io.formats import detect_file_format, sniff
+from rocksynth.io.formats import detect_file_format, is_zarr_store, sniff
 from rocksynth.io.paths import STDIO, check_input_file, read_stdin_bytes
 from rocksynth.io.volumes import TiffStackReader, read_volume
 
 
-def describe_file(path, raw_shape=None, raw_dtype=None) -> dict:
-    """A JSON-ready description of a volume, image or video file (or folder of slices)."""
+# Volumes decoding to more than this are described from their headers alone (no value range,
+# no porosity) unless statistics are asked for: reading a 1024³ scan takes longer than a glance.
+STATS_BYTES = 2**28
+
+
+def describe_file(path, raw_shape=None, raw_dtype=None, stats: "bool | None" = None) -> dict:
+    """A JSON-ready description of a volume, image or video file (or folder of slices, or Zarr store).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file ('-' for stdin).
+    raw_shape, raw_dtype : optional
+        The layout of a .raw file.
+    stats : bool or None
+        Read every voxel for the value range and porosity: None (default) only for volumes of at
+        most `STATS_BYTES` (and always for images, videos and stdin), True always, False never
+        for volumes that open lazily (Zarr, TIFF stacks, .npy, .raw).
+
+    Zarr stores and volumes over `STATS_BYTES` are opened lazily (rocksynth.io.lazy): the
+    description then adds the format, the chunks and, for OME-Zarr, the shapes of its levels;
+    statistics are read chunk by chunk, so memory stays bounded either way.
+    """
+    if str(path) != STDIO:
+        from rocksynth.io.lazy import declared_nbytes, open_lazy
+
+        check_input_file(path)
+        if Path(path).suffix.lower() == ".zarr" or (Path(path).is_dir() and is_zarr_store(path)):
+            small = open_lazy(path).data.nbytes <= STATS_BYTES
+            return _describe_lazy(path, raw_shape, raw_dtype, small if stats is None else stats)
+        if stats is not True and _kind_of(path) == "volume":
+            nbytes = declared_nbytes(path, raw_shape, raw_dtype)
+            if nbytes is not None and (stats is False or nbytes > STATS_BYTES):
+                return _describe_lazy(path, raw_shape, raw_dtype, False)
     kind = _kind_of(path)
     if kind == "video":
         from rocksynth.io.videos import read_video
@@ -32,6 +64,29 @@ def describe_file(path, raw_shape=None, raw_dtype=None) -> dict:
         info = {"kind": "image" if is_image else "volume",
                 "voxel_size_m": volume.voxel_size, "voxel_size_from": volume.voxel_size_origin or None}
     return _summary(path, info, data.shape, data.dtype, [data])
+
+
+def _describe_lazy(path, raw_shape, raw_dtype, with_stats: bool) -> dict:
+    """Describe a lazily opened volume: from its metadata, plus statistics read chunk by chunk."""
+    from rocksynth.io.lazy import open_lazy
+
+    volume = open_lazy(path, raw_shape, raw_dtype)
+    info = {"kind": "volume", "format": volume.format, "voxel_size_m": volume.voxel_size,
+            "voxel_size_from": volume.voxel_size_origin or None}
+    extra = {"chunks": list(volume.data.chunksize)}
+    if volume.stored_chunks:
+        extra["stored_chunks"] = list(volume.stored_chunks)
+    if volume.levels:
+        extra["levels"] = [list(level) for level in volume.levels]
+    if with_stats:
+        report = _summary(path, info, volume.shape, volume.dtype, (slab for _, slab in volume.slabs()))
+    else:
+        report = dict(info, path=str(path), shape=list(volume.shape), axes="zyx", dtype=str(volume.dtype),
+                      min=None, max=None, size_on_disk_bytes=_size_on_disk(path), binary=None,
+                      statistics=f"not read ({volume.data.nbytes / 1e9:.3g} GB of voxels); pass --stats to read "
+                                 "every voxel for the value range and porosity")
+    report.update(extra)
+    return report
 
 
 def _summary(path, info: dict, shape, dtype, chunks) -> dict:
@@ -77,5 +132,11 @@ def _size_on_disk(path) -> "int | None":
         return len(read_stdin_bytes())
     path = Path(path)
     if path.is_dir():
+        from rocksynth.io.formats import is_zarr_store
+
+        if is_zarr_store(path):
+            from rocksynth.io.zarr_io import size_on_disk
+
+            return size_on_disk(path)
         return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     return os.path.getsize(path)

@@ -7,7 +7,7 @@ _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"\x93NUMPY", "npy"),
 )
 _SUFFIX = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".npy": "npy",
-           ".raw": "raw", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4"}
+           ".raw": "raw", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".zarr": "zarr"}
 
 
 def sniff(head: bytes) -> "str | None":
@@ -40,3 +40,14 @@ def detect_file_format(path, expected: "tuple[str, ...]") -> str:
     if kind not in expected:
         raise BadInputError(f"{path}: is a {kind.upper()} file; expected {' or '.join(e.upper() for e in expected)}")
     return kind
+
+
+ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
+
+
+def is_zarr_store(path) -> bool:
+    """Whether `path` is a folder holding Zarr (format 2 or 3) metadata."""
+    from pathlib import Path
+
+    path = Path(path)
+    return path.is_dir() and any((path / name).is_file() for name in ZARR_METADATA)

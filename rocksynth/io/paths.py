@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from rocksynth.errors import BadInputError
+from rocksynth.interrupts import deferred
 
 STDIO = "-"
 _inputs: "set[str]" = set()
@@ -67,7 +68,7 @@ def check_output(path: "str | os.PathLike", *, new: bool = False, what: str = "-
         if sys.stdout is None or sys.stdout.closed:
             raise BadInputError("output '-' means stdout, but stdout is closed")
         return STDIO
-    if str(path).endswith(("/", os.sep)):
+    if str(path).endswith(("/", os.sep)) or Path(path).suffix.lower() == ".zarr":  # written as a folder
         return _check_output_folder(Path(path))
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -193,14 +194,15 @@ def atomic_output(path: "str | os.PathLike", suffix: str = ""):
         folder = path.parent if str(path.parent) else Path(".")
         suffix = suffix or path.suffix
     shown = "stdout" if to_stdout else str(path)
+    with deferred():  # an interrupt here must not leave a temporary file nobody knows of
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=".rocksynth-", suffix=suffix, dir=folder)
+        except OSError as exc:
+            raise BadInputError(f"{shown}: cannot create a file in {folder} ({_reason(exc)})") from exc
+        tmp = Path(tmp_name)
+        _temporaries.add(tmp)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=".rocksynth-", suffix=suffix, dir=folder)
-    except OSError as exc:
-        raise BadInputError(f"{shown}: cannot create a file in {folder} ({_reason(exc)})") from exc
-    os.close(fd)
-    tmp = Path(tmp_name)
-    _temporaries.add(tmp)
-    try:
+        os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         yield tmp
         if to_stdout:
@@ -234,8 +236,9 @@ def atomic_output_dir(path: "str | os.PathLike"):
         raise BadInputError(f"{path}: folder exists and is not empty; choose another --out")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise BadInputError(f"{path}: output folder {parent} is not writable")
-    tmp = Path(tempfile.mkdtemp(prefix=".rocksynth-", dir=parent))
-    _temporaries.add(tmp)
+    with deferred():
+        tmp = Path(tempfile.mkdtemp(prefix=".rocksynth-", dir=parent))
+        _temporaries.add(tmp)
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp

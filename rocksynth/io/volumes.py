@@ -52,7 +52,11 @@ def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, al
         volume = _read_stdin_volume(raw_shape, raw_dtype)
     else:
         path = check_input_file(path)
-        if path.is_dir():
+        if _is_zarr(path):
+            from rocksynth.io.zarr_io import read_zarr
+
+            volume = read_zarr(path)
+        elif path.is_dir():
             volume = _read_slice_folder(path)
         else:
             kind = detect_file_format(path, expected=("tiff", "npy", "png", "jpeg"))
@@ -85,6 +89,10 @@ def declared_ndim(path) -> int:
         For a missing, empty, misnamed, damaged or pickled file, as the readers would.
     """
     path = check_input_file(path)
+    if _is_zarr(path):
+        from rocksynth.io.lazy import open_lazy
+
+        return open_lazy(path).data.ndim
     kind = detect_file_format(path, expected=("tiff", "npy", "png", "jpeg"))
     if kind == "npy":
         with open(path, "rb") as handle:
@@ -94,6 +102,13 @@ def declared_ndim(path) -> int:
             series = _first_series(tif, str(path))
             return 2 if _is_single_image(series) else series.ndim
     return 3 if kind == "raw" else 2
+
+
+def _is_zarr(path: Path) -> bool:
+    """A Zarr store (a folder with Zarr metadata), or a path named .zarr (then opening it says what is wrong)."""
+    from rocksynth.io.formats import is_zarr_store
+
+    return path.suffix.lower() == ".zarr" or (path.is_dir() and is_zarr_store(path))
 
 
 def _read_stdin_volume(raw_shape, raw_dtype) -> Volume:
@@ -426,6 +441,12 @@ def write_volume(path, data: np.ndarray, voxel_size: "float | None" = None) -> N
             data.tofile(tmp)
     elif kind == "folder":
         write_slice_folder(path, data)
+    elif kind == "zarr":
+        from rocksynth.io.zarr_io import ZarrVolumeWriter
+
+        with ZarrVolumeWriter(path, data.shape, data.dtype, voxel_size) as writer:
+            for start in range(0, data.shape[0], writer.chunks[0]):
+                writer.write(data[start:start + writer.chunks[0]])
     else:
         with VolumeWriter(path, data.shape, data.dtype, voxel_size) as writer:
             for start in range(0, data.shape[0], 64):
@@ -434,13 +455,15 @@ def write_volume(path, data: np.ndarray, voxel_size: "float | None" = None) -> N
 
 def _output_kind(target: str) -> str:
     suffix = Path(target).suffix.lower()
+    if suffix == ".zarr":
+        return "zarr"
     if target.endswith(("/", os.sep)) or (suffix == "" and Path(target).is_dir()):
         return "folder"
     if suffix in (".tif", ".tiff"):
         return "tiff"
     if suffix in (".npy", ".raw"):
         return suffix[1:]
-    raise BadInputError(f"{target}: unknown volume output type; use .tif, .npy, .raw or a folder ending in /")
+    raise BadInputError(f"{target}: unknown volume output type; use .tif, .zarr, .npy, .raw or a folder ending in /")
 
 
 def write_slice_folder(path, data: np.ndarray) -> None:
@@ -550,6 +573,20 @@ class VolumeWriter:
                 self._atomic.__exit__(type(exc), exc, None)  # removes the temporary file
                 raise exc
         return self._atomic.__exit__(exc_type, exc, tb)
+
+
+def volume_writer(path, shape, dtype, voxel_size: "float | None" = None, **options):
+    """A streaming writer chosen by the output's suffix: `ZarrVolumeWriter` (an OME-Zarr image) for
+    `.zarr` / `.ome.zarr`, else `VolumeWriter` (a TIFF stack; also for '-', stdout).
+
+    Both are context managers taking (n, y, x) slabs through `write(slab)`; `options` go to the
+    writer (`compress` for TIFF, `chunks` for Zarr)."""
+    target = str(path)
+    if target != STDIO and Path(target.rstrip("/" + os.sep)).suffix.lower() == ".zarr":
+        from rocksynth.io.zarr_io import ZarrVolumeWriter
+
+        return ZarrVolumeWriter(target.rstrip("/" + os.sep), shape, dtype, voxel_size, **options)
+    return VolumeWriter(path, shape, dtype, voxel_size, **options)
 
 
 def _describe(image: np.ndarray) -> str:

@@ -359,7 +359,7 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
     import time
 
     from rocksynth.io.paths import BINARY_TIFF_BYTES_PER_VOXEL, check_free_space, prepare_outputs
-    from rocksynth.io.volumes import VolumeWriter
+    from rocksynth.io.volumes import volume_writer
 
     shape = parse_size(size)
     if tile % SCALE or tile < SCALE:
@@ -374,7 +374,7 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
     latent = LatentGrid(grid_cells(loaded.generator, shape), loaded.generator.noise_channels, seed, field,
                         extrude=loaded.generator if description.get("extruded") else None)
     start = time.perf_counter()
-    with VolumeWriter(out, shape, bool, voxel_size=voxel) as writer, \
+    with volume_writer(out, shape, bool, voxel_size=voxel) as writer, \
             progress_bar(shape[0], f"synthesizing {'x'.join(map(str, shape))}") as bar:
         pores = stream_volume(loaded.generator, latent, shape, writer, tile=tile, advance=bar.advance)
     seconds = time.perf_counter() - start

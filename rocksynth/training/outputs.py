@@ -6,7 +6,7 @@ checkpoint...) in a `TrainingOutputs` plan. `check()` refuses, before any work, 
 cannot be written (`rocksynth.io.paths.prepare_outputs`: a missing or read-only folder, an input
 of the run, a folder, a file written twice) and, without `--resume`, any that already exists: a
 run never replaces a checkpoint or a curve silently. Used as a context manager around the run, the
-plan cleans up after a failure or an interrupt (`rocksynth.cli.signals.Interrupted`):
+plan cleans up after a failure or an interrupt (`rocksynth.interrupts.Interrupted`):
 
 - a run that has not saved a checkpoint yet removes every file it created, so a failed new run
   leaves nothing behind (and a resumed one leaves what it started from);

@@ -5,12 +5,16 @@ SIGINT, SIGTERM and SIGHUP raise `Interrupted` in the main thread, so every `wit
 with 128 + the signal number. `Interrupted` derives from BaseException, not KeyboardInterrupt:
 click/typer turn a KeyboardInterrupt into exit code 130 and swallow it, and `except Exception`
 in library code must not catch it either.
+
+`deferred()` holds a signal back over a few statements that must not be cut in two (creating a
+temporary file and registering it for removal); it is raised as soon as the block ends.
 """
 
 import contextlib
 import signal
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_state = {"deferring": 0, "pending": None}
 
 
 class Interrupted(BaseException):
@@ -22,10 +26,26 @@ class Interrupted(BaseException):
 
 
 def _raise_interrupted(signum, frame) -> None:
+    if _state["deferring"]:
+        _state["pending"] = signum
+        return
     # Ignore further signals while the command unwinds, so cleanup cannot itself be cut short.
     for sig in HANDLED:
         signal.signal(sig, signal.SIG_IGN)
     raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def deferred():
+    """Hold the handled signals back inside the block; one that arrived is raised at its end."""
+    _state["deferring"] += 1
+    try:
+        yield
+    finally:
+        _state["deferring"] -= 1
+        if not _state["deferring"] and _state["pending"] is not None:
+            signum, _state["pending"] = _state["pending"], None
+            _raise_interrupted(signum, None)
 
 
 @contextlib.contextmanager
