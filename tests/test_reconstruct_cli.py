@@ -124,3 +124,43 @@ def test_threshold_at_one_half_by_default_and_calibrated_on_request(tmp_path, ru
         assert code == 0, stderr
         thresholds.append(json.loads(stdout)["logit_threshold"])
     assert thresholds == [0.0, pytest.approx(calibration["logit_threshold"])]
+
+
+def test_train_from_a_shipped_model_with_deep_crops_keeps_the_best_checkpoint(tmp_path, run_cli_in_process):
+    """`train reconstruct --init berea` (a shipped model's name) on crops deeper than wide with the
+    slice at random depths; the best checkpoint is written beside the curve and is a model."""
+    from scipy.ndimage import gaussian_filter
+
+    from rocksynth.training.checkpoint import load_checkpoint
+
+    field = gaussian_filter(np.random.default_rng(1).standard_normal((96, 40, 40)), 1.5)
+    tifffile.imwrite(tmp_path / "vol.tif", (field > np.quantile(field, 0.8)).astype(np.uint8) * 255)
+    code, _, stderr = run_cli_in_process("train", "reconstruct", tmp_path / "vol.tif", "--out", tmp_path / "m.pt",
+                                         "--init", "berea", "--crop", "16", "--crop-depth", "32", "--batch", "1",
+                                         "--warmup-iters", "0", "--iters", "8402", "--eval-every", "2",
+                                         "--whole-side", "16", "--calibration-cubes", "0", "--init-ramp", "4")
+    assert code == 0, stderr
+    assert "depth code dropped" in stderr and "best checkpoint" in stderr
+    payload = load_checkpoint(tmp_path / "m.pt")
+    settings = payload["meta"]["settings"]
+    assert (settings["crop_depth"], settings["slice_position"], settings["porosity_weight"]) == (32, "random", 200.0)
+    assert payload["meta"]["curve"][-1]["lr_g"] == pytest.approx(2e-4 * 2 / 4)
+    assert load_checkpoint(tmp_path / "m.best.pt")["meta"]["best"]["iteration"] == 8402
+    write_image(tmp_path / "s.png", (field[-1, :16, :16] > np.quantile(field, 0.8)).astype(np.uint8) * 255)
+    code, _, stderr = run_cli_in_process("reconstruct", tmp_path / "s.png", "--out", tmp_path / "v.tif",
+                                         "--model", tmp_path / "m.best.pt", "--depth", 24)
+    assert code == 0, stderr
+    assert tifffile.imread(tmp_path / "v.tif").shape == (24, 16, 16)
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--slice-position", "middle"], "--slice-position"),
+    (["--crop", "32", "--warmup-crop", "16", "--crop-depth", "30"], "--crop-depth"),
+    (["--crop", "32", "--warmup-crop", "16", "--crop-depth", "16"], "at least --crop"),
+    (["--init", "granite"], "unknown model"),
+])
+def test_train_refuses_bad_crop_depth_slice_position_and_init(tmp_path, run_cli_in_process, option, message):
+    code, _, err = run_cli_in_process("train", "reconstruct", "../shared/data/ketton_256.tif",
+                                      "--out", tmp_path / "r.pt", *option)
+    assert code == 2 and message in err, (option, err)
+    assert not list(tmp_path.iterdir())

@@ -46,8 +46,13 @@ def train_reconstruct(
     warmup_crop: int = options.number(32, "--warmup-crop", min=16, help="Crop side for the first --warmup-iters iterations (a multiple of 4, at most --crop)."),
     warmup_iters: int = options.number(2000, "--warmup-iters", min=0, help="Iterations on the small warm-up crops."),
     warmup_batch: int = options.positive_int(4, "--warmup-batch", help="Batch size on warm-up crops."),
-    depth_ratio: int = options.positive_int(2, "--depth-ratio", help="Training crops are this many times deeper than wide, so they reach the far field beyond the slice's influence."),
-    eval_every: int = options.positive_int(100, "--eval-every", help="Evaluate on held-out cubes every N iterations."),
+    depth_ratio: int = options.positive_int(2, "--depth-ratio", help="Training crops are this many times deeper than wide, so they reach the far field beyond the slice's influence (unless --crop-depth)."),
+    crop_depth: Optional[int] = options.number(None, "--crop-depth", min=16, help="Depth of every training crop (a multiple of 4, at least --crop; default --crop x --depth-ratio), e.g. 128 with --crop 48."),
+    slice_position: str = typer.Option("random", "--slice-position", help="Depth of the conditioning slice in each training crop: 'random' (every distance from the slice on both sides is trained) or 'centre'."),
+    porosity_weight: float = options.number(200.0, "--porosity-weight", min=0, help="Weight of the per-depth porosity term (porosity in bins of distance from the slice against the real crop's)."),
+    eval_every: int = options.positive_int(100, "--eval-every", help="Evaluate on held-out cubes and whole held-out planes every N iterations; the best checkpoint (lowest eval_score) is kept as <out>.best.pt."),
+    eval_crop: Optional[int] = options.number(None, "--eval-crop", min=16, help="Side of the held-out evaluation cubes (default --crop)."),
+    whole_side: int = options.number(256, "--whole-side", min=0, help="Whole-slice evaluation: a held-out plane of each volume (at most this wide) reconstructed 128 deep, per-z porosity sd and far field against the real rock's (0: off)."),
     save_every: int = options.positive_int(200, "--save-every", help="Write the checkpoint every N iterations."),
     holdout: float = options.Holdout,
     seed: int = options.seed_option("Random seed."),
@@ -56,14 +61,17 @@ def train_reconstruct(
     lr_g: float = options.learning_rate(2e-4, "--lr-g", help="Adam learning rate of the encoder + generator (also applied on --resume)."),
     lr_d: float = options.learning_rate(4e-4, "--lr-d", help="Adam learning rate of the critics (also applied on --resume)."),
     calibration_cubes: int = options.number(32, "--calibration-cubes", min=0, help="Training cubes per volume on which the output threshold is calibrated to the real porosity at the end (0: threshold at probability 0.5)."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from this reconstruct checkpoint's weights (fresh optimisers; continues its iteration count)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this reconstruct checkpoint's (or shipped model's: berea, ketton) weights (fresh optimisers, the generator's learning rate ramped up over --init-ramp iterations; continues its iteration count)."),
+    init_ramp: int = options.number(300, "--init-ramp", min=0, help="Iterations of linear learning-rate ramp of the generator after --init."),
     global_channels: Optional[int] = options.number(None, "--global-channels", min=0, help="Channels of the whole-slice code fed to every depth (default: the --init/--resume checkpoint's, else 0)."),
     euler_weight: float = options.number(0.0, "--euler-weight", min=0, help="Weight of the Euler-density (3D connectivity) term (default off; see docs/reconstruct.md)."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
 ) -> None:
     """Train the slice-to-volume GAN on your own volumes (resumable, CSV learning curve)."""
+    from rocksynth.errors import BadInputError
     from rocksynth.io.paths import STDIO, check_input_file
+    from rocksynth.pretrained.registry import resolve_model
     from rocksynth.training.outputs import reconstruct_plan
 
     # Inputs first (so no output may replace one), then every output: all before torch is imported.
@@ -71,7 +79,9 @@ def train_reconstruct(
         if path != STDIO:
             check_input_file(path)
     if init is not None:
-        check_input_file(init)
+        check_input_file(resolve_model(init, "reconstruct"))
+    if slice_position not in ("random", "centre"):
+        raise BadInputError(f"--slice-position {slice_position}: expected 'random' or 'centre'")
     plan = reconstruct_plan(out, resume).check()
 
     import torch
@@ -83,8 +93,10 @@ def train_reconstruct(
 
     settings = TrainSettings(iters=iters, crop=crop, batch=batch, warmup_crop=warmup_crop,
                              warmup_iters=min(warmup_iters, iters), warmup_batch=warmup_batch, depth_ratio=depth_ratio,
-                             eval_every=eval_every, save_every=save_every, holdout=holdout, seed=seed,
-                             lr_g=lr_g, lr_d=lr_d, euler_weight=euler_weight,
+                             crop_depth=crop_depth or 0, slice_position=slice_position,
+                             porosity_weight=porosity_weight, eval_every=eval_every, eval_crop=eval_crop or 0,
+                             whole_side=whole_side, init_ramp=init_ramp, save_every=save_every, holdout=holdout,
+                             seed=seed, lr_g=lr_g, lr_d=lr_d, euler_weight=euler_weight,
                              calibration_cubes=calibration_cubes,
                              model={} if global_channels is None else {"global_channels": global_channels})
     check_settings(settings)  # before any data is read
@@ -96,8 +108,8 @@ def train_reconstruct(
         loaded.append((name, require_3d(mask, name)))
         voxel_sizes.append(voxel)
     metrics = train(loaded, plan.checkpoint, settings, resume=resume, voxel_size=voxel_sizes[0], init=init)
-    curve_csv, png = plan.companions
-    log(f"wrote {plan.checkpoint} (learning curve {curve_csv}, {png})")
+    curve_csv, png, best = plan.companions
+    log(f"wrote {plan.checkpoint} (learning curve {curve_csv}, {png}; best checkpoint {best})")
     if metrics:
         log("held-out: porosity real {eval_porosity_real:.3f} generated {eval_porosity_generated:.3f}, "
             "S2 error {eval_s2_error:.4f}, raw central-slice agreement {eval_slice_agreement:.4f}".format(**metrics))

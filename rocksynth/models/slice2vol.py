@@ -13,12 +13,17 @@ Discriminators: a 3D patch discriminator on volumes and a 2D patch discriminator
 (taken along every axis); both use spectral norm and no normalisation layers.
 
 Volumes are (batch, 1, depth, height, width) with values in [0, 1] (probability of pore);
-the central slice is index depth // 2.
+the input slice sits at depth index `centre` (default depth // 2, where inference puts it; training
+puts it at random depths, issue #25).
+
+The volume's ends are hidden from the network: the generator works on `halo_cells()` extra cells
+of noise past both ends and drops them, so no output voxel's receptive field meets a z-boundary
+and the replicate padding along z never acts (a network that saw the ends learned "near an end"
+instead of "far from the slice": docs/notes/2026-12-06-reconstruct-banding.md).
 """
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 # Height, width and depth are padded to a multiple of this (two 2x resolution steps).
@@ -62,7 +67,7 @@ def far_field_distance(model: "Slice2Vol") -> int:
     """Voxels from the central slice beyond which the output no longer depends on it: the
     longest code support plus the generator's receptive field along depth."""
     g = model.generator
-    longest = max(max(g.codes2), max(g.decays2), max(g.decays1), max(g.decays0))
+    longest = max(max(g.codes2, default=0), max(g.decays2), max(g.decays1), max(g.decays0))
     return int(longest + model.halo_cells() * GRID)
 
 class SliceEncoder(nn.Module):
@@ -85,7 +90,7 @@ class VolumeGenerator(nn.Module):
     """Encoder features + noise -> volume (B, 1, D, H, W) of pore logits."""
 
     def __init__(self, enc_channels=(4, 16, 32), channels=(4, 16, 32), noise_channels=(8, 2),
-                 quarter_blocks=3, slice_porosity=True, global_channels=0):
+                 quarter_blocks=3, slice_porosity=True, global_channels=0, depth_code=True):
         super().__init__()
         e0, e1, e2 = enc_channels
         # The slice's porosity, as one channel over the whole volume: the only thing the far field
@@ -104,7 +109,10 @@ class VolumeGenerator(nn.Module):
         # features at each resolution. The slice reaches at most ~16 voxels plus the receptive
         # field (`far_field_distance`), about the correlation length of sandstones and carbonates
         # at micro-CT resolution; training crops twice as deep as wide show that whole range.
-        self.codes2 = (4.0, 8.0, 16.0)
+        # The depth code (one value per depth across the whole plane) is kept only for checkpoints
+        # trained with it (the shipped ones: the trained network ignores it, porosity moves by at
+        # most 0.003 without it); new models are built without it (`depth_code=False`).
+        self.codes2 = (4.0, 8.0, 16.0) if depth_code else ()
         self.decays2 = (8.0, 16.0)       # slice features at 1/4 resolution
         self.decays1 = (4.0, 8.0)        # ... injected at 1/2
         self.decays0 = (2.0, 4.0)        # ... and at full resolution
@@ -149,9 +157,10 @@ class VolumeGenerator(nn.Module):
         b, _, d4, h4, w4 = noise2.shape
         device = noise2.device
         first, end = keep if keep is not None else (z0, z0 + d4)
-        code2 = depth_code(d4, centre - z0 * GRID, GRID, self.codes2, device)
-        inputs = [self._lift(f2, d4, depth_code(d4, centre - z0 * GRID, GRID, self.decays2, device)), noise2,
-                  code2[None, :, :, None, None].expand(b, -1, -1, h4, w4)]
+        inputs = [self._lift(f2, d4, depth_code(d4, centre - z0 * GRID, GRID, self.decays2, device)), noise2]
+        if self.codes2:
+            code2 = depth_code(d4, centre - z0 * GRID, GRID, self.codes2, device)
+            inputs.append(code2[None, :, :, None, None].expand(b, -1, -1, h4, w4))
         if self.slice_porosity:
             # Centred and scaled so typical rock porosities (0.1-0.3) give values of order one.
             phi = (slice_.mean((1, 2, 3)) - 0.2) * 10
@@ -182,14 +191,15 @@ class Slice2Vol(nn.Module):
     """E and G together: slice (B, 1, H, W) -> volume (B, 1, depth, H, W), H, W multiples of 4."""
 
     def __init__(self, enc_channels=(4, 16, 32), channels=(4, 16, 32), noise_channels=(8, 2), quarter_blocks=3,
-                 slice_porosity=True, global_channels=0):
+                 slice_porosity=True, global_channels=0, depth_code=True):
         super().__init__()
         self.config = {"enc_channels": list(enc_channels), "channels": list(channels),
                        "noise_channels": list(noise_channels), "quarter_blocks": quarter_blocks,
-                       "slice_porosity": bool(slice_porosity), "global_channels": int(global_channels)}
+                       "slice_porosity": bool(slice_porosity), "global_channels": int(global_channels),
+                       "depth_code": bool(depth_code)}
         self.encoder = SliceEncoder(enc_channels)
         self.generator = VolumeGenerator(enc_channels, channels, noise_channels, quarter_blocks, slice_porosity,
-                                         global_channels)
+                                         global_channels, depth_code)
         # A voxel is pore where its logit exceeds this; 0 (probability 0.5) unless the checkpoint
         # carries a porosity calibration (`training.reconstruct.calibrate_threshold`).
         self.logit_threshold = 0.0
@@ -200,23 +210,63 @@ class Slice2Vol(nn.Module):
         blocks = sum(isinstance(m, nn.Conv3d) and m.kernel_size[0] == 3 for m in self.generator.at_quarter)
         return blocks + 1
 
-    def sample_noise(self, batch: int, depth: int, height: int, width: int, generator=None, device=None):
+    def sample_noise(self, batch: int, depth: int, height: int, width: int, generator=None, device=None,
+                     halo: bool = True):
+        """The two noise tensors of a `depth`-deep output, with `halo_cells()` quarter-resolution
+        cells (and their half-resolution pairs) past each end unless `halo` is False.
+
+        The volume's own cells are drawn first, exactly as before halos existed, and the halo
+        cells after them, so a seed gives the same noise inside the volume either way."""
         shape2, shape1 = self.generator.noise_shapes(depth, height, width)
-        return (torch.randn((batch,) + shape2, generator=generator, device=device),
-                torch.randn((batch,) + shape1, generator=generator, device=device))
+        noise2 = torch.randn((batch,) + shape2, generator=generator, device=device)
+        noise1 = torch.randn((batch,) + shape1, generator=generator, device=device)
+        if not halo:
+            return noise2, noise1
+        cells = self.halo_cells()
+        extra2, extra1 = self.generator.noise_shapes(2 * cells * GRID, height, width)
+        extra2 = torch.randn((batch,) + extra2, generator=generator, device=device)
+        extra1 = torch.randn((batch,) + extra1, generator=generator, device=device)
+        return (torch.cat([extra2[:, :, :cells], noise2, extra2[:, :, cells:]], 2),
+                torch.cat([extra1[:, :, :2 * cells], noise1, extra1[:, :, 2 * cells:]], 2))
 
     def forward(self, slice_: torch.Tensor, depth: "int | None" = None, noise=None, generator=None,
-                logits: bool = False):
-        """Pore probabilities (or their logits) of a (B, 1, depth, H, W) volume."""
+                logits: bool = False, centre: "int | None" = None):
+        """Pore probabilities (or their logits) of a (B, 1, depth, H, W) volume whose voxel `centre`
+        (default depth // 2; a multiple of GRID in training, as in `generate_slabs`) is the slice.
+
+        `noise` (default: drawn with `generator`) is `sample_noise(B, depth, H, W)`: it covers
+        `halo_cells()` cells past both ends, which are generated and dropped (no end cue)."""
         b, _, h, w = slice_.shape
         depth = h if depth is None else depth
+        centre = depth // 2 if centre is None else int(centre)
         if depth % GRID or h % GRID or w % GRID:
             raise ValueError(f"depth, height and width must be multiples of {GRID}")
+        if not 0 <= centre < depth:
+            raise ValueError(f"the slice position {centre} is outside the depth {depth}")
         if noise is None:
             noise = self.sample_noise(b, depth, h, w, generator, slice_.device)
+        halo, cells = self.halo_cells(), depth // GRID
+        if noise[0].shape[2] != cells + 2 * halo:
+            raise ValueError(f"noise covers {noise[0].shape[2]} cells; a {depth}-deep volume needs {cells} + 2 x "
+                             f"{halo} (sample_noise)")
         feats = self.encoder(slice_)
-        out = self.generator(slice_, feats, noise[0], noise[1], centre=depth // 2)
+        out = self.generator(slice_, feats, noise[0], noise[1], centre=centre, z0=-halo, keep=(0, cells))
         return out if logits else torch.sigmoid(out)
+
+def without_depth_code(state: dict, config: dict) -> dict:
+    """The weights `state` of a model built with `config` (with a depth code: `depth_code`
+    True or absent, as in the shipped checkpoints) for the same model without it: the code's
+    input columns of the first quarter-resolution conv are dropped (a warm start of a new model
+    from a shipped one). A model already without it is returned as it is."""
+    if not config.get("depth_code", True):
+        return state
+    e2 = config.get("enc_channels", (4, 16, 32))[2]
+    n2 = config.get("noise_channels", (8, 2))[0]
+    first = e2 * 2 + n2  # inputs: lifted features (2 decays), noise, then the 3 code channels
+    key = "generator.at_quarter.0.weight"
+    weight = state[key]
+    return {**state, key: torch.cat([weight[:, :first], weight[:, first + 3:]], 1)}
+
 
 def _sn(module: nn.Module) -> nn.Module:
     return spectral_norm(module)
@@ -256,5 +306,5 @@ class PatchDiscriminator2D(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
-__all__ = ["GRID", "Slice2Vol", "far_field_distance", "SliceEncoder", "VolumeGenerator", "PatchDiscriminator3D",
+__all__ = ["GRID", "Slice2Vol", "far_field_distance", "without_depth_code", "SliceEncoder", "VolumeGenerator", "PatchDiscriminator3D",
            "PatchDiscriminator2D", "voxel_shuffle", "depth_code", "count_parameters"]

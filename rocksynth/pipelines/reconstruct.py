@@ -2,8 +2,10 @@
 
 The slice is padded to a multiple of the model's grid, encoded once, and the volume is generated
 in depth slabs (each with a margin of `halo_cells()` on either side, so slabs join exactly), which
-bounds memory for large slices. The raw generator output is thresholded at the model's logit
-threshold (0, i.e. probability 0.5, or on request the checkpoint's porosity calibration); its agreement with
+bounds memory for large slices. The margin is generated past the volume's ends too (from noise
+cells beyond them) and dropped, so the ends look like the inside of a deeper volume: no voxel's
+receptive field meets a z-boundary (before, the ends were a position cue: issue #25). The raw
+generator output is thresholded at the model's logit threshold (0, i.e. probability 0.5, or on request the checkpoint's porosity calibration); its agreement with
 the input at the central slice is measured, then the input slice is pasted there exactly.
 """
 
@@ -86,6 +88,10 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
 
     The volume's central slice (index depth // 2) is the input slice: the raw output there is
     compared with it (the agreement is yielded last) and then replaced by it exactly.
+    Every slab, the first and last included, is generated with `halo_cells()` cells of margin
+    on both sides (noise is drawn for them past the ends as well), so the slabs are the same
+    voxels as one piece, and the volume's own noise cells are drawn as before halos existed:
+    voxels farther than the margin from both ends are what the pipeline gave before.
     """
     height, width = mask.shape
     centre = depth // 2
@@ -96,6 +102,7 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
     padded = np.pad(mask, ((0, pad_h), (0, pad_w)), mode="symmetric") if pad_h or pad_w else mask
     slice_t = torch.from_numpy(padded.astype(np.float32))[None, None]
     torch_gen = torch.Generator().manual_seed(int(seed))
+    # Cell k of the volume is noise cell k + halo: `halo` cells are drawn past each end.
     noise2, noise1 = model.sample_noise(1, total, padded.shape[0], padded.shape[1], generator=torch_gen)
     cells = total // GRID
     step = _slab_depth(padded.shape[0], padded.shape[1], slab) // GRID
@@ -105,8 +112,9 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
         feats = model.encoder(slice_t)
         for first in range(0, cells, step):
             end = min(cells, first + step)
-            lo, hi = max(0, first - halo), min(cells, end + halo)
-            out = model.generator(slice_t, feats, noise2[:, :, lo:hi], noise1[:, :, 2 * lo:2 * hi],
+            lo, hi = first - halo, end + halo  # past the ends too: no end cue
+            out = model.generator(slice_t, feats, noise2[:, :, lo + halo:hi + halo],
+                                  noise1[:, :, 2 * (lo + halo):2 * (hi + halo)],
                                   centre=centre + before, z0=lo, keep=(first, end))
             block = out[0, 0, :, :height, :width].numpy() > model.logit_threshold
             # Map generated voxels [first*GRID, end*GRID) to output depth, dropping the padding.

@@ -165,11 +165,12 @@ class TrainingOutputs:
 # Here rather than in the trainers' modules, so that the CLI checks them before importing torch.
 
 def reconstruct_plan(out, resume: bool = False, curve_csv=None) -> TrainingOutputs:
-    """`train reconstruct`: the checkpoint `out`, the CSV learning curve (default `<out>.csv`) and
-    its plot (the curve's name with .png)."""
+    """`train reconstruct`: the checkpoint `out`, the CSV learning curve (default `<out>.csv`), its
+    plot (the curve's name with .png) and `<out>.best.pt` (the checkpoint with the lowest eval_score)."""
     out = checkpoint_path(out)
     curve_csv = Path(curve_csv) if curve_csv else out.with_suffix(".csv")
-    return TrainingOutputs(out, [curve_csv, curve_csv.with_suffix(".png")], resume=resume)
+    return TrainingOutputs(out, [curve_csv, curve_csv.with_suffix(".png"), out.with_suffix(".best.pt")],
+                           resume=resume)
 
 
 def texture_plan(out, resume: bool = False) -> TrainingOutputs:

@@ -1,0 +1,197 @@
+"""Issue #25 (depth bands): the slice at any depth, the volume's ends hidden behind a halo of noise,
+a per-depth porosity term, whole-slice evaluation and the best checkpoint, a warm start from a
+shipped model, and the shipped checkpoints still loading and running."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from rocksynth.models.slice2vol import GRID, Slice2Vol, without_depth_code
+from rocksynth.pipelines.reconstruct import load_model, reconstruct
+from rocksynth.training.checkpoint import load_checkpoint
+from rocksynth.training.reconstruct import (DISTANCE_BINS, TrainSettings, distance_bin_porosity, slice_position,
+                                            train_reconstruct)
+
+TINY_MODEL = {"enc_channels": (2, 4, 8), "channels": (2, 4, 8), "noise_channels": (2, 1), "quarter_blocks": 1,
+              "slice_porosity": False}
+
+
+def blobs(shape, seed=0, porosity=0.3):
+    from scipy.ndimage import gaussian_filter
+
+    field = gaussian_filter(np.random.default_rng(seed).standard_normal(shape), 1.5)
+    return field > np.quantile(field, 1 - porosity)
+
+
+def _randomised(config: dict, seed: int = 0) -> Slice2Vol:
+    """A model whose output varies (untrained tiny models saturate): larger random weights."""
+    torch.manual_seed(seed)
+    model = Slice2Vol(**config).eval()
+    for module in model.generator.modules():
+        if isinstance(module, torch.nn.Conv3d):
+            torch.nn.init.normal_(module.weight, std=0.3)
+    return model
+
+
+@pytest.mark.parametrize("depth_code", [True, False])
+def test_tiled_generation_equals_one_shot_and_the_model_forward(depth_code):
+    """With the halo past both ends every slab, the first and the last too, is the same voxels as
+    one piece; and the pipeline gives what the model's forward gives from the same noise."""
+    model = _randomised({**TINY_MODEL, "depth_code": depth_code})
+    mask = blobs((1, 36, 44), seed=1, porosity=0.25)[0]
+    for depth in (30, 40, 64):
+        whole, agreement = reconstruct(model, mask, depth=depth, seed=3)
+        assert whole.shape == (depth, 36, 44) and np.array_equal(whole[depth // 2], mask)
+        assert 0.02 < whole.mean() < 0.98
+        for slab in (4, 8, 12):
+            tiled, tiled_agreement = reconstruct(model, mask, depth=depth, seed=3, slab=slab)
+            assert np.array_equal(whole, tiled), (depth, slab)
+            assert tiled_agreement == agreement
+    # The model's forward (slice at depth // 2, a multiple of GRID here): the same voxels.
+    padded = torch.from_numpy(mask.astype(np.float32))[None, None]  # 36 x 44: no padding
+    with torch.no_grad():
+        logits = model(padded, depth=64, generator=torch.Generator().manual_seed(3), logits=True)[0, 0].numpy()
+    volume = logits > 0
+    volume[32] = mask
+    assert np.array_equal(volume, reconstruct(model, mask, depth=64, seed=3)[0])
+
+
+def test_the_ends_are_no_position_cue():
+    """A volume's last planes are what a deeper volume (the same noise, continued) has there: no
+    voxel's receptive field meets the end. Without the halo (replicate padding at the end) they
+    differ. The slice may sit at any depth (`centre`)."""
+    model = _randomised({**TINY_MODEL, "depth_code": False})
+    mask = torch.from_numpy(blobs((1, 16, 16), seed=2)[0][None, None].astype(np.float32))
+    halo = model.halo_cells()
+    depth, extra = 32, 8
+    short = model.sample_noise(1, depth, 16, 16, torch.Generator().manual_seed(0))
+    more = model.sample_noise(1, extra, 16, 16, torch.Generator().manual_seed(1), halo=False)
+    # The deeper volume's noise: the shorter one's (its own cells and both halos), then new cells.
+    longer = [torch.cat([n, m], 2) for n, m in zip(short, more)]
+    with torch.no_grad():
+        for centre in (0, 12, 16, 28):
+            a = model(mask, depth=depth, noise=short, centre=centre, logits=True)
+            b = model(mask, depth=depth + extra, noise=longer, centre=centre, logits=True)
+            assert torch.equal(a, b[:, :, :depth]), centre
+        # The old pipeline's generation (no halo: the end is padding) differs at the end.
+        feats = model.encoder(mask)
+        core = [n[:, :, k * halo:n.shape[2] - k * halo] for k, n in zip((1, 2), short)]
+        old = model.generator(mask, feats, core[0], core[1], centre=16)
+        new = model(mask, depth=depth, noise=short, centre=16, logits=True)
+        assert not torch.equal(old[:, :, -1], new[:, :, -1])
+        assert torch.equal(old[:, :, halo * GRID:depth - halo * GRID], new[:, :, halo * GRID:depth - halo * GRID])
+    with pytest.raises(ValueError, match="outside"):
+        model(mask, depth=depth, centre=depth)
+
+
+@pytest.mark.parametrize("name", ["berea", "ketton"])
+def test_shipped_checkpoints_load_and_run_unchanged_inside(name, shared_data):
+    """The shipped checkpoints (with their depth code) load and run. Only voxels within the
+    halo (16 voxels) of the volume's ends change (by design: they no longer see the end); every
+    other voxel is what the pipeline gave before the halo existed."""
+    from rocksynth.io import read_image
+
+    loaded = load_model(name)
+    model = loaded.model
+    assert model.generator.codes2 and "depth_code" not in load_checkpoint(loaded.path)["config"]
+    mask = read_image(shared_data / "berea_section_400.png")[100:164, 50:114] > 0
+    depth = 64
+    volume, agreement = reconstruct(model, mask, depth=depth, seed=0)
+    assert agreement > 0.999 and np.array_equal(volume[depth // 2], mask)
+    assert 0.1 < volume.mean() < 0.3
+    # Before the halo: the generator on the volume's own noise cells only (drawn first, as before).
+    slice_t = torch.from_numpy(mask.astype(np.float32))[None, None]
+    noise = model.sample_noise(1, depth, 64, 64, torch.Generator().manual_seed(0), halo=False)
+    with torch.no_grad():
+        before = model.generator(slice_t, model.encoder(slice_t), *noise, centre=depth // 2)[0, 0].numpy() > 0
+    before[depth // 2] = mask
+    margin = model.halo_cells() * GRID
+    assert np.array_equal(volume[margin:depth - margin], before[margin:depth - margin])
+    assert not np.array_equal(volume[:margin], before[:margin])
+    # A new model warm-started from it drops the depth code: nearly the same function (the trained
+    # network ignores the code; the note measured at most 0.003 of porosity at any distance).
+    plain = Slice2Vol(**{**load_checkpoint(loaded.path)["config"], "depth_code": False}).eval()
+    plain.load_state_dict(without_depth_code(model.state_dict(), load_checkpoint(loaded.path)["config"]))
+    without, _ = reconstruct(plain, mask, depth=depth, seed=0)
+    assert abs(without.mean() - volume.mean()) < 0.01 and (without == volume).mean() > 0.9
+
+
+def test_slice_positions_and_distance_bins():
+    settings = TrainSettings()
+    rng = np.random.default_rng(0)
+    positions = {slice_position(settings, 128, rng) for _ in range(2000)}
+    assert positions == set(range(0, 128, GRID))  # both ends, every cell
+    settings.slice_position = "centre"
+    assert slice_position(settings, 128, rng) == 64
+    volumes = torch.zeros(2, 1, 40, 4, 4)
+    volumes[:, :, 10:12] = 1  # planes 10 and 11
+    porosity, reached = distance_bin_porosity(volumes, 0)
+    assert porosity.shape == (2, len(DISTANCE_BINS)) and reached.tolist() == [True] * 5 + [False]
+    assert porosity[0].tolist() == [0, 0.25, 0, 0, 0, 0]  # distances 10, 11 of the 8 in 9-16
+    porosity, reached = distance_bin_porosity(volumes, 20)
+    assert porosity[0, 1] == pytest.approx(2 / 16) and reached.tolist() == [True] * 3 + [False] * 3
+
+
+def _curve(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_deep_crops_random_slice_whole_slice_evaluation_and_best_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    volume = blobs((96, 48, 48), seed=2)
+    settings = TrainSettings(iters=8, crop=16, crop_depth=48, batch=2, warmup_iters=0, eval_every=4, eval_cubes=2,
+                             save_every=3, slices_per_axis=2, model=TINY_MODEL, lr_g=2e-3, lr_d=2e-3,
+                             calibration_cubes=0, whole_side=24, whole_depth=88)
+    out = tmp_path / "r.pt"
+    train_reconstruct([("blobs", volume)], out, settings)
+    payload = load_checkpoint(out, "reconstruct")
+    assert payload["config"]["depth_code"] is False  # new models have no depth code
+    curve = payload["meta"]["curve"]
+    assert [row["iteration"] for row in curve] == [4, 8]
+    assert curve[0]["loss_porosity"] != curve[1]["loss_porosity"] and curve[1]["loss_slice"] < curve[0]["loss_slice"]
+    for row in curve:
+        for key in ("eval_whole_sd_ratio", "eval_whole_far_field_error", "eval_whole_slice_error", "eval_score"):
+            assert np.isfinite(row[key]) and row[key] >= 0, key
+    written = _curve(tmp_path / "r.csv")
+    assert [float(r["eval_score"]) for r in written] == pytest.approx([r["eval_score"] for r in curve])
+    # The best checkpoint is the evaluation with the lowest score; it loads and runs.
+    best = payload["meta"]["best"]
+    scores = {row["iteration"]: row["eval_score"] for row in curve}
+    assert best["metric"] == "eval_score" and best["value"] == min(scores.values())
+    assert scores[best["iteration"]] == best["value"]
+    best_model = load_model(tmp_path / "r.best.pt")
+    assert load_checkpoint(tmp_path / "r.best.pt")["meta"]["iterations"] == best["iteration"]
+    assert reconstruct(best_model.model, volume[-1, :16, :16], depth=24)[0].shape == (24, 16, 16)
+    # Resume continues, knows the best so far, and the checkpoint round-trips.
+    settings.iters = 12
+    train_reconstruct([("blobs", volume)], out, settings, resume=True)
+    resumed = load_checkpoint(out, "reconstruct")
+    assert resumed["meta"]["iterations"] == 12 and len(resumed["meta"]["curve"]) == 3
+    assert resumed["meta"]["best"]["value"] == min(row["eval_score"] for row in resumed["meta"]["curve"])
+    loaded = load_model(out)
+    for name, tensor in loaded.model.state_dict().items():
+        assert torch.equal(tensor, resumed["state"]["model"][name])
+
+
+def test_warm_start_from_a_shipped_model_ramps_the_learning_rate(tmp_path):
+    """--init berea: the shipped weights without their depth code, fresh critics, the generator's
+    learning rate ramped up from the source's iteration on; the curve continues the source's."""
+    volume = blobs((96, 32, 32), seed=3)
+    settings = TrainSettings(iters=8402, crop=16, crop_depth=32, batch=1, warmup_iters=0, eval_every=1,
+                             eval_cubes=1, save_every=2, slices_per_axis=1, calibration_cubes=0, whole_side=16,
+                             whole_depth=88, init_ramp=10, lr_g=1e-4)
+    out = tmp_path / "w.pt"
+    train_reconstruct([("blobs", volume)], out, settings, init="berea")
+    payload = load_checkpoint(out, "reconstruct")
+    assert payload["config"]["depth_code"] is False
+    assert payload["meta"]["init"] == {"checkpoint": "berea", "iteration": 8400}
+    rows = payload["meta"]["curve"]
+    assert rows[-3]["iteration"] == 8400 and [r["iteration"] for r in rows[-2:]] == [8401, 8402]
+    assert [r["lr_g"] for r in rows[-2:]] == pytest.approx([1e-5, 2e-5])
+    # The ramp continues across a resume.
+    settings.iters = 8403
+    train_reconstruct([("blobs", volume)], out, settings, resume=True)
+    assert load_checkpoint(out, "reconstruct")["meta"]["curve"][-1]["lr_g"] == pytest.approx(3e-5)
