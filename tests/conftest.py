@@ -77,3 +77,12 @@ class StopAt:
         self.done += n
         if self.done == self.step:
             raise Stop
+
+
+def default_signals() -> None:
+    """`preexec_fn` for a child that is sent signals: a test run started under `nohup` or as a
+    background job inherits SIGHUP / SIGINT ignored, and rocksynth (rightly) keeps them ignored."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, default_signals
 
 
 def _command() -> str:
@@ -142,7 +142,7 @@ def _wait_for_temporary(folder: Path, process, timeout: float = 120) -> None:
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_stops_synthesize_with_one_line_and_nothing_left(tmp_path, signum):
     process = subprocess.Popen([_command(), "synthesize", "--texture", "berea", "--size", "256", "--out", "x.tif"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_signals)
     try:
         _wait_for_temporary(tmp_path, process)
         process.send_signal(signum)

@@ -19,6 +19,8 @@ from rocksynth.io import limits, open_lazy, read_volume, volume_writer, write_vo
 from rocksynth.io.lazy import _Source
 from rocksynth.io.zarr_io import ZarrVolumeWriter
 
+from conftest import default_signals
+
 VOXEL = 5.345e-6
 
 
@@ -261,7 +263,8 @@ def test_sigint_stops_synthesize_into_zarr_and_leaves_nothing(tmp_path):
     import time
 
     process = subprocess.Popen([shutil.which("rocksynth"), "synthesize", "--texture", "berea", "--size", "256",
-                                "--out", "x.ome.zarr"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                "--out", "x.ome.zarr"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=default_signals)
     try:
         deadline = time.monotonic() + 120
         while not list(tmp_path.glob(".rocksynth-*/0/c")):  # chunks of level 0 are being written

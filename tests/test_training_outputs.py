@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import SHARED_DATA, Stop, StopAt
+from conftest import SHARED_DATA, Stop, StopAt, default_signals
 
 
 def _command() -> str:
@@ -145,7 +145,7 @@ def test_an_interrupted_run_before_its_first_checkpoint_leaves_nothing(tmp_path,
     iterations, far away at this crop and batch): exit 130/143, one line, no file left."""
     process = subprocess.Popen([_command(), "train", "clean", "--out", "c.pt", "--iters", "100000",
                                 "--crop", "256", "--batch", "16"], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_signals)
     started = time.monotonic()
     # The run has started once it wrote its learning curve's header (or, failing that, after 5 s).
     while not (tmp_path / "c.csv").exists() and time.monotonic() - started < 5 and process.poll() is None:
