@@ -478,6 +478,16 @@ def write_slice_folder(path, data: np.ndarray) -> None:
             write_image_file(tmp / f"slice_{index:0{digits}d}.png", to_storable(image))
 
 
+def put_while_alive(items: "queue.Queue", worker: threading.Thread, item) -> None:
+    """Queue an item for a writer's worker thread, giving up if the worker has stopped."""
+    while worker.is_alive():
+        try:
+            items.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+
+
 class VolumeWriter:
     """Stream z-slabs of a volume of known shape into a TIFF stack (BigTIFF when over ~4 GB).
 
@@ -522,13 +532,7 @@ class VolumeWriter:
         self.written += slab.shape[0]
 
     def _put(self, item) -> None:
-        """Queue an item for the worker, giving up if the worker has stopped."""
-        while self._thread.is_alive():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        put_while_alive(self._queue, self._thread, item)
 
     def _pages(self):
         while True:

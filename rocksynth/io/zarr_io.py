@@ -313,14 +313,9 @@ class ZarrVolumeWriter:
     _DONE = object()
 
     def _put(self, item) -> None:
-        import queue
+        from rocksynth.io.volumes import put_while_alive
 
-        while self._thread.is_alive():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        put_while_alive(self._queue, self._thread, item)
 
     def _run(self) -> None:
         try:
