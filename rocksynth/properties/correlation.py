@@ -34,21 +34,36 @@ def _axis_correlation(mask: np.ndarray, axis: int, r_max: int, slab: int = 16) -
         index[cut] = slice(start, start + slab)
         total += _axis_pair_counts(mask[tuple(index)].astype(np.float32), axis, r_max)
     length = mask.shape[axis]
-    lines = mask.size // length
-    return total / ((length - np.arange(r_max + 1)) * lines)
+    return pair_counts_to_s2(total, length, mask.size // length)
+
+
+def pair_counts_to_s2(pair_counts: np.ndarray, length: int, lines: int) -> np.ndarray:
+    """S2 along one axis from the pore-pore pair counts at lags 0..r_max (non-periodic).
+
+    `pair_counts[r]` is the number of pairs (i, i + r) along the axis, both inside the image and
+    both pore, summed over the `lines` lines of `length` voxels; there are (length - r) * lines
+    such pairs in all.
+    """
+    return pair_counts / ((length - np.arange(len(pair_counts))) * lines)
 
 
 def two_point_correlation_axes(mask, r_max: int) -> np.ndarray:
     """S2 along each axis: array of shape (ndim, r_max + 1), axes in array order (z, y, x)."""
     mask = as_mask(mask)
-    if mask.ndim not in (2, 3):
-        raise BadInputError(f"two-point correlation needs a 2D or 3D image, got {mask.ndim}D")
-    r_max = int(r_max)
-    if r_max < 0 or r_max >= min(mask.shape):
-        raise BadInputError(f"r_max must be between 0 and {min(mask.shape) - 1} for shape {mask.shape}, got {r_max}")
+    r_max = check_r_max(mask.shape, r_max)
     curves = np.stack([_axis_correlation(mask, axis, r_max) for axis in range(mask.ndim)])
     # FFT round-off: S2 is a probability.
     return np.clip(curves, 0.0, 1.0)
+
+
+def check_r_max(shape: "tuple[int, ...]", r_max: int) -> int:
+    """`r_max` as an int; BadInputError unless the image is 2D or 3D and 0 <= r_max < its smallest side."""
+    if len(shape) not in (2, 3):
+        raise BadInputError(f"two-point correlation needs a 2D or 3D image, got {len(shape)}D")
+    r_max = int(r_max)
+    if r_max < 0 or r_max >= min(shape):
+        raise BadInputError(f"r_max must be between 0 and {min(shape) - 1} for shape {tuple(shape)}, got {r_max}")
+    return r_max
 
 
 def two_point_correlation(mask, r_max: int) -> np.ndarray:

@@ -214,20 +214,35 @@ def minkowski_functionals(mask, voxel_size: "float | None" = None, connectivity:
     if mask.ndim == 2:
         return minkowski_functionals_2d(mask, voxel_size, connectivity=4 if connectivity == 6 else 8,
                                         closed=closed)
-    if mask.ndim != 3:
-        raise BadInputError(f"Minkowski functionals need a 2D or 3D image, got {mask.ndim}D")
+    check_volume(mask.shape, connectivity, closed)
+    histogram = configuration_histogram(np.ascontiguousarray(mask), closed=closed)
+    return functionals_from_histogram(histogram, mask.shape, voxel_size, connectivity, closed, section_connectivity)
+
+
+def check_volume(shape: "tuple[int, ...]", connectivity: int, closed: bool) -> None:
+    """Raise BadInputError unless a volume of `shape` can be measured with these options."""
+    if len(shape) != 3:
+        raise BadInputError(f"Minkowski functionals need a 2D or 3D image, got {len(shape)}D")
     if connectivity not in (6, 26):
         raise BadInputError(f"3D connectivity must be 6 or 26, got {connectivity}")
-    if min(mask.shape) < 2 and not closed:
-        raise BadInputError(f"image {mask.shape} is too thin: need at least 2 voxels along each axis")
+    if min(shape) < 2 and not closed:
+        raise BadInputError(f"image {tuple(shape)} is too thin: need at least 2 voxels along each axis")
+
+
+def functionals_from_histogram(histogram: np.ndarray, shape: "tuple[int, ...]", voxel_size: "float | None" = None,
+                               connectivity: int = 6, closed: bool = False, section_connectivity: int = 8) -> dict:
+    """The functionals of `minkowski_functionals` from the 256 configuration counts of a volume.
+
+    `histogram` is `configuration_histogram(mask, closed)` of a volume of `shape` (or the sum of
+    such counts over a partition of its 2x2x2 blocks: the counts are additive).
+    """
     tables = _lookup_tables(section_connectivity)
-    histogram = configuration_histogram(np.ascontiguousarray(mask), closed=closed)
     h = voxel_size or 1.0
     volume = float(histogram @ tables["volume"]) * h ** 3
     surface = float(histogram @ tables["surface"]) * h ** 2
     breadth = float(histogram @ tables["breadth"]) * h
     euler = float(histogram @ tables[f"euler{connectivity}"])
-    window_voxels = float(np.prod(mask.shape)) if closed else float(np.prod([s - 1 for s in mask.shape]))
+    window_voxels = float(np.prod(shape)) if closed else float(np.prod([s - 1 for s in shape]))
     window = window_voxels * h ** 3
     return {
         "volume": volume,
@@ -284,17 +299,28 @@ def minkowski_functionals_2d(mask, pixel_size: "float | None" = None, connectivi
                              closed: bool = False) -> dict:
     """Area, perimeter and Euler number (4- or 8-connected pores) of a 2D image, with densities."""
     mask = np.ascontiguousarray(as_mask(mask))
-    if mask.ndim != 2:
-        raise BadInputError(f"expected a 2D image, got {mask.ndim}D")
+    check_image(mask.shape, connectivity)
+    histogram = configuration_histogram_2d(mask, closed)
+    return functionals_2d_from_histogram(histogram, mask.shape, pixel_size, connectivity, closed)
+
+
+def check_image(shape: "tuple[int, ...]", connectivity: int) -> None:
+    """Raise BadInputError unless a 2D image of `shape` can be measured with this connectivity."""
+    if len(shape) != 2:
+        raise BadInputError(f"expected a 2D image, got {len(shape)}D")
     if connectivity not in (4, 8):
         raise BadInputError(f"2D connectivity must be 4 or 8, got {connectivity}")
+
+
+def functionals_2d_from_histogram(histogram: np.ndarray, shape: "tuple[int, ...]", pixel_size: "float | None" = None,
+                                  connectivity: int = 4, closed: bool = False) -> dict:
+    """The functionals of `minkowski_functionals_2d` from the 16 configuration counts of an image."""
     tables = _lookup_tables_2d()
-    histogram = configuration_histogram_2d(mask, closed)
     h = pixel_size or 1.0
     area = float(histogram @ tables["area"]) * h ** 2
     perimeter = float(histogram @ tables["perimeter"]) * h
     euler = float(histogram @ tables[f"euler{connectivity}"])
-    window = (float(np.prod(mask.shape)) if closed else float(np.prod([s - 1 for s in mask.shape]))) * h ** 2
+    window = (float(np.prod(shape)) if closed else float(np.prod([s - 1 for s in shape]))) * h ** 2
     return {
         "area": area,
         "perimeter": perimeter,

@@ -39,18 +39,33 @@ def connected_porosity(mask) -> dict:
     labels, count = ndimage.label(mask)  # default structure: face neighbours
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     sizes[0] = 0
-    names = ["x", "y", "z"][: mask.ndim] if mask.ndim == 3 else ["x", "y"]
-    axis_of = _AXIS_NAMES if mask.ndim == 3 else {"x": 1, "y": 0}
-    result = {}
-    spanning_any = np.zeros(count + 1, dtype=bool)
-    for name in names:
-        axis = axis_of[name]
+    spans = {}
+    for name, axis in spanning_axes(mask.ndim).items():
         first = np.unique(np.take(labels, 0, axis=axis))
         last = np.unique(np.take(labels, -1, axis=axis))
-        spanning = np.intersect1d(first, last)
-        spanning = spanning[spanning > 0]
-        spanning_any[spanning] = True
-        result[name] = float(sizes[spanning].sum()) / mask.size
+        spanning = np.zeros(count + 1, dtype=bool)
+        spanning[np.intersect1d(first, last)] = True
+        spanning[0] = False
+        spans[name] = spanning
+    return spanning_fractions(sizes, spans, mask.size)
+
+
+def spanning_axes(ndim: int) -> "dict[str, int]":
+    """Axis names in report order and their array axis: x, y[, z] of (z, y, x) or (y, x) arrays."""
+    return dict(_AXIS_NAMES) if ndim == 3 else {"x": 1, "y": 0}
+
+
+def spanning_fractions(sizes: np.ndarray, spans: "dict[str, np.ndarray]", size: int) -> dict:
+    """The result of `connected_porosity` from cluster sizes and which clusters span which axis.
+
+    `sizes[i]` is the voxel count of cluster i, `spans[name][i]` whether it touches both faces
+    across axis `name`, `size` the number of voxels in the image.
+    """
+    result = {}
+    spanning_any = np.zeros(len(sizes), dtype=bool)
+    for name, spanning in spans.items():
+        spanning_any |= spanning
+        result[name] = float(sizes[spanning].sum()) / size
     total = float(sizes.sum())
     result["isolated"] = float(sizes[~spanning_any].sum()) / total if total else 0.0
     return result

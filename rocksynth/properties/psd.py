@@ -14,15 +14,23 @@ from rocksynth.properties.porosity import as_mask
 
 def local_thickness(mask, sizes: int = 25) -> np.ndarray:
     """Local thickness *radius* map in voxels (0 in the solid)."""
+    mask = as_mask(mask)
+    if not mask.any():
+        raise BadInputError("no pore voxels: no pore-size distribution")
+    return porespy_local_thickness(mask, sizes)
+
+
+def porespy_local_thickness(mask: np.ndarray, sizes, dt: "np.ndarray | None" = None) -> np.ndarray:
+    """PoreSpy's brute-force local thickness of a bool array: `sizes` is a count or explicit radii.
+
+    `dt` is the distance transform of `mask` when already known (PoreSpy computes it otherwise).
+    """
     import porespy as ps
 
     from rocksynth.properties.network import _quiet_porespy
 
-    mask = as_mask(mask)
-    if not mask.any():
-        raise BadInputError("no pore voxels: no pore-size distribution")
     _quiet_porespy()
-    return ps.filters.local_thickness(mask, method="bf", sizes=sizes)
+    return ps.filters.local_thickness(mask, dt=dt, method="bf", sizes=sizes)
 
 
 def pore_size_distribution(mask, voxel_size: "float | None" = None, sizes: int = 25, bins: int = 30) -> dict:
@@ -40,10 +48,7 @@ def pore_size_distribution(mask, voxel_size: "float | None" = None, sizes: int =
     if values.size > bins:  # many distinct values (e.g. large `sizes`): regular bins instead
         counts, edges = np.histogram(diameters, bins=bins)
     else:
-        middles = (values[1:] + values[:-1]) / 2
-        first = values[0] - (middles[0] - values[0] if values.size > 1 else 0.5 * h)
-        last = values[-1] + (values[-1] - middles[-1] if values.size > 1 else 0.5 * h)
-        edges = np.concatenate([[max(first, 0.0)], middles, [last]])
+        edges = level_edges(values, h)
     d10, d50, d90 = np.percentile(diameters, [10, 50, 90])
     return {
         "diameter_mean": float(diameters.mean()),
@@ -55,3 +60,11 @@ def pore_size_distribution(mask, voxel_size: "float | None" = None, sizes: int =
         "volume_fraction": (counts / counts.sum()).tolist(),
         "units": "m" if voxel_size else "voxel",
     }
+
+
+def level_edges(values: np.ndarray, h: float) -> np.ndarray:
+    """Bin edges half-way between sorted distinct diameters (one bin per quantisation level)."""
+    middles = (values[1:] + values[:-1]) / 2
+    first = values[0] - (middles[0] - values[0] if values.size > 1 else 0.5 * h)
+    last = values[-1] + (values[-1] - middles[-1] if values.size > 1 else 0.5 * h)
+    return np.concatenate([[max(first, 0.0)], middles, [last]])
