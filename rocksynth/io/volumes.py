@@ -516,8 +516,19 @@ class VolumeWriter:
         self._queue: "queue.Queue" = queue.Queue(maxsize=2)
         self._error: "list[BaseException]" = []
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException as exc:  # an interrupt before `with` owns us: __exit__ would never run
+            self._stop_worker()
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
+
+    def _stop_worker(self) -> None:
+        """Let the worker finish (it may be creating the temporary file) before that file is removed."""
+        if self._thread.is_alive() or self._thread.ident is not None:
+            self._put(self._DONE)
+            self._thread.join()
 
     def write(self, slab: np.ndarray) -> None:
         slab = to_storable(np.asarray(slab))
@@ -566,8 +577,7 @@ class VolumeWriter:
         return place_error(self._error[0], shown) or RocksynthError(f"writing {shown} failed: {_short(self._error[0])}")
 
     def __exit__(self, exc_type, exc, tb):
-        self._put(self._DONE)
-        self._thread.join()
+        self._stop_worker()
         if exc_type is None:
             if self.written != self.shape[0]:
                 exc = RocksynthError(f"only {self.written} of {self.shape[0]} slices were written to {self.path}")
