@@ -94,9 +94,9 @@ def _pillow_bomb_message(name: str, exc: Exception) -> str:
     explicit = explicit_max_voxels()
     if explicit is not None:
         return f"{name}: {declared}, more than {ENV_VAR}={explicit}; raise it to read this file"
-    raise_to = f"{ENV_VAR}={found.group(1)} or more" if found else f"{ENV_VAR} higher"
+    raise_to = f"--max-voxels {found.group(1)} or more" if found else "a higher --max-voxels"
     return (f"{name}: {declared}, more than the {max_image_voxels()} allowed for one 2D image; "
-            f"to read it anyway set {raise_to}")
+            f"to read it anyway give rocksynth {raise_to} (or set {ENV_VAR})")
 
 
 def is_colour_image(array: np.ndarray) -> bool:

@@ -100,7 +100,7 @@ def check_decoded_size(name: str, shape, dtype, *, file_size: "int | None" = Non
         what = f"the {_size(limit)} allowed for one 2D image" if image and limit == MAX_IMAGE_BYTES else \
             f"the {_size(limit)} allowed (half of this machine's memory)"
         raise BadInputError(f"{name}: {_declared(verb, shape, dtype, image)}, more than {what}; "
-                            f"to read it anyway set {ENV_VAR}={nbytes}")
+                            f"to read it anyway give rocksynth --max-voxels {nbytes} (or set {ENV_VAR}={nbytes})")
 
 
 def check_compression(name: str, shape, dtype, file_size: "int | None", image: bool = False) -> None:
@@ -115,7 +115,8 @@ def check_compression(name: str, shape, dtype, file_size: "int | None", image: b
     if nbytes > RATIO_FLOOR and nbytes > MAX_RATIO * file_size:
         raise BadInputError(f"{name}: {_declared('declares', shape, dtype, image)} from {_size(file_size)} "
                             f"(compression {nbytes / file_size:.0f}:1, over {MAX_RATIO}:1): refused as a likely "
-                            f"decompression bomb; to read it anyway set {ENV_VAR}={nbytes}")
+                            f"decompression bomb; to read it anyway give rocksynth --max-voxels {nbytes} (or set "
+                            f"{ENV_VAR}={nbytes})")
 
 
 def configure_pillow() -> None:
