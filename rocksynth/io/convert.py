@@ -11,7 +11,7 @@ from rocksynth.io.images import is_colour_image, to_gray, write_image
 from rocksynth.io.paths import STDIO, register_input
 from rocksynth.io.segment import binarize
 from rocksynth.io.videos import DEFAULT_FPS, read_video, write_video
-from rocksynth.io.volumes import TiffStackReader, VolumeWriter, read_volume, write_volume
+from rocksynth.io.volumes import TiffStackReader, read_volume, write_volume
 from rocksynth.progress import log, progress_bar
 
 _AXES = {"z": 0, "y": 1, "x": 2}
@@ -30,13 +30,14 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
         stack = TiffStackReader.open(source)
         if stack is not None:
             with stack:
-                return _convert_stack_streaming(stack, target, segment or threshold is not None, threshold,
-                                                pore_value, voxel_size)
+                return _convert_streaming(stack, stack.name, stack.slabs(), target, segment or threshold is not None,
+                                          threshold, pore_value, voxel_size)
     if _streams(source, source_kind, target_kind, slice_spec, crop):
         from rocksynth.io.lazy import open_lazy
 
-        return _convert_lazy_streaming(open_lazy(source, raw_shape, raw_dtype), target,
-                                       segment or threshold is not None, threshold, pore_value, voxel_size)
+        volume = open_lazy(source, raw_shape, raw_dtype)
+        return _convert_streaming(volume, volume.source, (slab for _, slab in volume.slabs()), target,
+                                  segment or threshold is not None, threshold, pore_value, voxel_size)
     volume = read_volume(source, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True, allow_rgb=True)
     data = volume.data
     colour = volume.colour_image or is_colour_image(data)
@@ -57,23 +58,27 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
     return _written(target, data.shape, "uint8 0/255" if data.dtype == bool else data.dtype)
 
 
-def _convert_stack_streaming(stack: TiffStackReader, target, segment, threshold, pore_value, voxel_size) -> str:
-    """TIFF stack -> TIFF stack slab by slab: memory stays bounded whatever the volume size."""
-    dtype = stack.dtype
+def _convert_streaming(source, name: str, slabs, target, segment, threshold, pore_value, voxel_size) -> str:
+    """A volume read slab by slab (a `TiffStackReader` or a lazily opened volume, whose `slabs` are
+    given) -> TIFF stack or OME-Zarr: memory stays bounded whatever the volume size."""
+    from rocksynth.io.volumes import volume_writer
+
+    dtype = source.dtype
     if segment:
-        # One rule for the whole stack, chosen on evenly spaced pages.
-        rule = binarize(stack.sample(), threshold, pore_value)
-        log(f"{stack.name}: {rule.note} (chosen on 16 evenly spaced slices)")
+        # One rule for the whole volume, chosen on evenly spaced slices.
+        rule = binarize(source.sample(), threshold, pore_value)
+        log(f"{name}: {rule.note} (chosen on 16 evenly spaced slices)")
         dtype = np.uint8
-    size = _voxel_size(voxel_size, stack.voxel_size, stack.voxel_size_origin, stack.name)
-    with VolumeWriter(target, stack.shape, dtype, size) as writer, \
-            progress_bar(stack.shape[0], "converting") as bar:
-        for slab in stack.slabs():
+    size = _voxel_size(voxel_size, source.voxel_size, source.voxel_size_origin, name)
+    with volume_writer(target, source.shape, dtype, size) as writer, \
+            progress_bar(source.shape[0], "converting") as bar:
+        for slab in slabs:
             if segment:
-                slab = _apply_rule(slab, rule.threshold, pore_value, stack.name)
-            writer.write(slab)
+                slab = _apply_rule(slab, rule.threshold, pore_value, name)
+            for start in range(0, len(slab), WRITE_SLICES):  # the TIFF writer queues what it is given
+                writer.write(slab[start:start + WRITE_SLICES])
             bar.advance(len(slab))
-    return _written(target, stack.shape, "uint8 0/255" if segment else dtype)
+    return _written(target, source.shape, "uint8 0/255" if segment else dtype)
 
 
 def _streams(source, source_kind, target_kind, slice_spec, crop) -> bool:
@@ -87,27 +92,6 @@ def _streams(source, source_kind, target_kind, slice_spec, crop) -> bool:
     if "zarr" not in (source_kind, target_kind) and source_kind not in ("npy", "raw"):
         return False
     return is_lazy_volume(source)
-
-
-def _convert_lazy_streaming(volume, target, segment, threshold, pore_value, voxel_size) -> str:
-    """A lazily opened volume -> TIFF stack or OME-Zarr, one dask z-chunk at a time."""
-    from rocksynth.io.volumes import volume_writer
-
-    dtype = volume.dtype
-    if segment:
-        rule = binarize(volume.sample(), threshold, pore_value)
-        log(f"{volume.source}: {rule.note} (chosen on 16 evenly spaced slices)")
-        dtype = np.uint8
-    size = _voxel_size(voxel_size, volume.voxel_size, volume.voxel_size_origin, volume.source)
-    with volume_writer(target, volume.shape, dtype, size) as writer, \
-            progress_bar(volume.shape[0], "converting") as bar:
-        for _, slab in volume.slabs():
-            if segment:
-                slab = _apply_rule(slab, rule.threshold, pore_value, volume.source)
-            for start in range(0, len(slab), WRITE_SLICES):  # the TIFF writer queues what it is given
-                writer.write(slab[start:start + WRITE_SLICES])
-            bar.advance(len(slab))
-    return _written(target, volume.shape, "uint8 0/255" if segment else dtype)
 
 
 def _written(target, shape, dtype) -> str:
