@@ -20,7 +20,7 @@ def load_predictor(model: str):
     predictor checkpoint (`train video --stage predictor`): (None, FramePredictor, checkpoint dict)."""
     from rocksynth.pretrained.registry import resolve_model
     from rocksynth.training.checkpoint import load_checkpoint
-    from rocksynth.training.video import KIND, load_video_model
+    from rocksynth.training.video import KIND, video_model_from_payload
 
     path = resolve_model(model, "video")
     payload = load_checkpoint(path, KIND)
@@ -28,7 +28,7 @@ def load_predictor(model: str):
         from rocksynth.models.frame_predictor import from_checkpoint
 
         return None, from_checkpoint(payload), payload
-    vqvae, transformer, payload = load_video_model(path)
+    vqvae, transformer, payload = video_model_from_payload(payload)
     if transformer is None:
         raise BadInputError(f"{path}: holds only a VQ-VAE; train its transformer first (rocksynth train video --stage transformer)")
     return vqvae, transformer, payload

@@ -180,7 +180,7 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
     mask = load_binary_image(slice_path, threshold=threshold, pore_value=pore_value)
     check_slice(mask, loaded.crop, str(slice_path))
     depth = depth or max(mask.shape)
-    check_free_space(out if samples == 1 else paths[0], int(samples * depth * mask.size * BINARY_TIFF_BYTES_PER_VOXEL),
+    check_free_space(paths[0], int(samples * depth * mask.size * BINARY_TIFF_BYTES_PER_VOXEL),
                      ("a" if samples == 1 else f"{samples} volumes of") + f" {depth}x{mask.shape[0]}x{mask.shape[1]} "
                      + ("volume" if samples == 1 else "voxels"))
     voxel = parse_length(voxel_size) if voxel_size is not None else _slice_voxel_size(slice_path)

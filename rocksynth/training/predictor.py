@@ -17,7 +17,7 @@ from rocksynth.models.frame_predictor import FramePredictor
 from rocksynth.progress import log, progress_bar
 from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
 from rocksynth.training.outputs import video_plan
-from rocksynth.training.video import HELDOUT_CLIPS, KIND, _curve, _row, load_sources, psnr, to_tensor
+from rocksynth.training.video import HELDOUT_CLIPS, KIND, _curve, _row, load_sources, psnr, restore, to_tensor
 
 COLUMNS = ["iteration", "wall_s", "loss", "heldout_psnr_pred", "heldout_psnr_repeat_last", "heldout_gain_db"]
 EVAL_CONTEXT, EVAL_FRAMES = 5, 10
@@ -52,11 +52,7 @@ def _train(plan, payload, data, config, frame, iters, batch, lr, pool, eval_ever
     source = load_sources(data, channels)
     model = FramePredictor(**config)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    done, wall = 0, 0.0
-    if payload is not None:
-        model.load_state_dict(payload["state"]["predictor"])
-        optimizer.load_state_dict(payload["state"]["optimizer"])
-        done, wall = payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
+    done, wall = restore(payload, model, optimizer, "predictor")
     train_pool = source.clips(pool, config["context"] + rollout, size, "train", rng)
     heldout = to_tensor(source.clips(HELDOUT_CLIPS, EVAL_CONTEXT + EVAL_FRAMES, size, "heldout",
                                      np.random.default_rng(10**6 + seed)))

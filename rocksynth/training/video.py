@@ -166,11 +166,7 @@ def _train_vqvae(plan, payload, data, vq_config, frame, iters, batch, lr, pool, 
     source = load_sources(data, channels)
     model = VQVAE(**vq_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    done, wall = 0, 0.0
-    if payload is not None:
-        model.load_state_dict(payload["state"]["vqvae"])
-        optimizer.load_state_dict(payload["state"]["optimizer"])
-        done, wall = payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
+    done, wall = restore(payload, model, optimizer, "vqvae")
     train_pool = source.clips(pool, clip_frames, size, "train", rng).reshape(-1, size, size, channels)
     heldout = to_tensor(source.clips(HELDOUT_CLIPS, 2, size, "heldout", np.random.default_rng(10**6 + seed))
                         .reshape(-1, size, size, channels))
@@ -204,6 +200,16 @@ def _train_vqvae(plan, payload, data, vq_config, frame, iters, batch, lr, pool, 
     return metrics
 
 
+def restore(payload: "dict | None", model, optimizer, key: str) -> "tuple[int, float]":
+    """Load a resumed run's weights (`payload["state"][key]`) and optimizer state; return the
+    iterations done and the wall time so far ((0, 0.0) for a new run, payload None)."""
+    if payload is None:
+        return 0, 0.0
+    model.load_state_dict(payload["state"][key])
+    optimizer.load_state_dict(payload["state"]["optimizer"])
+    return payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
+
+
 def _flip(x, rng):
     """Random flips/transposes of a batch of frames (rock slices have no preferred orientation)."""
     if rng.random() < 0.5:
@@ -224,7 +230,11 @@ def _save(out, vq_config, frame, tr_config, state, data, iterations, wall, stage
 
 def load_video_model(path) -> "tuple[VQVAE, LatentVideoTransformer | None, dict]":
     """The VQ-VAE, the transformer (None if not trained yet) and the checkpoint dict, in eval mode."""
-    payload = load_checkpoint(path, KIND)
+    return video_model_from_payload(load_checkpoint(path, KIND))
+
+
+def video_model_from_payload(payload: dict) -> "tuple[VQVAE, LatentVideoTransformer | None, dict]":
+    """`load_video_model` of a checkpoint dict already read."""
     vqvae = VQVAE(**payload["config"]["vqvae"])
     vqvae.load_state_dict(payload["state"]["vqvae"])
     vqvae.eval()
@@ -314,11 +324,7 @@ def _train_transformer(plan, payload, base, data, iters, frames, dim, layers, he
     source = load_sources(data, channels)
     model = LatentVideoTransformer(**tr_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
-    done, wall = 0, 0.0
-    if payload is not None:
-        model.load_state_dict(payload["state"]["transformer"])
-        optimizer.load_state_dict(payload["state"]["optimizer"])
-        done, wall = payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
+    done, wall = restore(payload, model, optimizer, "transformer")
     log(f"encoding {pool} training clips and {HELDOUT_CLIPS} held-out clips with the VQ-VAE")
     train_codes = encode_clips(vqvae, source.clips(pool, frames, size, "train", rng))
     heldout_clips = source.clips(HELDOUT_CLIPS, frames, size, "heldout", np.random.default_rng(10**6 + seed))
