@@ -22,10 +22,6 @@ def set_quiet(quiet: bool) -> None:
     _state["quiet"] = quiet
 
 
-def is_quiet() -> bool:
-    return _state["quiet"]
-
-
 def log(message: str) -> None:
     """An informational line on stderr (what was inferred, what was written), unless quiet."""
     if not _state["quiet"]:

@@ -113,12 +113,3 @@ class TextureCrops:
         first = np.stack([self._crop(k, size) for k in labels])
         second = np.stack([self._crop(k, size) for k in labels])
         return labels, first, second
-
-
-def held_out_crops(texture: Texture, size: int, count: int, seed: int = 0) -> np.ndarray:
-    """`count` random size^3 crops of a texture's held-out block (overlapping if it is small)."""
-    rng = np.random.default_rng(seed)
-    block = texture.held_out
-    if min(block.shape) < size:
-        raise BadInputError(f"{texture.name}: held-out block {block.shape} is smaller than the crop {size}")
-    return np.stack([np.ascontiguousarray(random_crop(block, size, rng)) for _ in range(count)])

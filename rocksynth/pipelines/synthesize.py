@@ -265,10 +265,6 @@ def unpack_slices(packed: np.ndarray, width: int) -> np.ndarray:
     return np.unpackbits(packed, axis=-1, count=width).view(bool)
 
 
-def tile_count(shape, tile: int) -> int:
-    return int(np.prod([len(_tile_starts(n, tile)) for n in shape]))
-
-
 # ---------------------------------------------------------------------------------------------
 # What to synthesize
 

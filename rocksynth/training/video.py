@@ -380,10 +380,3 @@ def _prediction_psnr(vqvae, model, clips, codes, context) -> "tuple[float, float
     truth = to_tensor(clips[:, context:]).reshape(frames.shape)
     last = to_tensor(clips[:, context - 1:context]).expand(-1, t, -1, -1, -1).reshape(frames.shape)
     return psnr(frames, truth), psnr(last, truth)
-
-
-def strip_optimizer(source, target) -> None:
-    """Copy a checkpoint without its optimizer state (what ships in rocksynth/pretrained)."""
-    payload = load_checkpoint(source, KIND)
-    state = {k: v for k, v in payload["state"].items() if k != "optimizer"}
-    save_checkpoint(target, KIND, payload["config"], state, payload["meta"])
