@@ -1,4 +1,4 @@
-"""Benchmark `rocksynth clean`: ink IoU and PSNR of the U-Net vs Otsu and Sauvola, and an A0 sheet.
+"""Benchmark `rocksynth clean`: ink IoU, PSNR and the DIBCO metrics of the U-Net vs classical binarizations, and an A0 sheet.
 
 Quality: N procedural drawings (seeds from BENCHMARK_SEEDS, never used in training or validation),
 sizes cycling through SIZES, every degradation switched on at random (each in a good share of the
@@ -7,6 +7,11 @@ baseline is at its best. IoU is per image (images with ink), averaged, and poole
 PSNR is of the 0/255 output against the 0/255 target (MSE over the image, capped at 60 dB); for
 the U-Net also of its `--soft` output (8-bit gray ink probability). The U-Net is scored with the
 CLI's default test-time augmentation (--tta, 8 dihedral views) and with one view.
+
+A second table adds doxapy's Otsu, Sauvola, Wolf, ISauvola and Su at doxapy's default parameters
+and scores every method on the document binarization contests' (DIBCO) metrics: F-measure,
+pseudo-F-measure, PSNR and DRD (benchmarks/clean_metrics.py; needs `pip install doxapy`). F, p-F
+and DRD are averaged over the images with ink, PSNR over all (capped at 60 dB, as above).
 
 A0: a 10000 x 14000 gray scan (a 1000 x 1400 degraded sheet tiled 10 x 10) is written as PNG and
 cleaned by the real CLI in a subprocess; its peak RSS and megapixels per second are printed.
@@ -29,6 +34,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import clean_metrics
 
 SIZES = [(256, 256), (256, 384), (384, 384), (384, 512), (512, 512)]
 
@@ -153,32 +160,60 @@ def one_at_a_time(count, model_name, tile, overlap, tta):
         print(f"| {name} | {100 * s['iou_mean']:.1f} % | {s['psnr_mean']:.2f} |", flush=True)
 
 
+def _dibco_summary(values, targets):
+    """Means of the DIBCO metrics: F, p-F and DRD over the images with ink, PSNR over all (capped at 60 dB)."""
+    has_ink = [t.any() for t in targets]
+    inked = [v for v, ink in zip(values, has_ink) if ink]
+    return {"fm": float(np.mean([v["fm"] for v in inked])), "pfm": float(np.mean([v["pfm"] for v in inked])),
+            "drd": float(np.mean([v["drd"] for v in inked])),
+            "dibco_psnr": float(np.mean([min(v["psnr"], 60.0) for v in values]))}
+
+
+def _version(package):
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
 def quality(count, model_name, tile, overlap, tta):
     from rocksynth.data.degrade import DEGRADATIONS, scan_to_gray
     from rocksynth.pipelines.clean import ink_probability, load_cleaner
     from rocksynth.training.clean import soft_psnr
 
+    dx = clean_metrics.doxapy()  # before the long part: a missing doxapy stops here with a one-line message
     model = load_cleaner(model_name)
     window, k = tune_sauvola()
     print(f"Sauvola tuned on validation seeds: window {window}, k {k}")
     views = sorted({tta, 1}, reverse=True)
     unet = {v: f"U-Net (ours, {v} view{'s' if v > 1 else ''})" for v in views}
-    rows = {name: [] for name in unet.values()}
-    rows.update({"Otsu": [], f"Sauvola (w={window}, k={k})": []})
+    first = list(unet.values()) + ["Otsu", f"Sauvola (w={window}, k={k})"]  # the methods of the first table
+    doxa = {f"{name} (doxapy)": name for name in clean_metrics.BASELINES}
+    rows = {name: [] for name in first + list(doxa)}  # IoU / PSNR tuples (_metrics) per image
+    dibco = {name: [] for name in rows}  # DIBCO metrics per image
     soft = {name: [] for name in unet.values()}
     targets, all_switches, seconds, pixels = [], [], {v: 0.0 for v in views}, 0
     for i in range(count):
         scan, target, switches = benchmark_image(i)
         gray = scan_to_gray(scan)
+        ink = {}
         for v in views:
             start = time.perf_counter()
             probability = ink_probability(scan, model, tile=tile, overlap=overlap, tta=v)
             seconds[v] += time.perf_counter() - start
-            rows[unet[v]].append(_metrics(probability > 0.5, target))
+            ink[unet[v]] = probability > 0.5
             soft[unet[v]].append(soft_psnr(probability, target))
         pixels += gray.size
-        rows["Otsu"].append(_metrics(_otsu(gray), target))
-        rows[f"Sauvola (w={window}, k={k})"].append(_metrics(_sauvola(gray, window, k), target))
+        ink["Otsu"] = _otsu(gray)
+        ink[f"Sauvola (w={window}, k={k})"] = _sauvola(gray, window, k)
+        for label, name in doxa.items():
+            ink[label] = clean_metrics.binarize(gray, name)
+        skeleton = clean_metrics.skeleton(target)
+        for name, found in ink.items():
+            rows[name].append(_metrics(found, target))
+            dibco[name].append(clean_metrics.dibco_metrics(found, target, skeleton))
         targets.append(target)
         all_switches.append(switches)
     speeds = ", ".join(f"{v} view{'s' if v > 1 else ''} {pixels / 1e6 / seconds[v]:.2f} MP/s" for v in views)
@@ -188,11 +223,24 @@ def quality(count, model_name, tile, overlap, tta):
     results = {}
     for name, r in rows.items():
         results[name] = _summary(r, targets)
+        results[name].update(_dibco_summary(dibco[name], targets))
         s = results[name]
         if name in soft:
             s["soft_psnr_mean"] = float(np.mean(soft[name]))
-        soft_text = f"{s['soft_psnr_mean']:.2f}" if name in soft else "-"
-        print(f"| {name} | {100 * s['iou_mean']:.1f} % | {100 * s['iou_pooled']:.1f} % | {s['psnr_mean']:.2f} | {soft_text} |")
+        if name in first:
+            soft_text = f"{s['soft_psnr_mean']:.2f}" if name in soft else "-"
+            print(f"| {name} | {100 * s['iou_mean']:.1f} % | {100 * s['iou_pooled']:.1f} % | {s['psnr_mean']:.2f} | "
+                  f"{soft_text} |")
+    print(f"\nDIBCO metrics (doxapy {_version('doxapy')}: F-measure, PSNR, DRD; "
+          f"pseudo-F-measure on the skeleton of the target ink). IoU, F, p-F and DRD are means over the "
+          f"{sum(t.any() for t in targets)} images with ink, PSNR over all {count} (capped at 60 dB); doxapy's "
+          f"baselines at its default parameters:\n")
+    print("| method | IoU of ink | F-measure (%) | pseudo-F-measure (%) | PSNR (dB) | DRD |\n|---|---|---|---|---|---|")
+    for name, s in results.items():
+        parameters = clean_metrics.BASELINES[doxa[name]][1] if name in doxa else {}
+        label = name + (f", {', '.join(f'{key} {value}' for key, value in parameters.items())}" if parameters else "")
+        print(f"| {label} | {100 * s['iou_mean']:.1f} % | {s['fm']:.2f} | {s['pfm']:.2f} | {s['dibco_psnr']:.2f} | "
+              f"{s['drd']:.2f} |")
     print(f"\nU-Net ({tta} views) on the images with and without each degradation (each is on in about half of them):")
     print("| degradation | images with it | IoU with | PSNR with (dB) | PSNR without (dB) |\n|---|---|---|---|---|")
     iou, psnr = (np.array([r[k] for r in rows[unet[tta]]]) for k in (0, 1))

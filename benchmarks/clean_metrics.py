@@ -62,26 +62,33 @@ def binarize(gray: np.ndarray, name: str) -> np.ndarray:
     return out == 0
 
 
-def pseudo_f_measure(predicted: np.ndarray, target: np.ndarray) -> float:
-    """Skeleton-based pseudo-F-measure in % (DIBCO 2009-2011) of boolean ink masks."""
+def skeleton(target: np.ndarray) -> np.ndarray:
+    """Skeleton of the ground-truth ink, on which the pseudo-recall is counted."""
     from skimage.morphology import skeletonize
 
+    return skeletonize(np.asarray(target, bool))
+
+
+def pseudo_f_measure(predicted: np.ndarray, target: np.ndarray, target_skeleton=None) -> float:
+    """Skeleton-based pseudo-F-measure in % (DIBCO 2009-2011) of boolean ink masks
+    (`target_skeleton`: `skeleton(target)`, when already computed)."""
     predicted, target = np.asarray(predicted, bool), np.asarray(target, bool)
-    skeleton = skeletonize(target)
+    skeleton_ = skeleton(target) if target_skeleton is None else target_skeleton
     found = int(predicted.sum())
-    if not found or not skeleton.any():
+    if not found or not skeleton_.any():
         return 0.0
     precision = np.logical_and(predicted, target).sum() / found
-    recall = np.logical_and(predicted, skeleton).sum() / skeleton.sum()
+    recall = np.logical_and(predicted, skeleton_).sum() / skeleton_.sum()
     return 0.0 if precision + recall == 0 else float(200.0 * precision * recall / (precision + recall))
 
 
-def dibco_metrics(predicted: np.ndarray, target: np.ndarray) -> dict:
+def dibco_metrics(predicted: np.ndarray, target: np.ndarray, target_skeleton=None) -> dict:
     """F-measure (%), pseudo-F-measure (%), PSNR (dB, inf if identical) and DRD of boolean ink
-    masks (True = ink), F, PSNR and DRD by doxapy."""
+    masks (True = ink), F, PSNR and DRD by doxapy (`target_skeleton`: `skeleton(target)`, when
+    already computed)."""
     if np.shape(predicted) != np.shape(target):
         raise ValueError(f"prediction {np.shape(predicted)} and ground truth {np.shape(target)} differ in shape")
     performance = doxapy().calculate_performance(to_doxa(target), to_doxa(predicted))
     fm = performance["fm"]
-    return {"fm": 0.0 if math.isnan(fm) else float(fm), "pfm": pseudo_f_measure(predicted, target),
+    return {"fm": 0.0 if math.isnan(fm) else float(fm), "pfm": pseudo_f_measure(predicted, target, target_skeleton),
             "psnr": float(performance["psnr"]), "drd": float(performance["drdm"])}
