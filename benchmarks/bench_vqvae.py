@@ -17,7 +17,8 @@ import torch
 
 from rocksynth.data.videos import procedural_clips
 from rocksynth.pretrained.registry import resolve_model
-from rocksynth.training.video import load_video_model, psnr, to_tensor
+from rocksynth.models.checkpoints import load_checkpoint, video_models
+from rocksynth.training.video import psnr, to_tensor
 
 
 @torch.no_grad()
@@ -52,7 +53,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.clips < 1:
         parser.error("--clips must be at least 1")
-    vqvae, _, payload = load_video_model(resolve_model(args.model, "video"))
+    payload = load_checkpoint(resolve_model(args.model, "video"), "video")
+    vqvae, _ = video_models(payload)
     frame = payload["config"]["frame"]
     clips = procedural_clips(args.set, args.clips, 2, frame["size"], split="heldout", start=5000)
     if clips.shape[-1] != frame["channels"]:

@@ -69,15 +69,16 @@ def porosity_quantiles(logits: torch.Tensor, porosities: torch.Tensor) -> torch.
 
 def finetune(args) -> None:
     from rocksynth.data.textures import TextureCrops
+    from rocksynth.models.checkpoints import texture_models
     from rocksynth.pipelines.synthesize import load_texture_model, load_training_textures
-    from rocksynth.training.texture import binary_straight_through, build_models, latent_grid, statistics_terms
+    from rocksynth.training.texture import binary_straight_through, latent_grid, statistics_terms
 
     torch.manual_seed(0)
     model = load_texture_model(args.model)
     generator = model.generator
     if args.refine:
         config = {"generator": {"full_res": 8, "fine_noise": [2, 1, 2], "refine": args.refine}}
-        grown, _ = build_models(config)
+        grown, _ = texture_models(config)
         grown.grow_from(generator.state_dict())
         generator = grown
     generator.train()

@@ -34,15 +34,11 @@ def load_cleaner(model: str = "drawings", threads: int = 1):
     """The U-Net in eval mode from a shipped model name or a checkpoint path."""
     import torch
 
-    from rocksynth.models.unet import UNet
+    from rocksynth.models.checkpoints import inference_models, load_checkpoint
     from rocksynth.pretrained.registry import resolve_model
-    from rocksynth.training.checkpoint import load_checkpoint
 
     torch.set_num_threads(threads)
-    payload = load_checkpoint(resolve_model(model, KIND), KIND)
-    net = UNet(**payload["config"])
-    net.load_state_dict(payload["state"]["model"])
-    return net.eval()
+    return inference_models(load_checkpoint(resolve_model(model, KIND), KIND))["model"]
 
 
 def _ceil_to(value: int, multiple: int) -> int:

@@ -18,17 +18,15 @@ from rocksynth.progress import log, progress_bar
 def load_predictor(model: str):
     """(vqvae, transformer, checkpoint dict) of a shipped name or a checkpoint path; for a frame
     predictor checkpoint (`train video --stage predictor`): (None, FramePredictor, checkpoint dict)."""
+    from rocksynth.models.checkpoints import inference_models, load_checkpoint
     from rocksynth.pretrained.registry import resolve_model
-    from rocksynth.training.checkpoint import load_checkpoint
-    from rocksynth.training.video import KIND, video_model_from_payload
 
     path = resolve_model(model, "video")
-    payload = load_checkpoint(path, KIND)
-    if payload["meta"].get("stage") == "predictor":
-        from rocksynth.models.frame_predictor import from_checkpoint
-
-        return None, from_checkpoint(payload), payload
-    vqvae, transformer, payload = video_model_from_payload(payload)
+    payload = load_checkpoint(path, "video")
+    models = inference_models(payload)
+    if "predictor" in models:
+        return None, models["predictor"], payload
+    vqvae, transformer = models["vqvae"], models.get("transformer")
     if transformer is None:
         raise BadInputError(f"{path}: holds only a VQ-VAE; train its transformer first (rocksynth train video --stage transformer)")
     return vqvae, transformer, payload

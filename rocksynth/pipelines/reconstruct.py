@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from rocksynth.errors import BadInputError
+from rocksynth.models.checkpoints import inference_models, load_checkpoint
 from rocksynth.models.slice2vol import GRID, Slice2Vol
 from rocksynth.progress import log, progress_bar
-from rocksynth.training.checkpoint import load_checkpoint
 
 KIND = "reconstruct"
 # Voxels per full-resolution window of a slab (bounds peak memory to a few hundred MB).
@@ -51,14 +51,12 @@ def load_model(name_or_path: "str | os.PathLike", calibrated: bool = False) -> L
 
     path = resolve_model(str(name_or_path), KIND)
     payload = load_checkpoint(path, KIND)
-    model = Slice2Vol(**payload["config"])
-    model.load_state_dict(payload["state"]["model"])
+    model = inference_models(payload)["model"]
     if calibrated:
         if "logit_threshold" not in payload["meta"].get("calibration", {}):
             raise BadInputError(f"{path}: this model has no porosity calibration (train or resume it with "
                                 "`rocksynth train reconstruct ... --resume` to add one)")
         model.logit_threshold = float(payload["meta"]["calibration"]["logit_threshold"])
-    model.eval()
     return LoadedModel(model, payload["meta"], path)
 
 

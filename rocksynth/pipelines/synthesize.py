@@ -52,17 +52,12 @@ class TextureModel:
 
 
 def load_texture_model(name_or_path: str) -> TextureModel:
+    from rocksynth.models.checkpoints import inference_models, load_checkpoint
     from rocksynth.pretrained.registry import resolve_model
-    from rocksynth.training.checkpoint import load_checkpoint
-    from rocksynth.training.texture import build_models
 
     checkpoint = load_checkpoint(resolve_model(name_or_path, KIND), KIND)
-    generator, encoder = build_models(checkpoint["config"])
-    generator.load_state_dict(checkpoint["state"]["generator"])
-    encoder.load_state_dict(checkpoint["state"]["encoder"])
-    generator.eval()
-    encoder.eval()
-    return TextureModel(generator, encoder, checkpoint["state"]["texture_codes"]["codes"].float(),
+    models = inference_models(checkpoint)
+    return TextureModel(models["generator"], models["encoder"], checkpoint["state"]["texture_codes"]["codes"].float(),
                         checkpoint["meta"]["textures"], checkpoint["meta"])
 
 

@@ -1,52 +1,29 @@
-"""One checkpoint file per model: weights, constructor config and training metadata.
+"""Checkpoint helpers of training: the shipped copy of a checkpoint and warm starts.
 
-Saved with `torch.save` as plain dicts of tensors and JSON-like values, and loaded with
-`torch.load(weights_only=True)`, so loading never unpickles arbitrary objects.
+The file format itself (`save_checkpoint`, `load_checkpoint`) lives beside the models in
+`rocksynth.models.checkpoints`, so inference never imports training; it is re-exported here for
+the trainers.
 """
 
 import os
-from pathlib import Path
 
 import torch
 
 from rocksynth.errors import BadInputError
-from rocksynth.io.paths import atomic_output
+from rocksynth.models.checkpoints import FORMAT_VERSION, load_checkpoint, published_meta, save_checkpoint
 
-FORMAT_VERSION = 1
-
-
-def save_checkpoint(path: "str | os.PathLike", kind: str, config: dict, state: dict, meta: dict) -> None:
-    """Write atomically. `kind` names the model family ('clean', 'reconstruct', ...);
-    `state` maps module names to state dicts (e.g. {'generator': ..., 'optimizer_g': ...})."""
-    payload = {"format": FORMAT_VERSION, "kind": kind, "config": config, "state": state, "meta": meta}
-    with atomic_output(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: "str | os.PathLike", kind: "str | None" = None) -> dict:
-    """The checkpoint dict; a clear error if it is missing, corrupt or of another model kind."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise BadInputError(f"{path}: not a readable rocksynth checkpoint ({type(exc).__name__})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
-        raise BadInputError(f"{path}: not a rocksynth checkpoint")
-    if kind is not None and payload["kind"] != kind:
-        raise BadInputError(f"{path}: checkpoint is a '{payload['kind']}' model, expected '{kind}'")
-    return payload
+__all__ = ["FORMAT_VERSION", "inference_copy", "load_checkpoint", "load_widened", "save_checkpoint"]
 
 
 def inference_copy(source: "str | os.PathLike", target: "str | os.PathLike", modules: "list[str]") -> None:
     """The checkpoint `source` with only the named modules' weights (no critics, no optimiser
-    states): what is shipped. Config and metadata are kept; `meta['shipped_from']` says so."""
+    states): what is shipped. Config and metadata are kept, with dataset paths reduced to file
+    names (the training machine's folders are not shipped); `meta['shipped_from']` says so."""
     payload = load_checkpoint(source)
     missing = [m for m in modules if m not in payload["state"]]
     if missing:
         raise BadInputError(f"{source}: no module(s) {', '.join(missing)} in the checkpoint")
-    meta = dict(payload["meta"], shipped_from="full training checkpoint (critics and optimiser states removed)")
+    meta = dict(published_meta(payload["meta"]), shipped_from="full training checkpoint (critics and optimiser states removed)")
     save_checkpoint(target, payload["kind"], payload["config"], {m: payload["state"][m] for m in modules}, meta)
 
 

@@ -44,6 +44,7 @@ from torch.nn import functional as F
 from rocksynth.data.textures import Texture, TextureCrops
 from rocksynth.errors import BadInputError
 from rocksynth.io.paths import atomic_output
+from rocksynth.models.checkpoints import file_name, texture_models
 from rocksynth.models.texture import (SCALE, LatentDiscriminator, PairDiscriminator, SliceDiscriminator,
                                       TextureEncoder, TextureGenerator, VolumeDiscriminator, count_parameters)
 from rocksynth.progress import log, progress_bar
@@ -99,13 +100,6 @@ class TrainSettings:
     save_every: int = 100
     seed: int = 0
     model: dict = field(default_factory=dict)  # {"generator": {...}, "encoder": {...}}
-
-
-def build_models(model_config: dict):
-    g_config = dict(model_config.get("generator", {}))
-    generator = TextureGenerator(**g_config)
-    encoder = TextureEncoder(code_channels=generator.code_channels, **model_config.get("encoder", {}))
-    return generator, encoder
 
 
 def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dict:
@@ -223,7 +217,7 @@ def _hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 class TextureTrainer:
     def __init__(self, textures: "list[Texture]", settings: TrainSettings):
         self.textures, self.s = textures, settings
-        self.generator, self.encoder = build_models(settings.model)
+        self.generator, self.encoder = texture_models(settings.model)
         self.d_x, self.d_xx = SliceDiscriminator(), PairDiscriminator()
         self.d_z = LatentDiscriminator(self.generator.code_channels)
         # Each named texture's code: the mean of its prior p_k(z) = N(mu_k, prior_std^2 I).
@@ -427,7 +421,7 @@ class TextureTrainer:
 
 
 def _texture_meta(textures: "list[Texture]") -> list:
-    return [{"name": t.name, "source": t.source, "voxel_size": t.voxel_size, "extruded": t.extruded,
+    return [{"name": t.name, "source": file_name(t.source), "voxel_size": t.voxel_size, "extruded": t.extruded,
              "porosity_train": float(t.train.mean()), "porosity_held_out": float(t.held_out.mean()),
              "train_shape": list(t.train.shape), "held_out_shape": list(t.held_out.shape)} for t in textures]
 

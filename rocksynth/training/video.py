@@ -18,6 +18,7 @@ import torch
 
 from rocksynth.data.videos import COLOUR_SETS, PROCEDURAL, procedural_clips, stack_clips
 from rocksynth.errors import BadInputError
+from rocksynth.models.checkpoints import file_name
 from rocksynth.models.latent_transformer import LatentVideoTransformer
 from rocksynth.models.vqvae import VQVAE
 from rocksynth.progress import log, progress_bar
@@ -223,27 +224,11 @@ def _flip(x, rng):
 
 def _save(out, vq_config, frame, tr_config, state, data, iterations, wall, stage, metrics):
     config = {"vqvae": vq_config, "frame": frame, "transformer": tr_config}
-    meta = {"data": ", ".join(data), "sources": list(data), "iterations": iterations, "wall_time_s": wall,
+    # `data` names the training data by file name; `sources` keeps the paths as given, which a
+    # --resume reads again (`inference_copy` reduces them to file names for shipping)
+    meta = {"data": ", ".join(file_name(d) for d in data), "sources": list(data), "iterations": iterations, "wall_time_s": wall,
             "stage": stage, "metrics": metrics}
     save_checkpoint(out, KIND, config, state, meta)
-
-
-def load_video_model(path) -> "tuple[VQVAE, LatentVideoTransformer | None, dict]":
-    """The VQ-VAE, the transformer (None if not trained yet) and the checkpoint dict, in eval mode."""
-    return video_model_from_payload(load_checkpoint(path, KIND))
-
-
-def video_model_from_payload(payload: dict) -> "tuple[VQVAE, LatentVideoTransformer | None, dict]":
-    """`load_video_model` of a checkpoint dict already read."""
-    vqvae = VQVAE(**payload["config"]["vqvae"])
-    vqvae.load_state_dict(payload["state"]["vqvae"])
-    vqvae.eval()
-    transformer = None
-    if payload["config"].get("transformer"):
-        transformer = LatentVideoTransformer(**payload["config"]["transformer"])
-        transformer.load_state_dict(payload["state"]["transformer"])
-        transformer.eval()
-    return vqvae, transformer, payload
 
 
 @torch.no_grad()
