@@ -51,6 +51,23 @@ def test_writes_volume_with_shape_voxel_size_and_central_slice(tmp_path, run_cli
     assert "raw central-slice agreement" in stderr
 
 
+def test_a_tiff_slice_passes_its_voxel_size_to_the_volume(tmp_path, run_cli_in_process, tiny_checkpoint, section):
+    """The pixel size in a TIFF slice's resolution tags is the volume's voxel size, as `info` reads
+    it; --voxel-size overrides it."""
+    per_cm = 0.01 / 4.2e-6
+    tifffile.imwrite(tmp_path / "s.tif", section, resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    code, _, stderr = run_cli_in_process("reconstruct", tmp_path / "s.tif", "--out", tmp_path / "v.tif", "--model",
+                                         tiny_checkpoint, "--depth", 8)
+    assert code == 0, stderr
+    code, stdout, stderr = run_cli_in_process("info", tmp_path / "v.tif", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["voxel_size_m"] == pytest.approx(4.2e-6, rel=1e-6)
+    code, _, stderr = run_cli_in_process("reconstruct", tmp_path / "s.tif", "--out", tmp_path / "w.tif", "--model",
+                                         tiny_checkpoint, "--depth", 8, "--voxel-size", "5.345um")
+    assert code == 0, stderr
+    assert read_volume(tmp_path / "w.tif").voxel_size == pytest.approx(5.345e-6, rel=1e-6)
+
+
 def test_samples_seed_and_default_depth(tmp_path, run_cli_in_process, tiny_checkpoint, section):
     write_image(tmp_path / "s.png", section)
     code, _, stderr = run_cli_in_process("reconstruct", tmp_path / "s.png", "--out", tmp_path / "v.tif", "--model",
