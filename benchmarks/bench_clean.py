@@ -183,7 +183,7 @@ def quality(count, model_name, tile, overlap, tta):
     from rocksynth.pipelines.clean import ink_probability, load_cleaner
     from rocksynth.training.clean import soft_psnr
 
-    dx = clean_metrics.doxapy()  # before the long part: a missing doxapy stops here with a one-line message
+    clean_metrics.doxapy()  # before the long part: a missing doxapy stops here with a one-line message
     model = load_cleaner(model_name)
     window, k = tune_sauvola()
     print(f"Sauvola tuned on validation seeds: window {window}, k {k}")
