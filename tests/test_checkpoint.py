@@ -46,3 +46,13 @@ def test_inference_copy_keeps_only_the_named_modules(tmp_path):
     assert "removed" in shipped["meta"]["shipped_from"]
     with pytest.raises(BadInputError, match="no module"):
         inference_copy(tmp_path / "full.pt", tmp_path / "x.pt", ["generator"])
+
+
+def test_inference_copy_ships_dataset_file_names_not_paths(tmp_path):
+    from rocksynth.training.checkpoint import inference_copy
+
+    meta = {"data": "/data/rocks/berea_400.tif, moving", "sources": ["/data/rocks/berea_400.tif", "moving"]}
+    save_checkpoint(tmp_path / "full.pt", "video", {}, {"vqvae": torch.nn.Linear(2, 2).state_dict()}, meta)
+    inference_copy(tmp_path / "full.pt", tmp_path / "ship.pt", ["vqvae"])
+    shipped = load_checkpoint(tmp_path / "ship.pt", kind="video")["meta"]
+    assert shipped["data"] == "berea_400.tif, moving" and shipped["sources"] == ["berea_400.tif", "moving"]
