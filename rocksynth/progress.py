@@ -41,6 +41,11 @@ class _Task:
         if self._progress is not None:
             self._progress.update(self._task_id, advance=steps, **fields)
 
+    def update(self, **fields) -> None:
+        """Set `completed`, `total` (None: unknown) or a field such as `status`."""
+        if self._progress is not None:
+            self._progress.update(self._task_id, **fields)
+
 
 @contextlib.contextmanager
 def progress_bar(total: "int | None", description: str, status: bool = False):

@@ -14,49 +14,80 @@ def analyze(
     report_dir: Optional[str] = typer.Option(None, "--report", help="Write report.json, report.md and PNG figures into this new folder."),
     only: Optional[str] = typer.Option(None, "--only", help="Comma list of measures: porosity,correlation,minkowski,psd,network,permeability."),
     r_max: Optional[int] = options.positive_int(None, "--r-max", help="Largest lag of S2 in voxels (default: min(100, size/2))."),
-    jobs: int = options.positive_int(2, "--jobs", help="Processes: with 2, image measures run beside the network extraction."),
+    jobs: int = options.Jobs,
+    memory_limit: Optional[str] = options.MemoryLimit,
+    scheduler: Optional[str] = options.Scheduler,
+    chunks: Optional[str] = options.Chunks,
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
     crop: bool = options.Crop,
     raw_shape: Optional[str] = options.RawShape,
     raw_dtype: str = options.RawDtype,
 ) -> None:
-    """Physical properties of a rock image: a table on the terminal, --json on stdout, --report DIR."""
-    from rocksynth.io import load_binary_volume
-    from rocksynth.io.paths import atomic_output_dir
+    """Physical properties of a rock image: a table on the terminal, --json on stdout, --report DIR.
+
+    3D volumes in TIFF, Zarr / OME-Zarr, .npy and .raw files are read chunk by chunk, so they
+    need not fit in memory (except for the pore network, extracted in memory)."""
+    from rocksynth.engine import dask_engine, parse_bytes
+    from rocksynth.io.paths import atomic_output_dir, check_output
     from rocksynth.progress import log, progress_bar
     from rocksynth.properties.report import analyze as analyze_image, parse_only, to_json, write_report
 
-    mask, size = load_binary_volume(file, threshold=threshold, pore_value=pore_value, voxel_size=voxel_size,
-                                    crop=crop, raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True)
+    limit = parse_bytes(memory_limit) if memory_limit else None
+    if report_dir:
+        check_output(report_dir.rstrip("/") + "/", what="--report")  # before any work
+    mask, size = _load(file, threshold, pore_value, voxel_size, crop, raw_shape, raw_dtype, chunks)
     measures = parse_only(only, mask.ndim)
-    if jobs < 1:
-        from rocksynth.errors import BadInputError
-
-        raise BadInputError("--jobs must be at least 1")
-    with progress_bar(len(measures), "analyze", status=True) as bar:
-        started = []
+    with progress_bar(None, "analyze", status=True) as bar:
+        state = {"stage": ""}
 
         def on_stage(name):
-            if started:
-                bar.advance(1)
-            started.append(name)
-            bar.advance(0, status=name)
+            state["stage"] = name
+            bar.update(status=name, completed=0, total=None)
 
-        report = analyze_image(mask, size, measures, r_max=r_max, source=str(file), on_stage=on_stage,
-                                jobs=jobs)
-        # Stages run in the second process are not reported one by one: complete the bar here.
-        bar.advance(len(measures) - max(len(started) - 1, 0), status="done")
-    if report_dir:
-        with atomic_output_dir(report_dir) as folder:
-            written = write_report(report, mask, folder)
-        log(f"wrote {', '.join(written)} to {report_dir}")
+        def on_task(done, total):
+            bar.update(completed=done, total=total, status=state["stage"])
+
+        with dask_engine(jobs, limit, scheduler, on_task) as engine:
+            log(f"measuring on {engine.description}")
+            report = analyze_image(mask, size, measures, r_max=r_max, source=str(file), on_stage=on_stage,
+                                   jobs=jobs, chunks=_chunk_shape(chunks, mask.shape),
+                                   distributed=engine.distributed)
+            bar.update(status="done")
+            if report_dir:
+                with atomic_output_dir(report_dir) as folder:
+                    written = write_report(report, mask, folder)
+                log(f"wrote {', '.join(written)} to {report_dir}")
     for note in report["notes"]:
         log(f"note: {note}")
     if as_json:
         typer.echo(to_json(report))
     else:
         _print_table(report)
+
+
+def _load(file, threshold, pore_value, voxel_size, crop, raw_shape, raw_dtype, chunks):
+    """A lazy mask for volumes that can be read chunk by chunk, else the image in memory."""
+    from rocksynth.io import load_binary_lazy, load_binary_volume
+    from rocksynth.io.lazy import is_lazy_volume
+
+    if is_lazy_volume(file):
+        return load_binary_lazy(file, threshold=threshold, pore_value=pore_value, voxel_size=voxel_size, crop=crop,
+                                raw_shape=raw_shape, raw_dtype=raw_dtype, chunks=chunks)
+    return load_binary_volume(file, threshold=threshold, pore_value=pore_value, voxel_size=voxel_size, crop=crop,
+                              raw_shape=raw_shape, raw_dtype=raw_dtype, allow_2d=True)
+
+
+def _chunk_shape(chunks: "str | None", shape) -> "tuple[int, ...] | None":
+    from rocksynth.io.lazy import parse_chunks
+
+    if chunks is None:
+        return None
+    if len(shape) != 3:
+        from rocksynth.errors import BadInputError
+
+        raise BadInputError("--chunks applies to 3D volumes; this image is 2D")
+    return parse_chunks(chunks, shape)
 
 
 def _print_table(report: dict) -> None:

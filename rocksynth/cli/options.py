@@ -85,3 +85,11 @@ Json = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 Seed = seed_option()
 Holdout = number(0.25, "--holdout", min=0, max=1, min_open=True, max_open=True,
                  help="Fraction of each volume (last part along z) kept for evaluation.")
+
+# The dask engine of the chunked measures (`rocksynth.engine.dask_engine`).
+Jobs = positive_int(2, "--jobs", help="Threads (or, with --memory-limit, worker processes) that measure chunks.")
+MemoryLimit = typer.Option(None, "--memory-limit", help="Memory per worker process, e.g. 4GB: runs a local dask "
+                           "cluster of --jobs processes that spill to disk above it.")
+Scheduler = typer.Option(None, "--scheduler", help="Address of a running dask.distributed scheduler "
+                         "(tcp://host:8786); default: $DASK_SCHEDULER_ADDRESS.")
+Chunks = typer.Option(None, "--chunks", help="Chunk shape ZxYxX of the measures (default 256x256x256).")

@@ -69,7 +69,7 @@ def check_output(path: "str | os.PathLike", *, new: bool = False, what: str = "-
             raise BadInputError("output '-' means stdout, but stdout is closed")
         return STDIO
     if str(path).endswith(("/", os.sep)) or Path(path).suffix.lower() == ".zarr":  # written as a folder
-        return _check_output_folder(Path(path))
+        return _check_output_folder(Path(str(path).rstrip("/" + os.sep) or "."), what)
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -85,13 +85,13 @@ def check_output(path: "str | os.PathLike", *, new: bool = False, what: str = "-
     return path
 
 
-def _check_output_folder(path: Path) -> Path:
+def _check_output_folder(path: Path, what: str = "--out") -> Path:
     """An output that is a folder (of frames or slices): new or empty, in a writable parent."""
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise BadInputError(f"{path}: output folder {parent} does not exist")
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise BadInputError(f"{path}: exists and is not an empty folder; choose another --out")
+        raise BadInputError(f"{path}: exists and is not an empty folder; choose another {what}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise BadInputError(f"{path}: output folder {parent} is not writable")
     return path

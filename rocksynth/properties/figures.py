@@ -57,14 +57,16 @@ def plot_psd(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_slices(mask: np.ndarray, path: Path) -> None:
+def plot_slices(mask, path: Path) -> None:
+    """Three orthogonal central slices of a numpy or dask mask (only the slices are read)."""
     plt = _pyplot()
     if mask.ndim == 2:
-        views = [("image", mask)]
+        views = [("image", np.asarray(mask))]
     else:
         nz, ny, nx = mask.shape
-        views = [(f"z = {nz // 2} (x-y plane)", mask[nz // 2]), (f"y = {ny // 2} (x-z plane)", mask[:, ny // 2]),
-                 (f"x = {nx // 2} (y-z plane)", mask[:, :, nx // 2])]
+        views = [(f"z = {nz // 2} (x-y plane)", np.asarray(mask[nz // 2])),
+                 (f"y = {ny // 2} (x-z plane)", np.asarray(mask[:, ny // 2])),
+                 (f"x = {nx // 2} (y-z plane)", np.asarray(mask[:, :, nx // 2]))]
     fig, axes = plt.subplots(1, len(views), figsize=(4 * len(views), 4.2), dpi=120, squeeze=False)
     for ax, (title, image) in zip(axes[0], views):
         ax.imshow(image, cmap="gray", interpolation="nearest")  # pore = white
@@ -76,7 +78,7 @@ def plot_slices(mask: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-def render_pore_space(mask: np.ndarray, path: Path) -> "str | None":
+def render_pore_space(mask, path: Path) -> "str | None":
     """Off-screen PyVista rendering of the pore surface; returns a note about cropping, if any.
 
     Without a display, VTK is told to use its EGL window (Mesa's llvmpipe renders on the CPU),
@@ -92,6 +94,7 @@ def render_pore_space(mask: np.ndarray, path: Path) -> "str | None":
         starts = [max(0, (s - RENDER_MAX) // 2) for s in mask.shape]
         mask = mask[tuple(slice(a, a + RENDER_MAX) for a in starts)]
         note = f"3D view shows the central {'x'.join(str(s) for s in mask.shape)} voxels"
+    mask = np.asarray(mask)  # a dask mask is read here, at most RENDER_MAX per side
     # A light blur gives a smooth iso-surface instead of voxel staircases; padding closes it.
     field = gaussian_filter(np.pad(mask, 1).astype(np.float32), 0.7)
     grid = pv.ImageData(dimensions=field.shape[::-1])
@@ -109,8 +112,11 @@ def render_pore_space(mask: np.ndarray, path: Path) -> "str | None":
     return note
 
 
-def write_figures(report: dict, mask: np.ndarray, folder: Path) -> "list[str]":
-    """Write every figure the report has data for; returns the file names written."""
+def write_figures(report: dict, mask, folder: Path) -> "list[str]":
+    """Write every figure the report has data for; returns the file names written.
+
+    `mask` is a numpy or dask bool array; of a dask one only the slices and the rendered
+    central cube are read."""
     written = []
     if "correlation" in report:
         plot_s2(report, folder / "s2.png")

@@ -71,22 +71,64 @@ def parse_only(text: "str | None", ndim: int) -> "tuple[str, ...]":
 
 IMAGE_MEASURES = ("porosity", "correlation", "minkowski", "psd")
 _FORKED: dict = {}  # the mask handed to a forked worker (inherited, not pickled)
+# Peak memory of the in-memory network extraction (PoreSpy snow2 and its network), per voxel:
+# 75 bytes measured on Berea 400³ (`python benchmarks/bench_analyze.py`), with a margin.
+NETWORK_BYTES_PER_VOXEL = 90
+# Chunk edge of the image measures: a 256³ block with its overlap stays well under 1 GB in
+# the local-thickness pass, the most memory-hungry one.
+ANALYSIS_CHUNK = 256
 
 
 def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | None" = None,
-            r_max: "int | None" = None, source: str = "", on_stage=None, jobs: int = 2) -> dict:
+            r_max: "int | None" = None, source: str = "", on_stage=None, jobs: int = 2, chunks=None,
+            distributed: bool = False) -> dict:
     """Every requested measure of a 2D or 3D binary image (True = pore).
 
-    With `jobs` >= 2 and a network to extract, the image measures (porosity, S2, Minkowski, PSD)
-    run in a forked second process while this one extracts the network: the extraction is by far
-    the longest stage and single-threaded, so on two cores the rest comes almost for free.
-    `on_stage(name)` is called as stages start (for progress display).
+    The image measures (porosity, connected porosity, S2, Minkowski functionals, pore sizes)
+    are computed chunk by chunk (`rocksynth.properties.chunked`, equal to the one-shot
+    results) on whatever dask scheduler is active, so `mask` may be a lazy dask array larger
+    than memory. The network is extracted in memory (PoreSpy snow2): it is refused, with the
+    memory it needs, when that is more than the machine has available.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray or dask.array.Array
+        Binary image (y, x) or volume (z, y, x), True/non-zero = pore.
+    voxel_size : float, optional
+        Voxel edge in metres; without it lengths are in voxels.
+    only : tuple of str, optional
+        Measures to compute (see `parse_only`); default all that apply.
+    r_max : int, optional
+        Largest S2 lag in voxels (default min(100, smallest side / 2)).
+    source : str
+        Name of the input, for the report.
+    on_stage : callable, optional
+        `on_stage(name)` as each stage starts (progress display).
+    jobs : int
+        With 2 or more and a network to extract, the network is extracted in a forked second
+        process while this one measures the image (on `jobs` - 1 threads, or on the dask cluster
+        when `distributed`).
+    chunks : int or tuple, optional
+        Chunk shape of the image measures (default 256³; a dask input keeps its own when given
+        None and its chunks are already cubic enough).
+    distributed : bool
+        A `dask.distributed` client is the active scheduler (the image measures run on its
+        workers, so they keep all their threads).
+
+    Returns
+    -------
+    dict
+        JSON-ready report with units, timings (wall time and peak memory per stage) and notes.
     """
-    mask = np.ascontiguousarray(as_mask(mask))
-    if mask.ndim not in (2, 3):
-        raise BadInputError(f"analyze needs a 2D image or a 3D volume, got {mask.ndim}D")
+    import dask
+
+    from rocksynth.properties.chunked import as_dask_mask, porosity as chunked_porosity
+
+    if getattr(mask, "ndim", None) not in (2, 3):
+        raise BadInputError(f"analyze needs a 2D image or a 3D volume, got {np.ndim(mask)}D")
     if min(mask.shape) < 8:
-        raise BadInputError(f"image {mask.shape} is too small to analyse (need at least 8 voxels per axis)")
+        raise BadInputError(f"image {tuple(mask.shape)} is too small to analyse (need at least 8 voxels per axis)")
+    lazy = as_dask_mask(mask, chunks or _analysis_chunks(mask.shape))
     only = only or (MEASURES if mask.ndim == 3 else MEASURES_2D)
     h = voxel_size
     report: dict = {
@@ -95,18 +137,18 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
         "dimensions": mask.ndim,
         "voxel_size_m": h,
         "units": "SI (m, m^2, m^-1, ...)" if h else "voxel units (no voxel size given)",
+        "chunks": [int(c[0]) for c in lazy.chunks],
     }
     notes: "list[str]" = []
     if not h:
         notes.append("no voxel size given: lengths in voxels and permeability in voxel² only; use --voxel-size")
-    if not mask.any():
+    needs_pores = [name for name in only if name in ("psd", "network", "permeability")]
+    if needs_pores and chunked_porosity(lazy) == 0:
         # All solid (e.g. a failed generator's output) is a valid sample: porosity 0 and K = 0,
         # with no pores to size or network to extract.
-        skipped = [name for name in only if name in ("psd", "network", "permeability")]
-        only = tuple(name for name in only if name not in skipped)
-        if skipped:
-            notes.append(f"no pore voxels: {', '.join(skipped)} not computed; permeability is 0")
-        if "permeability" in skipped:
+        only = tuple(name for name in only if name not in needs_pores)
+        notes.append(f"no pore voxels: {', '.join(needs_pores)} not computed; permeability is 0")
+        if "permeability" in needs_pores:
             report["permeability"] = {axis: {"axis": axis, "k_voxel2": 0.0, "k_m2": 0.0 if h else None,
                                              "k_md": 0.0 if h else None, "formation_factor": None,
                                              "percolating": False, "pores_used": 0, "note": "no pore voxels"}
@@ -114,50 +156,98 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
     image_measures = tuple(name for name in only if name in IMAGE_MEASURES)
     network_measures = tuple(name for name in only if name not in IMAGE_MEASURES)
     timings: dict = {}
-    worker = None
-    if network_measures and image_measures and jobs >= 2:
-        worker = _start_image_worker(mask, h, image_measures, r_max)
-    else:
-        part = _image_measures(mask, h, image_measures, r_max, on_stage)
-        report.update(part["report"])
-        timings.update(part["timings"])
-        notes += part["notes"]
+    network_job = network_part = None
     if network_measures:
-        part = _network_measures(mask, h, network_measures, on_stage)
-        if worker is not None:
-            pool, future = worker
-            try:
-                image_part = future.result()
-            finally:
-                pool.shutdown()
-            report.update(image_part["report"])
-            timings.update({f"{name} (2nd process)": t for name, t in image_part["timings"].items()})
-            notes += image_part["notes"]
-        report.update(part["report"])
-        timings.update(part["timings"])
-        notes += part["notes"]
+        check_network_memory(mask.shape)
+        dense = _in_memory(mask)
+        if image_measures and jobs >= 2:
+            network_job = _start_network_worker(dense, h, network_measures)
+        else:
+            network_part = _network_measures(dense, h, network_measures, on_stage)
+        del dense  # a lazy input's image measures read it again chunk by chunk
+    try:
+        parallel = {"num_workers": max(1, jobs - 1)} if network_job is not None and not distributed else {}
+        with dask.config.set(**parallel):  # one core is the network's
+            part = _image_measures(lazy, h, image_measures, r_max, on_stage)
+        if network_job is not None:
+            if on_stage:
+                on_stage("network")
+    finally:
+        if network_job is not None:
+            network_part = network_job.result()
+    for found in (part, network_part):
+        if found is not None:
+            report.update(found["report"])
+            timings.update(found["timings"])
+            notes += found["notes"]
     report["timings"] = timings
     report["notes"] = notes
     return report
 
 
-def _start_image_worker(mask, h, measures, r_max):
+def _analysis_chunks(shape) -> "tuple[int, ...]":
+    return tuple(min(ANALYSIS_CHUNK, n) for n in shape)
+
+
+def _in_memory(mask) -> np.ndarray:
+    """The whole mask as one contiguous bool array (a dask mask is computed here)."""
+    return np.ascontiguousarray(as_mask(np.asarray(mask)))
+
+
+def check_network_memory(shape) -> None:
+    """Refuse an in-memory network extraction the machine cannot hold (one line, before any work)."""
+    import psutil
+
+    needed = NETWORK_BYTES_PER_VOXEL * float(np.prod(shape))
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise BadInputError(f"the pore network of a {'x'.join(map(str, shape))} volume is extracted in memory and needs "
+                            f"about {needed / 1e9:.0f} GB ({available / 1e9:.0f} GB available); measure the rest with "
+                            "--only porosity,correlation,minkowski,psd, or the network on a crop")
+
+
+class _NetworkWorker:
+    """The network extraction running in a forked process; `result()` waits for it."""
+
+    def __init__(self, pool, future):
+        self._pool, self._future = pool, future
+
+    def result(self) -> dict:
+        try:
+            return self._future.result()
+        finally:
+            self._pool.shutdown()
+
+
+def _start_network_worker(dense: np.ndarray, h, measures) -> _NetworkWorker:
+    """Extract the network in a forked process while this one measures the image.
+
+    The child needs only numpy, PoreSpy and OpenPNM, none of the dask or Zarr threads this
+    process runs (a fork keeps only the forking thread), and inherits the mask instead of
+    receiving a pickled copy. The extraction is single-threaded and by far the longest stage,
+    so on two cores the image measures come almost for free.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    _FORKED["mask"] = mask
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    future = pool.submit(_image_measures_of_forked_mask, h, measures, r_max)
-    _FORKED.clear()  # the child has its copy once forked; the parent keeps no extra reference
-    return pool, future
+    _FORKED["mask"] = dense
+    try:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        future = pool.submit(_network_measures_of_forked_mask, h, measures)  # forks here
+    finally:
+        _FORKED.clear()  # the child has its copy once forked; the parent keeps no extra reference
+    return _NetworkWorker(pool, future)
 
 
-def _image_measures_of_forked_mask(h, measures, r_max):
-    return _image_measures(_FORKED["mask"], h, measures, r_max, None)
+def _network_measures_of_forked_mask(h, measures) -> dict:
+    part = _network_measures(_FORKED["mask"], h, measures, None)
+    part["timings"] = {f"{name} (2nd process)": t for name, t in part["timings"].items()}
+    return part
 
 
 def _image_measures(mask, h, only, r_max, on_stage) -> dict:
-    from rocksynth.properties import correlation, minkowski, porosity as porosity_mod, psd
+    """The image measures of a dask bool mask, chunk by chunk."""
+    from rocksynth.properties import chunked, correlation
 
     meter = StageMeter()
     report: dict = {}
@@ -170,8 +260,8 @@ def _image_measures(mask, h, only, r_max, on_stage) -> dict:
 
     if "porosity" in only:
         with step("porosity"):
-            phi = porosity_mod.porosity(mask)
-            connected = porosity_mod.connected_porosity(mask)
+            phi = chunked.porosity(mask)
+            connected = chunked.connected_porosity(mask)
         report["porosity"] = {"total": phi, "connected": {k: v for k, v in connected.items() if k != "isolated"},
                               "isolated_fraction_of_pores": connected["isolated"],
                               "connectivity": "face neighbours (6 in 3D, 4 in 2D)"}
@@ -181,9 +271,9 @@ def _image_measures(mask, h, only, r_max, on_stage) -> dict:
     if "correlation" in only:
         with step("correlation"):
             limit = r_max if r_max is not None else min(100, min(mask.shape) // 2)
-            axes_curves = correlation.two_point_correlation_axes(mask, limit)
+            axes_curves = chunked.two_point_correlation_axes(mask, limit)
             s2 = axes_curves.mean(axis=0)
-            s2[0] = report["porosity"]["total"] if "porosity" in report else porosity_mod.porosity(mask)
+            s2[0] = report["porosity"]["total"] if "porosity" in report else chunked.porosity(mask)
             length = correlation.correlation_length(s2)
         names = ["z", "y", "x"] if mask.ndim == 3 else ["y", "x"]
         report["correlation"] = {
@@ -201,14 +291,14 @@ def _image_measures(mask, h, only, r_max, on_stage) -> dict:
 
     if "minkowski" in only:
         with step("minkowski"):
-            result = minkowski.minkowski_functionals(mask, voxel_size=h)
+            result = chunked.minkowski_functionals(mask, voxel_size=h)
             if mask.ndim == 3:
-                result["euler_26"] = minkowski.minkowski_functionals(mask, connectivity=26)["euler"]
+                result["euler_26"] = chunked.minkowski_functionals(mask, connectivity=26)["euler"]
         report["minkowski"] = result
 
     if "psd" in only:
         with step("psd"):
-            report["psd"] = psd.pore_size_distribution(mask, h)
+            report["psd"] = chunked.pore_size_distribution(mask, h)
     return {"report": report, "timings": meter.stages, "notes": notes}
 
 
@@ -317,12 +407,15 @@ def to_markdown(report: dict, figures: "list[str]") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict, mask: np.ndarray, folder: Path) -> "list[str]":
-    """Write report.json, report.md and the figures into an existing (temporary) folder."""
+def write_report(report: dict, mask, folder: Path) -> "list[str]":
+    """Write report.json, report.md and the figures into an existing (temporary) folder.
+
+    `mask` is a numpy or dask array; of a dask one only what the figures show is read."""
+    from rocksynth.properties.chunked import as_dask_mask
     from rocksynth.properties.figures import write_figures
 
     folder = Path(folder)
-    figures = write_figures(report, as_mask(mask), folder)
+    figures = write_figures(report, as_dask_mask(mask), folder)
     (folder / "report.json").write_text(to_json(report))
     (folder / "report.md").write_text(to_markdown(report, figures))
     return ["report.json", "report.md"] + figures
