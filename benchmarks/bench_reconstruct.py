@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rocksynth.properties.compare import kde_kl, kl_divergence
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ROCKS = {"berea": ("berea_400.tif", 5.345e-6), "ketton": ("ketton_256.tif", None)}
 PAPER_TABLE1 = {"berea": {"porosity": 0.27, "permeability": 0.25}, "ketton": {"porosity": 0.14, "permeability": 0.06}}
@@ -110,22 +112,6 @@ def _quiet_properties(args):
         return properties(*args)
 
 
-def kde_kl(real: np.ndarray, other: np.ndarray) -> float:
-    """KL(real || other) between Gaussian kernel density estimates (Scott's bandwidth) on a fine grid:
-    a smooth estimate that, unlike histograms of 50 samples, does not blow up on empty bins."""
-    from scipy.stats import gaussian_kde
-
-    if np.ptp(real) == 0 or np.ptp(other) == 0:
-        return float("nan")
-    low, high = min(real.min(), other.min()), max(real.max(), other.max())
-    pad = 0.25 * (high - low)
-    grid = np.linspace(low - pad, high + pad, 2000)
-    p, q = gaussian_kde(real)(grid), gaussian_kde(other)(grid)
-    p, q = p / p.sum(), np.maximum(q / q.sum(), 1e-300)
-    keep = p > 0
-    return float(np.sum(p[keep] * np.log(p[keep] / q[keep])))
-
-
 def bootstrap_kde_kl(real: np.ndarray, others: "dict[str, np.ndarray]", resamples: int, seed: int = 0) -> dict:
     """KDE-KL(real || set) over `resamples` bootstrap resamples, the same resample of the real cubes
     for every set (so the sets are compared on equal footing), each set resampled on its own.
@@ -155,7 +141,6 @@ def _property_keys(with_permeability: bool) -> "list[str]":
 
 
 def summarize(real: "list[dict]", other: "list[dict]", with_permeability: bool) -> dict:
-    from rocksynth.properties.compare import kl_divergence
 
     out = {}
     for key in _property_keys(with_permeability):

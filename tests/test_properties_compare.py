@@ -8,7 +8,9 @@ from typer.testing import CliRunner
 
 from rocksynth.cli.app import app
 from rocksynth.io import write_volume
-from rocksynth.properties.compare import bootstrap_kl_std, compare_property_sets, random_crops, wasserstein
+from rocksynth.io.samples import random_crops
+from rocksynth.properties.compare import (bootstrap_std, compare_property_sets, kde_kl, kl_divergence,
+                                         split_floor, wasserstein)
 
 
 def test_wasserstein_of_shifted_samples_is_the_shift():
@@ -19,8 +21,8 @@ def test_wasserstein_of_shifted_samples_is_the_shift():
 def test_bootstrap_std_is_positive_and_deterministic():
     rng = np.random.default_rng(1)
     a, b = rng.normal(0, 1, 200), rng.normal(0.5, 1, 200)
-    first = bootstrap_kl_std(a, b, resamples=50, seed=3)
-    assert first > 0 and first == bootstrap_kl_std(a, b, resamples=50, seed=3)
+    first = bootstrap_std(kl_divergence, a, b, resamples=50, seed=3)
+    assert first > 0 and first == bootstrap_std(kl_divergence, a, b, resamples=50, seed=3)
 
 
 def test_property_table_separates_different_media():
@@ -68,3 +70,24 @@ def test_cli_compare_json(tmp_path):
     porosity = report["properties"]["porosity"]
     assert porosity["generated_mean"] > porosity["real_mean"]  # bigger blobs, more pore
     assert porosity["kl"] > 0 and porosity["wasserstein"] > 0
+
+
+def test_kde_kl_matches_the_analytic_kl_of_two_gaussians():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0, 1, 3000), rng.normal(1, 1, 3000)
+    # KL(N(0,1) || N(1,1)) = (mu1 - mu2)^2 / 2 = 0.5 nats; the kernels widen both a little.
+    assert kde_kl(a, b) == pytest.approx(0.5, abs=0.08)
+    assert kde_kl(a, a) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kde_kl_tells_same_rock_from_another_at_twenty_samples_where_bins_cannot():
+    rng = np.random.default_rng(5)
+    same_a, same_b = rng.normal(0.2, 0.01, 20), rng.normal(0.2, 0.01, 20)
+    other = rng.normal(0.23, 0.01, 20)
+    # 50 bins: mostly empty, the same rock scores within a factor 2 of a rock 3 sd away.
+    assert kl_divergence(same_a, same_b, 50) > 0.5 * kl_divergence(same_a, other, 50) > 3
+    same, different = kde_kl(same_a, same_b), kde_kl(same_a, other)
+    assert same < 0.5 and different > 8 * same  # analytic KL of a 3 sd shift: 4.5
+    floor = split_floor(kde_kl, same_a, seed=1)
+    assert 0 < floor < 1 and different > 4 * floor
+    assert np.isnan(split_floor(kde_kl, same_a[:3]))

@@ -1,0 +1,72 @@
+"""The dask engine: sizes, an unreachable scheduler, and analyze / compare on a LocalCluster of
+two worker processes giving the local results."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rocksynth.cli.app import app
+from rocksynth.engine import parse_bytes
+from rocksynth.errors import BadInputError
+from rocksynth.io import write_volume
+
+
+@pytest.mark.parametrize("text, expected", [("4GB", 4 * 10**9), ("512MiB", 512 * 2**20), ("2e9", 2 * 10**9),
+                                            ("1.5 gb", 15 * 10**8)])
+def test_parse_bytes(text, expected):
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "4XB", "-1GB", "0", "lots", "inf"])
+def test_parse_bytes_refuses_what_is_not_a_size(text):
+    with pytest.raises(BadInputError, match="--memory-limit"):
+        parse_bytes(text)
+
+
+def _volume(tmp_path, berea_crop):
+    path = tmp_path / "v.tif"
+    write_volume(path, berea_crop[:48, :48, :48])
+    return path
+
+
+def _json(args) -> dict:
+    result = CliRunner().invoke(app, ["-q", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _measures(report: dict) -> dict:
+    return {key: value for key, value in report.items() if key not in ("timings",)}
+
+
+def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, berea_crop, run_cli_in_process):
+    path = _volume(tmp_path, berea_crop)
+    started = time.perf_counter()
+    code, stdout, stderr = run_cli_in_process("-q", "analyze", path, "--only", "porosity", "--scheduler",
+                                              "tcp://127.0.0.1:9")
+    assert code == 2 and stdout == b""
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "cannot reach the dask scheduler at tcp://127.0.0.1:9" in stderr
+    assert time.perf_counter() - started < 30
+
+
+def test_analyze_and_compare_on_a_local_cluster_equal_the_local_run(tmp_path, berea_crop):
+    distributed = pytest.importorskip("distributed")
+    path = _volume(tmp_path, berea_crop)
+    other = tmp_path / "w.tif"
+    write_volume(other, berea_crop[-48:, -48:, -48:])
+    analyze = ["analyze", str(path), "--voxel-size", "5.345um", "--chunks", "24x24x24"]
+    compare = ["compare", str(path), "--vs", str(other), "--crops", "3", "--crop-size", "24", "--bootstrap", "10"]
+    local = _measures(_json(analyze))
+    local_compare = _json(compare + ["--jobs", "1"])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50) as cluster:
+        remote = _measures(_json(analyze + ["--scheduler", cluster.scheduler_address]))
+        remote_compare = _json(compare + ["--scheduler", cluster.scheduler_address])
+    assert remote == local
+    assert remote_compare == local_compare
+    assert {"porosity", "correlation", "minkowski", "psd", "network", "permeability"} <= set(local)
+    assert np.isfinite(local["psd"]["diameter_d50"]) and local["network"]["pores"] > 0
