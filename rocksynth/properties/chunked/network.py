@@ -11,20 +11,24 @@ pores, only on the faces of the volume) and `regions_to_network`. The block keep
 - a boundary pore belongs to the pore it was cut from (the region under it on the face);
 - a throat is owned with its lower pore (PoreSpy measures a throat from that side).
 
-Raster order does not change under translation, so a block numbers its pores in the same
-order as the whole volume does, and every per-pore and per-throat measure that PoreSpy takes
-from the lower pore's side comes out the same. Away from the blocks' cut faces (the context
-must exceed the pores' extent) distance transform, peaks and watershed are those of the whole
-volume, so the stitched network equals the one-shot `snow2` network pore for pore. Pores that
-reach the cut face of the block that owns them are counted and reported (`incomplete`), as are
-throats whose far pore no block owns (`unmatched`, dropped).
+Two passes: first every block finds the SNOW markers (peaks of the distance transform) and keeps
+those whose first voxel lies in its core; then every block floods from all the volume's markers
+that fall in it, so a pore is the same pore, with the same key, in every block that sees it.
+Raster order does not change under translation, so a block numbers its pores in the order the
+whole volume does, and the measures PoreSpy takes from the lower pore's side come out the same.
+Away from the blocks' cut faces (the context must exceed the pores' reach) the distance
+transform, markers and watershed are those of the whole volume, so the stitched network is the
+one-shot `snow2` network; near them a few throats can differ. Pores that reach the cut face of
+the block that owns them, throats measured against such a pore, and throats whose far pore no
+block owns (dropped) are counted in the network's notes. On a Berea crop the block-wise
+permeability is within 2 % of the one-shot one (tests/test_properties_chunked_network.py).
 """
 
 import time
 
 import numpy as np
 
-from rocksynth.properties.chunked.blocks import as_dask_mask, extended_blocks
+from rocksynth.properties.chunked.blocks import _sliced_blocks, as_dask_mask
 
 DEFAULT_CORE = 192
 DEFAULT_DEPTH = 32
@@ -68,14 +72,31 @@ def extract_network_blocks(mask, core: int = DEFAULT_CORE, depth: int = DEFAULT_
     if min(array.shape) < 2 * width:
         raise BadInputError(f"volume {array.shape} is too small for network extraction (need >= 6 voxels per axis)")
     start = time.perf_counter()
-    array = array.rechunk(tuple(min(core, n) for n in array.shape))
     shape = tuple(int(n) for n in array.shape)
-    task = dask.delayed(_block_network, pure=True)
-    parts = []
-    for block in extended_blocks(array, (depth,) * 3, (depth,) * 3):
+    partition = tuple(_even_split(n, core) for n in shape)
+    task = dask.delayed(_block_network, pure=False)
+    in_memory = mask if isinstance(mask, np.ndarray) else None
+    blocks = []
+    for block in _sliced_blocks(array, (depth,) * 3, (depth,) * 3, partition):
         origin = tuple(r.start - c.start for r, c in zip(block.region, block.core))
-        parts.append(task(block.data, block.region, origin, block.at_low, block.at_high, shape, width))
-    parts = dask.compute(*parts, scheduler=scheduler) if scheduler else dask.compute(*parts)
+        data = block.data
+        if in_memory is not None:  # a numpy block, not a graph that would carry the whole array to each task
+            data = np.ascontiguousarray(in_memory[tuple(slice(o, o + n) for o, n in zip(origin, data.shape))])
+        blocks.append((block, origin, data))
+    compute = (lambda *tasks: dask.compute(*tasks, scheduler=scheduler)) if scheduler else dask.compute
+    # Pass 1: the SNOW markers (peaks of the distance transform), each found by the block whose core
+    # holds it. Pass 2: every block floods from the markers of the whole volume that fall in it, so
+    # a pore is the same pore, with the same key, in every block that sees it.
+    marker_task = dask.delayed(_block_markers, pure=False)
+    markers = compute(*[marker_task(data, block.region, origin) for block, origin, data in blocks])
+    markers = np.concatenate(markers) if markers else np.zeros((0, 3), np.int64)
+    parts = []
+    for block, origin, data in blocks:
+        low, high = np.array(origin), np.array(origin) + np.array(data.shape)
+        inside = np.all((markers >= low) & (markers < high), axis=1)
+        parts.append(task(data, markers[inside] - np.array(origin), block.region, origin, block.at_low,
+                          block.at_high, shape, width))
+    parts = compute(*parts)
     network, notes = _stitch(parts)
     if network["pore.coords"].shape[0] == 0:
         raise BadInputError("the volume has no pore voxels: no network to extract")
@@ -85,10 +106,22 @@ def extract_network_blocks(mask, core: int = DEFAULT_CORE, depth: int = DEFAULT_
     return ExtractedNetwork(network=network, shape=shape, seconds=time.perf_counter() - start, notes=notes)
 
 
-def _block_network(block: np.ndarray, region: tuple, origin: tuple, at_low: tuple, at_high: tuple, shape: tuple,
-                   width: int) -> dict:
-    """SNOW on one extended block; the pores and throats this block owns, keyed by marker."""
+def _even_split(n: int, core: int) -> "tuple[int, ...]":
+    """n voxels in the fewest cores of at most `core`, as equal as possible (400, 192 -> 134, 133, 133)."""
+    count = -(-n // core)
+    return tuple(n // count + (i < n % count) for i in range(count))
+
+
+def _block_markers(block: np.ndarray, region: tuple, origin: tuple) -> np.ndarray:
+    """Voxels (volume coordinates) of the SNOW markers whose first voxel lies in this block's core.
+
+    The steps of PoreSpy's `snow_partitioning` before its watershed, with its defaults
+    (sigma 0.4, r_max 4): peaks of the blurred distance transform, saddle points and nearby
+    peaks trimmed, markers labelled with full connectivity.
+    """
     import porespy as ps
+    from porespy.tools import get_edt
+    from porespy.tools._label import _label_components
     from scipy import ndimage
 
     from rocksynth.properties.network import _quiet_porespy
@@ -96,8 +129,39 @@ def _block_network(block: np.ndarray, region: tuple, origin: tuple, at_low: tupl
     _quiet_porespy()
     im = np.ascontiguousarray(block, dtype=bool)
     if not im.any():
+        return np.zeros((0, 3), np.int64)
+    dt = get_edt()(im)
+    peaks = ps.filters.find_peaks(dt=ndimage.gaussian_filter(dt, sigma=0.4) * im, r_max=4)
+    peaks = ps.filters.trim_saddle_points(peaks=peaks, dt=dt)
+    peaks = ps.filters.trim_nearby_peaks(peaks=peaks, dt=dt)
+    labels, _ = _label_components(peaks > 0, conn="max")
+    voxels = np.array(np.nonzero(labels)).T  # raster order
+    ids = labels[tuple(voxels.T)]
+    _, first = np.unique(ids, return_index=True)
+    position = voxels[first] + np.array(origin)
+    low = np.array([r.start for r in region])
+    high = np.array([r.stop for r in region])
+    owned = np.zeros(ids.max() + 1 if ids.size else 1, bool)
+    owned[ids[first]] = np.all((position >= low) & (position < high), axis=1)
+    return voxels[owned[ids]] + np.array(origin)
+
+
+def _block_network(block: np.ndarray, markers: np.ndarray, region: tuple, origin: tuple, at_low: tuple,
+                   at_high: tuple, shape: tuple, width: int) -> dict:
+    """SNOW on one extended block from the given markers (block coordinates); the pores and
+    throats this block owns, keyed by marker."""
+    import porespy as ps
+    from scipy import ndimage
+
+    from rocksynth.properties.network import _quiet_porespy
+
+    _quiet_porespy()
+    im = np.ascontiguousarray(block, dtype=bool)
+    if not im.any() or markers.size == 0:
         return _empty()
-    snow = ps.filters.snow_partitioning(im, r_max=4, sigma=0.4)
+    peaks = np.zeros(im.shape, bool)
+    peaks[tuple(markers.T)] = True
+    snow = ps.filters.snow_partitioning(im, peaks=peaks)
     regions = snow.regions.astype(int)
     inner = int(regions.max())
     faces = np.array([[width if low else 0, width if high else 0] for low, high in zip(at_low, at_high)])
