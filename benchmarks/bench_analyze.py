@@ -81,13 +81,13 @@ def run_bare(size: int) -> dict:
     return {"stages": meter.stages, "results": results}
 
 
-def run_ours(size: int) -> dict:
+def run_ours(size: int, network: str = "whole") -> dict:
     from rocksynth.properties.report import StageMeter, analyze
 
     meter = StageMeter()
     with meter.stage("load"):
         image = load(size)
-    report = analyze(image, VOXEL)
+    report = analyze(image, VOXEL, network=network)
     stages = dict(meter.stages)
     stages.update(report["timings"])
     results = {f"K_{a}_mD": r["k_md"] for a, r in report["permeability"].items()}
@@ -101,19 +101,39 @@ def run_ours(size: int) -> dict:
 
 def child(kind: str, size: int) -> None:
     start = time.perf_counter()
-    out = run_bare(size) if kind == "bare" else run_ours(size)
+    out = run_bare(size) if kind == "bare" else run_ours(size, "blocks" if kind == "blocks" else "whole")
     out["total_seconds"] = time.perf_counter() - start
     print("RESULT " + json.dumps(out))
 
 
+def tree_peak_rss(command: "list[str]", env: dict) -> "tuple[str, float, float]":
+    """Run a command; (stdout, wall seconds, peak RSS in MB of it and all its child processes
+    together, sampled every 50 ms)."""
+    import psutil
+
+    start = time.perf_counter()
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        root, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                tree = [root] + root.children(recursive=True)
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        stdout, stderr = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{stderr[-2000:]}")
+    return stdout, time.perf_counter() - start, peak / 2**20
+
+
 def measure(kind: str, size: int) -> dict:
     env = dict(os.environ, **SINGLE_THREAD)
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, __file__, "--child", kind, "--sizes", str(size)], env=env,
-                          capture_output=True, text=True, check=True)
-    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))
+    stdout, seconds, peak = tree_peak_rss([sys.executable, __file__, "--child", kind, "--sizes", str(size)], env)
+    line = next(l for l in stdout.splitlines() if l.startswith("RESULT "))
     out = json.loads(line[len("RESULT "):])
-    out["process_seconds"] = time.perf_counter() - start  # includes interpreter start and imports
+    out["process_seconds"] = seconds  # includes interpreter start and imports
+    out["tree_peak_mb"] = peak
     return out
 
 
@@ -126,13 +146,16 @@ def main() -> None:
     if args.child:
         child(args.child, sizes[0])
         return
+    titles = {"bare": "bare PoreSpy snow2 + OpenPNM StokesFlow", "ours": "rocksynth analyze (full report)",
+              "blocks": "rocksynth analyze --network blocks (full report)"}
     for size in sizes:
         print(f"\n## Berea {size}^3 at 5.345 um (single thread per process)\n")
-        for kind in ("bare", "ours"):
-            out = measure(kind, size)
-            title = "bare PoreSpy snow2 + OpenPNM StokesFlow" if kind == "bare" else "rocksynth analyze (full report)"
-            print(f"{title}: {out['process_seconds']:.1f} s for the whole process "
-                  f"({out['total_seconds']:.1f} s after imports)")
+        runs = {}
+        for kind in ("bare", "ours", "blocks"):
+            out = runs[kind] = measure(kind, size)
+            print(f"{titles[kind]}: {out['process_seconds']:.1f} s for the whole process "
+                  f"({out['total_seconds']:.1f} s after imports), peak RSS of all its processes "
+                  f"{out['tree_peak_mb']:.0f} MB")
             print("| stage | seconds | peak RSS (MB) |\n|---|---|---|")
             for name, stage in out["stages"].items():
                 print(f"| {name} | {stage['seconds']:.2f} | {stage['peak_rss_mb']:.0f} |")
@@ -140,6 +163,12 @@ def main() -> None:
                                           for k, v in out["results"].items()))
             print()
             sys.stdout.flush()
+        whole, blocks = runs["ours"]["results"], runs["blocks"]["results"]
+        print(f"time ours / bare: {runs['ours']['process_seconds'] / runs['bare']['process_seconds']:.3f}")
+        print("block-wise / whole-volume network: " + ", ".join(
+            f"K_{a} {blocks[f'K_{a}_mD'] / whole[f'K_{a}_mD']:.4f}" for a in "xyz"
+            if whole[f"K_{a}_mD"]) + f", pores {blocks['pores']} / {whole['pores']}, "
+            f"throats {blocks['throats']} / {whole['throats']}")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,16 @@ def analyze(
     report_dir: Optional[str] = typer.Option(None, "--report", help="Write report.json, report.md and PNG figures into this new folder."),
     only: Optional[str] = typer.Option(None, "--only", help="Comma list of measures: porosity,correlation,minkowski,psd,network,permeability."),
     r_max: Optional[int] = options.positive_int(None, "--r-max", help="Largest lag of S2 in voxels (default: min(100, size/2))."),
+    rev: bool = typer.Option(False, "--rev", help="Also porosity, S_V, Euler density and correlation length over growing "
+                             "and disjoint subvolumes: is the scan big enough? (not the network)"),
+    rev_tolerance: float = options.number(0.05, "--rev-tolerance", min=0, max=1, min_open=True,
+                                          help="--rev: relative sd of the subvolumes below which a size is representative."),
     jobs: int = options.Jobs,
     memory_limit: Optional[str] = options.MemoryLimit,
     scheduler: Optional[str] = options.Scheduler,
     chunks: Optional[str] = options.Chunks,
+    network: str = typer.Option("auto", "--network", help="Network extraction: 'whole' volume in memory (PoreSpy "
+                                "snow2), 'blocks' (memory bounded by the block), or 'auto' (whole when it fits)."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
     crop: bool = options.Crop,
@@ -38,6 +44,10 @@ def analyze(
         check_output(report_dir.rstrip("/") + "/", what="--report")  # before any work
     mask, size = _load(file, threshold, pore_value, voxel_size, crop, raw_shape, raw_dtype, chunks)
     measures = parse_only(only, mask.ndim)
+    if rev:
+        from rocksynth.properties.rev import rev_sizes
+
+        rev_sizes(mask.shape)  # a volume too small for --rev is refused before any work
     with progress_bar(None, "analyze", status=True) as bar:
         state = {"stage": ""}
 
@@ -52,7 +62,9 @@ def analyze(
             log(f"measuring on {engine.description}")
             report = analyze_image(mask, size, measures, r_max=r_max, source=str(file), on_stage=on_stage,
                                    jobs=jobs, chunks=_chunk_shape(chunks, mask.shape),
-                                   distributed=engine.distributed)
+                                   distributed=engine.distributed, network=network, memory_limit=limit)
+            if rev:
+                report["rev"] = _rev(mask, size, rev_tolerance, report, on_stage)
             bar.update(status="done")
             if report_dir:
                 with atomic_output_dir(report_dir) as folder:
@@ -64,6 +76,8 @@ def analyze(
         typer.echo(to_json(report))
     else:
         _print_table(report)
+        if rev:
+            _print_rev_table(report)
 
 
 def _load(file, threshold, pore_value, voxel_size, crop, raw_shape, raw_dtype, chunks):
@@ -101,3 +115,42 @@ def _print_table(report: dict) -> None:
     for row in summary_rows(report):
         table.add_row(*row)
     stdout_console().print(table)
+
+
+def _rev(mask, voxel_size, tolerance: float, report: dict, on_stage) -> dict:
+    """The REV analysis of the mask, timed as a stage of the report."""
+    from rocksynth.properties.report import StageMeter
+    from rocksynth.properties.rev import rev_analysis
+
+    meter = StageMeter()
+    with meter.stage("rev"):
+        result = rev_analysis(mask, voxel_size, tolerance=tolerance, on_size=lambda L: on_stage(f"rev L = {L}"))
+    report["timings"].update(meter.stages)
+    return result
+
+
+def _print_rev_table(report: dict) -> None:
+    """Grid mean ± sd (n cubes) per size, with the centred cube's porosity, and the REV size per property."""
+    from rich.table import Table
+
+    from rocksynth.progress import stdout_console
+
+    rev = report["rev"]
+    props = rev["properties"]
+    table = Table("L (voxels)", "cubes", "porosity (centred)", *[f"{name} ({p['unit']})" for name, p in props.items()],
+                  title="REV: grid mean ± sd over disjoint L-cubes")
+    for i, size in enumerate(rev["sizes_voxels"]):
+        n = rev["properties"]["porosity"]["n"][i]
+        cells = [_mean_sd(p["mean"][i], p["sd"][i]) for p in props.values()]
+        table.add_row(str(size), f"{n} of {rev['grid_cubes_total'][i]}", f"{props['porosity']['growing'][i]:.4f}", *cells)
+    console = stdout_console()
+    console.print(table)
+    for name, size in rev["rev_size_voxels"].items():
+        found = f"from L = {size} voxels" if size is not None else "not reached within the scan"
+        console.print(f"{name}: relative sd < {100 * rev['tolerance']:g} % {found}")
+
+
+def _mean_sd(mean, sd) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.4g}" if sd is None else f"{mean:.4g} ± {sd:.2g}"

@@ -81,7 +81,7 @@ ANALYSIS_CHUNK = 256
 
 def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | None" = None,
             r_max: "int | None" = None, source: str = "", on_stage=None, jobs: int = 2, chunks=None,
-            distributed: bool = False) -> dict:
+            distributed: bool = False, network: str = "auto", memory_limit: "int | None" = None) -> dict:
     """Every requested measure of a 2D or 3D binary image (True = pore).
 
     The image measures (porosity, connected porosity, S2, Minkowski functionals, pore sizes)
@@ -114,6 +114,12 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
     distributed : bool
         A `dask.distributed` client is the active scheduler (the image measures run on its
         workers, so they keep all their threads).
+    network : {'auto', 'whole', 'blocks'}
+        Extract the network from the whole volume in memory (PoreSpy snow2), or block by block
+        (`rocksynth.properties.chunked.network`, memory bounded by the block); 'auto' chooses
+        the whole volume when it fits in `memory_limit` (default: half the available memory).
+    memory_limit : int, optional
+        Bytes the network extraction may use (per worker process when block by block).
 
     Returns
     -------
@@ -157,8 +163,8 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
     network_measures = tuple(name for name in only if name not in IMAGE_MEASURES)
     timings: dict = {}
     network_job = network_part = None
-    if network_measures:
-        check_network_memory(mask.shape)
+    mode = network_mode(network, mask.shape, memory_limit, jobs) if network_measures else None
+    if mode == "whole":
         dense = _in_memory(mask)
         if image_measures and jobs >= 2:
             network_job = _start_network_worker(dense, h, network_measures)
@@ -175,6 +181,8 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
     finally:
         if network_job is not None:
             network_part = network_job.result()
+    if mode == "blocks":
+        network_part = _network_measures(lazy, h, network_measures, on_stage, blocks=_block_scheduler(jobs, distributed))
     for found in (part, network_part):
         if found is not None:
             report.update(found["report"])
@@ -194,16 +202,47 @@ def _in_memory(mask) -> np.ndarray:
     return np.ascontiguousarray(as_mask(np.asarray(mask)))
 
 
-def check_network_memory(shape) -> None:
-    """Refuse an in-memory network extraction the machine cannot hold (one line, before any work)."""
+NETWORK_MODES = ("auto", "whole", "blocks")
+
+
+def network_mode(choice: str, shape, memory_limit: "int | None", jobs: int) -> str:
+    """'whole' or 'blocks': how to extract the network of a volume, checked against the memory.
+
+    Raises
+    ------
+    BadInputError
+        For an unknown choice, or a choice that needs more memory than there is (one line,
+        before any work).
+    """
     import psutil
 
-    needed = NETWORK_BYTES_PER_VOXEL * float(np.prod(shape))
+    from rocksynth.properties.chunked.network import DEFAULT_CORE, DEFAULT_DEPTH
+
+    if choice not in NETWORK_MODES:
+        raise BadInputError(f"--network {choice!r}: choose one of {', '.join(NETWORK_MODES)}")
     available = psutil.virtual_memory().available
-    if needed > available:
-        raise BadInputError(f"the pore network of a {'x'.join(map(str, shape))} volume is extracted in memory and needs "
-                            f"about {needed / 1e9:.0f} GB ({available / 1e9:.0f} GB available); measure the rest with "
-                            "--only porosity,correlation,minkowski,psd, or the network on a crop")
+    whole = NETWORK_BYTES_PER_VOXEL * float(np.prod(shape))
+    budget = memory_limit or available / 2
+    if choice == "auto":
+        choice = "whole" if whole <= budget else "blocks"
+    if choice == "whole" and whole > available:
+        raise BadInputError(f"the pore network of a {'x'.join(map(str, shape))} volume needs about {whole / 1e9:.0f} GB "
+                            f"in memory ({available / 1e9:.0f} GB available); use --network blocks")
+    if choice == "blocks":
+        block = NETWORK_BYTES_PER_VOXEL * float(np.prod([min(n, DEFAULT_CORE + 2 * DEFAULT_DEPTH) for n in shape]))
+        workers = 1 if memory_limit else max(1, jobs)
+        if block * workers > available:
+            raise BadInputError(f"block-wise network extraction needs about {block * workers / 1e9:.1f} GB "
+                                f"({workers} blocks at once, {available / 1e9:.1f} GB available); use fewer --jobs")
+    return choice
+
+
+def _block_scheduler(jobs: int, distributed: bool) -> dict:
+    """Where the network's blocks run: the cluster, or `jobs` local processes (the extraction
+    holds the GIL, so threads would take turns)."""
+    if distributed or jobs < 2:
+        return {"scheduler": None if distributed else "synchronous"}
+    return {"scheduler": "processes", "num_workers": jobs}
 
 
 class _NetworkWorker:
@@ -302,7 +341,12 @@ def _image_measures(mask, h, only, r_max, on_stage) -> dict:
     return {"report": report, "timings": meter.stages, "notes": notes}
 
 
-def _network_measures(mask, h, only, on_stage) -> dict:
+def _network_measures(mask, h, only, on_stage, blocks: "dict | None" = None) -> dict:
+    """Network statistics and permeability; the network from the whole mask in memory, or block by
+    block when `blocks` (the scheduler settings of `extract_network_blocks`) is given."""
+    import dask
+
+    from rocksynth.properties.chunked.network import extract_network_blocks
     from rocksynth.properties.network import extract_network, network_statistics
     from rocksynth.properties.permeability import network_permeability
 
@@ -312,11 +356,19 @@ def _network_measures(mask, h, only, on_stage) -> dict:
     if on_stage:
         on_stage("network")
     with meter.stage("network"):
-        extracted = extract_network(mask)
+        if blocks is None:
+            extracted = extract_network(mask)
+        else:
+            settings = dict(blocks)
+            workers = {"num_workers": settings.pop("num_workers")} if "num_workers" in settings else {}
+            with dask.config.set(**workers):
+                extracted = extract_network_blocks(mask, **settings)
+            notes += extracted.notes
         stats = network_statistics(extracted, h)
     stats.pop("pore_diameters")
     stats.pop("throat_diameters")
     report["network"] = stats
+    report["network_extraction"] = "whole volume in memory" if blocks is None else "block by block"
     if "permeability" in only:
         if on_stage:
             on_stage("permeability")
