@@ -112,6 +112,41 @@ def render_pore_space(mask, path: Path) -> "str | None":
     return note
 
 
+REV_LABELS = {"porosity": "porosity", "surface_density": "specific surface S_V",
+              "perimeter_density": "perimeter density", "euler_density": "Euler density",
+              "correlation_length": "correlation length"}
+
+
+def plot_rev(report: dict, path: Path) -> None:
+    """Each property against the subvolume side L: the centred cube, and the grid mean ± sd band."""
+    plt = _pyplot()
+    rev = report["rev"]
+    sizes = np.asarray(rev["sizes_voxels"], float)
+    fig, axes = plt.subplots(2, 2, figsize=(9, 7), dpi=120)
+    for ax, (name, prop) in zip(axes.ravel(), rev["properties"].items()):
+        mean = np.array([np.nan if v is None else v for v in prop["mean"]], float)
+        sd = np.array([0.0 if v is None else v for v in prop["sd"]], float)
+        growing = np.array([np.nan if v is None else v for v in prop["growing"]], float)
+        ax.fill_between(sizes, mean - sd, mean + sd, color="tab:blue", alpha=0.25, label="grid mean ± sd")
+        ax.plot(sizes, mean, "o-", color="tab:blue", lw=1.5, ms=4)
+        ax.plot(sizes, growing, "s--", color="tab:orange", lw=1.2, ms=4, label="centred cube")
+        found = rev["rev_size_voxels"].get(name)
+        if found is not None:
+            ax.axvline(found, color="tab:green", ls=":", lw=1.2,
+                       label=f"relative sd < {100 * rev['tolerance']:g} %")
+        ax.set_xscale("log")
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([str(int(s)) for s in sizes], fontsize=7)
+        ax.minorticks_off()
+        ax.set_xlabel("subvolume side L (voxels)")
+        ax.set_ylabel(f"{REV_LABELS.get(name, name)} ({prop['unit']})")
+        ax.legend(fontsize=7)
+    fig.suptitle("Representative elementary volume: properties against subvolume size")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def write_figures(report: dict, mask, folder: Path) -> "list[str]":
     """Write every figure the report has data for; returns the file names written.
 
@@ -124,6 +159,9 @@ def write_figures(report: dict, mask, folder: Path) -> "list[str]":
     if "psd" in report:
         plot_psd(report, folder / "pore_size_distribution.png")
         written.append("pore_size_distribution.png")
+    if "rev" in report:
+        plot_rev(report, folder / "rev.png")
+        written.append("rev.png")
     plot_slices(mask, folder / "slices.png")
     written.append("slices.png")
     if mask.ndim == 3:
