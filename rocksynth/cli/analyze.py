@@ -135,10 +135,13 @@ def _print_rev_table(report: dict) -> None:
 
     from rocksynth.progress import stdout_console
 
+    from rocksynth.properties.figures import REV_LABELS
+
     rev = report["rev"]
     props = rev["properties"]
-    table = Table("L (voxels)", "cubes", "porosity (centred)", *[f"{name} ({p['unit']})" for name, p in props.items()],
-                  title="REV: grid mean ± sd over disjoint L-cubes")
+    table = Table("L (voxels)", "cubes", "porosity, centred cube",
+                  *[f"{REV_LABELS[name]} ({p['unit']})" for name, p in props.items()],
+                  title="REV: mean ± sd over disjoint L-cubes")
     for i, size in enumerate(rev["sizes_voxels"]):
         n = rev["properties"]["porosity"]["n"][i]
         cells = [_mean_sd(p["mean"][i], p["sd"][i]) for p in props.values()]
@@ -146,8 +149,10 @@ def _print_rev_table(report: dict) -> None:
     console = stdout_console()
     console.print(table)
     for name, size in rev["rev_size_voxels"].items():
-        found = f"from L = {size} voxels" if size is not None else "not reached within the scan"
-        console.print(f"{name}: relative sd < {100 * rev['tolerance']:g} % {found}")
+        metres = rev["rev_size_m"][name]
+        found = "not reached within the scan" if size is None else f"from L = {size} voxels" + (
+            f" ({metres * 1e3:.3g} mm)" if metres else "")
+        console.print(f"{REV_LABELS[name]}: relative sd < {100 * rev['tolerance']:g} % {found}")
 
 
 def _mean_sd(mean, sd) -> str:

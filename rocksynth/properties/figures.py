@@ -112,7 +112,7 @@ def render_pore_space(mask, path: Path) -> "str | None":
     return note
 
 
-REV_LABELS = {"porosity": "porosity", "surface_density": "specific surface S_V",
+REV_LABELS = {"porosity": "porosity", "surface_density": "specific surface S_V",  # also the CLI's table
               "perimeter_density": "perimeter density", "euler_density": "Euler density",
               "correlation_length": "correlation length"}
 
@@ -125,7 +125,7 @@ def plot_rev(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(9, 7), dpi=120)
     for ax, (name, prop) in zip(axes.ravel(), rev["properties"].items()):
         mean = np.array([np.nan if v is None else v for v in prop["mean"]], float)
-        sd = np.array([0.0 if v is None else v for v in prop["sd"]], float)
+        sd = np.array([np.nan if v is None else v for v in prop["sd"]], float)  # no band where n < 2
         growing = np.array([np.nan if v is None else v for v in prop["growing"]], float)
         ax.fill_between(sizes, mean - sd, mean + sd, color="tab:blue", alpha=0.25, label="grid mean ± sd")
         ax.plot(sizes, mean, "o-", color="tab:blue", lw=1.5, ms=4)
