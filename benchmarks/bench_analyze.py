@@ -13,6 +13,18 @@ It prints wall time and peak resident memory of every stage and the permeabiliti
 
     OMP_NUM_THREADS=1 python benchmarks/bench_analyze.py            # 200 and 400
     OMP_NUM_THREADS=1 python benchmarks/bench_analyze.py --sizes 200
+
+At 400^3 it also runs the full report with the block-wise network (`--network blocks`) and
+prints its permeabilities over the whole-volume ones.
+
+With `--scale 256,512,1024` it measures out-of-core scaling instead, on Berea volumes that
+`rocksynth synthesize` writes as OME-Zarr into `--scale-dir` (kept for the next run): each size's
+`rocksynth analyze --only porosity,correlation,minkowski` (wall time, peak RSS of all its
+processes, the ratio to the smallest size), the same on a 2*N x N x N volume streamed from the
+largest one and its mirror image (`--long`), and the full report with permeability on the
+largest size (`--full`):
+
+    python benchmarks/bench_analyze.py --scale 256,512,1024 --scale-dir DIR --long --full
 """
 
 import argparse
@@ -137,11 +149,86 @@ def measure(kind: str, size: int) -> dict:
     return out
 
 
+CHEAP = "porosity,correlation,minkowski"
+
+
+def synthesized(folder: Path, size: int) -> Path:
+    """A synthesized Berea volume of side `size` as OME-Zarr (written once, then reused)."""
+    path = folder / f"berea_{size}.zarr"
+    if not path.exists():
+        stdout, seconds, peak = tree_peak_rss(["rocksynth", "synthesize", "--texture", "berea", "--size", str(size),
+                                               "--out", str(path)], dict(os.environ))
+        print(f"synthesized {path.name} in {seconds:.0f} s (peak {peak:.0f} MB)")
+    return path
+
+
+def stacked(folder: Path, source: Path) -> Path:
+    """A 2N x N x N volume: the N^3 source followed by its mirror image along z, streamed slab by slab."""
+    import numpy as np
+
+    from rocksynth.io import open_lazy, volume_writer
+
+    lazy = open_lazy(source)
+    n = lazy.shape[0]
+    path = folder / f"berea_{2 * n}x{n}x{n}.zarr"
+    if path.exists():
+        return path
+    depth = lazy.data.chunks[0][0]
+    with volume_writer(path, (2 * n,) + lazy.shape[1:], np.uint8, lazy.voxel_size) as writer:
+        for start in range(0, n, depth):
+            writer.write(np.asarray(lazy.data[start:start + depth]))
+        for stop in range(n, 0, -depth):
+            writer.write(np.asarray(lazy.data[max(0, stop - depth):stop])[::-1])
+    return path
+
+
+def analyze_command(path: Path, *options: str) -> dict:
+    """`rocksynth analyze PATH OPTIONS --json` in its own process: report, seconds, peak MB of all processes."""
+    stdout, seconds, peak = tree_peak_rss(["rocksynth", "-q", "analyze", str(path), *options, "--json"],
+                                          dict(os.environ))
+    return {"report": json.loads(stdout), "seconds": seconds, "peak_mb": peak}
+
+
+def scale(sizes: "list[int]", folder: Path, long: bool, full: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\n## Out of core: rocksynth analyze --only {CHEAP} on synthesized Berea (OME-Zarr)\n")
+    print("| volume | seconds | peak RSS, all processes (MB) | peak / smallest's |\n|---|---|---|---|")
+    first = None
+    for size in sizes:
+        run = analyze_command(synthesized(folder, size), "--only", CHEAP)
+        first = first or run["peak_mb"]
+        print(f"| {size}^3 | {run['seconds']:.1f} | {run['peak_mb']:.0f} | {run['peak_mb'] / first:.2f} |")
+        sys.stdout.flush()
+    if long:
+        path = stacked(folder, folder / f"berea_{sizes[-1]}.zarr")
+        run = analyze_command(path, "--only", CHEAP)
+        print(f"| {path.stem.split('_')[1]} | {run['seconds']:.1f} | {run['peak_mb']:.0f} | "
+              f"{run['peak_mb'] / first:.2f} |")
+    if full:
+        run = analyze_command(folder / f"berea_{sizes[-1]}.zarr")
+        report = run["report"]
+        print(f"\n## Full report of berea_{sizes[-1]}^3 ({report['network_extraction']} network): "
+              f"{run['seconds']:.0f} s, peak RSS of all processes {run['peak_mb']:.0f} MB\n")
+        print("| stage | seconds |\n|---|---|")
+        for name, stage in report["timings"].items():
+            print(f"| {name} | {stage['seconds']:.1f} |")
+        print("permeability: " + ", ".join(f"K_{a} = {r['k_md']:.4g} mD" for a, r in report["permeability"].items()))
+        for note in report["notes"]:
+            print(f"note: {note}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="200,400")
+    parser.add_argument("--scale", default=None, help="Comma list of synthesized sizes for the out-of-core run.")
+    parser.add_argument("--scale-dir", default="bench_analyze_volumes", help="Where the synthesized volumes are kept.")
+    parser.add_argument("--long", action="store_true", help="Also a 2N x N x N volume of the largest size.")
+    parser.add_argument("--full", action="store_true", help="Also the full report of the largest size.")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scale:
+        scale([int(s) for s in args.scale.split(",")], Path(args.scale_dir), args.long, args.full)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.child:
         child(args.child, sizes[0])
