@@ -70,3 +70,18 @@ def test_analyze_and_compare_on_a_local_cluster_equal_the_local_run(tmp_path, be
     assert remote_compare == local_compare
     assert {"porosity", "correlation", "minkowski", "psd", "network", "permeability"} <= set(local)
     assert np.isfinite(local["psd"]["diameter_d50"]) and local["network"]["pores"] > 0
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--chunks", "500x500x500"], "does not fit the volume"),
+    (["--chunks", "8xfoo"], "cannot read chunk shape"),
+    (["--network", "some"], "choose one of auto, whole, blocks"),
+    (["--memory-limit", "lots"], "is not a size"),
+])
+def test_bad_engine_options_are_one_line_exit_2_and_write_nothing(tmp_path, berea_crop, run_cli_in_process,
+                                                                  options, message):
+    path = _volume(tmp_path, berea_crop)
+    code, stdout, stderr = run_cli_in_process("-q", "analyze", path, "--report", tmp_path / "report", *options)
+    assert code == 2 and stdout == b"" and message in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "report").exists()
