@@ -4,18 +4,17 @@ Euler densities are per 10^4 voxels (pores, 6-connectivity); real held-out Ketto
 
 --excursion  Euler density of simple random-field models at Ketton's porosity 0.13 and above:
              a smooth Gaussian field thresholded (what an interpolated half-resolution logit is
-             close to), the minimum of K such fields (pores = gaps of K overlapping phases:
-             `--out-fields K`), and PoreSpy's overlapping spheres (a Boolean grain model).
---finetune   The shipped generator (optionally grown by a full-resolution stage with noise and a
-             refinement, training only those layers) fine-tuned on Ketton crops with the
-             statistics terms alone (porosity, per-axis S2 and the Euler term; no critics), to
-             see whether the Euler term can move the generated Euler density at all.
+             close to), the minimum of K such fields (pores = gaps of K overlapping phases), and
+             PoreSpy's overlapping spheres (a Boolean grain model).
+--finetune   The shipped generator fine-tuned on Ketton crops with the statistics terms alone
+             (porosity, per-axis S2 and an Euler-density term; no critics), to see whether the
+             Euler term can move the generated Euler density at all.
              With --fixed-porosity each generated sample is thresholded at its real crop's
              porosity (a per-sample logit quantile) instead of at 0: a uniform shift of the logits
              then changes nothing, so the terms can only move shape, never porosity.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/diag_texture_topology.py --excursion
-      OMP_NUM_THREADS=1 python benchmarks/diag_texture_topology.py --finetune --euler-weight 0.03 [--refine 8]
+      OMP_NUM_THREADS=1 python benchmarks/diag_texture_topology.py --finetune --euler-weight 0.03
       OMP_NUM_THREADS=1 python benchmarks/diag_texture_topology.py --finetune --fixed-porosity --euler-weight 1 --s2-weight 0
 """
 
@@ -69,26 +68,20 @@ def porosity_quantiles(logits: torch.Tensor, porosities: torch.Tensor) -> torch.
 
 def finetune(args) -> None:
     from rocksynth.data.textures import TextureCrops
-    from rocksynth.models.checkpoints import texture_models
     from rocksynth.pipelines.synthesize import load_texture_model, load_training_textures
     from rocksynth.training.texture import binary_straight_through, latent_grid, statistics_terms
+    from rocksynth.training.topology import EULER_UNIT, boundary_gradient_only, euler_density
 
     torch.manual_seed(0)
     model = load_texture_model(args.model)
     generator = model.generator
-    if args.refine:
-        config = {"generator": {"full_res": 8, "fine_noise": [2, 1, 2], "refine": args.refine}}
-        grown, _ = texture_models(config)
-        grown.grow_from(generator.state_dict())
-        generator = grown
     generator.train()
-    params = generator.grown_parameters() if args.refine else list(generator.parameters())
-    optimizer = torch.optim.Adam(params, lr=args.lr, betas=(0.5, 0.999))
+    optimizer = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
     crops = TextureCrops(load_training_textures([f"ketton={args.ketton}"]), seed=0)
     code = model.code_of("ketton")
     start = time.perf_counter()
     print(f"Euler weight {args.euler_weight}, S2 weight {args.s2_weight}, lr {args.lr}, "
-          f"training {'the grown layers' if args.refine else 'the generator'}"
+          "training the generator"
           + (", thresholded at each crop's porosity" if args.fixed_porosity else ""))
     late = []  # (generated, real) Euler densities over the second half of the run
     for step in range(args.steps + 1):
@@ -99,8 +92,10 @@ def finetune(args) -> None:
             logits = logits - porosity_quantiles(logits.detach(), x.mean(dim=(1, 2, 3, 4)))
         fakes = binary_straight_through(logits, 2.0)
         # The trainer's statistics terms (porosity weight 30 as the card, lags 24; S2 weight
-        # --s2-weight, the trainer's 1000 by default).
-        loss_porosity, loss_correlation, euler_error = statistics_terms(fakes, x, 24)
+        # --s2-weight, the trainer's 1000 by default) and the squared Euler-density error, its
+        # gradient on the pore/solid boundary only (the removed trainer term's).
+        loss_porosity, loss_correlation = statistics_terms(fakes, x, 24)
+        euler_error = ((euler_density(boundary_gradient_only(fakes)) - euler_density(x)) * EULER_UNIT).pow(2)
         loss = 30 * loss_porosity + args.s2_weight * loss_correlation + args.euler_weight * euler_error.mean()
         optimizer.zero_grad()
         loss.backward()
@@ -122,7 +117,6 @@ def main() -> None:
     parser.add_argument("--ketton", default="../shared/data/ketton_256.tif")
     parser.add_argument("--euler-weight", type=float, default=0.03)
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--refine", type=int, default=0, help="grow a full-res stage (8, 2 noise maps) + refine R; train those only")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--s2-weight", type=float, default=1000.0, help="the trainer's is 1000")
     parser.add_argument("--fixed-porosity", action="store_true", help="threshold each sample at its crop's porosity")

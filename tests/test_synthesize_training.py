@@ -1,6 +1,5 @@
 """Texture GAN training: a few iterations on tiny textures, checkpoint round trip, resume, CLI."""
 
-import copy
 import csv
 import json
 
@@ -60,8 +59,8 @@ def test_training_writes_curve_and_checkpoint_round_trips(trained):
     assert [int(r["iteration"]) for r in rows] == [2, 4]
     assert out.with_suffix(".png").is_file()
     assert metrics["porosity_coarse_real"] == pytest.approx(float(_textures()[0].held_out.mean()))
-    # The learning curve logs the 3D connectivity term and the Euler density per texture.
-    assert all(r["loss_euler"] and r["euler_fine_generated"] and r["euler_fine_real"] for r in rows)
+    # The learning curve logs the Euler density per texture.
+    assert all(r["euler_fine_generated"] and r["euler_fine_real"] for r in rows)
     model = load_texture_model(str(out))
     assert model.names() == ["coarse", "fine"]
     assert model.voxel_size_of("coarse") == 2e-6 and model.voxel_size_of("fine") is None
@@ -100,7 +99,7 @@ def test_resume_rewrites_an_older_curve_with_the_new_columns(trained, tmp_path):
     resumed = list(csv.DictReader(open(copy.with_suffix(".csv"))))
     assert list(resumed[0]) == list(rows[0])
     assert [int(r["iteration"]) for r in resumed] == [2, 4, 6]
-    assert resumed[0]["loss_euler"] == "" and resumed[2]["loss_euler"] != ""
+    assert resumed[0]["euler_fine_generated"] == "" and resumed[2]["euler_fine_generated"] != ""
     assert resumed[0]["loss_x"] == rows[0]["loss_x"]
 
 
@@ -193,202 +192,108 @@ def test_warm_start_keeps_architecture_codes_and_output(trained, tmp_path):
                                   decode_one_shot(old.generator, latent, (8, 8, 8)))
 
 
-def _grown(trained, tmp_path, **grow):
-    """The trained tiny model, a warm start of it grown by `grow` (no iterations), and that one loaded."""
+def _as_saved_before_the_removal(source, target, **generator):
+    """A copy of checkpoint `source` as the trainer saved it before the experiments were removed:
+    their generator keys (at their off values unless given), a three-entry fine_noise, the 3D
+    critic's start and the removed settings in the metadata."""
+    payload = torch.load(source, weights_only=True)
+    g = payload["config"]["generator"]
+    g.update({"depth": [0, 0], "full_res": 0, "out_fields": 1, "refine": 0, "fine_noise": [*g["fine_noise"], 0]})
+    g.update(generator)
+    payload["meta"]["critic_3d_start"] = 0
+    payload["meta"]["settings"].update(lr_grown=0.0, euler_weight=0.0, euler_textures=[], critic_3d_weight=0.0,
+                                       critic_3d_warmup=200, critic_3d_lr=0.0)
+    torch.save(payload, target)
+    return target
+
+
+def test_a_checkpoint_saved_before_the_removal_loads_resumes_and_warm_starts(trained, tmp_path):
     out, _ = trained
-    grown_out = tmp_path / "grown.pt"
-    train_texture(_textures(), grown_out, _settings(0), init=out, **grow)
-    return load_texture_model(str(out)), grown_out, load_texture_model(str(grown_out))
+    old = _as_saved_before_the_removal(out, tmp_path / "old.pt")
+    reference, loaded = load_texture_model(str(out)), load_texture_model(str(old))
+    latent = torch.randn(1, reference.generator.in_channels, *grid_cells(reference.generator, (8, 8, 8)))
+    np.testing.assert_array_equal(decode_one_shot(loaded.generator, latent, (8, 8, 8)),
+                                  decode_one_shot(reference.generator, latent, (8, 8, 8)))
+    train_texture(_textures(), old, _settings(6), resume=True)
+    resumed = torch.load(old, weights_only=True)
+    assert resumed["meta"]["iterations"] == 6 and "full_res" not in resumed["config"]["generator"]
+    warm = tmp_path / "warm.pt"
+    train_texture(_textures(), warm, _settings(0), init=_as_saved_before_the_removal(out, tmp_path / "old2.pt"))
+    np.testing.assert_array_equal(decode_one_shot(load_texture_model(str(warm)).generator, latent, (8, 8, 8)),
+                                  decode_one_shot(reference.generator, latent, (8, 8, 8)))
 
 
-def _resume_with_grown_lr(path, lr_grown: float = 1e-3) -> TrainSettings:
-    """Two more iterations of a grown checkpoint, its added layers at their own learning rate."""
-    settings = _settings(2)
-    settings.lr_grown = lr_grown
-    train_texture(_textures(), path, settings, resume=True)
-    return settings
-
-
-def test_a_deepened_warm_start_adds_residual_convolutions_and_keeps_the_output(trained, tmp_path):
+@pytest.mark.parametrize("generator", [{"full_res": 4}, {"depth": [1, 0]}, {"out_fields": 3}, {"refine": 8},
+                                       {"fine_noise": [2, 1, 2]}])
+def test_a_checkpoint_that_uses_a_removed_experiment_is_refused_in_one_line(trained, tmp_path, generator):
     out, _ = trained
-    old = load_texture_model(str(out))
-    deep_out = tmp_path / "deep.pt"
-    train_texture(_textures(), deep_out, _settings(0), init=out, deepen=(1, 2), full_res=2)
-    deep = load_texture_model(str(deep_out))
-    assert deep.generator.depth == (1, 2) and len(deep.generator.res2) == 2 and deep.generator.full_res == 2
-    assert deep.generator.margin_voxels == old.generator.margin_voxels + 4 + 2 * 2
-    shape = (8, 8, 8)
-    cells_old, cells_deep = grid_cells(old.generator, shape), grid_cells(deep.generator, shape)
-    latent = torch.randn(1, old.generator.in_channels, *cells_deep)
-    trim = [(a - b) // 2 for a, b in zip(cells_deep, cells_old)]  # the same voxels: the centre of the larger grid
-    inner = latent[:, :, trim[0]:trim[0] + cells_old[0], trim[1]:trim[1] + cells_old[1], trim[2]:trim[2] + cells_old[2]]
-    np.testing.assert_allclose(decode_one_shot(deep.generator, latent, shape),
-                               decode_one_shot(old.generator, inner, shape), atol=1e-4)
-    # It trains on from there (resume keeps the deeper architecture) and the residual weights move,
-    # at their own learning rate.
-    settings = _resume_with_grown_lr(deep_out)
-    state = torch.load(deep_out, weights_only=True)["state"]["opt_g"]
-    assert [group["lr"] for group in state["param_groups"]] == [settings.lr_g, 1e-3]
-    trained_deep = load_texture_model(str(deep_out))
-    assert trained_deep.generator.depth == (1, 2)
-    assert trained_deep.generator.res1[0].weight.abs().sum() > 0
-    assert trained_deep.generator.fine_c.weight.abs().sum() > 0
+    old = _as_saved_before_the_removal(out, tmp_path / "old.pt", **generator)
+    with pytest.raises(BadInputError, match="removed from rocksynth"):
+        load_texture_model(str(old))
+    with pytest.raises(BadInputError, match="removed from rocksynth"):
+        train_texture(_textures(), tmp_path / "warm.pt", _settings(1), init=old)
+    assert not (tmp_path / "warm.pt").exists()
 
 
-def test_a_warm_start_with_full_resolution_noise_keeps_the_output_and_trains_the_new_stage(trained, tmp_path):
-    old, noisy_out, noisy = _grown(trained, tmp_path, full_res=2, full_res_noise=1)
-    assert noisy.generator.fine_noise[2] == 1
-    assert noisy.generator.noise_channels == old.generator.noise_channels + 512
-    shape = (8, 8, 8)
-    latent = torch.randn(1, old.generator.in_channels, *grid_cells(old.generator, shape))
-    extra = torch.randn(1, 512, *latent.shape[2:])  # the new maps come last in a cell
-    np.testing.assert_allclose(decode_one_shot(noisy.generator, torch.cat([latent, extra], 1), shape),
-                               decode_one_shot(old.generator, latent, shape), atol=1e-4)
-    settings = _resume_with_grown_lr(noisy_out)
-    trained_noisy = load_texture_model(str(noisy_out))
-    # The new stage's first convolution reads the noise maps (its last input channel), and moves.
-    before = noisy.generator.fine_b.weight[:, -1]
-    assert not torch.equal(trained_noisy.generator.fine_b.weight[:, -1], before)
-    assert trained_noisy.generator.fine_c.weight.abs().sum() > 0
+def _help_options(text: str) -> "list[str]":
+    """The option names of a typer --help text (one per option line), --help itself left out."""
+    section = text.split("Options:", 1)[1]
+    names = [line.split()[0].rstrip(",") for line in section.splitlines() if line.lstrip().startswith("-")]
+    return [name for name in names if name != "--help"]
 
 
-def test_a_refinement_warm_start_keeps_the_output_and_learns(trained, tmp_path):
-    out, _ = trained
-    old, refined_out, refined = _grown(trained, tmp_path, full_res=2, refine=3)
-    assert refined.generator.refine == 3 and refined.generator.margin_voxels == old.generator.margin_voxels + 2
-    # On one latent grid the refined decode is 2 voxels shorter each side (its margin) and otherwise the same.
-    latent = torch.randn(1, old.generator.in_channels, 12, 12, 12)
-    with torch.no_grad():
-        before, after = old.generator(latent, pad="valid"), refined.generator(latent, pad="valid")
-    assert after.shape[2] == before.shape[2] - 4
-    torch.testing.assert_close(after, before[:, :, 2:-2, 2:-2, 2:-2], atol=1e-5, rtol=1e-5)
-    settings = _resume_with_grown_lr(refined_out)
-    assert load_texture_model(str(refined_out)).generator.ref_c.weight.abs().sum() > 0
-    with pytest.raises(BadInputError, match="--refine"):
-        train_texture(_textures(), tmp_path / "x.pt", _settings(1), init=out, refine=2)
-    assert not (tmp_path / "x.pt").exists()
+def test_train_texture_help_lists_at_most_ten_options(capsys):
+    assert _main("train", "texture", "--help") == 0
+    options = _help_options(capsys.readouterr().out)
+    assert "--set" in options and "--iters" in options
+    assert len(options) <= 10, options
 
 
-def test_full_resolution_noise_needs_the_full_resolution_stage(trained, tmp_path):
-    out, _ = trained
-    with pytest.raises(BadInputError, match="--full-res-noise"):
-        train_texture(_textures(), tmp_path / "x.pt", _settings(1), init=out, full_res_noise=1)
-    assert not (tmp_path / "x.pt").exists()
+def test_train_texture_help_lists_every_settable_key_with_its_default(capsys):
+    import dataclasses
+    import re
+
+    assert _main("train", "texture", "--help") == 0
+    text = capsys.readouterr().out.split("Settings (--set", 1)[1].split("Arguments:", 1)[0]
+    listed = {}
+    for names, default in re.findall(r"((?:[a-z_0-9]+, )*[a-z_0-9]+) \[([^\]]+)\]", text):
+        listed.update({name: default for name in names.split(", ")})
+    settable = {f.name: f.default for f in dataclasses.fields(TrainSettings)
+                if f.type in (int, float, str, bool) and f.name not in ("iters", "seed")}
+    assert set(listed) == set(settable)
+    assert {name: float(value) for name, value in listed.items()} == settable
 
 
-@pytest.mark.parametrize("kwargs", [{"deepen": (-1, 0), "init": True}, {"deepen": (0, -2)}, {"full_res": -1, "init": True}])
-def test_deepen_and_full_res_must_not_be_negative(trained, tmp_path, kwargs):
-    out, _ = trained
-    kwargs = dict(kwargs, init=out if kwargs.get("init") else None)
-    with pytest.raises(BadInputError, match="--deepen"):
-        train_texture(_textures(), tmp_path / "x.pt", _settings(1), **kwargs)
-    assert not (tmp_path / "x.pt").exists()
-
-
-def test_resume_refuses_a_new_architecture_for_an_existing_checkpoint(trained, tmp_path):
-    out, _ = trained
-    resumed = tmp_path / "r.pt"
-    resumed.write_bytes(out.read_bytes())
-    with pytest.raises(BadInputError, match="keeps its architecture"):
-        train_texture(_textures(), resumed, _settings(6), resume=True, full_res=2)
-    assert resumed.read_bytes() == out.read_bytes()
-
-
-def test_a_deeper_generator_trains_from_scratch(tmp_path):
-    out = tmp_path / "deep.pt"
-    train_texture(_textures(), out, _settings(2), deepen=(1, 1), full_res=2)
-    model = load_texture_model(str(out))
-    assert model.generator.depth == (1, 1) and model.generator.full_res == 2
-    # Zero-initialised last layers still get a gradient from scratch: they move.
-    assert model.generator.fine_c.weight.abs().sum() > 0 and model.generator.res2[0].weight.abs().sum() > 0
-
-
-def test_a_several_field_generator_trains_from_scratch_and_round_trips(tmp_path):
-    out = tmp_path / "fields.pt"
-    train_texture(_textures(), out, _settings(2), out_fields=3)
-    model = load_texture_model(str(out))
-    assert model.generator.out_fields == 3 and model.generator.out.weight.shape[0] == 3
-    volume = decode_one_shot(model.generator, torch.randn(1, model.generator.in_channels, *grid_cells(model.generator, (8, 8, 8))),
-                             (8, 8, 8))
-    assert volume.shape == (8, 8, 8)
-
-
-@pytest.mark.parametrize("kwargs", [{"out_fields": -1}, {"out_fields": 2, "init": True}, {"out_fields": 2, "resume": True}])
-def test_out_fields_only_for_a_new_generator(trained, tmp_path, kwargs):
-    out, _ = trained
-    target = tmp_path / "x.pt"
-    if kwargs.get("resume"):
-        target.write_bytes(out.read_bytes())
-    kwargs = dict(kwargs, init=out if kwargs.get("init") else None)
-    before = target.read_bytes() if target.exists() else None
-    with pytest.raises(BadInputError, match="--out-fields"):
-        train_texture(_textures(), target, _settings(4), **kwargs)
-    assert (target.read_bytes() if target.exists() else None) == before
-
-
-def test_a_3d_critic_added_on_resume_starts_fresh_and_reaches_the_generator_after_its_warm_up(trained, tmp_path):
-    out, _ = trained  # trained without a 3D critic
-    resumed = tmp_path / "with3d.pt"
-    resumed.write_bytes(out.read_bytes())
-    settings = _settings(10)
-    settings.critic_3d_weight, settings.critic_3d_warmup = 1.0, 3
-    settings.warmup_iters = 0  # the adversarial terms (the 3D critic's too) from the first iteration
-    train_texture(_textures(), resumed, settings, resume=True)
-    checkpoint = torch.load(resumed, weights_only=True)
-    assert "d_3d" in checkpoint["state"] and "opt_d3" in checkpoint["state"]
-    assert checkpoint["meta"]["critic_3d_start"] == 4  # created when the run was resumed at 4
-    rows = list(csv.DictReader(open(resumed.with_suffix(".csv"))))
-    assert all(float(r["loss_d_3d"]) > 0 for r in rows if int(r["iteration"]) > 4)
-
-    # Its score is part of the generator's loss only after the warm-up.
-    torch.manual_seed(0)
-    trainer = TextureTrainer(_textures(), settings)
-    trainer.iteration, trainer.critic_3d_start = 4, 4
-    trainer.load_state(checkpoint["state"])
-    assert trainer.critic_3d_start == 4  # loaded, not fresh
-
-    def generator_gradients(iteration):
-        """The generator's gradient of one step without and with the 3D critic's weight, from the
-        same state (critics and optimisers included) and the same crops and noise."""
-        snapshot = copy.deepcopy(trainer.state())
-        saved, grads = trainer.s.critic_3d_weight, []
-        for weight in (0.0, saved):
-            trainer.load_state(copy.deepcopy(snapshot))
-            trainer.iteration, trainer.s.critic_3d_weight = iteration, weight
-            torch.manual_seed(1)
-            trainer.crops.reseed(1)
-            trainer.step()
-            grads.append(torch.cat([p.grad.flatten() for p in trainer.generator.parameters() if p.grad is not None]))
-        trainer.s.critic_3d_weight = saved
-        return grads
-
-    before, with_critic = generator_gradients(5)  # within the warm-up (4 + 3)
-    assert torch.allclose(before, with_critic)
-    after, with_critic = generator_gradients(8)
-    assert not torch.allclose(after, with_critic)
-
-
-def test_the_euler_term_applies_to_the_named_textures_only():
-    def euler_loss(euler_textures, label):
-        torch.manual_seed(0)
-        settings = _settings(1)
-        settings.euler_weight, settings.euler_textures = 1.0, euler_textures
-        trainer = TextureTrainer(_textures(), settings)
-        pairs = trainer.crops.pairs
-        trainer.crops.pairs = lambda crop, batch: (np.full(batch, label),) + tuple(pairs(crop, batch)[1:])
-        return trainer.step()["loss_euler"]
-
-    assert euler_loss((), 0) > 0 and euler_loss((), 1) > 0  # default: every texture
-    assert euler_loss(("fine",), 0) == 0  # a batch of "coarse" crops only
-    assert euler_loss(("fine",), 1) == pytest.approx(euler_loss((), 1))
-
-
-def test_cli_train_texture_rejects_an_unknown_euler_texture(tmp_path, capsys):
+def test_cli_set_changes_settings_and_saves_them(tmp_path):
     volume = tmp_path / "blobs.tif"
     tifffile.imwrite(volume, _blobs(0, 2.0, 0.3, size=24).astype(np.uint8) * 255)
     out = tmp_path / "t.pt"
-    code = _main("train", "texture", f"blobs={volume}", "--crop", "16", "--iters", "1", "--euler-weight", "1",
-                 "--euler-textures", "granite", "--out", out)
+    code = _main("-q", "train", "texture", f"blobs={volume}", "--iters", "1", "--set", "crop=16",
+                 "--set", "porosity-weight=30", "--set", "lr_g=1e-5", "--set", "eval_size=16", "--out", out)
+    assert code == 0
+    settings = torch.load(out, weights_only=True)["meta"]["settings"]
+    assert (settings["crop"], settings["porosity_weight"], settings["lr_g"], settings["iters"]) == (16, 30.0, 1e-5, 1)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("crop=16.5", "--set crop=16.5: expected a whole number"),
+    ("lr_g=fast", "--set lr_g=fast: expected a finite number"),
+    ("lr_g=nan", "--set lr_g=nan: expected a finite number"),
+    ("euler_weight=1", "--set euler_weight: unknown setting; settable: "),
+    ("model=x", "--set model: unknown setting"),
+    ("iters=5", "--set iters: use --iters"),
+    ("crop", "expected KEY=VALUE"),
+    ("crop=20", "crop must be a multiple of 8"),
+    ("lr_d=2", "learning rates lr_g and lr_d must be positive and below 1"),
+    ("holdout=1", "holdout must be between 0 and 1"),
+    ("porosity_weight=-1", "porosity_weight must not be negative"),
+])
+def test_cli_set_refuses_unknown_keys_and_bad_values_in_one_line(tmp_path, capsys, setting, message):
+    volume = tmp_path / "blobs.tif"
+    tifffile.imwrite(volume, _blobs(0, 2.0, 0.3, size=24).astype(np.uint8) * 255)
+    out = tmp_path / "t.pt"
+    code = _main("train", "texture", f"blobs={volume}", "--iters", "1", "--set", setting, "--out", out)
     stderr = capsys.readouterr().err
-    assert code == 2 and "--euler-textures: no texture named granite" in stderr and "Traceback" not in stderr
+    assert code == 2 and message in stderr and "Traceback" not in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1
     assert not out.exists()

@@ -84,12 +84,13 @@ def data(tmp_path_factory) -> Path:
     # Settings no run could use, refused before the data is read.
     (["train", "reconstruct", "vol.tif", "--out", "r.pt", "--crop", "18"], "multiple of 4"),
     (["train", "reconstruct", "vol.tif", "--out", "r.pt", "--crop", "16", "--warmup-crop", "32"], "--warmup-crop"),
-    (["train", "texture", "t=vol.tif", "--out", "t.pt", "--crop", "20"], "multiple of 8"),
+    (["train", "texture", "t=vol.tif", "--out", "t.pt", "--set", "crop=20"], "multiple of 8"),
+    (["train", "texture", "t=vol.tif", "--out", "t.pt", "--set", "lr_g=nan"], "lr_g"),
     (["train", "video", "balls", "--stage", "vqvae", "--out", "v.pt", "--size", "20"], "--size"),
     (["train", "video", "--stage", "transformer", "--out", "v.pt", "--dim", "6"], "--dim"),
     # Checks that need the data, still before any work (-q: the one line is the error).
-    (["-q", "train", "texture", "t=pore.tif", "--out", "m.pt", "--crop", "16", "--iters", "1"], "all pore"),
-    (["-q", "train", "texture", "t=vol.tif", "--out", "m.pt", "--crop", "64", "--iters", "1"], "smaller than the crop"),
+    (["-q", "train", "texture", "t=pore.tif", "--out", "m.pt", "--set", "crop=16", "--iters", "1"], "all pore"),
+    (["-q", "train", "texture", "t=vol.tif", "--out", "m.pt", "--set", "crop=64", "--iters", "1"], "smaller than the crop"),
     (["-q", "train", "reconstruct", "vol.tif", "--out", "m.pt", "--crop", "32", "--iters", "1"], "smaller than"),
 ])
 def test_a_refused_training_run_leaves_nothing(data, args, message):
@@ -109,7 +110,6 @@ def test_a_refused_training_run_leaves_nothing(data, args, message):
     ["train", "video", "balls", "--stage", "vqvae", "--out", "x.pt", "--eval-every", "0"],
     ["train", "video", "balls", "--stage", "vqvae", "--out", "x.pt", "--iters", "0"],
     ["train", "clean", "--out", "x.pt", "--lr", "-1"],
-    ["train", "texture", "t=vol.tif", "--out", "x.pt", "--lr", "nan"],
     ["predict", "clip.mp4", "--out", "o.mp4", "--fps", "-5"],
     ["predict", "clip.mp4", "--out", "o.mp4", "--frames", "0"],
     ["reconstruct", "s.png", "--out", "v.tif", "--depth", "0"],
@@ -128,7 +128,7 @@ def test_a_volume_can_come_from_stdin(data, tmp_path, command):
         args = ["train", "reconstruct", "-", "--out", "m.pt", "--iters", "1", "--crop", "16", "--warmup-crop", "16",
                 "--calibration-cubes", "0"]
     else:
-        args = ["train", "texture", "t=-", "--out", "m.pt", "--iters", "1", "--crop", "16"]
+        args = ["train", "texture", "t=-", "--out", "m.pt", "--iters", "1", "--set", "crop=16"]
     code, _, stderr = _run(args, tmp_path, stdin=(data / "vol.tif").read_bytes())
     assert code == 0, stderr
     written = {p.name for p in tmp_path.iterdir()}

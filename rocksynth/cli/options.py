@@ -93,3 +93,66 @@ MemoryLimit = typer.Option(None, "--memory-limit", help="Memory per worker proce
 Scheduler = typer.Option(None, "--scheduler", help="Address of a running dask.distributed scheduler "
                          "(tcp://host:8786); default: $DASK_SCHEDULER_ADDRESS.")
 Chunks = typer.Option(None, "--chunks", help="Chunk shape ZxYxX of the measures (default 256x256x256).")
+
+
+# `--set KEY=VALUE`: any field of a trainer's settings dataclass, by name.
+def Set(help: str):  # noqa: N802 - an option factory, named like the options above
+    return typer.Option(None, "--set", metavar="KEY=VALUE", help=help)
+
+
+_EXPECTED = {int: "a whole number", float: "a finite number", bool: "true or false"}
+
+
+def _convert(kind: type, text: str):
+    """`text` as a value of the field type `kind` (int, float, bool or str); ValueError if it is not one."""
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(text)
+        return text.lower() in ("true", "1", "yes")
+    if kind is int:
+        return int(text)  # '1.5' and '1e3' are refused, not truncated
+    if kind is float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(text)
+        return value
+    return text
+
+
+def apply_settings(settings, pairs: "list[str] | None", flags: "dict[str, str] | None" = None):
+    """Set fields of the dataclass instance `settings` from `KEY=VALUE` texts, converted to each
+    field's type; `-` in a key reads as `_`. Only int, float, bool and str fields are settable.
+
+    Parameters
+    ----------
+    settings : dataclass instance
+        The trainer's settings, changed in place and returned.
+    pairs : list of str or None
+        The `--set` values, applied in order.
+    flags : dict, optional
+        Field name -> the command's own flag for it (such a field is refused: give the flag).
+
+    Raises
+    ------
+    BadInputError
+        One line for an unknown key, a field that has its own flag, or a value of the wrong type.
+    """
+    import dataclasses
+
+    from rocksynth.errors import BadInputError
+
+    fields = {f.name: f.type for f in dataclasses.fields(settings) if f.type in (int, float, bool, str)}
+    for text in pairs or ():
+        key, sep, value = text.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise BadInputError(f"--set {text!r}: expected KEY=VALUE, e.g. --set batch=4")
+        if flags and key in flags:
+            raise BadInputError(f"--set {key}: use {flags[key]}")
+        if key not in fields:
+            raise BadInputError(f"--set {key}: unknown setting; settable: {', '.join(sorted(fields))}")
+        try:
+            setattr(settings, key, _convert(fields[key], value.strip()))
+        except ValueError:
+            raise BadInputError(f"--set {key}={value.strip()}: expected {_EXPECTED[fields[key]]}") from None
+    return settings

@@ -48,50 +48,51 @@ def synthesize(
         typer.echo(json.dumps(summary, indent=2))
 
 
+# Settings with a flag of their own (not settable through --set).
+_TEXTURE_FLAGS = {"iters": "--iters", "seed": "--seed"}
+
+
 def train_texture(
     sources: List[str] = typer.Argument(..., metavar="NAME=VOLUME...",
                                         help="Textures to learn: name=volume file ('-' = stdin), or name=porespy:spherepack (generated)."),
     out: str = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); also <out>.csv and <out>.png learning curve and <out>.best.pt."),
-    crop: int = options.number(64, "--crop", min=16, help="Training crop side in voxels (multiple of 8); larger than the pores."),
     iters: int = options.positive_int(3000, "--iters", help="Total iterations."),
-    batch: int = options.positive_int(2, "--batch", help="Textures (crop pairs) per iteration."),
-    eval_every: int = options.positive_int(100, "--eval-every", help="Evaluate held-out porosity and specific surface every N iterations (best checkpoint kept as <out>.best.pt)."),
-    save_every: int = options.positive_int(100, "--save-every", help="Write the checkpoint every N iterations."),
-    holdout: float = options.Holdout,
-    lr: float = options.learning_rate(5e-5, "--lr", help="Adam learning rate of the generator, encoder and texture codes."),
-    critic_lr: float = options.learning_rate(1e-4, "--critic-lr", help="Adam learning rate of the three critics."),
-    warmup_iters: int = options.number(100, "--warmup-iters", min=0, help="First iterations with the statistics terms only (critics already train)."),
-    porosity_weight: float = options.number(10.0, "--porosity-weight", min=0, help="Weight of the porosity term."),
-    euler_weight: float = options.number(0.0, "--euler-weight", min=0, help="Weight of the Euler-density (3D connectivity) term (default off; see docs/synthesize.md)."),
-    euler_textures: str = typer.Option("", "--euler-textures", metavar="NAME,…", help="Apply the Euler term to these textures only (default: all)."),
-    critic_3d_weight: float = options.number(0.0, "--critic-3d-weight", min=0, help="Weight of a 3D patch critic on whole crops, which sees how pores connect (default off; see docs/synthesize.md)."),
-    critic_3d_warmup: int = options.number(200, "--critic-3d-warmup", min=0, help="Iterations the new 3D critic trains alone before it reaches the generator."),
-    critic_3d_lr: float = options.learning_rate(0.0, "--critic-3d-lr", zero_means_default=True, help="Adam learning rate of the 3D critic (0: --critic-lr)."),
     seed: int = options.seed_option("Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the network weights of another texture checkpoint."),
-    deepen: str = typer.Option("0,0", "--deepen", metavar="D1,D2", help="Add D1 and D2 residual convolutions at 1/4 and 1/2 resolution to the generator (with --init: to the source's; zero-initialised, so a warm start begins at its output)."),
-    grown_lr: float = options.learning_rate(0.0, "--grown-lr", zero_means_default=True, help="Adam learning rate of the layers --deepen / --full-res add (0: --lr)."),
-    full_res: int = options.number(0, "--full-res", min=0, metavar="F", help="Add a full-resolution output stage of F channels to the generator (with --init: to the source's; zero-initialised)."),
-    full_res_noise: int = options.number(0, "--full-res-noise", min=0, metavar="N", help="N full-resolution noise maps for the --full-res stage, so it can draw random one-voxel detail (throats, specks)."),
-    refine: int = options.number(0, "--refine", min=0, metavar="R", help="Add a refinement of R channels that reads the finished logit and corrects it locally (two full-resolution convolutions; zero-initialised; needs --full-res or a source that has it)."),
-    out_fields: int = options.number(0, "--out-fields", min=0, metavar="K", help="A new generator whose pore logit is the minimum of K output fields: pores are the gaps of K overlapping solid phases, as between grains (from scratch only; default: one field)."),
+    settings_text: Optional[List[str]] = options.Set("Set a training setting, e.g. --set crop=48 --set lr_g=1e-5 "
+                                                     "(repeatable; the keys are listed above)."),
     threads: int = options.threads_option(),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
 ) -> None:
-    """Train the multi-texture GAN (generator, encoder, three critics) on named volumes (resumable)."""
+    """Train the multi-texture GAN (generator, encoder, three critics) on named volumes (resumable).
+
+    \b
+    Settings (--set KEY=VALUE, defaults in brackets):
+      crop [64]           training crop side in voxels (multiple of 8), larger than the pores
+      batch [2]           textures (crop pairs) per iteration
+      lr_g [5e-05]        Adam learning rate of the generator, encoder and texture codes
+      lr_d [0.0001]       Adam learning rate of the three critics
+      porosity_weight [10.0], correlation_weight [1000.0], saturation_weight [1.0]
+                          weights of the porosity, per-axis S2 and logit-saturation terms
+      alpha_x, alpha_xx, beta_z, beta_xx [1.0]
+                          weights of the generator, pair and latent matching terms
+      warmup_iters [100]  first iterations with the statistics terms only
+      eval_every [100]    held-out evaluation every N iterations (best kept as <out>.best.pt)
+      save_every [100]    checkpoint every N iterations
+      holdout [0.25]      fraction of each volume (last part along z) kept for evaluation
+      eval_size [64], eval_volumes [2]
+                          side and number of the generated volumes per texture evaluated
+      correlation_range [24], slices_per_axis [4], prior_std [0.3], output_contrast [8.0],
+      gradient_temperature [2.0], saturation_logit [6.0]
+                          see docs/synthesize.md
+    """
     from rocksynth.data.textures import parse_texture_source
     from rocksynth.errors import BadInputError
     from rocksynth.io.paths import STDIO, check_input_file
     from rocksynth.training.outputs import texture_plan
 
-    try:
-        extra = tuple(int(part) for part in deepen.split(","))
-    except ValueError:
-        extra = ()
-    if len(extra) != 2 or min(extra) < 0:
-        raise BadInputError(f"--deepen {deepen!r}: give two whole numbers, not negative, e.g. 1,2")
     # Inputs first (so no output may replace one), then every output: all before torch is imported.
     parsed = [parse_texture_source(text) for text in sources]
     if sum(source == STDIO for _, source in parsed) > 1:
@@ -109,21 +110,11 @@ def train_texture(
     from rocksynth.progress import log
     from rocksynth.training.texture import TrainSettings, check_settings, train_texture as train
 
-    euler_names = tuple(name for name in euler_textures.split(",") if name)
-    settings = TrainSettings(iters=iters, crop=crop, batch=batch, eval_every=eval_every, save_every=save_every,
-                             holdout=holdout, seed=seed, lr_g=lr, lr_d=critic_lr, warmup_iters=warmup_iters,
-                             porosity_weight=porosity_weight, euler_weight=euler_weight, euler_textures=euler_names,
-                             critic_3d_weight=critic_3d_weight, critic_3d_warmup=critic_3d_warmup,
-                             critic_3d_lr=critic_3d_lr, lr_grown=grown_lr)
+    settings = options.apply_settings(TrainSettings(iters=iters, seed=seed), settings_text, _TEXTURE_FLAGS)
     check_settings(settings)  # before any data is read
     torch.set_num_threads(threads)
-    textures = load_training_textures(sources, holdout=holdout, threshold=threshold, pore_value=pore_value)
-    unknown = sorted(set(euler_names) - {t.name for t in textures})
-    if unknown:
-        raise BadInputError(f"--euler-textures: no texture named {', '.join(unknown)}; "
-                            f"textures: {', '.join(t.name for t in textures)}")
-    metrics = train(textures, plan.checkpoint, settings, resume=resume, init=init, deepen=extra, full_res=full_res,
-                    out_fields=out_fields, full_res_noise=full_res_noise, refine=refine)
+    textures = load_training_textures(sources, holdout=settings.holdout, threshold=threshold, pore_value=pore_value)
+    metrics = train(textures, plan.checkpoint, settings, resume=resume, init=init)
     curve_csv, png, _ = plan.companions
     log(f"wrote {plan.checkpoint} (learning curve {curve_csv}, {png})")
     if metrics:
@@ -131,5 +122,3 @@ def train_texture(
             f"{t.name} {metrics[f'porosity_{t.name}_real']:.3f}/{metrics[f'porosity_{t.name}_generated']:.3f}, "
             f"{metrics[f'surface_{t.name}_real']:.3f}/{metrics[f'surface_{t.name}_generated']:.3f}"
             for t in textures))
-
-

@@ -99,10 +99,46 @@ def published_meta(meta: dict) -> dict:
 
 
 # --- models from their config ---------------------------------------------------------------------
+# Generator options of training experiments that were never shipped and have been removed
+# (docs/notes/2026-12-06-removed-training-experiments.md), with their off values. Checkpoints
+# written before the removal save them at these values, which change nothing, so they still load.
+REMOVED_GENERATOR_OPTIONS = {"depth": [0, 0], "full_res": 0, "out_fields": 1, "refine": 0}
+
+
+def _generator_config(config: dict) -> dict:
+    """A generator config without the removed experiments' keys (at their off values) and with
+    `fine_noise` cut to its two maps when a third (full-resolution) entry is 0.
+
+    Raises
+    ------
+    BadInputError
+        If the checkpoint uses one of the removed experiments.
+    """
+    config = dict(config)
+    for key, off in REMOVED_GENERATOR_OPTIONS.items():
+        value = config.pop(key, off)
+        if (list(value) if isinstance(value, (list, tuple)) else value) != off:
+            raise BadInputError(f"this texture checkpoint's generator uses {key} = {value}, an experiment "
+                                f"removed from rocksynth; it cannot be loaded by this version")
+    fine_noise = list(config.get("fine_noise", (2, 1)))
+    if len(fine_noise) == 3 and fine_noise[2] == 0:
+        config["fine_noise"] = fine_noise[:2]
+    elif len(fine_noise) == 3:
+        raise BadInputError(f"this texture checkpoint's generator uses full-resolution noise maps "
+                            f"(fine_noise = {fine_noise}), an experiment removed from rocksynth")
+    return config
+
+
 def texture_models(config: dict) -> "tuple[TextureGenerator, TextureEncoder]":
     """The multi-texture generator and its exemplar encoder from a 'texture' checkpoint's config
-    (``{'generator': {...}, 'encoder': {...}}``), with fresh weights."""
-    generator = TextureGenerator(**dict(config.get("generator", {})))
+    (``{'generator': {...}, 'encoder': {...}}``), with fresh weights.
+
+    Raises
+    ------
+    BadInputError
+        If the config uses a removed experiment (`REMOVED_GENERATOR_OPTIONS`).
+    """
+    generator = TextureGenerator(**_generator_config(config.get("generator", {})))
     encoder = TextureEncoder(code_channels=generator.code_channels, **config.get("encoder", {}))
     return generator, encoder
 

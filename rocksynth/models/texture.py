@@ -8,13 +8,7 @@
   trilinear x2 upsampling + a 3x3x3 convolution (resize-convolution: no position-dependent
   filters); the output convolution runs at 1/2 resolution and its logit is upsampled
   trilinearly, so nothing but an interpolation runs at full resolution (a full-resolution 3x3x3
-  convolution costed more than the rest of the network together on the CPU). `depth` = (d1, d2)
-  adds residual 3x3x3 convolutions at 1/4 and 1/2 resolution, zero-initialised, so a network
-  grown from a trained one (`grow_from`) starts out with the same output; `full_res` > 0 adds a
-  full-resolution stage of that many channels (zero-initialised likewise), a third `fine_noise`
-  entry gives that stage noise maps at full resolution (512 values per cell), `refine` adds two
-  full-resolution convolutions that read the finished logit and correct it, and `out_fields` K
-  makes the pore logit the minimum of K upsampled fields (all off by default). A first design
+  convolution costed more than the rest of the network together on the CPU). A first design
   with voxel-shuffle (sub-voxel convolution) stages learned a lattice of one blob per latent
   cell. Features are pixel-normalised; no BatchNorm.
 - Padding is explicit. `pad="circular"` (training) wraps each feature map, so a latent of L cells
@@ -65,82 +59,50 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 class TextureGenerator(nn.Module):
-    def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths=(48, 32, 16),
-                 fine_noise=(2, 1), depth=(0, 0), full_res: int = 0, out_fields: int = 1,
-                 refine: int = 0):
+    """G(z): a latent grid at 1/8 resolution -> pore logits (see the module docstring).
+
+    Parameters
+    ----------
+    code_channels : int
+        Texture-code channels of a latent cell.
+    noise_channels : int
+        Per-cell noise channels.
+    widths : tuple of int
+        Channels at 1/8, 1/4 and 1/2 resolution.
+    fine_noise : tuple of int
+        Noise maps concatenated at 1/4 and at 1/2 resolution.
+    """
+
+    def __init__(self, code_channels: int = 8, noise_channels: int = 8, widths: "tuple[int, int, int]" = (48, 32, 16),
+                 fine_noise: "tuple[int, int]" = (2, 1)):
         super().__init__()
-        if out_fields < 1:
-            raise ValueError(f"out_fields must be at least 1, got {out_fields}")
-        self.out_fields = int(out_fields)
+        if len(fine_noise) != 2:
+            raise ValueError(f"fine_noise takes two numbers (maps at 1/4 and 1/2 resolution), got {list(fine_noise)}")
         self.code_channels, self.cell_noise = code_channels, noise_channels
-        # fine_noise = (maps at 1/4, maps at 1/2[, maps at full resolution for the full-res stage]).
-        if len(fine_noise) == 2:
-            fine_noise = (*fine_noise, 0)
-        self.widths, self.fine_noise, self.depth = tuple(widths), tuple(fine_noise), tuple(depth)
-        self.full_res = int(full_res)
+        self.widths, self.fine_noise = tuple(widths), tuple(fine_noise)
         w0, w1, w2 = self.widths
-        n1, n2, n3 = self.fine_noise
-        if (n3 or refine) and not self.full_res:
-            raise ValueError("full-resolution noise maps and refine need a full-resolution stage (full_res > 0)")
-        self.refine = int(refine)
+        n1, n2 = self.fine_noise
         self.act = nn.LeakyReLU(0.2, inplace=True)
         # Each 3x3x3 convolution is valid (no padding); `_pad` adds the circular border in training.
         self.c0a = nn.Conv3d(code_channels + noise_channels, w0, 3)
         self.c0b = nn.Conv3d(w0, w0, 3)
         self.c1 = nn.Conv3d(w0 + n1, w1, 3)
         self.c2 = nn.Conv3d(w1 + n2, w2, 3)
-        # With out_fields K > 1 the output convolution draws K fields and the pore logit is their
-        # minimum after upsampling: pores where every field says pore, the gaps of K overlapping
-        # solid phases, with concave cusps drawn at full resolution and no full-resolution
-        # convolution. Pointwise, so tiling stays exact. An experiment: at Ketton's porosity such
-        # minima of smooth fields have no more pore loops than one field
-        # (benchmarks/diag_texture_topology.py --excursion).
-        self.out = nn.Conv3d(w2, self.out_fields, 3)
-        d1, d2 = self.depth
-        self.res1 = nn.ModuleList(nn.Conv3d(w1, w1, 3) for _ in range(d1))
-        self.res2 = nn.ModuleList(nn.Conv3d(w2, w2, 3) for _ in range(d2))
-        # Optional full-resolution stage: the 1/2-resolution features reduced to `full_res`
-        # channels (1x1x1), upsampled, two 3x3x3 convolutions; its logit is added to the
-        # interpolated one. It can draw throats one voxel wide, which an interpolated
-        # half-resolution logit hardly can (Ketton's loops close through them). Same margin: its
-        # two full-resolution convolutions trim as much as the output convolution at 1/2 does.
-        # With full-resolution noise maps (n3) its first 3x3x3 convolution also reads them: it can
-        # then draw random detail one voxel wide (rough walls, specks, one-voxel throats), which
-        # no deterministic function of the smoother features draws; a 1/2-resolution-only noise
-        # left Ketton's pore loops, 90 % of which close through one-voxel throats, undrawn.
-        f = self.full_res
-        self.fine_a = nn.Conv3d(w2, f, 1) if f else None
-        self.fine_b = nn.Conv3d(f + n3, f, 3) if f else None
-        self.fine_c = nn.Conv3d(f, 1, 3) if f else None
-        # Optional refinement (`refine` channels): two more full-resolution 3x3x3 convolutions that
-        # read the finished logit itself beside the full-resolution features and noise, and add a
-        # correction. Only a stage that sees the logit's neighbourhood can learn local topology
-        # edits (a solid wall one voxel thick between two pores -> a throat), which is what the
-        # Euler term's per-voxel gradient asks for; through the rest of the network that gradient
-        # only moved the porosity. It costs 2 voxels of margin.
-        r = self.refine
-        self.ref_b = nn.Conv3d(1 + f + n3, r, 3) if r else None
-        self.ref_c = nn.Conv3d(r, 1, 3) if r else None
-        for conv in [*self.res1, *self.res2, *([self.fine_c] if f else []), *([self.ref_c] if r else [])]:
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
+        self.out = nn.Conv3d(w2, 1, 3)
 
     @property
     def margin_voxels(self) -> int:
         """Voxels per side that valid decoding trims: one cell per side at each 3x3x3 convolution
-        and each trilinear upsampling; in output voxels: convolutions 2 * 8 (1/8) + (1 + d1) * 4
-        (1/4) + (2 + d2) * 2 (1/2), upsamplings 8 (from 1/8) + 4 (from 1/4) + 2 (from 1/2);
-        38 without residual convolutions; the refinement's two full-resolution convolutions add 2."""
-        d1, d2 = self.depth
-        return 2 * 8 + (1 + d1) * 4 + (2 + d2) * 2 + 8 + 4 + 2 + (2 if self.refine else 0)
+        and each trilinear upsampling; in output voxels: convolutions 2 * 8 (1/8) + 4 (1/4)
+        + 2 * 2 (1/2), upsamplings 8 (from 1/8) + 4 (from 1/4) + 2 (from 1/2): 38."""
+        return 2 * 8 + 4 + 2 * 2 + 8 + 4 + 2
 
     @property
     def noise_channels(self) -> int:
-        """Noise channels of a latent cell: per-cell noise, then the 8 (1/4), 64 (1/2) and 512
-        (full resolution) values per cell of the finer noise maps, so all randomness lives in the
-        latent grid."""
-        n1, n2, n3 = self.fine_noise
-        return self.cell_noise + 8 * n1 + 64 * n2 + 512 * n3
+        """Noise channels of a latent cell: per-cell noise, then the 8 (1/4) and 64 (1/2) values
+        per cell of the finer noise maps, so all randomness lives in the latent grid."""
+        n1, n2 = self.fine_noise
+        return self.cell_noise + 8 * n1 + 64 * n2
 
     @property
     def in_channels(self) -> int:
@@ -163,30 +125,11 @@ class TextureGenerator(nn.Module):
         """Concatenate a noise map, centre-cropped to x (valid decoding trims both alike)."""
         return torch.cat([x, _centre_crop(noise, x)], 1)
 
-    def _residual(self, conv: nn.Conv3d, x: torch.Tensor, pad: str) -> torch.Tensor:
-        """x + act(conv(x)), pixel-normalised; valid decoding crops x by the cell conv trims."""
-        y = self.act(self._conv(conv, x, pad))
-        return pixel_norm(_centre_crop(x, y) + y)
-
-    GROWN = ("res1.", "res2.", "fine_", "ref_")  # parameter names of the optional layers
-
-    def grown_parameters(self) -> list:
-        """Parameters of the optional layers (residual convolutions, full-resolution stage, refinement)."""
-        return [p for name, p in self.named_parameters() if name.startswith(self.GROWN)]
-
-    def grow_from(self, state: dict) -> None:
-        """Load a trained generator's weights into this one, which may have more residual
-        convolutions or a full-resolution stage (their last convolutions keep their zero init,
-        so the output is the trained one's)."""
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith(self.GROWN) for k in missing):
-            raise ValueError(f"cannot grow: unexpected {unexpected}, missing {missing}")
-
     def forward(self, z: torch.Tensor, pad: str = "circular") -> torch.Tensor:
         """Logits (B, 1, D, H, W); sigmoid gives the pore probability."""
         if pad not in ("circular", "valid"):
             raise ValueError(f"pad must be 'circular' or 'valid', got {pad!r}")
-        n1, n2, n3 = self.fine_noise
+        n1, n2 = self.fine_noise
         c = self.code_channels + self.cell_noise
         c2, c3 = c + 8 * n1, c + 8 * n1 + 64 * n2
         noise1 = voxel_shuffle(z[:, c:c2])                                # n1 maps at 1/4
@@ -199,27 +142,9 @@ class TextureGenerator(nn.Module):
         x = a(self._conv(self.c0b, x, pad))
         x = self._with_noise(self._up(x, pad), noise1)
         x = a(self._conv(self.c1, x, pad))
-        for conv in self.res1:
-            x = self._residual(conv, x, pad)
         x = self._with_noise(self._up(x, pad), noise2)
         x = a(self._conv(self.c2, x, pad))
-        for conv in self.res2:
-            x = self._residual(conv, x, pad)
-        logits = self._up(self._conv(self.out, x, pad), pad)
-        if self.out_fields > 1:
-            logits = logits.amin(dim=1, keepdim=True)
-        if self.fine_a is None:
-            return logits
-        features = self._up(self.act(self.fine_a(x)), pad)
-        noise3 = voxel_shuffle(voxel_shuffle(voxel_shuffle(z[:, c3:]))) if n3 else None  # n3 maps at full resolution
-        fine = self._with_noise(features, noise3) if n3 else features
-        fine = self.act(self._conv(self.fine_b, fine, pad))
-        logits = logits + self._conv(self.fine_c, fine, pad)
-        if not self.refine:
-            return logits
-        inputs = torch.cat([logits, _centre_crop(features, logits)] + ([_centre_crop(noise3, logits)] if n3 else []), 1)
-        correction = self._conv(self.ref_c, self.act(self._conv(self.ref_b, inputs, pad)), pad)
-        return _centre_crop(logits, correction) + correction
+        return self._up(self._conv(self.out, x, pad), pad)
 
     def extrude_noise(self, noise: torch.Tensor) -> torch.Tensor:
         """Noise channels (B, noise_channels, d, h, w) made invariant along z, at every scale:
@@ -310,20 +235,6 @@ class PairDiscriminator(SliceDiscriminator):
 
     def __init__(self, width: int = 32):
         super().__init__(in_channels=2, width=width)
-
-
-class VolumeDiscriminator(nn.Module):
-    """Patch critic on whole 3D crops (B, 1, n, n, n): a score map at 1/8 resolution, each score
-    seeing a 54-voxel patch. The slice critics cannot see how pores connect in 3D (a slice of a
-    tree-like pore space looks like a slice of a looped one); this one can."""
-
-    def __init__(self, width: int = 16):
-        super().__init__()
-        self.width = width
-        self.net = _patch_critic(nn.Conv3d, 1, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * 2 - 1)
 
 
 class LatentDiscriminator(nn.Module):

@@ -6,8 +6,7 @@ Each iteration draws, for `batch` random textures, two augmented crops x, x' of 
 - Three hinge critics with spectral norm, on 2D slices normal to the three axes where images
   are involved (much cheaper than 3D critics on a CPU):
   generator matching D_x (real slices vs slices of G(z) and G(E(x))), pair matching
-  D_xx ((x, x') vs (x, G(E(x)))), and latent matching D_z (prior codes vs E(x)). Optionally
-  (`critic_3d_weight`) a fourth, a 3D patch critic on whole crops (real vs G(z) and G(E(x))).
+  D_xx ((x, x') vs (x, G(E(x)))), and latent matching D_z (prior codes vs E(x)).
 - Generator loss alpha_x L_x + alpha_xx L_xx; encoder loss beta_z L_z + beta_xx L_xx. Both are
   minimised in one backward pass over their sum, so the encoder also receives L_x's gradient
   through G(E(x)) (the paper leaves it out; a second backward pass would cost a third more time).
@@ -17,10 +16,7 @@ Each iteration draws, for `batch` random textures, two augmented crops x, x' of 
   the same texture) and the two-point correlation S2 up to `correlation_range` voxels along each
   axis (the same pairs; S2 of x counts only pairs inside the crop; axes matched in order of
   correlation length, see `correlation_mismatch`); without them and the straight-through
-  critics, two early runs drifted to all-solid volumes within 200 iterations. The Euler density
-  of the pores (x 1e4, `rocksynth.training.topology`) against x's is the one 3D-connectivity
-  statistic: slice critics and S2 cannot see loops, and without it every texture came out with
-  too few (Ketton 15x, permeability a quarter of the real one). A saturation term
+  critics, two early runs drifted to all-solid volumes within 200 iterations. A saturation term
   (logits beyond +-`saturation_logit`) keeps the logits where the gradient lives.
 - Crops of 64^3 by default: Berea's pores and Ketton's grains are 15-40 voxels across, and the
   first shipped model, trained on 32^3 crops with 26-pixel critic patches, learned blobs about
@@ -46,45 +42,33 @@ from rocksynth.errors import BadInputError
 from rocksynth.io.paths import atomic_output
 from rocksynth.models.checkpoints import file_name, texture_models
 from rocksynth.models.texture import (SCALE, LatentDiscriminator, PairDiscriminator, SliceDiscriminator,
-                                      TextureEncoder, TextureGenerator, VolumeDiscriminator, count_parameters)
+                                      TextureEncoder, TextureGenerator, count_parameters)
 from rocksynth.progress import log, progress_bar
 from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
 from rocksynth.training.outputs import texture_plan
-from rocksynth.training.topology import EULER_UNIT, boundary_gradient_only, euler_density
+from rocksynth.training.topology import EULER_UNIT, euler_density
 
 KIND = "texture"
 LOSS_FIELDS = ["loss_d_x", "loss_d_xx", "loss_d_z", "loss_x", "loss_xx", "loss_z", "loss_porosity",
-               "loss_correlation", "loss_euler", "loss_saturation", "loss_d_3d", "loss_x_3d"]
-
+               "loss_correlation", "loss_saturation"]
 
 
 @dataclass
 class TrainSettings:
+    """Everything a run of `train_texture` is set by; saved in the checkpoint's metadata.
+    `rocksynth train texture --set KEY=VALUE` sets any field but `model` (see docs/synthesize.md)."""
+
     iters: int = 3000
     crop: int = 64
     batch: int = 2
     lr_g: float = 5e-5
     lr_d: float = 1e-4
-    # Learning rate of the optional layers a warm start adds (`--deepen`, `--full-res`); 0: lr_g.
-    # Zero-initialised layers at a fine-tune's small lr_g barely move: at 1.25e-5 the full-resolution
-    # stage's last weights averaged 1e-5 after 600 iterations, against 0.19 for the output layer's.
-    lr_grown: float = 0.0
     alpha_x: float = 1.0
     alpha_xx: float = 1.0
     beta_z: float = 1.0
     beta_xx: float = 1.0
     porosity_weight: float = 10.0
     correlation_weight: float = 1000.0
-    euler_weight: float = 0.0  # off by default: fine-tuning with it did not add loops (docs/synthesize.md)
-    # Textures the Euler term applies to (empty: all). On every texture it also thinned the sphere
-    # pack (surface 0.10 -> 0.068); the texture that lacks loops can get it alone.
-    euler_textures: tuple = ()
-    # A 3D patch critic on whole crops (generator matching in 3D), off when 0. It trains alone for
-    # `critic_3d_warmup` iterations after it is created (also when added to a resumed run)
-    # before its score reaches the generator: a random critic's gradient is noise.
-    critic_3d_weight: float = 0.0
-    critic_3d_warmup: int = 200
-    critic_3d_lr: float = 0.0  # its learning rate; 0: lr_d (a fresh critic added to a slow fine-tune may want more)
     warmup_iters: int = 100
     output_contrast: float = 8.0
     correlation_range: int = 24
@@ -103,10 +87,9 @@ class TrainSettings:
 
 
 def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dict:
+    """The constructor config of the two networks, as saved in a checkpoint."""
     return {"generator": {"code_channels": generator.code_channels, "noise_channels": generator.cell_noise,
-                          "widths": list(generator.widths), "fine_noise": list(generator.fine_noise),
-                          "depth": list(generator.depth), "full_res": generator.full_res,
-                          "out_fields": generator.out_fields, "refine": generator.refine},
+                          "widths": list(generator.widths), "fine_noise": list(generator.fine_noise)},
             "encoder": {"width": encoder.width}}
 
 
@@ -198,16 +181,14 @@ def surface_estimate(volumes: torch.Tensor) -> torch.Tensor:
     return 2 * torch.stack(transitions).mean(0)
 
 
-def statistics_terms(fakes: torch.Tensor, target: torch.Tensor, lags: int):
+def statistics_terms(fakes: torch.Tensor, target: torch.Tensor, lags: int) -> "tuple[torch.Tensor, torch.Tensor]":
     """The generator's statistics terms for straight-through binary `fakes` against real crops
-    `target` (same batch size): squared porosity error (mean), per-axis S2 mismatch up to `lags`
-    and the per-sample squared Euler-density error (x EULER_UNIT; gradient on the boundary only)."""
+    `target` (same batch size): squared porosity error (mean) and per-axis S2 mismatch up to `lags`."""
     porosity = ((fakes.mean(dim=(1, 2, 3, 4)) - target.mean(dim=(1, 2, 3, 4))) ** 2).mean()
     with torch.no_grad():
         target_correlation = window_correlation(target, lags)
     correlation = correlation_mismatch(axis_correlation(fakes, lags), target_correlation)
-    euler = ((euler_density(boundary_gradient_only(fakes)) - euler_density(target)) * EULER_UNIT).pow(2)
-    return porosity, correlation, euler
+    return porosity, correlation
 
 
 def _hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -222,24 +203,13 @@ class TextureTrainer:
         self.d_z = LatentDiscriminator(self.generator.code_channels)
         # Each named texture's code: the mean of its prior p_k(z) = N(mu_k, prior_std^2 I).
         self.texture_codes = torch.nn.Parameter(torch.randn(len(textures), self.generator.code_channels))
-        self.d_3d = VolumeDiscriminator() if settings.critic_3d_weight > 0 else None
-        self.opt_d3 = (torch.optim.Adam(self.d_3d.parameters(), lr=self._critic_3d_lr, betas=(0.5, 0.999))
-                       if self.d_3d is not None else None)
-        self.critic_3d_start = 0  # iteration at which the 3D critic was created
-        grown = self.generator.grown_parameters()
-        grown_ids = {id(p) for p in grown}
-        groups = [{"params": [p for p in self.generator.parameters() if id(p) not in grown_ids]
-                   + list(self.encoder.parameters()) + [self.texture_codes], "lr": settings.lr_g}]
-        if grown:
-            groups.append({"params": grown, "lr": self._grown_lr})
-        self.opt_g = torch.optim.Adam(groups, lr=settings.lr_g, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(list(self.generator.parameters()) + list(self.encoder.parameters())
+                                      + [self.texture_codes], lr=settings.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(list(self.d_x.parameters()) + list(self.d_xx.parameters())
                                       + list(self.d_z.parameters()), lr=settings.lr_d, betas=(0.5, 0.999))
         self.crops = TextureCrops(textures, seed=settings.seed)
         # Textures whose sample is the same on every z-slice get noise constant along z.
         self.extruded = torch.tensor([t.extruded for t in textures])
-        self.euler_on = torch.tensor([float(not settings.euler_textures or t.name in settings.euler_textures)
-                                      for t in textures])
         self.iteration, self.wall = 0, 0.0
         self._init_output()
 
@@ -257,23 +227,12 @@ class TextureTrainer:
             g.out.bias.sub_(torch.quantile(logits.flatten()[::3], 1 - porosity))
 
     @property
-    def _grown_lr(self) -> float:
-        return self.s.lr_grown or self.s.lr_g
-
-    @property
-    def _critic_3d_lr(self) -> float:
-        return self.s.critic_3d_lr or self.s.lr_d
-
-    @property
     def codes(self) -> torch.Tensor:
         return self.texture_codes.detach().clone()
 
     def modules(self) -> dict:
-        modules = {"generator": self.generator, "encoder": self.encoder, "d_x": self.d_x, "d_xx": self.d_xx,
-                   "d_z": self.d_z, "opt_g": self.opt_g, "opt_d": self.opt_d}
-        if self.d_3d is not None:
-            modules.update(d_3d=self.d_3d, opt_d3=self.opt_d3)
-        return modules
+        return {"generator": self.generator, "encoder": self.encoder, "d_x": self.d_x, "d_xx": self.d_xx,
+                "d_z": self.d_z, "opt_g": self.opt_g, "opt_d": self.opt_d}
 
     def step(self) -> dict:
         s, g = self.s, self.generator
@@ -298,26 +257,13 @@ class TextureTrainer:
         loss_d_xx = _hinge_d(self.d_xx(random_slices(pairs_real, k)), self.d_xx(random_slices(pairs_fake.detach(), k)))
         prior = mu.detach() + s.prior_std * torch.randn_like(mu)
         loss_d_z = _hinge_d(self.d_z(prior), self.d_z(code.detach()))
-        loss_d_3d = _hinge_d(self.d_3d(reals), self.d_3d(fakes.detach())) if self.d_3d is not None else torch.zeros(())
         self.opt_d.zero_grad(set_to_none=True)
-        if self.opt_d3 is not None:
-            self.opt_d3.zero_grad(set_to_none=True)
-        (loss_d_x + loss_d_xx + loss_d_z + loss_d_3d).backward()
+        (loss_d_x + loss_d_xx + loss_d_z).backward()
         self.opt_d.step()
-        if self.opt_d3 is not None:
-            self.opt_d3.step()
 
         # Generator, encoder and texture codes.
         loss_x = -self.d_x(random_slices(fakes, k)).mean()
         loss_xx = -self.d_xx(random_slices(pairs_fake, k)).mean()
-        critic_3d_on = float(self.d_3d is not None and self.iteration >= self.critic_3d_start + s.critic_3d_warmup)
-        if critic_3d_on:
-            loss_x_3d = -self.d_3d(fakes).mean()
-        elif self.d_3d is not None:  # warm-up: logged only, no backward pass through the 3D critic
-            with torch.no_grad():
-                loss_x_3d = -self.d_3d(fakes).mean()
-        else:
-            loss_x_3d = torch.zeros(())
         loss_z = -self.d_z(code).mean() + ((code - mu.detach()) ** 2).mean()
         # Statistics of the thresholded output (straight-through gradients) against x, a crop of
         # the same texture: what users get. (The same terms on the probability drove the output
@@ -325,23 +271,21 @@ class TextureTrainer:
         # structure.)
         target = x.repeat(2, 1, 1, 1, 1)
         lags = min(s.correlation_range, s.crop // 2)  # at most half the crop
-        loss_porosity, loss_correlation, euler_error = statistics_terms(fakes, target, lags)
-        loss_euler = (euler_error * self.euler_on[torch.from_numpy(labels)].repeat(2)).sum() / len(euler_error)
+        loss_porosity, loss_correlation = statistics_terms(fakes, target, lags)
         loss_saturation = (F.relu(logits.abs() - s.saturation_logit) ** 2).mean()
         # Warm-up: the statistics terms alone first give the generator a binary texture of about
         # the right porosity and S2; critics that start against a grey, structureless output win
         # at once (hinge loss < 0.4 by iteration 100) and the output never gained contrast.
         adversarial = 0.0 if self.iteration < s.warmup_iters else 1.0
-        total = (adversarial * (s.alpha_x * loss_x + (s.alpha_xx + s.beta_xx) / 2 * loss_xx
-                                + critic_3d_on * s.critic_3d_weight * loss_x_3d) + s.beta_z * loss_z
+        total = (adversarial * (s.alpha_x * loss_x + (s.alpha_xx + s.beta_xx) / 2 * loss_xx) + s.beta_z * loss_z
                  + s.porosity_weight * loss_porosity + s.correlation_weight * loss_correlation
-                 + s.euler_weight * loss_euler + s.saturation_weight * loss_saturation)
+                 + s.saturation_weight * loss_saturation)
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         self.opt_g.step()
         self.iteration += 1
         values = [loss_d_x, loss_d_xx, loss_d_z, loss_x, loss_xx, loss_z, loss_porosity, loss_correlation,
-                  loss_euler, loss_saturation, loss_d_3d, loss_x_3d]
+                  loss_saturation]
         return {name: float(v.detach()) for name, v in zip(LOSS_FIELDS, values)}
 
     def held_out_reference(self) -> dict:
@@ -398,13 +342,7 @@ class TextureTrainer:
         texture codes too if `codes`: without them a warm start of the same textures began from
         random codes)."""
         for name, module in self.modules().items():
-            if name in ("d_3d", "opt_d3") and name not in state:
-                # A 3D critic added to a run that had none starts fresh, with its own warm-up.
-                self.critic_3d_start = self.iteration
-                continue
-            if weights_only and name == "generator":
-                module.grow_from(state[name])  # a warm start may add layers (--deepen, --full-res)
-            elif not (weights_only and name.startswith("opt")):
+            if not (weights_only and name.startswith("opt")):
                 module.load_state_dict(state[name])
         if not weights_only or codes:
             with torch.no_grad():
@@ -412,11 +350,8 @@ class TextureTrainer:
         if weights_only:
             return
         # The learning rates are settings: a resumed run may change them.
-        for optimizer, lrs in ((self.opt_g, (self.s.lr_g, self._grown_lr)), (self.opt_d, (self.s.lr_d,)),
-                               (self.opt_d3, (self._critic_3d_lr,))):
-            if optimizer is None:
-                continue
-            for group, lr in zip(optimizer.param_groups, lrs):
+        for optimizer, lr in ((self.opt_g, self.s.lr_g), (self.opt_d, self.s.lr_d)):
+            for group in optimizer.param_groups:
                 group["lr"] = lr
 
 
@@ -430,17 +365,40 @@ def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None
     meta = {"textures": _texture_meta(trainer.textures), "data": ", ".join(t.name for t in trainer.textures),
             "iterations": trainer.iteration,
             "wall_time_s": round(trainer.wall, 1), "settings": asdict(trainer.s),
-            "critic_3d_start": trainer.critic_3d_start,
             "metrics": curve_summary or {}}
     save_checkpoint(out, KIND, model_config_of(trainer.generator, trainer.encoder), trainer.state(), meta)
 
 
 def check_settings(settings: TrainSettings) -> None:
-    """Refuse settings no run could use, before any data is read."""
-    if settings.crop % SCALE or settings.crop < 16:
-        raise BadInputError(f"--crop must be a multiple of {SCALE} and at least 16, got {settings.crop}")
-    if settings.iters < 0 or settings.batch < 1 or settings.eval_every < 1 or settings.save_every < 1:
-        raise BadInputError("--iters must not be negative; --batch, --eval-every and --save-every must be at least 1")
+    """Refuse settings no run could use, before any data is read.
+
+    Raises
+    ------
+    BadInputError
+        One line naming the setting.
+    """
+    s = settings
+    if s.crop % SCALE or s.crop < 16:
+        raise BadInputError(f"crop must be a multiple of {SCALE} and at least 16, got {s.crop}")
+    if s.eval_size % SCALE or s.eval_size < 16:
+        raise BadInputError(f"eval_size must be a multiple of {SCALE} and at least 16, got {s.eval_size}")
+    if s.iters < 0 or s.warmup_iters < 0:
+        raise BadInputError("iters and warmup_iters must not be negative")
+    counts = ("batch", "eval_every", "save_every", "eval_volumes", "slices_per_axis", "correlation_range")
+    small = [name for name in counts if getattr(s, name) < 1]
+    if small:
+        raise BadInputError(f"{', '.join(small)} must be at least 1")
+    if not (0 < s.lr_g < 1 and 0 < s.lr_d < 1):  # also refuses NaN
+        raise BadInputError(f"learning rates lr_g and lr_d must be positive and below 1, got {s.lr_g}, {s.lr_d}")
+    if not 0 < s.holdout < 1:
+        raise BadInputError(f"holdout must be between 0 and 1, got {s.holdout}")
+    weights = ("alpha_x", "alpha_xx", "beta_z", "beta_xx", "porosity_weight", "correlation_weight",
+               "saturation_weight", "prior_std")
+    negative = [name for name in weights if not getattr(s, name) >= 0]
+    if negative:
+        raise BadInputError(f"{', '.join(negative)} must not be negative")
+    if not (s.output_contrast > 0 and s.gradient_temperature > 0 and s.saturation_logit > 0):
+        raise BadInputError("output_contrast, gradient_temperature and saturation_logit must be positive")
 
 
 def check_textures(textures: "list[Texture]", settings: TrainSettings) -> None:
@@ -465,24 +423,31 @@ def check_textures(textures: "list[Texture]", settings: TrainSettings) -> None:
 
 
 def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False,
-                  init: "Path | None" = None, deepen=(0, 0), full_res: int = 0, out_fields: int = 0,
-                  full_res_noise: int = 0, refine: int = 0) -> dict:
+                  init: "Path | None" = None) -> dict:
     """Train (or resume) and write `out` (.pt), `out`.csv (learning curve), `out`.png and `out`.best.pt.
-    `init`: start from the network weights of another texture checkpoint (fresh optimizers);
-    `deepen` = (d1, d2): that many residual convolutions at 1/4 and 1/2 resolution (with `init`:
-    more than the source has), `full_res` > 0 a full-resolution output stage of that many channels
-    (both zero-initialised, so a warm start begins at the source's output), and `full_res_noise` > 0
-    that many full-resolution noise maps read by that new stage, `refine` > 0 a refinement of that
-    many channels reading the logit (zero-initialised too; needs a full-resolution stage). A resumed run keeps
-    the architecture of its checkpoint, so neither may be given with an existing `out`.
-    `out_fields` > 0: a new generator whose pore logit is the minimum of that many output fields
-    (see `TextureGenerator`); only from scratch, since it changes the output layer's shape.
-    Every output (`rocksynth.training.outputs.texture_plan`) is checked before any work; a run that fails or is interrupted
-    before its first checkpoint leaves none of them behind."""
-    if any(d < 0 for d in deepen) or full_res < 0 or full_res_noise < 0 or refine < 0:
-        raise BadInputError("--deepen (two numbers), --full-res, --full-res-noise and --refine must not be negative")
-    if full_res_noise and not full_res:
-        raise BadInputError("--full-res-noise feeds the new full-resolution stage: give --full-res too")
+
+    Parameters
+    ----------
+    textures : list of Texture
+        The named training volumes (each with its held-out part).
+    out : Path
+        The checkpoint to write.
+    settings : TrainSettings
+        The run's settings (saved in the checkpoint).
+    resume : bool
+        Continue `out` if it exists (its architecture and texture names must match).
+    init : Path, optional
+        Start from the network weights of another texture checkpoint (fresh optimizers; its
+        architecture; its texture codes too when it was trained on the same texture names).
+
+    Returns
+    -------
+    dict
+        The last held-out evaluation (porosity, surface, Euler density per texture).
+
+    Every output (`rocksynth.training.outputs.texture_plan`) is checked before any work; a run that
+    fails or is interrupted before its first checkpoint leaves none of them behind.
+    """
     check_settings(settings)
     plan = texture_plan(out, resume).check()
     check_textures(textures, settings)
@@ -491,12 +456,6 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
     curve_path, png_path, best_path = plan.companions
     torch.manual_seed(settings.seed)
     resuming = plan.resuming
-    grow = any(deepen) or full_res or refine
-    if resuming and grow:
-        raise BadInputError(f"--deepen, --full-res and --refine choose a new network; {out} exists and --resume keeps its architecture")
-    if out_fields < 0 or (out_fields and (resuming or init is not None)):
-        raise BadInputError("--out-fields builds a new generator: it takes a positive number and neither "
-                            "--init nor --resume of an existing checkpoint")
     if resuming:
         checkpoint = load_checkpoint(out, KIND)
         saved = [t["name"] for t in checkpoint["meta"]["textures"]]
@@ -505,28 +464,11 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         settings.model = checkpoint["config"]  # a resumed run keeps its architecture
     elif init is not None:
         source = load_checkpoint(init, KIND)
-        settings.model = source["config"]  # a warm start keeps the source's architecture, maybe deepened
-    if out_fields:
-        settings.model.setdefault("generator", {})["out_fields"] = out_fields
-    if grow:  # onto the source's architecture (with --init) or the default one
-        g_config = settings.model.setdefault("generator", {})
-        if refine:
-            if g_config.get("refine"):
-                raise BadInputError(f"--refine: {init} already has a refinement stage")
-            if not (full_res or g_config.get("full_res")):
-                raise BadInputError("--refine reads the full-resolution features: give --full-res too")
-            g_config["refine"] = refine
-        g_config["depth"] = [d + extra for d, extra in zip(g_config.get("depth", (0, 0)), deepen)]
-        if full_res:
-            if g_config.get("full_res"):
-                raise BadInputError(f"--full-res: {init} already has a full-resolution stage")
-            g_config["full_res"] = full_res
-            g_config["fine_noise"] = [*g_config.get("fine_noise", (2, 1))[:2], full_res_noise]
+        settings.model = source["config"]  # a warm start keeps the source's architecture
     with plan:
         trainer = TextureTrainer(textures, settings)
         if resuming:
             trainer.iteration = checkpoint["meta"]["iterations"]
-            trainer.critic_3d_start = checkpoint["meta"].get("critic_3d_start", 0)
             trainer.load_state(checkpoint["state"])
             trainer.wall = checkpoint["meta"]["wall_time_s"]
             plan.resumed_from(trainer.iteration)
