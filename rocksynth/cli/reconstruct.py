@@ -64,7 +64,6 @@ def train_reconstruct(
     init: Optional[str] = typer.Option(None, "--init", help="Start from this reconstruct checkpoint's (or shipped model's: berea, ketton) weights (fresh optimisers, the generator's learning rate ramped up over --init-ramp iterations; continues its iteration count)."),
     init_ramp: int = options.number(300, "--init-ramp", min=0, help="Iterations of linear learning-rate ramp of the generator after --init."),
     global_channels: Optional[int] = options.number(None, "--global-channels", min=0, help="Channels of the whole-slice code fed to every depth (default: the --init/--resume checkpoint's, else 0)."),
-    euler_weight: float = options.number(0.0, "--euler-weight", min=0, help="Weight of the Euler-density (3D connectivity) term (default off; see docs/reconstruct.md)."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
 ) -> None:
@@ -96,7 +95,7 @@ def train_reconstruct(
                              crop_depth=crop_depth or 0, slice_position=slice_position,
                              porosity_weight=porosity_weight, eval_every=eval_every, eval_crop=eval_crop or 0,
                              whole_side=whole_side, init_ramp=init_ramp, save_every=save_every, holdout=holdout,
-                             seed=seed, lr_g=lr_g, lr_d=lr_d, euler_weight=euler_weight,
+                             seed=seed, lr_g=lr_g, lr_d=lr_d,
                              calibration_cubes=calibration_cubes,
                              model={} if global_channels is None else {"global_channels": global_channels})
     check_settings(settings)  # before any data is read

@@ -14,11 +14,7 @@ ends are no position cue.
   depth and the input slice) + a per-depth porosity term (the porosity of the planes in bins of
   distance from the slice, `DISTANCE_BINS`, against the real crop's same planes), which binds
   the porosity at every distance from the slice, in the far field too (a term against the crop's
-  mean let depth bands of +-0.06 through), an S2 term, and an
-  Euler-density term (the pores' 3D connectivity, `rocksynth.training.topology`, vs the real
-  crop's), the one statistic that tells a connected pore network from one of the right porosity
-  and S2 but too few loops: without it Ketton came out with 0.4x the real Euler density and
-  0.46x the permeability, Berea with 1.7x the Euler density.
+  mean let depth bands of +-0.06 through) and an S2 term.
 Crops are `crop_depth` deep (default `depth_ratio` times their width); they start narrow
 (`warmup_crop`) and grow to `crop`. Every `eval_every` iterations the model generates volumes from
 the central slices of fixed held-out cubes, and porosity error, S2 error, Euler density (per 10^4
@@ -53,11 +49,11 @@ from rocksynth.progress import log, progress_bar
 from rocksynth.properties.correlation import two_point_correlation
 from rocksynth.training.checkpoint import load_checkpoint, load_widened, save_checkpoint
 from rocksynth.training.outputs import TrainingOutputs, reconstruct_plan
-from rocksynth.training.topology import EULER_UNIT, boundary_gradient_only, euler_density
+from rocksynth.training.topology import EULER_UNIT, euler_density
 
 KIND = "reconstruct"
 CURVE_FIELDS = ["iteration", "wall_s", "crop", "loss_d", "loss_adv", "loss_slice", "loss_porosity", "loss_s2",
-                "loss_euler", "eval_porosity_real", "eval_porosity_generated", "eval_porosity_abs_error",
+                "eval_porosity_real", "eval_porosity_generated", "eval_porosity_abs_error",
                 "eval_s2_error", "eval_euler_real", "eval_euler_generated", "eval_euler_abs_error",
                 "eval_slice_agreement", "eval_whole_sd_ratio", "eval_whole_far_field_error",
                 "eval_whole_slice_error", "eval_score", "eval_s", "lr_g"]
@@ -96,7 +92,6 @@ class TrainSettings:
     porosity_weight: float = 200.0  # of the per-depth porosity term (distance bins; was 50 on the crop's mean)
     s2_weight: float = 200.0
     s2_lags: int = 12
-    euler_weight: float = 0.0  # off by default: fine-tuning with it did not stop the drift (docs/reconstruct.md)
     calibration_cubes: int = 32  # per volume; 0: no calibration (threshold at logit 0)
     slices_per_axis: int = 8
     holdout: float = 0.25
@@ -538,21 +533,17 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
             # S2 along each axis vs the real crop: penalises periodic patterns and a copied slice
             # smeared along depth, which the critics are slow to catch.
             loss_s2 = ((axis_s2(binary, settings.s2_lags) - axis_s2(real, settings.s2_lags)) ** 2).mean()
-            # 3D connectivity (loops of the pore network) vs the real crop: critics on slices and
-            # S2 cannot see it.
-            loss_euler = ((euler_density(boundary_gradient_only(binary)) - euler_density(real)) * EULER_UNIT).pow(2).mean()
             # Keep logits within +-4 so saturated (all-solid) regions still receive gradient.
             loss_logit = (F.relu(logits.abs() - 4) ** 2).mean()
             loss_g = (loss_adv + settings.slice_weight * loss_slice + settings.porosity_weight * loss_por
-                      + settings.s2_weight * loss_s2 + settings.euler_weight * loss_euler + loss_logit)
+                      + settings.s2_weight * loss_s2 + loss_logit)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
 
             wall += time.perf_counter() - tick
             for key, value in (("loss_d", loss_d), ("loss_adv", loss_adv), ("loss_slice", loss_slice),
-                               ("loss_porosity", loss_por), ("loss_s2", loss_s2),
-                               ("loss_euler", loss_euler)):
+                               ("loss_porosity", loss_por), ("loss_s2", loss_s2)):
                 running.setdefault(key, []).append(value.item())
             bar.advance(1, status=f"D {loss_d.item():.2f} adv {loss_adv.item():.2f} slice {loss_slice.item():.4f}")
             saved = False
