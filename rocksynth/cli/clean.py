@@ -45,9 +45,7 @@ def train_clean(
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     threads: int = options.threads_option(),
     widths: Optional[str] = typer.Option(None, "--widths", help="U-Net channels per level, e.g. 16,32,64,96,128 (default 8,16,32,48,64, the network the shipped one was grown from; with --init: that checkpoint's, or wider); ignored with --resume."),
-    swa_start: Optional[int] = options.number(None, "--swa-start", min=0, help="End with stochastic weight averaging: from this iteration on (below --iters), hold the learning rate at --swa-lr and average the weights every 100 iterations; the checkpoint holds the average."),
     init: Optional[str] = typer.Option(None, "--init", help="Start a new run from this clean checkpoint's (or shipped model's, e.g. drawings) weights, widened to --widths where those are wider (same output at the start); ignored with --resume once --out exists."),
-    swa_lr: float = options.learning_rate(5e-4, "--swa-lr", help="Constant learning rate while averaging weights (with --swa-start)."),
 ) -> None:
     """Train the drawing-cleaning U-Net (resumable; CSV learning curve with held-out IoU and PSNR)."""
     from rocksynth.errors import BadInputError
@@ -57,8 +55,6 @@ def train_clean(
         raise BadInputError(f"{pairs}: --pairs must be a folder with scans/ and clean/ subfolders")
     if crop % 16:
         raise BadInputError(f"--crop {crop}: must be a multiple of 16")
-    if swa_start is not None and swa_start >= iters:
-        raise BadInputError(f"--swa-start must be below --iters ({iters}), got {swa_start}")
     width_list = _parse_widths(widths) if widths else None
     # The training images are inputs (no output may replace one); every output is checked before any work.
     register_pair_images(pairs)
@@ -70,8 +66,8 @@ def train_clean(
 
     with progress_bar(iters, "train clean", status=True) as bar:
         meta = train(plan.checkpoint, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed,
-                     widths=width_list, curve_csv=plan.companions[0], threads=threads, swa_start=swa_start,
-                     swa_lr=swa_lr, init=init, progress=bar)
+                     widths=width_list, curve_csv=plan.companions[0], threads=threads, init=init,
+                     progress=bar)
     metrics = meta.get("metrics") or {}
     log(f"wrote {plan.checkpoint} after {meta['iterations']} iterations ({meta['wall_time_s']:.0f} s); held-out IoU "
         f"{metrics.get('iou', float('nan')):.3f}, PSNR {metrics.get('psnr', float('nan')):.2f} dB")
