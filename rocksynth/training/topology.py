@@ -1,9 +1,9 @@
-"""Euler density of a batch of binary volumes as a differentiable function, for training losses.
+"""Euler density of a batch of binary volumes as a differentiable function.
 
-A generator judged only by 2D-slice critics, porosity and S2 is told nothing about 3D
-connectivity: the texture model made Berea, Ketton and sphere-pack pore spaces with far fewer
-loops than the real ones (Euler density 2-15x too small in magnitude) and Ketton's permeability
-a quarter of the real one. This term states the missing statistic directly.
+The texture and reconstruct trainers log it on the learning curve (held-out against generated).
+As a loss term it did not add pore loops to either model and was removed from the trainers
+(docs/notes/2026-12-06-removed-training-experiments.md); `boundary_gradient_only` remains for
+the diagnostic `benchmarks/diag_texture_topology.py --finetune`, which studies that gradient.
 
 The Euler number of the pore phase (6-connectivity) is the additive 2x2x2-block estimate of
 `rocksynth.properties.minkowski` (the benchmark's): every block adds corners/8 - axis edges/4 +
@@ -26,7 +26,7 @@ import itertools
 import torch
 from torch.nn import functional as F
 
-# Training terms and learning curves state Euler densities per 10^4 voxels: real rocks are about
+# Learning curves state Euler densities per 10^4 voxels: real rocks are about
 # -0.7 to -2 in that unit.
 EULER_UNIT = 1e4
 CORNERS = list(itertools.product((0, 1), repeat=3))
