@@ -181,3 +181,33 @@ def test_train_refuses_bad_crop_depth_slice_position_and_init(tmp_path, run_cli_
                                       "--out", tmp_path / "r.pt", *option)
     assert code == 2 and message in err, (option, err)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_far_field_porosity_unlike_the_slice_is_reported(tmp_path, run_cli_in_process):
+    """A slice of porosity 0.67, far from the rocks the model knows: the volume's far field is not
+    that porous, and the command says so on stderr with both figures (and still writes the volume)."""
+    import json
+
+    import tifffile
+    from scipy import ndimage
+
+    image = ndimage.gaussian_filter(np.random.default_rng(0).random((128, 128)), 3) > 0.49
+    tifffile.imwrite(tmp_path / "porous.tif", image.astype(np.uint8) * 255)
+    code, stdout, stderr = run_cli_in_process("reconstruct", tmp_path / "porous.tif", "--out", tmp_path / "v.tif",
+                                              "--depth", "80", "--json")
+    assert code == 0, stderr
+    volume = json.loads(stdout)["volumes"][0]
+    assert volume["far_field_porosity"] < 0.5
+    assert "does not follow this slice's porosity" in stderr and f"{image.mean():.3f}" in stderr
+    assert f"{volume['far_field_porosity']:.3f}" in stderr
+
+
+def test_far_field_porosity_and_its_warning():
+    from rocksynth.pipelines.reconstruct import FAR_FIELD, far_field_porosity, porosity_warning
+
+    per_slice = np.full(2 * FAR_FIELD + 1, 10)
+    per_slice[0] = per_slice[-1] = 30  # only the two end slices are FAR_FIELD from the centre
+    assert far_field_porosity(per_slice, 100) == pytest.approx(0.3)
+    assert far_field_porosity(per_slice[1:-1], 100) is None  # too shallow for a far field
+    assert porosity_warning(0.28, 0.30, "m") is None
+    assert "0.200" in porosity_warning(0.20, 0.30, "m")
