@@ -35,6 +35,7 @@ from rocksynth.errors import BadInputError
 # for the usual 400²-1024² scans, fewer for wider slices, so one task decodes at most ~64 MiB.
 CHUNK_BYTES = 2**26
 MAX_CHUNK_SLICES = 128
+ZARR_CHUNK = 256
 
 
 @dataclass
@@ -103,7 +104,8 @@ def open_lazy(path, raw_shape=None, raw_dtype=None, chunks=None) -> LazyVolume:
         Data type of a .raw file (default uint8).
     chunks : str or tuple of int, optional
         Shape of the dask chunks, 'ZxYxX' or a tuple, each side at most the volume's; default:
-        whole slices, ~64 MiB per chunk (for Zarr, a multiple of the stored chunks).
+        whole slices, ~64 MiB per chunk (for Zarr, cubes of about 256 voxels per
+        side made of whole stored chunks).
 
     Returns
     -------
@@ -440,13 +442,11 @@ def _chunks_for(source: _Source, chunks, name: str):
         parsed = parse_chunks(chunks, source.shape, name)
         _check_chunk_bytes(name, parsed, source.dtype)
         return parsed
-    if source.stored_chunks:  # Zarr: whole stored chunks (shards), ~CHUNK_BYTES per dask chunk
-        import dask.array as da
-
+    if source.stored_chunks:
+        # Zarr: cubes of whole stored chunks (or shards), about ZARR_CHUNK per side: what the
+        # chunked measures work on, so they read each stored chunk once and never rechunk slabs.
         stored = tuple(min(c, s) for c, s in zip(source.params.get("align") or source.stored_chunks, source.shape))
-        return da.core.normalize_chunks("auto", source.shape, limit=max(CHUNK_BYTES, math.prod(stored) *
-                                                                       source.dtype.itemsize),
-                                        dtype=source.dtype, previous_chunks=stored)
+        return tuple(min(n, max(c, ZARR_CHUNK // c * c)) for c, n in zip(stored, source.shape))
     return (slab_depth(source.shape, source.dtype),) + source.shape[1:]
 
 
