@@ -35,7 +35,7 @@ from rocksynth.errors import BadInputError
 # for the usual 400²-1024² scans, fewer for wider slices, so one task decodes at most ~64 MiB.
 CHUNK_BYTES = 2**26
 MAX_CHUNK_SLICES = 128
-ZARR_CHUNK = 256
+ZARR_CHUNK = 128
 
 
 @dataclass
@@ -67,6 +67,7 @@ class LazyVolume:
     format: str = ""
     stored_chunks: "tuple[int, ...] | None" = None
     levels: "list[tuple[int, ...]] | None" = None
+    reader: object = None  # the picklable object `data` reads through (`_Source`)
 
     @property
     def shape(self) -> "tuple[int, ...]":
@@ -104,7 +105,7 @@ def open_lazy(path, raw_shape=None, raw_dtype=None, chunks=None) -> LazyVolume:
         Data type of a .raw file (default uint8).
     chunks : str or tuple of int, optional
         Shape of the dask chunks, 'ZxYxX' or a tuple, each side at most the volume's; default:
-        whole slices, ~64 MiB per chunk (for Zarr, cubes of about 256 voxels per
+        whole slices, ~64 MiB per chunk (for Zarr, cubes of about 128 voxels per
         side made of whole stored chunks).
 
     Returns
@@ -141,7 +142,7 @@ def open_lazy(path, raw_shape=None, raw_dtype=None, chunks=None) -> LazyVolume:
         else:
             raise BadInputError(f"{name}: is a 2D {kind.upper()} image; this needs a 3D volume")
     data = _as_dask(source, _chunks_for(source, chunks, name))
-    return LazyVolume(data, source=name, **extra)
+    return LazyVolume(data, source=name, reader=source, **extra)
 
 
 def load_binary_lazy(path, threshold=None, pore_value="auto", voxel_size=None, crop=False, raw_shape=None,
@@ -162,6 +163,7 @@ def load_binary_lazy(path, threshold=None, pore_value="auto", voxel_size=None, c
     data, source = volume.data, volume.source
     middle = np.asarray(data[data.shape[0] // 2].compute())
     fov = detect_circular_fov(middle)
+    offset = (0, 0, 0)
     if fov is None and crop:
         log(f"{source}: no circular field of view found; nothing cropped")
     elif fov is not None:
@@ -170,13 +172,52 @@ def load_binary_lazy(path, threshold=None, pore_value="auto", voxel_size=None, c
             log(f"{source}: circular field of view (radius {fov.radius:.0f} px) cropped to rows "
                 f"{rows.start}:{rows.stop}, columns {cols.start}:{cols.stop}")
             data = data[:, rows, cols]
+            offset = (0, rows.start, cols.start)
         else:
             warn(f"{source}: circular field of view detected (radius {fov.radius:.0f} px); the area outside it "
                  f"is counted as material; use --crop to keep only the inscribed square")
     rule = binarize(volume.sample(), threshold, pore_value)
     log(f"{source}: {rule.note}" + (" (chosen on 16 evenly spaced slices)" if rule.threshold is not None else ""))
-    mask = data.map_blocks(_mask_block, rule.threshold, str(pore_value), source, dtype=bool)
+    import dask.array as da
+    from dask.base import tokenize
+
+    reader = _MaskSource(volume.reader, offset, data.shape, rule.threshold, str(pore_value))
+    # Read through from_array, not map_blocks: dask then fuses a slice of the mask into a read of
+    # that slice of the file, so a chunk's context (one voxel for Minkowski, r_max for S2) is read
+    # on its own instead of keeping whole neighbouring chunks in memory until they are done.
+    mask = da.from_array(reader, chunks=data.chunks, name=f"rocksynth-mask-{tokenize(reader)}", lock=False,
+                         asarray=True, fancy=False, meta=np.empty((0,) * data.ndim, bool))
     return mask, _voxel_size(voxel_size, volume.voxel_size, volume.voxel_size_origin, source)
+
+
+class _MaskSource:
+    """The pore mask of a lazily opened volume, for `dask.array.from_array`: each read takes the
+    region from the file (`_Source`, shifted by a crop offset) and cuts it with the segmentation
+    rule chosen on the sampled slices."""
+
+    def __init__(self, source, offset: tuple, shape: tuple, threshold, pore_value: str):
+        self.source, self.offset = source, tuple(int(o) for o in offset)
+        self.shape, self.dtype, self.ndim = tuple(int(n) for n in shape), np.dtype(bool), len(shape)
+        self.threshold, self.pore_value = threshold, pore_value
+        # A block of a TIFF stack costs reading its whole pages; of the other formats, its own size.
+        self.block_reads = source.kind != "tiff"
+
+    def __dask_tokenize__(self):
+        from dask.base import tokenize
+
+        return ("rocksynth-mask", tokenize(self.source), self.offset, self.shape, self.threshold, self.pore_value)
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        shifted = []
+        for index, start, n in zip(key, self.offset, self.shape):
+            if isinstance(index, slice):
+                low, high, step = index.indices(n)
+                shifted.append(slice(low + start, high + start, step))
+            else:
+                shifted.append(int(index) + start if index >= 0 else int(index) + n + start)
+        return _mask_block(self.source[tuple(shifted)], self.threshold, self.pore_value, self.source.name)
 
 
 def _mask_block(block: np.ndarray, threshold, pore_value: str, source: str) -> np.ndarray:
@@ -443,7 +484,7 @@ def _chunks_for(source: _Source, chunks, name: str):
         _check_chunk_bytes(name, parsed, source.dtype)
         return parsed
     if source.stored_chunks:
-        # Zarr: cubes of whole stored chunks (or shards), about ZARR_CHUNK per side: what the
+        # Zarr: cubes of whole stored chunks (or shards), about ZARR_CHUNK voxels per side: what the
         # chunked measures work on, so they read each stored chunk once and never rechunk slabs.
         stored = tuple(min(c, s) for c, s in zip(source.params.get("align") or source.stored_chunks, source.shape))
         return tuple(min(n, max(c, ZARR_CHUNK // c * c)) for c, n in zip(stored, source.shape))

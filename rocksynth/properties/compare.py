@@ -248,8 +248,8 @@ def measure_samples(samples: "list[tuple[np.ndarray, float | None]]", with_perme
     # The network extraction holds the GIL: processes, each single-threaded, are the parallelism.
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
-    with dask.config.set({"multiprocessing.context": "fork"}):
-        return list(dask.compute(*tasks, scheduler="processes", num_workers=jobs))
+    # dask's processes are spawned: a fork would inherit this process's thread pools broken.
+    return list(dask.compute(*tasks, scheduler="processes", num_workers=jobs))
 
 
 def compare_samples(real, generated, with_permeability: bool = True, jobs: int = 2, bins: int = 50,

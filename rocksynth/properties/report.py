@@ -70,13 +70,13 @@ def parse_only(text: "str | None", ndim: int) -> "tuple[str, ...]":
 
 
 IMAGE_MEASURES = ("porosity", "correlation", "minkowski", "psd")
-_FORKED: dict = {}  # the mask handed to a forked worker (inherited, not pickled)
 # Peak memory of the in-memory network extraction (PoreSpy snow2 and its network), per voxel:
 # 75 bytes measured on Berea 400³ (`python benchmarks/bench_analyze.py`), with a margin.
 NETWORK_BYTES_PER_VOXEL = 90
-# Chunk edge of the image measures: a 256³ block with its overlap stays well under 1 GB in
-# the local-thickness pass, the most memory-hungry one.
-ANALYSIS_CHUNK = 256
+# Chunk edge of the image measures: 128³ keeps every task small (tens of MB) and both threads busy
+# from 256³ volumes on, so the peak memory does not depend on the volume's size. The local
+# thickness works on runs of chunks (`chunked.psd.PSD_BLOCK`): its overlap is wide.
+ANALYSIS_CHUNK = 128
 
 
 def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | None" = None,
@@ -105,7 +105,7 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
     on_stage : callable, optional
         `on_stage(name)` as each stage starts (progress display).
     jobs : int
-        With 2 or more and a network to extract, the network is extracted in a forked second
+        With 2 or more and a network to extract, the network is extracted in a second
         process while this one measures the image (on `jobs` - 1 threads, or on the dask cluster
         when `distributed`).
     chunks : int or tuple, optional
@@ -246,7 +246,7 @@ def _block_scheduler(jobs: int, distributed: bool) -> dict:
 
 
 class _NetworkWorker:
-    """The network extraction running in a forked process; `result()` waits for it."""
+    """The network extraction running in a second process; `result()` waits for it."""
 
     def __init__(self, pool, future):
         self._pool, self._future = pool, future
@@ -259,27 +259,22 @@ class _NetworkWorker:
 
 
 def _start_network_worker(dense: np.ndarray, h, measures) -> _NetworkWorker:
-    """Extract the network in a forked process while this one measures the image.
+    """Extract the network in a second process while this one measures the image.
 
-    The child needs only numpy, PoreSpy and OpenPNM, none of the dask or Zarr threads this
-    process runs (a fork keeps only the forking thread), and inherits the mask instead of
-    receiving a pickled copy. The extraction is single-threaded and by far the longest stage,
-    so on two cores the image measures come almost for free.
+    A fresh (spawned) process, handed the mask: a forked one would inherit this process's
+    thread pools (dask, Zarr, numba), which a fork leaves broken. The extraction is
+    single-threaded and by far the longest stage, so on two cores the image measures come
+    almost for free.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    _FORKED["mask"] = dense
-    try:
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-        future = pool.submit(_network_measures_of_forked_mask, h, measures)  # forks here
-    finally:
-        _FORKED.clear()  # the child has its copy once forked; the parent keeps no extra reference
-    return _NetworkWorker(pool, future)
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _NetworkWorker(pool, pool.submit(_network_measures_in_worker, dense, h, measures))
 
 
-def _network_measures_of_forked_mask(h, measures) -> dict:
-    part = _network_measures(_FORKED["mask"], h, measures, None)
+def _network_measures_in_worker(dense: np.ndarray, h, measures) -> dict:
+    part = _network_measures(dense, h, measures, None)
     part["timings"] = {f"{name} (2nd process)": t for name, t in part["timings"].items()}
     return part
 

@@ -44,15 +44,19 @@ def as_dask_mask(mask, chunks=None):
     import dask.array as da
 
     if isinstance(mask, da.Array):
-        array = mask if chunks is None else mask.rechunk(chunks)
+        reader = source_reader(mask) if chunks is not None else None
+        if getattr(reader, "block_reads", False):
+            # Read the new chunks straight from the source: rechunking would hold whole source
+            # chunks in memory until every new chunk cut from them is done.
+            array = _wrap(reader, da.core.normalize_chunks(chunks, mask.shape, dtype=mask.dtype), mask.dtype)
+        else:
+            array = mask if chunks is None else mask.rechunk(chunks)
     else:
         data = np.asarray(mask)
         if chunks is None:
             chunks = DEFAULT_CHUNK_3D if data.ndim >= 3 else DEFAULT_CHUNK_2D
-        # name=False: no hashing of the whole array to name it (it can be gigabytes); _NoCopy:
-        # from_array copies arrays that have a .copy() (all of a memmap's file, into memory).
-        array = da.from_array(_NoCopy(data), chunks=chunks, name=False, asarray=True,
-                              meta=np.empty((0,) * data.ndim, dtype=data.dtype))
+        # _NoCopy: from_array copies arrays that have a .copy() (all of a memmap's file, into memory).
+        array = _wrap(_NoCopy(data), da.core.normalize_chunks(chunks, data.shape, dtype=data.dtype), data.dtype)
     if array.size == 0:
         raise BadInputError("empty image: nothing to analyse")
     if array.dtype != bool:
@@ -60,8 +64,18 @@ def as_dask_mask(mask, chunks=None):
     return array
 
 
+def _wrap(reader, chunks, dtype):
+    """`dask.array.from_array` of a reader, named without hashing its data (it can be gigabytes)."""
+    import dask.array as da
+
+    return da.from_array(reader, chunks=chunks, name=False, asarray=True, fancy=False,
+                         meta=np.empty((0,) * len(chunks), dtype=dtype))
+
+
 class _NoCopy:
     """A numpy array (or memmap) seen through indexing only, so that dask reads it chunk by chunk."""
+
+    block_reads = True  # any block is read at the cost of its own size
 
     def __init__(self, data: np.ndarray):
         self._data = data
@@ -109,6 +123,10 @@ def extended_blocks(array, before: "Sequence[int]", after: "Sequence[int]", part
     # Context of n - 1 already reaches across a whole axis of n voxels from any chunk.
     before = [min(int(depth), n - 1) for depth, n in zip(before, array.shape)]
     after = [min(int(depth), n - 1) for depth, n in zip(after, array.shape)]
+    reader = source_reader(array)
+    if reader is not None:
+        yield from _read_blocks(array, reader, before, after, partition or array.chunks)
+        return
     if partition is not None and tuple(map(tuple, partition)) != array.chunks:
         yield from _sliced_blocks(array, before, after, partition)
         return
@@ -132,6 +150,45 @@ def extended_blocks(array, before: "Sequence[int]", after: "Sequence[int]", part
             region.append(slice(int(starts[axis][i]), int(starts[axis][i] + lengths[axis][i])))
         yield Block(index, blocks[index], tuple(core), tuple(region), tuple(i == 0 for i in index),
                     tuple(i == n - 1 for i, n in zip(index, grid)))
+
+
+def source_reader(array):
+    """The object a `dask.array.from_array` array reads through (a file source, a numpy array), when
+    `array` is exactly that array; None for anything computed from it."""
+    layers = array.__dask_graph__().layers
+    key = f"original-{array.name}"
+    original = layers.get(key)
+    if len(layers) != 2 or original is None or key not in original:
+        return None
+    reader = original[key]
+    return reader if hasattr(reader, "__getitem__") and not isinstance(reader, np.ndarray) else None
+
+
+def _read(reader, key: tuple) -> np.ndarray:
+    return np.asarray(reader[key])
+
+
+def _read_blocks(array, reader, before, after, partition) -> "Iterator[Block]":
+    """Blocks that each read their extended region straight from the source, in one task.
+
+    Through dask's overlap, a chunk's context is sliced from its neighbours' chunks, so each
+    chunk stays in memory until all its neighbours are done: a whole layer of chunks, which
+    grows with the volume's cross-section (1 GB for Minkowski of a 1024³ volume). Read
+    directly, a task holds only its own block; the context voxels are read twice.
+    """
+    import dask
+
+    shared = dask.delayed(reader, name=f"reader-{array.name}")  # one graph key, sent to workers once
+    read = dask.delayed(_read, pure=True)
+    for block in _sliced_blocks(array, before, after, partition):
+        outer = tuple(slice(r.start - c.start, r.start - c.start + _extent(r, c, a, after, array.shape))
+                      for a, (r, c) in enumerate(zip(block.region, block.core)))
+        yield block._replace(data=read(shared, outer))
+
+
+def _extent(region: slice, core: slice, axis: int, after, shape) -> int:
+    """Length of an extended block along an axis: context before, the core, context after."""
+    return core.start + (region.stop - region.start) + min(after[axis], shape[axis] - region.stop)
 
 
 def _sliced_blocks(array, before, after, partition) -> "Iterator[Block]":

@@ -27,7 +27,7 @@ import numpy as np
 
 from rocksynth.errors import BadInputError
 from rocksynth.properties import psd as one_shot
-from rocksynth.properties.chunked.blocks import as_dask_mask, extended_blocks
+from rocksynth.properties.chunked.blocks import as_dask_mask, extended_blocks, runs
 
 # PoreSpy's local thickness runs numba-parallel kernels. Numba's fallback 'workqueue' threading
 # layer (used where neither TBB nor OpenMP is available) aborts when two threads launch them at
@@ -35,6 +35,14 @@ from rocksynth.properties.chunked.blocks import as_dask_mask, extended_blocks
 _NUMBA = threading.Lock()
 
 DEFAULT_MARGIN = 16
+# Blocks of the local thickness: runs of chunks at least this long per axis. Its overlap is 2 R
+# on every side, so small blocks would mostly be overlap.
+PSD_BLOCK = 256
+
+
+def _partition(array) -> "tuple[tuple[int, ...], ...]":
+    """The array's chunks merged into runs of at least `PSD_BLOCK` voxels per axis."""
+    return tuple(runs(sizes, PSD_BLOCK) for sizes in array.chunks)
 
 
 def _edt(block: np.ndarray) -> np.ndarray:
@@ -72,7 +80,7 @@ def max_distance(mask, depth: int = DEFAULT_MARGIN, chunks=None) -> float:
     task = dask.delayed(_block_max_distance, pure=True)
     while True:
         context = (margin,) * array.ndim
-        blocks = [block for block in extended_blocks(array, context, context)
+        blocks = [block for block in extended_blocks(array, context, context, _partition(array))
                   if pending is None or any(_overlaps(block.region, region) for region in pending)]
         results = dask.compute(*[task(block.data, block.core, margin, array.shape) for block in blocks])
         best = max([best] + [value for value, exact in results if exact])
@@ -186,7 +194,7 @@ def local_thickness(mask, sizes: int = 25, depth: "int | None" = None, chunks=No
     array = as_dask_mask(mask, chunks)
     radii, depth = _plan(array, sizes, depth)
     task = dask.delayed(_block_local_thickness, pure=True)
-    blocks = list(extended_blocks(array, (depth,) * array.ndim, (depth,) * array.ndim))
+    blocks = list(extended_blocks(array, (depth,) * array.ndim, (depth,) * array.ndim, _partition(array)))
     grid = np.empty(tuple(n + 1 for n in blocks[-1].index), dtype=object)
     for block in blocks:
         shape = tuple(s.stop - s.start for s in block.core)
@@ -237,7 +245,8 @@ def pore_size_distribution(mask, voxel_size: "float | None" = None, sizes: int =
     radii, depth = _plan(array, sizes, depth)
     task = dask.delayed(_block_radius_counts, pure=True)
     context = (depth,) * array.ndim
-    parts = dask.compute(*[task(block.data, block.core, radii) for block in extended_blocks(array, context, context)])
+    parts = dask.compute(*[task(block.data, block.core, radii) for block in extended_blocks(array, context, context,
+                                                                                                     _partition(array))])
     counts = np.sum(parts, axis=0)
     levels = np.concatenate([[0], radii[::-1]])
     present = counts > 0
