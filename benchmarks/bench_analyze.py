@@ -25,6 +25,7 @@ largest one and its mirror image (`--long`), and the full report with permeabili
 largest size (`--full`):
 
     python benchmarks/bench_analyze.py --scale 256,512,1024 --scale-dir DIR --long --full
+    python benchmarks/bench_analyze.py --scale 512 --scale-dir DIR --full --network blocks
 """
 
 import argparse
@@ -189,7 +190,7 @@ def analyze_command(path: Path, *options: str) -> dict:
     return {"report": json.loads(stdout), "seconds": seconds, "peak_mb": peak}
 
 
-def scale(sizes: "list[int]", folder: Path, long: bool, full: bool) -> None:
+def scale(sizes: "list[int]", folder: Path, long: bool, full: bool, network: str = "auto") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\n## Out of core: rocksynth analyze --only {CHEAP} on synthesized Berea (OME-Zarr)\n")
     print("| volume | seconds | peak RSS, all processes (MB) | peak / smallest's |\n|---|---|---|---|")
@@ -205,7 +206,7 @@ def scale(sizes: "list[int]", folder: Path, long: bool, full: bool) -> None:
         print(f"| {path.stem.split('_')[1]} | {run['seconds']:.1f} | {run['peak_mb']:.0f} | "
               f"{run['peak_mb'] / first:.2f} |")
     if full:
-        run = analyze_command(folder / f"berea_{sizes[-1]}.zarr")
+        run = analyze_command(folder / f"berea_{sizes[-1]}.zarr", "--network", network)
         report = run["report"]
         print(f"\n## Full report of berea_{sizes[-1]}^3 ({report['network_extraction']} network): "
               f"{run['seconds']:.0f} s, peak RSS of all processes {run['peak_mb']:.0f} MB\n")
@@ -224,10 +225,12 @@ def main() -> None:
     parser.add_argument("--scale-dir", default="bench_analyze_volumes", help="Where the synthesized volumes are kept.")
     parser.add_argument("--long", action="store_true", help="Also a 2N x N x N volume of the largest size.")
     parser.add_argument("--full", action="store_true", help="Also the full report of the largest size.")
+    parser.add_argument("--network", default="auto", choices=["auto", "whole", "blocks"],
+                        help="Network extraction of the full report (analyze --network).")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scale:
-        scale([int(s) for s in args.scale.split(",")], Path(args.scale_dir), args.long, args.full)
+        scale([int(s) for s in args.scale.split(",")], Path(args.scale_dir), args.long, args.full, args.network)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.child:
