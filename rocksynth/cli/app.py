@@ -53,19 +53,12 @@ def _register() -> None:
     # so `rocksynth --help` stays fast. Listed in the order `--help` shows them.
     from rocksynth.cli import analyze, clean, compare, convert, info, models, predict, reconstruct, synthesize
 
-    app.command("reconstruct")(reconstruct.reconstruct)
-    app.command("synthesize")(synthesize.synthesize)
-    app.command("analyze")(analyze.analyze)
-    app.command("compare")(compare.compare)
-    app.command("predict")(predict.predict)
-    app.command("clean")(clean.clean)
-    app.command("info")(info.info)
-    app.command("convert")(convert.convert)
-    app.command("models")(models.models)
-    train_app.command("reconstruct")(reconstruct.train_reconstruct)
-    train_app.command("texture")(synthesize.train_texture)
-    train_app.command("video")(predict.train_video)
-    train_app.command("clean")(clean.train_clean)
+    for module in (reconstruct, synthesize, analyze, compare, predict, clean, info, convert, models):
+        name = module.__name__.rsplit(".", 1)[-1]
+        app.command(name)(getattr(module, name))
+    for name, command in (("reconstruct", reconstruct.train_reconstruct), ("texture", synthesize.train_texture),
+                          ("video", predict.train_video), ("clean", clean.train_clean)):
+        train_app.command(name)(command)
 
 
 _register()

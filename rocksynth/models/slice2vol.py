@@ -271,18 +271,22 @@ def without_depth_code(state: dict, config: dict) -> dict:
 def _sn(module: nn.Module) -> nn.Module:
     return spectral_norm(module)
 
+def _patch_critic(conv, channels) -> nn.Sequential:
+    """Three spectral-norm stride-2 convolutions (kernel 4), then a kernel-3 score map."""
+    c1, c2, c3 = channels
+    return nn.Sequential(
+        _sn(conv(1, c1, 4, 2, 1)), _act(),
+        _sn(conv(c1, c2, 4, 2, 1)), _act(),
+        _sn(conv(c2, c3, 4, 2, 1)), _act(),
+        _sn(conv(c3, 1, 3, 1, 1)),
+    )
+
 class PatchDiscriminator3D(nn.Module):
     """Spectral-norm 3D patch critic: (B, 1, D, H, W) -> (B, 1, D/8, H/8, W/8) scores."""
 
     def __init__(self, channels=(16, 32, 64)):
         super().__init__()
-        c1, c2, c3 = channels
-        self.net = nn.Sequential(
-            _sn(nn.Conv3d(1, c1, 4, 2, 1)), _act(),
-            _sn(nn.Conv3d(c1, c2, 4, 2, 1)), _act(),
-            _sn(nn.Conv3d(c2, c3, 4, 2, 1)), _act(),
-            _sn(nn.Conv3d(c3, 1, 3, 1, 1)),
-        )
+        self.net = _patch_critic(nn.Conv3d, channels)
 
     def forward(self, volume: torch.Tensor) -> torch.Tensor:
         return self.net(volume * 2 - 1)
@@ -292,13 +296,7 @@ class PatchDiscriminator2D(nn.Module):
 
     def __init__(self, channels=(32, 64, 128)):
         super().__init__()
-        c1, c2, c3 = channels
-        self.net = nn.Sequential(
-            _sn(nn.Conv2d(1, c1, 4, 2, 1)), _act(),
-            _sn(nn.Conv2d(c1, c2, 4, 2, 1)), _act(),
-            _sn(nn.Conv2d(c2, c3, 4, 2, 1)), _act(),
-            _sn(nn.Conv2d(c3, 1, 3, 1, 1)),
-        )
+        self.net = _patch_critic(nn.Conv2d, channels)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images * 2 - 1)

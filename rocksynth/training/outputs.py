@@ -25,6 +25,18 @@ from rocksynth.errors import BadInputError
 from rocksynth.io.paths import STDIO, atomic_output, prepare_outputs, register_input
 
 
+def save_curve_figure(fig, path) -> None:
+    """Write a learning-curve figure as PNG atomically (a stopped run never leaves half a file),
+    then close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_output(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)
+
+
 def checkpoint_path(out: "str | os.PathLike") -> Path:
     """The --out of a training run as a path; `-` (stdout) and paths without a file name refused."""
     if str(out) == STDIO:

@@ -17,7 +17,8 @@ from rocksynth.models.frame_predictor import FramePredictor
 from rocksynth.progress import log, progress_bar
 from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
 from rocksynth.training.outputs import video_plan
-from rocksynth.training.video import HELDOUT_CLIPS, KIND, _curve, _row, load_sources, psnr, restore, to_tensor
+from rocksynth.training.video import (HELDOUT_CLIPS, KIND, _curve, _flip, _row, load_sources, psnr, restore,
+                                     to_tensor)
 
 COLUMNS = ["iteration", "wall_s", "loss", "heldout_psnr_pred", "heldout_psnr_repeat_last", "heldout_gain_db"]
 EVAL_CONTEXT, EVAL_FRAMES = 5, 10
@@ -99,12 +100,7 @@ def evaluate(model: FramePredictor, clips: torch.Tensor, chunk: int = 16) -> dic
 def _augment(x: torch.Tensor, rng) -> torch.Tensor:
     """Random flips, transposes and time reversal of a batch of clips (B, T, C, H, W): motion in
     the sets has no preferred direction."""
-    if rng.random() < 0.5:
-        x = x.flip(-1)
-    if rng.random() < 0.5:
-        x = x.flip(-2)
-    if rng.random() < 0.5:
-        x = x.transpose(-1, -2)
+    x = _flip(x, rng)
     if rng.random() < 0.5:
         x = x.flip(1)
     return x

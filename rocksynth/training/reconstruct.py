@@ -42,13 +42,12 @@ from torch.nn import functional as F
 
 from rocksynth.data.crops import RandomCrops, held_out_cubes, split_holdout
 from rocksynth.errors import BadInputError
-from rocksynth.io.paths import atomic_output
 from rocksynth.models.slice2vol import (GRID, PatchDiscriminator2D, PatchDiscriminator3D, Slice2Vol,
                                          count_parameters, without_depth_code)
 from rocksynth.progress import log, progress_bar
 from rocksynth.properties.correlation import two_point_correlation
 from rocksynth.training.checkpoint import load_checkpoint, load_widened, save_checkpoint
-from rocksynth.training.outputs import TrainingOutputs, reconstruct_plan
+from rocksynth.training.outputs import TrainingOutputs, reconstruct_plan, save_curve_figure
 from rocksynth.training.topology import EULER_UNIT, euler_density
 
 KIND = "reconstruct"
@@ -638,8 +637,4 @@ def plot_curve(curve: "list[dict]", path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("iteration")
     fig.tight_layout()
-    try:
-        with atomic_output(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
-    finally:
-        plt.close(fig)
+    save_curve_figure(fig, path)

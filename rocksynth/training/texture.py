@@ -39,13 +39,12 @@ from torch.nn import functional as F
 
 from rocksynth.data.textures import Texture, TextureCrops
 from rocksynth.errors import BadInputError
-from rocksynth.io.paths import atomic_output
 from rocksynth.models.checkpoints import file_name, texture_models
 from rocksynth.models.texture import (SCALE, LatentDiscriminator, PairDiscriminator, SliceDiscriminator,
                                       TextureEncoder, TextureGenerator, count_parameters)
 from rocksynth.progress import log, progress_bar
 from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
-from rocksynth.training.outputs import texture_plan
+from rocksynth.training.outputs import save_curve_figure, texture_plan
 from rocksynth.training.topology import EULER_UNIT, euler_density
 
 KIND = "texture"
@@ -564,8 +563,4 @@ def plot_curve(curve_path: Path, png_path: Path) -> None:
         axes.set_title(f"{title}: generated 64³ (solid) vs held-out (dashed)")
         axes.legend(fontsize=7)
     fig.tight_layout()
-    try:
-        with atomic_output(png_path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
-    finally:
-        plt.close(fig)
+    save_curve_figure(fig, png_path)
