@@ -67,7 +67,8 @@ def dask_engine(jobs: int = 2, memory_limit: "int | None" = None, scheduler: "st
         the `DASK_SCHEDULER_ADDRESS` environment variable, if set. `jobs` and `memory_limit` are
         then the cluster's business and are ignored.
     on_task : callable, optional
-        `on_task(done, total)` after each finished task of the local engines (a progress bar).
+        `on_task(done, total)` after each finished task of the local engines, and after each
+        finished result (a chunk's) on a cluster: a progress bar.
 
     Yields
     ------
@@ -98,7 +99,8 @@ def dask_engine(jobs: int = 2, memory_limit: "int | None" = None, scheduler: "st
         else:
             engine = Engine(f"{jobs} thread{'s' if jobs > 1 else ''}")
         if engine.client is not None:
-            stack.enter_context(dask.config.set(scheduler=engine.client))
+            scheduler_get = engine.client if on_task is None else _ProgressGet(engine.client, on_task)
+            stack.enter_context(dask.config.set(scheduler=scheduler_get))
         else:
             stack.enter_context(dask.config.set(scheduler="threads", num_workers=jobs))
             if on_task is not None:
@@ -114,6 +116,37 @@ def _connect(address: str):
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadInputError(f"cannot reach the dask scheduler at {address}: {reason}") from None
+
+
+class _ProgressGet:
+    """A dask scheduler function that computes on a distributed client and reports each result
+    as it arrives (`on_task(done, total)`)."""
+
+    def __init__(self, client, on_task):
+        self.client, self.on_task = client, on_task
+
+    def __call__(self, dsk, keys, **kwargs):
+        import time
+
+        futures = self.client.get(dsk, keys, sync=False, **kwargs)
+        flat = list(_futures_in(futures))
+        reported = -1
+        while True:
+            done = sum(future.done() for future in flat)
+            if done != reported:
+                self.on_task(done, len(flat))
+                reported = done
+            if done == len(flat):
+                return self.client.gather(futures)  # raises a task's error, if any
+            time.sleep(0.1)
+
+
+def _futures_in(nested):
+    if isinstance(nested, (list, tuple)):
+        for item in nested:
+            yield from _futures_in(item)
+    else:
+        yield nested
 
 
 def _worker_count(client) -> int:

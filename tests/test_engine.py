@@ -85,3 +85,19 @@ def test_bad_engine_options_are_one_line_exit_2_and_write_nothing(tmp_path, bere
     assert code == 2 and stdout == b"" and message in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "report").exists()
+
+
+def test_progress_follows_results_on_a_cluster():
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    from rocksynth.engine import dask_engine
+
+    calls = []
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,
+                                  silence_logs=50) as cluster:
+        with dask_engine(scheduler=cluster.scheduler_address, on_task=lambda done, total: calls.append((done, total))):
+            parts = dask.compute(*[dask.delayed(np.sum)(np.arange(n)) for n in range(5)])
+    assert parts == tuple(n * (n - 1) // 2 for n in range(5))
+    assert calls[0][1] == 5 and calls[-1] == (5, 5)  # polled: every change seen, not every task
+    assert [done for done, _ in calls] == sorted({done for done, _ in calls})
