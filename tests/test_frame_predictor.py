@@ -1,7 +1,5 @@
 """The deterministic frame predictor: starts as repeat-last, any frame size, rollout, training."""
 
-import numpy as np
-import pytest
 import torch
 
 from rocksynth.models.frame_predictor import FramePredictor, from_checkpoint
@@ -70,29 +68,3 @@ def test_predict_with_a_predictor_checkpoint_works_at_the_clip_size(tmp_path, ru
     assert np.abs(out[5:].astype(int) - out[4].astype(int)).max() <= 2
     code, _, stderr = run_cli("predict", "c.mp4", "--model", "p.pt", "--samples", "2", "--out", "s.mp4", cwd=tmp_path)
     assert code == 2 and "deterministic" in stderr
-
-
-def test_ssim_loss_term_equals_scikit_image_ssim():
-    from skimage.metrics import structural_similarity
-
-    from rocksynth.training.predictor import ssim
-
-    rng = np.random.default_rng(0)
-    a = rng.random((2, 3, 24, 24))
-    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
-    expected = np.mean([structural_similarity(x, y, data_range=1.0, channel_axis=0) for x, y in zip(a, b)])
-    assert float(ssim(torch.from_numpy(a), torch.from_numpy(b))) == pytest.approx(expected, abs=1e-9)
-    assert float(ssim(torch.from_numpy(a), torch.from_numpy(a))) == pytest.approx(1.0)
-
-
-def test_ssim_weight_is_saved_and_a_resumed_run_can_change_it(tmp_path):
-    from rocksynth.training.predictor import train_predictor
-
-    out = tmp_path / "p.pt"
-    kwargs = dict(size=32, channels=3, widths=(4, 8, 8), blocks=1, rollout=2, batch=2, pool=8, eval_every=2)
-    train_predictor(["scenes"], out, iters=2, ssim_weight=0.5, **kwargs)
-    assert load_checkpoint(out, "video")["config"]["frame"]["ssim_weight"] == 0.5
-    train_predictor(["scenes"], out, iters=4, resume=True, **kwargs)  # None keeps it
-    assert load_checkpoint(out, "video")["config"]["frame"]["ssim_weight"] == 0.5
-    train_predictor(["scenes"], out, iters=6, resume=True, ssim_weight=0.0, **kwargs)
-    assert load_checkpoint(out, "video")["config"]["frame"]["ssim_weight"] == 0.0

@@ -26,13 +26,8 @@ EVAL_CONTEXT, EVAL_FRAMES = 5, 10
 
 def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, channels: int = 3, context: int = 4,
                     widths=(24, 48, 64), blocks: int = 4, rollout: int = 3, batch: int = 8, lr: float = 1e-3,
-                    pool: int = 2000, eval_every: int = 100, resume: bool = False, seed: int = 0,
-                    ssim_weight: "float | None" = None) -> dict:
+                    pool: int = 2000, eval_every: int = 100, resume: bool = False, seed: int = 0) -> dict:
     """Train (or resume) the predictor; returns the last held-out metrics.
-
-    The loss is the MSE of the rolled-out frames plus `ssim_weight` times (1 - SSIM): the MSE alone
-    averages the futures it cannot tell apart, and late frames blur. `ssim_weight` None keeps a
-    resumed run's weight (0 for a new run); a number sets it from here on, and is saved.
 
     Its outputs (`rocksynth.training.outputs.video_plan`, stage 'predictor') are checked before any
     work; a run that fails or is interrupted before its first checkpoint leaves nothing."""
@@ -46,14 +41,9 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
 
             raise BadInputError(f"{plan.checkpoint} is not a frame-predictor checkpoint; choose another --out")
         config, frame, data = payload["config"]["predictor"], payload["config"]["frame"], payload["meta"]["sources"]
-        if ssim_weight is not None and ssim_weight != frame.get("ssim_weight", 0.0):
-            log(f"SSIM weight {frame.get('ssim_weight', 0.0):g} -> {ssim_weight:g} from iteration "
-                f"{payload['meta']['iterations']}")
-            frame = dict(frame, ssim_weight=float(ssim_weight))
     else:
         config = {"channels": channels, "context": context, "widths": list(widths), "blocks": blocks}
-        frame = {"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout,
-                 "ssim_weight": float(ssim_weight or 0.0)}
+        frame = {"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout}
     with plan:
         return _train(plan, payload, data, config, frame, iters, batch, lr, pool, eval_every, seed, rng)
 
@@ -75,10 +65,7 @@ def _train(plan, payload, data, config, frame, iters, batch, lr, pool, eval_ever
             model.train()
             x = _augment(to_tensor(train_pool[rng.integers(0, len(train_pool), batch)]), rng)
             pred = model.rollout(x[:, :config["context"]], rollout)
-            target = x[:, config["context"]:]
-            loss = ((pred - target) ** 2).mean()
-            if frame.get("ssim_weight", 0.0):
-                loss = loss + frame["ssim_weight"] * (1 - ssim(pred.flatten(0, 1), target.flatten(0, 1)))
+            loss = ((pred - x[:, config["context"]:]) ** 2).mean()
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -108,26 +95,6 @@ def evaluate(model: FramePredictor, clips: torch.Tensor, chunk: int = 16) -> dic
     scores = {"heldout_psnr_pred": psnr(pred, truth), "heldout_psnr_repeat_last": psnr(last, truth)}
     scores["heldout_gain_db"] = scores["heldout_psnr_pred"] - scores["heldout_psnr_repeat_last"]
     return scores
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
-    """Mean SSIM of images (N, C, H, W) in [0, 1], differentiable: a uniform `window`² window (as
-    scikit-image's default), per channel, over the positions the window fits."""
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    channels = a.shape[1]
-    kernel = torch.full((channels, 1, window, window), 1.0 / window ** 2, dtype=a.dtype, device=a.device)
-
-    def mean(x):
-        return torch.nn.functional.conv2d(x, kernel, groups=channels)
-
-    mu_a, mu_b = mean(a), mean(b)
-    # Sample (co)variances, as scikit-image computes them (N / (N - 1)).
-    correction = window ** 2 / (window ** 2 - 1)
-    var_a = (mean(a * a) - mu_a ** 2) * correction
-    var_b = (mean(b * b) - mu_b ** 2) * correction
-    cov = (mean(a * b) - mu_a * mu_b) * correction
-    index = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return index.mean()
 
 
 def _augment(x: torch.Tensor, rng) -> torch.Tensor:
