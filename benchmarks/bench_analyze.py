@@ -21,8 +21,8 @@ With `--scale 256,512,1024` it measures out-of-core scaling instead, on Berea vo
 `rocksynth synthesize` writes as OME-Zarr into `--scale-dir` (kept for the next run): each size's
 `rocksynth analyze --only porosity,correlation,minkowski` (wall time, peak RSS of all its
 processes, the ratio to the smallest size), the same on a 2*N x N x N volume streamed from the
-largest one and its mirror image (`--long`), and the full report with permeability on the
-largest size (`--full`):
+largest one and its mirror image (`--long`), each size also as a TIFF stack (`--tiff`), and the
+full report with permeability on the largest size (`--full`):
 
     python benchmarks/bench_analyze.py --scale 256,512,1024 --scale-dir DIR --long --full
     python benchmarks/bench_analyze.py --scale 512 --scale-dir DIR --full --network blocks
@@ -190,7 +190,16 @@ def analyze_command(path: Path, *options: str) -> dict:
     return {"report": json.loads(stdout), "seconds": seconds, "peak_mb": peak}
 
 
-def scale(sizes: "list[int]", folder: Path, long: bool, full: bool, network: str = "auto") -> None:
+def as_tiff(path: Path) -> Path:
+    """The same volume as a TIFF stack (`rocksynth convert`, written once)."""
+    tiff = path.with_suffix(".tif")
+    if not tiff.exists():
+        subprocess.run(["rocksynth", "-q", "convert", str(path), str(tiff)], check=True)
+    return tiff
+
+
+def scale(sizes: "list[int]", folder: Path, long: bool, full: bool, network: str = "auto",
+          tiff: bool = False) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\n## Out of core: rocksynth analyze --only {CHEAP} on synthesized Berea (OME-Zarr)\n")
     print("| volume | seconds | peak RSS, all processes (MB) | peak / smallest's |\n|---|---|---|---|")
@@ -200,6 +209,11 @@ def scale(sizes: "list[int]", folder: Path, long: bool, full: bool, network: str
         first = first or run["peak_mb"]
         print(f"| {size}^3 | {run['seconds']:.1f} | {run['peak_mb']:.0f} | {run['peak_mb'] / first:.2f} |")
         sys.stdout.flush()
+        if tiff:
+            run = analyze_command(as_tiff(synthesized(folder, size)), "--only", CHEAP)
+            print(f"| {size}^3, TIFF stack | {run['seconds']:.1f} | {run['peak_mb']:.0f} | "
+                  f"{run['peak_mb'] / first:.2f} |")
+            sys.stdout.flush()
     if long:
         path = stacked(folder, folder / f"berea_{sizes[-1]}.zarr")
         run = analyze_command(path, "--only", CHEAP)
@@ -225,12 +239,14 @@ def main() -> None:
     parser.add_argument("--scale-dir", default="bench_analyze_volumes", help="Where the synthesized volumes are kept.")
     parser.add_argument("--long", action="store_true", help="Also a 2N x N x N volume of the largest size.")
     parser.add_argument("--full", action="store_true", help="Also the full report of the largest size.")
+    parser.add_argument("--tiff", action="store_true", help="Also each size as a TIFF stack.")
     parser.add_argument("--network", default="auto", choices=["auto", "whole", "blocks"],
                         help="Network extraction of the full report (analyze --network).")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scale:
-        scale([int(s) for s in args.scale.split(",")], Path(args.scale_dir), args.long, args.full, args.network)
+        scale([int(s) for s in args.scale.split(",")], Path(args.scale_dir), args.long, args.full, args.network,
+              args.tiff)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.child:
