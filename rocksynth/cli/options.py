@@ -92,7 +92,7 @@ MemoryLimit = typer.Option(None, "--memory-limit", help="Memory per worker proce
                            "cluster of --jobs processes that spill to disk above it.")
 Scheduler = typer.Option(None, "--scheduler", help="Address of a running dask.distributed scheduler "
                          "(tcp://host:8786); default: $DASK_SCHEDULER_ADDRESS.")
-Chunks = typer.Option(None, "--chunks", help="Chunk shape ZxYxX of the measures (default 256x256x256).")
+Chunks = typer.Option(None, "--chunks", help="Chunk shape ZxYxX of the measures (default 128x128x128).")
 
 
 # `--set KEY=VALUE`: any field of a trainer's settings dataclass, by name.
