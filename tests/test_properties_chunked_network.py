@@ -33,3 +33,18 @@ def test_block_network_of_a_solid_volume_is_bad_input():
 
     with pytest.raises(BadInputError, match="no pore voxels"):
         extract_network_blocks(np.zeros((40, 40, 40), bool), core=20, depth=8, scheduler="synchronous")
+
+
+def test_block_network_of_a_lazy_zarr_volume_equals_that_of_the_array(tmp_path, berea_crop):
+    """Blocks read straight from the file give the network the in-memory blocks give."""
+    from rocksynth.io import load_binary_lazy, volume_writer
+
+    volume = berea_crop[:64, :64, :64]
+    with volume_writer(tmp_path / "v.zarr", volume.shape, np.uint8) as writer:
+        writer.write(volume.astype(np.uint8) * 255)
+    lazy, _ = load_binary_lazy(tmp_path / "v.zarr")
+    in_memory = extract_network_blocks(volume, core=32, depth=32, scheduler="synchronous")
+    from_file = extract_network_blocks(lazy, core=32, depth=32, scheduler="synchronous")
+    assert set(from_file.network) == set(in_memory.network)
+    for name, values in in_memory.network.items():
+        assert np.array_equal(np.asarray(from_file.network[name]), np.asarray(values)), name

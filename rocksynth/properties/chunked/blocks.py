@@ -94,6 +94,7 @@ class Block(NamedTuple):
     region: "tuple[slice, ...]"  # where the core lies in the volume
     at_low: "tuple[bool, ...]"  # the core touches the volume's low face, per axis
     at_high: "tuple[bool, ...]"  # ... and its high face
+    outer: "tuple[slice, ...]"  # where the extended block lies in the volume
 
 
 def extended_blocks(array, before: "Sequence[int]", after: "Sequence[int]", partition=None) -> "Iterator[Block]":
@@ -124,7 +125,7 @@ def extended_blocks(array, before: "Sequence[int]", after: "Sequence[int]", part
     before = [min(int(depth), n - 1) for depth, n in zip(before, array.shape)]
     after = [min(int(depth), n - 1) for depth, n in zip(after, array.shape)]
     reader = source_reader(array)
-    if reader is not None:
+    if getattr(reader, "block_reads", False):
         yield from _read_blocks(array, reader, before, after, partition or array.chunks)
         return
     if partition is not None and tuple(map(tuple, partition)) != array.chunks:
@@ -144,12 +145,14 @@ def extended_blocks(array, before: "Sequence[int]", after: "Sequence[int]", part
     starts = [np.concatenate([[0], np.cumsum(length)[:-1]]) for length in lengths]
     blocks = extended.to_delayed()
     for index in np.ndindex(*grid):
-        core, region = [], []
+        core, region, outer = [], [], []
         for axis, i in enumerate(index):
-            core.append(slice(int(lows[axis][i]), int(lows[axis][i] + lengths[axis][i])))
-            region.append(slice(int(starts[axis][i]), int(starts[axis][i] + lengths[axis][i])))
+            low, length, start = int(lows[axis][i]), int(lengths[axis][i]), int(starts[axis][i])
+            core.append(slice(low, low + length))
+            region.append(slice(start, start + length))
+            outer.append(slice(start - low, start - low + int(extended.chunks[axis][i])))
         yield Block(index, blocks[index], tuple(core), tuple(region), tuple(i == 0 for i in index),
-                    tuple(i == n - 1 for i, n in zip(index, grid)))
+                    tuple(i == n - 1 for i, n in zip(index, grid)), tuple(outer))
 
 
 def source_reader(array):
@@ -180,18 +183,18 @@ def _read_blocks(array, reader, before, after, partition) -> "Iterator[Block]":
 
     shared = dask.delayed(reader, name=f"reader-{array.name}")  # one graph key, sent to workers once
     read = dask.delayed(_read, pure=True)
-    for block in _sliced_blocks(array, before, after, partition):
-        outer = tuple(slice(r.start - c.start, r.start - c.start + _extent(r, c, a, after, array.shape))
-                      for a, (r, c) in enumerate(zip(block.region, block.core)))
-        yield block._replace(data=read(shared, outer))
-
-
-def _extent(region: slice, core: slice, axis: int, after, shape) -> int:
-    """Length of an extended block along an axis: context before, the core, context after."""
-    return core.start + (region.stop - region.start) + min(after[axis], shape[axis] - region.stop)
+    for block in _partition_blocks(array.shape, before, after, partition):
+        yield block._replace(data=read(shared, block.outer))
 
 
 def _sliced_blocks(array, before, after, partition) -> "Iterator[Block]":
+    """Blocks sliced from the dask array (its graph reads the source chunks they overlap)."""
+    for block in _partition_blocks(array.shape, before, after, partition):
+        yield block._replace(data=array[block.outer])
+
+
+def _partition_blocks(shape, before, after, partition) -> "Iterator[Block]":
+    """Where each block of a partition lies, with its context clipped at the faces (no data yet)."""
     grid = tuple(len(sizes) for sizes in partition)
     starts = [np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) for sizes in partition]
     for index in np.ndindex(*grid):
@@ -200,12 +203,12 @@ def _sliced_blocks(array, before, after, partition) -> "Iterator[Block]":
             start = int(starts[axis][i])
             stop = start + int(partition[axis][i])
             low = max(0, start - before[axis])
-            high = min(array.shape[axis], stop + after[axis])
+            high = min(shape[axis], stop + after[axis])
             outer.append(slice(low, high))
             core.append(slice(start - low, stop - low))
             region.append(slice(start, stop))
-        yield Block(index, array[tuple(outer)], tuple(core), tuple(region), tuple(i == 0 for i in index),
-                    tuple(i == n - 1 for i, n in zip(index, grid)))
+        yield Block(index, None, tuple(core), tuple(region), tuple(i == 0 for i in index),
+                    tuple(i == n - 1 for i, n in zip(index, grid)), tuple(outer))
 
 
 def runs(sizes: "Sequence[int]", minimum: int) -> "tuple[int, ...]":

@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from rocksynth.properties.chunked.blocks import _sliced_blocks, as_dask_mask
+from rocksynth.properties.chunked.blocks import as_dask_mask, extended_blocks
 
 DEFAULT_CORE = 192
 DEFAULT_DEPTH = 32
@@ -37,7 +37,7 @@ _POSITIONS = ("pore.coords", "pore.local_peak", "pore.global_peak", "pore.geomet
 
 
 def extract_network_blocks(mask, core: int = DEFAULT_CORE, depth: int = DEFAULT_DEPTH, width: "int | None" = None,
-                           scheduler=None):
+                           scheduler=None, num_workers: "int | None" = None):
     """The SNOW network of a (possibly larger than memory) volume, block by block.
 
     Parameters
@@ -53,6 +53,8 @@ def extract_network_blocks(mask, core: int = DEFAULT_CORE, depth: int = DEFAULT_
         Thickness of the boundary pores (default `rocksynth.properties.network.BOUNDARY_WIDTH`).
     scheduler : str, optional
         Dask scheduler of the block tasks (default: the active one).
+    num_workers : int, optional
+        Threads or processes of a local `scheduler` (default: dask's).
 
     Returns
     -------
@@ -75,28 +77,26 @@ def extract_network_blocks(mask, core: int = DEFAULT_CORE, depth: int = DEFAULT_
     shape = tuple(int(n) for n in array.shape)
     partition = tuple(_even_split(n, core) for n in shape)
     task = dask.delayed(_block_network, pure=False)
-    in_memory = mask if isinstance(mask, np.ndarray) else None
-    blocks = []
-    for block in _sliced_blocks(array, (depth,) * 3, (depth,) * 3, partition):
-        origin = tuple(r.start - c.start for r, c in zip(block.region, block.core))
-        data = block.data
-        if in_memory is not None:  # a numpy block, not a graph that would carry the whole array to each task
-            data = np.ascontiguousarray(in_memory[tuple(slice(o, o + n) for o, n in zip(origin, data.shape))])
-        blocks.append((block, origin, data))
-    compute = (lambda *tasks: dask.compute(*tasks, scheduler=scheduler)) if scheduler else dask.compute
+    blocks = list(extended_blocks(array, (depth,) * 3, (depth,) * 3, partition))
+    if isinstance(mask, np.ndarray):  # numpy blocks: a graph would carry the whole array to each process
+        blocks = [block._replace(data=np.ascontiguousarray(mask[block.outer])) for block in blocks]
+    options = {name: value for name, value in (("scheduler", scheduler), ("num_workers", num_workers))
+               if value is not None}
     # Pass 1: the SNOW markers (peaks of the distance transform), each found by the block whose core
     # holds it. Pass 2: every block floods from the markers of the whole volume that fall in it, so
     # a pore is the same pore, with the same key, in every block that sees it.
     marker_task = dask.delayed(_block_markers, pure=False)
-    markers = compute(*[marker_task(data, block.region, origin) for block, origin, data in blocks])
+    origins = [np.array([s.start for s in block.outer]) for block in blocks]
+    markers = dask.compute(*[marker_task(block.data, block.region, tuple(origin))
+                             for block, origin in zip(blocks, origins)], **options)
     markers = np.concatenate(markers) if markers else np.zeros((0, 3), np.int64)
     parts = []
-    for block, origin, data in blocks:
-        low, high = np.array(origin), np.array(origin) + np.array(data.shape)
-        inside = np.all((markers >= low) & (markers < high), axis=1)
-        parts.append(task(data, markers[inside] - np.array(origin), block.region, origin, block.at_low,
+    for block, origin in zip(blocks, origins):
+        high = np.array([s.stop for s in block.outer])
+        inside = np.all((markers >= origin) & (markers < high), axis=1)
+        parts.append(task(block.data, markers[inside] - origin, block.region, tuple(origin), block.at_low,
                           block.at_high, shape, width))
-    parts = compute(*parts)
+    parts = dask.compute(*parts, **options)
     network, notes = _stitch(parts)
     if network["pore.coords"].shape[0] == 0:
         raise BadInputError("the volume has no pore voxels: no network to extract")
