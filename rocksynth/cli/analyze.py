@@ -37,12 +37,11 @@ def analyze(
     from rocksynth.engine import dask_engine, parse_bytes
     from rocksynth.io.paths import atomic_output_dir, check_output
     from rocksynth.progress import log, progress_bar
-    from rocksynth.errors import BadInputError
-    from rocksynth.properties.report import NETWORK_MODES, analyze as analyze_image, parse_only, to_json, write_report
+    from rocksynth.properties.report import (analyze as analyze_image, check_network_choice, parse_only, to_json,
+                                             write_report)
 
     limit = parse_bytes(memory_limit) if memory_limit else None
-    if network not in NETWORK_MODES:
-        raise BadInputError(f"--network {network!r}: choose one of {', '.join(NETWORK_MODES)}")
+    check_network_choice(network)  # before the volume is read
     if report_dir:
         check_output(report_dir.rstrip("/") + "/", what="--report")  # before any work
     mask, size = _load(file, threshold, pore_value, voxel_size, crop, raw_shape, raw_dtype, chunks)

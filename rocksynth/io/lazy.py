@@ -182,9 +182,9 @@ def load_binary_lazy(path, threshold=None, pore_value="auto", voxel_size=None, c
     from dask.base import tokenize
 
     reader = _MaskSource(volume.reader, offset, data.shape, rule.threshold, str(pore_value))
-    # Read through from_array, not map_blocks: dask then fuses a slice of the mask into a read of
-    # that slice of the file, so a chunk's context (one voxel for Minkowski, r_max for S2) is read
-    # on its own instead of keeping whole neighbouring chunks in memory until they are done.
+    # A from_array over a reader, not map_blocks over the file's chunks: the chunked measures find
+    # the reader (`chunked.blocks.source_reader`) and each task reads its block with its context
+    # straight from the file, instead of dask keeping whole neighbouring chunks in memory.
     mask = da.from_array(reader, chunks=data.chunks, name=f"rocksynth-mask-{tokenize(reader)}", lock=False,
                          asarray=True, fancy=False, meta=np.empty((0,) * data.ndim, bool))
     return mask, _voxel_size(voxel_size, volume.voxel_size, volume.voxel_size_origin, source)

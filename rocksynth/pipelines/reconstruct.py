@@ -210,6 +210,7 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
     if voxel is None and loaded.voxel_size:
         voxel = loaded.voxel_size
         log(f"voxel size {format_length(voxel)} taken from the model's training data (override with --voxel-size)")
+    slice_porosity = porosity(mask)
     results = []
     with progress_bar(samples * depth, "reconstructing") as bar:
         for index, path in enumerate(paths):
@@ -229,14 +230,14 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
             results.append({"path": path, "shape": [depth, *mask.shape], "porosity": pores / (depth * mask.size),
                             "far_field_porosity": far, "raw_central_slice_agreement": agreement,
                             "seconds": round(seconds, 3)})
-            warning = porosity_warning(porosity(mask), far, loaded.path.stem)
+            warning = porosity_warning(slice_porosity, far, loaded.path.stem)
             if warning:
                 warn(warning)
             if path != "-":
                 log(f"wrote {path}: {depth}x{mask.shape[0]}x{mask.shape[1]}, porosity {pores / (depth * mask.size):.3f} "
-                    f"(slice {porosity(mask):.3f}); raw central-slice agreement {agreement:.4f} before pasting "
+                    f"(slice {slice_porosity:.3f}); raw central-slice agreement {agreement:.4f} before pasting "
                     f"the input slice; {seconds:.1f} s")
-    return {"model": str(loaded.path.name), "slice": str(slice_path), "slice_porosity": porosity(mask),
+    return {"model": str(loaded.path.name), "slice": str(slice_path), "slice_porosity": slice_porosity,
             "logit_threshold": loaded.model.logit_threshold,
             "voxel_size_m": voxel, "seed": seed, "volumes": results}
 

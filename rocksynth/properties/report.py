@@ -87,8 +87,8 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
     The image measures (porosity, connected porosity, S2, Minkowski functionals, pore sizes)
     are computed chunk by chunk (`rocksynth.properties.chunked`, equal to the one-shot
     results) on whatever dask scheduler is active, so `mask` may be a lazy dask array larger
-    than memory. The network is extracted in memory (PoreSpy snow2): it is refused, with the
-    memory it needs, when that is more than the machine has available.
+    than memory. The network is extracted from the whole volume in memory or block by block
+    (`network`); a choice the memory cannot hold is refused before any work.
 
     Parameters
     ----------
@@ -109,8 +109,7 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
         process while this one measures the image (on `jobs` - 1 threads, or on the dask cluster
         when `distributed`).
     chunks : int or tuple, optional
-        Chunk shape of the image measures (default 256³; a dask input keeps its own when given
-        None and its chunks are already cubic enough).
+        Chunk shape of the image measures (default `ANALYSIS_CHUNK` per side).
     distributed : bool
         A `dask.distributed` client is the active scheduler (the image measures run on its
         workers, so they keep all their threads).
@@ -149,7 +148,8 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
     if not h:
         notes.append("no voxel size given: lengths in voxels and permeability in voxel² only; use --voxel-size")
     needs_pores = [name for name in only if name in ("psd", "network", "permeability")]
-    if needs_pores and chunked_porosity(lazy) == 0:
+    phi = chunked_porosity(lazy) if needs_pores else None  # reused by the image measures
+    if phi == 0:
         # All solid (e.g. a failed generator's output) is a valid sample: porosity 0 and K = 0,
         # with no pores to size or network to extract.
         only = tuple(name for name in only if name not in needs_pores)
@@ -174,7 +174,7 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
     try:
         parallel = {"num_workers": max(1, jobs - 1)} if network_job is not None and not distributed else {}
         with dask.config.set(**parallel):  # one core is the network's
-            part = _image_measures(lazy, h, image_measures, r_max, on_stage)
+            part = _image_measures(lazy, h, image_measures, r_max, on_stage, phi)
         if network_job is not None:
             if on_stage:
                 on_stage("network")
@@ -205,6 +205,12 @@ def _in_memory(mask) -> np.ndarray:
 NETWORK_MODES = ("auto", "whole", "blocks")
 
 
+def check_network_choice(choice: str) -> None:
+    """Refuse a network extraction that is not one of `NETWORK_MODES` (one line)."""
+    if choice not in NETWORK_MODES:
+        raise BadInputError(f"--network {choice!r}: choose one of {', '.join(NETWORK_MODES)}")
+
+
 def network_mode(choice: str, shape, memory_limit: "int | None", jobs: int) -> str:
     """'whole' or 'blocks': how to extract the network of a volume, checked against the memory.
 
@@ -218,8 +224,7 @@ def network_mode(choice: str, shape, memory_limit: "int | None", jobs: int) -> s
 
     from rocksynth.properties.chunked.network import DEFAULT_CORE, DEFAULT_DEPTH
 
-    if choice not in NETWORK_MODES:
-        raise BadInputError(f"--network {choice!r}: choose one of {', '.join(NETWORK_MODES)}")
+    check_network_choice(choice)
     available = psutil.virtual_memory().available
     whole = NETWORK_BYTES_PER_VOXEL * float(np.prod(shape))
     budget = memory_limit or available / 2
@@ -279,8 +284,8 @@ def _network_measures_in_worker(dense: np.ndarray, h, measures) -> dict:
     return part
 
 
-def _image_measures(mask, h, only, r_max, on_stage) -> dict:
-    """The image measures of a dask bool mask, chunk by chunk."""
+def _image_measures(mask, h, only, r_max, on_stage, phi: "float | None" = None) -> dict:
+    """The image measures of a dask bool mask, chunk by chunk (`phi`: its porosity, if known)."""
     from rocksynth.properties import chunked, correlation
 
     meter = StageMeter()
@@ -294,7 +299,7 @@ def _image_measures(mask, h, only, r_max, on_stage) -> dict:
 
     if "porosity" in only:
         with step("porosity"):
-            phi = chunked.porosity(mask)
+            phi = chunked.porosity(mask) if phi is None else phi
             connected = chunked.connected_porosity(mask)
         report["porosity"] = {"total": phi, "connected": {k: v for k, v in connected.items() if k != "isolated"},
                               "isolated_fraction_of_pores": connected["isolated"],
@@ -307,7 +312,7 @@ def _image_measures(mask, h, only, r_max, on_stage) -> dict:
             limit = r_max if r_max is not None else min(100, min(mask.shape) // 2)
             axes_curves = chunked.two_point_correlation_axes(mask, limit)
             s2 = axes_curves.mean(axis=0)
-            s2[0] = report["porosity"]["total"] if "porosity" in report else chunked.porosity(mask)
+            s2[0] = chunked.porosity(mask) if phi is None else phi
             length = correlation.correlation_length(s2)
         names = ["z", "y", "x"] if mask.ndim == 3 else ["y", "x"]
         report["correlation"] = {
@@ -339,8 +344,6 @@ def _image_measures(mask, h, only, r_max, on_stage) -> dict:
 def _network_measures(mask, h, only, on_stage, blocks: "dict | None" = None) -> dict:
     """Network statistics and permeability; the network from the whole mask in memory, or block by
     block when `blocks` (the scheduler settings of `extract_network_blocks`) is given."""
-    import dask
-
     from rocksynth.properties.chunked.network import extract_network_blocks
     from rocksynth.properties.network import extract_network, network_statistics
     from rocksynth.properties.permeability import network_permeability
@@ -354,10 +357,7 @@ def _network_measures(mask, h, only, on_stage, blocks: "dict | None" = None) -> 
         if blocks is None:
             extracted = extract_network(mask)
         else:
-            settings = dict(blocks)
-            workers = {"num_workers": settings.pop("num_workers")} if "num_workers" in settings else {}
-            with dask.config.set(**workers):
-                extracted = extract_network_blocks(mask, **settings)
+            extracted = extract_network_blocks(mask, **blocks)
             notes += extracted.notes
         stats = network_statistics(extracted, h)
     stats.pop("pore_diameters")
