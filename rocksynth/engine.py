@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
+from dask.callbacks import Callback
+from dask.core import flatten
+
 from rocksynth.errors import BadInputError
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -129,7 +132,7 @@ class _ProgressGet:
         import time
 
         futures = self.client.get(dsk, keys, sync=False, **kwargs)
-        flat = list(_futures_in(futures))
+        flat = list(flatten(futures))
         reported = -1
         while True:
             done = sum(future.done() for future in flat)
@@ -141,25 +144,11 @@ class _ProgressGet:
             time.sleep(0.1)
 
 
-def _futures_in(nested):
-    if isinstance(nested, (list, tuple)):
-        for item in nested:
-            yield from _futures_in(item)
-    else:
-        yield nested
-
-
 def _worker_count(client) -> int:
     return len(client.scheduler_info().get("workers", {}))
 
 
-def _task_counter_base():
-    from dask.callbacks import Callback
-
-    return Callback
-
-
-class _TaskCounter(_task_counter_base()):
+class _TaskCounter(Callback):
     """A dask callback that reports (finished tasks, tasks) of each local computation."""
 
     def __init__(self, on_task: "Callable[[int, int], None]"):
