@@ -6,9 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from rocksynth.cli.app import app
 from rocksynth.engine import parse_bytes
 from rocksynth.errors import BadInputError
 from rocksynth.io import write_volume
@@ -32,10 +30,13 @@ def _volume(tmp_path, berea_crop):
     return path
 
 
-def _json(args) -> dict:
-    result = CliRunner().invoke(app, ["-q", *args, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+def _json(run_cli, args) -> dict:
+    # Through the real entry point in its own process: the test's scheduler runs in this one, and
+    # its log records must not mix with the command's stdout (once PoreSpy is imported, a
+    # handler on the root logger writes them to stdout).
+    code, stdout, stderr = run_cli("-q", *args, "--json")
+    assert code == 0, stderr
+    return json.loads(stdout)
 
 
 def _measures(report: dict) -> dict:
@@ -53,19 +54,19 @@ def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, berea_crop, run_cli_
     assert time.perf_counter() - started < 30
 
 
-def test_analyze_and_compare_on_a_local_cluster_equal_the_local_run(tmp_path, berea_crop):
+def test_analyze_and_compare_on_a_local_cluster_equal_the_local_run(tmp_path, berea_crop, run_cli):
     distributed = pytest.importorskip("distributed")
     path = _volume(tmp_path, berea_crop)
     other = tmp_path / "w.tif"
     write_volume(other, berea_crop[-48:, -48:, -48:])
     analyze = ["analyze", str(path), "--voxel-size", "5.345um", "--chunks", "24x24x24"]
     compare = ["compare", str(path), "--vs", str(other), "--crops", "3", "--crop-size", "24", "--bootstrap", "10"]
-    local = _measures(_json(analyze))
-    local_compare = _json(compare + ["--jobs", "1"])
+    local = _measures(_json(run_cli, analyze))
+    local_compare = _json(run_cli, compare + ["--jobs", "1"])
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=50) as cluster:
-        remote = _measures(_json(analyze + ["--scheduler", cluster.scheduler_address]))
-        remote_compare = _json(compare + ["--scheduler", cluster.scheduler_address])
+        remote = _measures(_json(run_cli, analyze + ["--scheduler", cluster.scheduler_address]))
+        remote_compare = _json(run_cli, compare + ["--scheduler", cluster.scheduler_address])
     assert remote == local
     assert remote_compare == local_compare
     assert {"porosity", "correlation", "minkowski", "psd", "network", "permeability"} <= set(local)
