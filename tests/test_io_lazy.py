@@ -295,3 +295,15 @@ def test_the_lazy_binary_mask_equals_the_eager_one(tmp_path):
         assert isinstance(lazy, da.Array) and lazy.dtype == bool and size == pytest.approx(eager_size)
         assert (lazy.compute() == mask).mean() > 0.999  # gray: Otsu on 16 slices vs on the whole volume
     assert np.array_equal(lazy.compute(), truth)
+
+
+def test_analyze_refuses_a_zarr_array_without_voxel_size(tmp_path, run_cli_in_process):
+    data = (_gray() > 128).astype(np.uint8) * 255
+    path, _ = _write("zarr v3 array", tmp_path, data)
+    report = tmp_path / "report"
+    code, out, err = run_cli_in_process("analyze", path, "--only", "porosity", "--report", report)
+    assert code == 2 and out == b"" and not report.exists()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no voxel size" in lines[0] and "--voxel-size" in lines[0]
+    code, out, err = run_cli_in_process("analyze", path, "--only", "porosity", "--voxel-size", "2um", "--json")
+    assert code == 0, err

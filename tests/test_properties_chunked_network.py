@@ -40,7 +40,7 @@ def test_block_network_of_a_lazy_zarr_volume_equals_that_of_the_array(tmp_path, 
     from rocksynth.io import load_binary_lazy, volume_writer
 
     volume = berea_crop[:64, :64, :64]
-    with volume_writer(tmp_path / "v.zarr", volume.shape, np.uint8) as writer:
+    with volume_writer(tmp_path / "v.zarr", volume.shape, np.uint8, 5e-6) as writer:
         writer.write(volume.astype(np.uint8) * 255)
     lazy, _ = load_binary_lazy(tmp_path / "v.zarr")
     in_memory = extract_network_blocks(volume, core=32, depth=32, scheduler="synchronous")

@@ -161,6 +161,11 @@ def load_binary_lazy(path, threshold=None, pore_value="auto", voxel_size=None, c
 
     volume = open_lazy(path, raw_shape, raw_dtype, chunks)
     data, source = volume.data, volume.source
+    if "Zarr" in volume.format and volume.voxel_size is None and voxel_size is None:
+        # A Zarr store carries its scale in its metadata (OME-Zarr coordinateTransformations); one
+        # without it is a bare array export, and physical figures would be silently in voxel units.
+        raise BadInputError(f"{source}: the {volume.format} has no voxel size in its metadata; "
+                            f"pass --voxel-size (e.g. --voxel-size 5.345um)")
     middle = np.asarray(data[data.shape[0] // 2].compute())
     fov = detect_circular_fov(middle)
     offset = (0, 0, 0)
