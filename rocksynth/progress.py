@@ -18,6 +18,30 @@ def stdout_console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
+def route_library_logs() -> None:
+    """Send the log records of the libraries we call (PoreSpy, OpenPNM, dask) to stderr.
+
+    PoreSpy and OpenPNM install, when imported, a root handler that prints to stdout, which
+    would mix log lines into a command's output (`--json`, a volume written to stdout). Their
+    stdout handlers are removed, whenever they were installed, and one stderr handler is kept.
+    """
+    import logging
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        console = getattr(handler, "console", None)  # rich's RichHandler
+        stream = console.file if console is not None else getattr(handler, "stream", None)
+        if stream is sys.stdout or stream is sys.__stdout__:
+            root.removeHandler(handler)
+    if not any(getattr(h, "_rocksynth", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+        handler._rocksynth = True
+        root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+
+
 def set_quiet(quiet: bool) -> None:
     _state["quiet"] = quiet
 

@@ -121,3 +121,15 @@ def test_stack_conversion_streams_and_matches_whole_volume_segmentation(run_cli,
     assert code == 0, stderr
     expected = binarize(gray, threshold=20000).mask
     assert np.array_equal(read_volume(tmp_path / "bin.tif").data == 255, expected)
+
+
+def test_library_log_records_go_to_stderr_not_into_the_output():
+    """PoreSpy installs a root log handler printing to stdout; the CLI routes records to stderr."""
+    import subprocess
+    import sys
+
+    code = ("import logging, porespy; from rocksynth.progress import route_library_logs; "
+            "route_library_logs(); logging.getLogger('porespy').warning('a record')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and "porespy: WARNING: a record" in result.stderr

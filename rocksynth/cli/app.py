@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from rocksynth import __version__
-from rocksynth.progress import set_quiet
+from rocksynth.progress import route_library_logs, set_quiet
 
 app = typer.Typer(
     name="rocksynth",
@@ -39,6 +39,7 @@ def _global_options(
              "limits (half the memory, 256 MiB per 2D image, no file compressed over 1000:1). "
              "Same as ROCKSYNTH_MAX_VOXELS; see docs/formats.md."),
 ) -> None:
+    route_library_logs()
     set_quiet(quiet)
     if max_voxels is not None:
         from rocksynth.io.limits import set_max_voxels

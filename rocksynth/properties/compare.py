@@ -239,7 +239,7 @@ def measure_samples(samples: "list[tuple[np.ndarray, float | None]]", with_perme
     """
     import dask
 
-    task = dask.delayed(sample_properties, pure=True)
+    task = dask.delayed(_sample_properties_task, pure=True)
     tasks = [task(mask, size, with_permeability) for mask, size in samples]
     if distributed:
         return list(dask.compute(*tasks))
@@ -250,6 +250,14 @@ def measure_samples(samples: "list[tuple[np.ndarray, float | None]]", with_perme
         os.environ.setdefault(variable, "1")
     # dask's processes are spawned: a fork would inherit this process's thread pools broken.
     return list(dask.compute(*tasks, scheduler="processes", num_workers=jobs))
+
+
+def _sample_properties_task(mask, voxel_size, with_permeability: bool) -> dict:
+    """`sample_properties` as a dask task, whose process's stdout may be the command's."""
+    from rocksynth.progress import route_library_logs
+
+    route_library_logs()
+    return sample_properties(mask, voxel_size, with_permeability)
 
 
 def compare_samples(real, generated, with_permeability: bool = True, jobs: int = 2, bins: int = 50,

@@ -279,6 +279,9 @@ def _start_network_worker(dense: np.ndarray, h, measures) -> _NetworkWorker:
 
 
 def _network_measures_in_worker(dense: np.ndarray, h, measures) -> dict:
+    from rocksynth.progress import route_library_logs
+
+    route_library_logs()  # this process's stdout is the command's
     part = _network_measures(dense, h, measures, None)
     part["timings"] = {f"{name} (2nd process)": t for name, t in part["timings"].items()}
     return part
