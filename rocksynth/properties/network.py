@@ -2,6 +2,7 @@
 
 The network is extracted with PoreSpy's `snow2` run serially (`parallel_kw=None`): on a 2-core
 machine its default dask-chunked watershed is slower and cuts extra pores at the chunk seams.
+Its markers are PoreSpy's own, found faster (`rocksynth.properties.snow_peaks`).
 Extraction happens in voxel units (voxel_size=1); physical sizes are applied afterwards, which
 also keeps the flow solver's matrix well scaled (conductances of ~1e-17 m^3 in SI units make
 OpenPNM's solver stop early, far from the solution).
@@ -48,6 +49,8 @@ def extract_network(mask) -> ExtractedNetwork:
 
     import porespy as ps
 
+    from rocksynth.properties.snow_peaks import snow_markers
+
     mask = as_mask(mask)
     if mask.ndim != 3:
         raise BadInputError("network extraction needs a 3D volume")
@@ -58,7 +61,9 @@ def extract_network(mask) -> ExtractedNetwork:
     start = time.perf_counter()
     _quiet_porespy()
     try:
-        snow = ps.networks.snow2(mask, voxel_size=1, boundary_width=BOUNDARY_WIDTH, parallel_kw=None)
+        # PoreSpy's own markers, found faster (`snow_peaks`); snow2 then runs unchanged.
+        snow = ps.networks.snow2(mask, voxel_size=1, boundary_width=BOUNDARY_WIDTH, parallel_kw=None,
+                                 peaks=snow_markers(mask))
     except IndexError as exc:  # PoreSpy's boundary labelling indexes the first throat
         raise BadInputError(f"volume {mask.shape}: SNOW found no throats between its pores, so there is no pore "
                             "network; is the volume (or --crop-size) too small for its pores?") from exc

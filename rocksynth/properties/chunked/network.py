@@ -36,7 +36,7 @@ DEFAULT_DEPTH = 32
 _POSITIONS = ("pore.coords", "pore.local_peak", "pore.global_peak", "pore.geometric_centroid", "throat.global_peak")
 
 
-def extract_network_blocks(mask, core: int = DEFAULT_CORE, depth: int = DEFAULT_DEPTH, width: "int | None" = None,
+def extract_network_blocks(mask, core: "int | tuple[int, ...]" = DEFAULT_CORE, depth: int = DEFAULT_DEPTH, width: "int | None" = None,
                            scheduler=None, num_workers: "int | None" = None):
     """The SNOW network of a (possibly larger than memory) volume, block by block.
 
@@ -44,9 +44,9 @@ def extract_network_blocks(mask, core: int = DEFAULT_CORE, depth: int = DEFAULT_
     ----------
     mask : dask.array.Array or array_like
         Binary volume (z, y, x), True/non-zero = pore.
-    core : int
-        Edge of the blocks' cores in voxels. Memory per task is about 75 bytes per voxel of
-        the extended block, (core + 2 depth)³.
+    core : int or tuple of int
+        Edge of the blocks' cores in voxels (one per axis, or the same for all). Memory per task
+        is about 75 bytes per voxel of the extended block, (core + 2 depth)³.
     depth : int
         Context around each core, in voxels; it must exceed the extent of the pores.
     width : int, optional
@@ -75,7 +75,8 @@ def extract_network_blocks(mask, core: int = DEFAULT_CORE, depth: int = DEFAULT_
         raise BadInputError(f"volume {array.shape} is too small for network extraction (need >= 6 voxels per axis)")
     start = time.perf_counter()
     shape = tuple(int(n) for n in array.shape)
-    partition = tuple(_even_split(n, core) for n in shape)
+    cores = (core,) * 3 if np.isscalar(core) else tuple(core)
+    partition = tuple(_even_split(n, c) for n, c in zip(shape, cores))
     task = dask.delayed(_block_network, pure=False)
     blocks = list(extended_blocks(array, (depth,) * 3, (depth,) * 3, partition))
     if isinstance(mask, np.ndarray):  # numpy blocks: a graph would carry the whole array to each process
@@ -115,26 +116,19 @@ def _even_split(n: int, core: int) -> "tuple[int, ...]":
 def _block_markers(block: np.ndarray, region: tuple, origin: tuple) -> np.ndarray:
     """Voxels (volume coordinates) of the SNOW markers whose first voxel lies in this block's core.
 
-    The steps of PoreSpy's `snow_partitioning` before its watershed, with its defaults
-    (sigma 0.4, r_max 4): peaks of the blurred distance transform, saddle points and nearby
-    peaks trimmed, markers labelled with full connectivity.
+    The markers of PoreSpy's `snow_partitioning` with its defaults (`snow_peaks.snow_markers`),
+    labelled with full connectivity as it labels them.
     """
-    import porespy as ps
-    from porespy.tools import get_edt
     from porespy.tools._label import _label_components
-    from scipy import ndimage
 
     from rocksynth.properties.network import _quiet_porespy
+    from rocksynth.properties.snow_peaks import snow_markers
 
     _quiet_porespy()
     im = np.ascontiguousarray(block, dtype=bool)
     if not im.any():
         return np.zeros((0, 3), np.int64)
-    dt = get_edt()(im)
-    peaks = ps.filters.find_peaks(dt=ndimage.gaussian_filter(dt, sigma=0.4) * im, r_max=4)
-    peaks = ps.filters.trim_saddle_points(peaks=peaks, dt=dt)
-    peaks = ps.filters.trim_nearby_peaks(peaks=peaks, dt=dt)
-    labels, _ = _label_components(peaks > 0, conn="max")
+    labels, _ = _label_components(snow_markers(im) > 0, conn="max")
     voxels = np.array(np.nonzero(labels)).T  # raster order
     ids = labels[tuple(voxels.T)]
     _, first = np.unique(ids, return_index=True)
