@@ -17,14 +17,15 @@ It prints wall time and peak resident memory of every stage and the permeabiliti
 At 400^3 it also runs the full report with the block-wise network (`--network blocks`) and
 prints its permeabilities over the whole-volume ones.
 
-With `--scale 256,512,1024` it measures out-of-core scaling instead, on Berea volumes that
-`rocksynth synthesize` writes as OME-Zarr into `--scale-dir` (kept for the next run): each size's
+With `--scale 256,512,1024` it measures out-of-core scaling (after the `--sizes` given, if any), on
+Berea volumes that `rocksynth synthesize` writes as OME-Zarr into `--scale-dir` (kept): each size's
 `rocksynth analyze --only porosity,correlation,minkowski` (wall time, peak RSS of all its
 processes, the ratio to the smallest size), the same on a 2*N x N x N volume streamed from the
 largest one and its mirror image (`--long`), each size also as a TIFF stack (`--tiff`), and the
 full report with permeability on the largest size (`--full`):
 
     python benchmarks/bench_analyze.py --scale 256,512,1024 --scale-dir DIR --long --full
+    python benchmarks/bench_analyze.py --sizes 400 --scale 256,512,1024 --scale-dir DIR --long --full  # all
     python benchmarks/bench_analyze.py --scale 512 --scale-dir DIR --full --network blocks
 """
 
@@ -199,7 +200,9 @@ def as_tiff(path: Path) -> Path:
 
 
 def scale(sizes: "list[int]", folder: Path, long: bool, full: bool, network: str = "auto",
-          tiff: bool = False) -> None:
+          tiff: bool = False) -> dict:
+    """Print the out-of-core tables; return the figures the summary repeats."""
+    summary = {}
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\n## Out of core: rocksynth analyze --only {CHEAP} on synthesized Berea (OME-Zarr)\n")
     print("| volume | seconds | peak RSS, all processes (MB) | peak / smallest's |\n|---|---|---|---|")
@@ -207,6 +210,7 @@ def scale(sizes: "list[int]", folder: Path, long: bool, full: bool, network: str
     for size in sizes:
         run = analyze_command(synthesized(folder, size), "--only", CHEAP)
         first = first or run["peak_mb"]
+        summary[f"cheap measures {size}^3: peak MB, / smallest's"] = f"{run['peak_mb']:.0f}, {run['peak_mb'] / first:.2f}"
         print(f"| {size}^3 | {run['seconds']:.1f} | {run['peak_mb']:.0f} | {run['peak_mb'] / first:.2f} |")
         sys.stdout.flush()
         if tiff:
@@ -219,6 +223,7 @@ def scale(sizes: "list[int]", folder: Path, long: bool, full: bool, network: str
         run = analyze_command(path, "--only", CHEAP)
         print(f"| {path.stem.split('_')[1]} | {run['seconds']:.1f} | {run['peak_mb']:.0f} | "
               f"{run['peak_mb'] / first:.2f} |")
+        summary[f"cheap measures {path.stem.split('_')[1]}: peak MB"] = f"{run['peak_mb']:.0f}"
     if full:
         run = analyze_command(folder / f"berea_{sizes[-1]}.zarr", "--network", network)
         report = run["report"]
@@ -230,11 +235,15 @@ def scale(sizes: "list[int]", folder: Path, long: bool, full: bool, network: str
         print("permeability: " + ", ".join(f"K_{a} = {r['k_md']:.4g} mD" for a, r in report["permeability"].items()))
         for note in report["notes"]:
             print(f"note: {note}")
+        summary[f"full report {sizes[-1]}^3: seconds, peak MB (all processes)"] = (
+            f"{run['seconds']:.0f}, {run['peak_mb']:.0f}")
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="200,400")
+    parser.add_argument("--sizes", default=None,
+                        help="Berea sizes to compare with the bare pipeline (default 200,400; none with --scale).")
     parser.add_argument("--scale", default=None, help="Comma list of synthesized sizes for the out-of-core run.")
     parser.add_argument("--scale-dir", default="bench_analyze_volumes", help="Where the synthesized volumes are kept.")
     parser.add_argument("--long", action="store_true", help="Also a 2N x N x N volume of the largest size.")
@@ -244,14 +253,22 @@ def main() -> None:
                         help="Network extraction of the full report (analyze --network).")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.scale:
-        scale([int(s) for s in args.scale.split(",")], Path(args.scale_dir), args.long, args.full, args.network,
-              args.tiff)
-        return
-    sizes = [int(s) for s in args.sizes.split(",")]
     if args.child:
-        child(args.child, sizes[0])
+        child(args.child, int(args.sizes))
         return
+    sizes = [int(s) for s in (args.sizes or ("" if args.scale else "200,400")).split(",") if s]
+    summary = compare_with_bare(sizes)
+    if args.scale:
+        summary.update(scale([int(s) for s in args.scale.split(",")], Path(args.scale_dir), args.long, args.full,
+                             args.network, args.tiff))
+    print("\n## Summary\n\n| figure | value |\n|---|---|")
+    for name, value in summary.items():
+        print(f"| {name} | {value} |")
+
+
+def compare_with_bare(sizes: "list[int]") -> dict:
+    """Print each size's bare and rocksynth runs; return the figures the summary repeats."""
+    summary = {}
     titles = {"bare": "bare PoreSpy snow2 + OpenPNM StokesFlow", "ours": "rocksynth analyze (full report)",
               "blocks": "rocksynth analyze --network blocks (full report)"}
     for size in sizes:
@@ -270,11 +287,14 @@ def main() -> None:
             print()
             sys.stdout.flush()
         whole, blocks = runs["ours"]["results"], runs["blocks"]["results"]
-        print(f"time ours / bare: {runs['ours']['process_seconds'] / runs['bare']['process_seconds']:.3f}")
-        print("block-wise / whole-volume network: " + ", ".join(
-            f"K_{a} {blocks[f'K_{a}_mD'] / whole[f'K_{a}_mD']:.4f}" for a in "xyz"
-            if whole[f"K_{a}_mD"]) + f", pores {blocks['pores']} / {whole['pores']}, "
-            f"throats {blocks['throats']} / {whole['throats']}")
+        ratio = runs["ours"]["process_seconds"] / runs["bare"]["process_seconds"]
+        k_ratios = ", ".join(f"K_{a} {blocks[f'K_{a}_mD'] / whole[f'K_{a}_mD']:.4f}" for a in "xyz" if whole[f"K_{a}_mD"])
+        print(f"time ours / bare: {ratio:.3f}")
+        print(f"block-wise / whole-volume network: {k_ratios}, pores {blocks['pores']} / {whole['pores']}, "
+              f"throats {blocks['throats']} / {whole['throats']}")
+        summary[f"full report {size}^3: time ours / bare"] = f"{ratio:.3f}"
+        summary[f"full report {size}^3: block-wise / whole K"] = k_ratios
+    return summary
 
 
 if __name__ == "__main__":
