@@ -307,3 +307,15 @@ def test_analyze_refuses_a_zarr_array_without_voxel_size(tmp_path, run_cli_in_pr
     assert len(lines) == 1 and "no voxel size" in lines[0] and "--voxel-size" in lines[0]
     code, out, err = run_cli_in_process("analyze", path, "--only", "porosity", "--voxel-size", "2um", "--json")
     assert code == 0, err
+
+
+def test_analyze_refuses_gray_values_outside_the_sampled_slices(tmp_path, run_cli_in_process):
+    """Binary on the 16 slices the rule is chosen on, gray on another: one line, exit 2."""
+    data = (np.random.default_rng(0).random((40, 24, 24)) < 0.3).astype(np.uint8) * 255
+    sampled = {int(i) for i in np.linspace(0, 39, 16)}
+    data[next(i for i in range(40) if i not in sampled), 3, 3] = 7
+    path = tmp_path / "v.tif"
+    write_volume(path, data, VOXEL)
+    code, out, err = run_cli_in_process("-q", "analyze", path, "--only", "porosity", "--json")
+    assert code == 2 and out == b""
+    assert "others hold gray values" in err and len(err.strip().splitlines()) == 1

