@@ -319,3 +319,22 @@ def test_analyze_refuses_gray_values_outside_the_sampled_slices(tmp_path, run_cl
     code, out, err = run_cli_in_process("-q", "analyze", path, "--only", "porosity", "--json")
     assert code == 2 and out == b""
     assert "others hold gray values" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_large_tiff_stack_is_analysed_from_a_temporary_chunked_copy(tmp_path, run_cli, monkeypatch):
+    """Each page decoded once: the stack is copied into $ROCKSYNTH_TMPDIR, measured, removed."""
+    from rocksynth.io.lazy import TIFF_COPY_VOXELS
+
+    data = (np.random.default_rng(1).random((264, 256, 256)) < 0.3).astype(np.uint8) * 255
+    assert data.size > TIFF_COPY_VOXELS
+    path = tmp_path / "stack.tif"
+    write_volume(path, data, VOXEL)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("ROCKSYNTH_TMPDIR", str(scratch))
+    code, out, err = run_cli("analyze", path, "--only", "porosity,minkowski", "--json")
+    assert code == 0, err
+    assert "copied into a temporary chunked store" in err
+    report = json.loads(out)
+    assert report["porosity"]["total"] == pytest.approx(data.mean() / 255, abs=1e-12)
+    assert list(scratch.iterdir()) == []  # removed at exit

@@ -160,6 +160,8 @@ def load_binary_lazy(path, threshold=None, pore_value="auto", voxel_size=None, c
     from rocksynth.progress import log, warn
 
     volume = open_lazy(path, raw_shape, raw_dtype, chunks)
+    if volume.format == "TIFF stack" and math.prod(volume.shape) > TIFF_COPY_VOXELS:
+        volume = chunked_copy(volume, chunks)
     data, source = volume.data, volume.source
     if "Zarr" in volume.format and volume.voxel_size is None and voxel_size is None:
         # A Zarr store carries its scale in its metadata (OME-Zarr coordinateTransformations); one
@@ -193,6 +195,71 @@ def load_binary_lazy(path, threshold=None, pore_value="auto", voxel_size=None, c
     mask = da.from_array(reader, chunks=data.chunks, name=f"rocksynth-mask-{tokenize(reader)}", lock=False,
                          asarray=True, fancy=False, meta=np.empty((0,) * data.ndim, bool))
     return mask, _voxel_size(voxel_size, volume.voxel_size, volume.voxel_size_origin, source)
+
+
+# TIFF stacks larger than this are copied into a chunked store before they are analysed: a chunk
+# of a stack costs decoding its whole pages, so cube after cube would decode each page again.
+TIFF_COPY_VOXELS = 256 ** 3
+TMPDIR_VARIABLE = "ROCKSYNTH_TMPDIR"
+
+
+def chunked_copy(volume: LazyVolume, chunks=None) -> LazyVolume:
+    """The volume copied slab by slab into a temporary OME-Zarr store, opened lazily.
+
+    Each slab is read once, so each page of a TIFF stack is decoded once. The store goes into
+    `$ROCKSYNTH_TMPDIR` (else the system's temporary folder) and is removed when the process
+    exits, also after an error or an interrupt. When that folder has less free space than the
+    file takes, the volume is returned as it is (slower, with a warning).
+
+    Parameters
+    ----------
+    volume : LazyVolume
+        An opened volume (a TIFF stack).
+    chunks : optional
+        Chunk shape of the copy as `open_lazy` takes it (default: whole stored chunks).
+
+    Returns
+    -------
+    LazyVolume
+        The copy, with the original's name, voxel size and format.
+    """
+    import atexit
+    import shutil
+    import tempfile
+    import time
+
+    from rocksynth.io.limits import _size as format_bytes
+    from rocksynth.io.paths import _temporaries
+    from rocksynth.io.volumes import volume_writer
+    from rocksynth.progress import log, progress_bar, warn
+
+    where = os.environ.get(TMPDIR_VARIABLE) or tempfile.gettempdir()
+    try:
+        free = shutil.disk_usage(where).free
+        needed = os.path.getsize(volume.reader.path) if os.path.isfile(volume.reader.path) else volume.data.nbytes
+    except OSError as exc:
+        raise BadInputError(f"${TMPDIR_VARIABLE} {where}: {exc.strerror or exc}") from exc
+    if free < needed:
+        warn(f"{volume.source}: {format_bytes(free)} free in {where}, less than the {format_bytes(needed)} a chunked "
+             f"copy may take; reading the stack directly (slower); set ${TMPDIR_VARIABLE} or convert it to Zarr")
+        return volume
+    folder = Path(tempfile.mkdtemp(prefix="rocksynth-", dir=where))
+    _temporaries.add(folder)
+    atexit.register(shutil.rmtree, folder, True)
+    start = time.perf_counter()
+    target = folder / "copy.zarr"
+    with volume_writer(target, volume.shape, volume.dtype, volume.voxel_size) as writer, \
+            progress_bar(volume.shape[0], "copying the stack into chunks") as bar:
+        for _, slab in volume.slabs():
+            writer.write(slab)
+            bar.advance(len(slab))
+    log(f"{volume.source}: copied into a temporary chunked store in {time.perf_counter() - start:.0f} s "
+        f"(each page decoded once; removed at exit)")
+    copy = open_lazy(target, chunks=chunks)
+    copy.source, copy.voxel_size, copy.voxel_size_origin = volume.source, volume.voxel_size, volume.voxel_size_origin
+    copy.format = volume.format
+    copy.reader.name = volume.source
+    return copy
 
 
 class _MaskSource:
