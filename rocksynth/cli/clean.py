@@ -45,9 +45,10 @@ def train_clean(
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
     threads: int = options.threads_option(),
     widths: Optional[str] = typer.Option(None, "--widths", help="U-Net channels per level, e.g. 16,32,64,96,128 (default 8,16,32,48,64, the network the shipped one was grown from; with --init: that checkpoint's, or wider); ignored with --resume."),
-    init: Optional[str] = typer.Option(None, "--init", help="Start a new run from this clean checkpoint's (or shipped model's, e.g. drawings) weights, widened to --widths where those are wider (same output at the start); ignored with --resume once --out exists."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start a new run from this clean checkpoint's (or shipped model's, e.g. drawings) weights, widened to --widths where those are wider (same output at the start), with a learning-rate ramp; ignored with --resume once --out exists."),
+    time_budget: Optional[str] = options.time_budget_option(),
 ) -> None:
-    """Train the drawing-cleaning U-Net (resumable; CSV learning curve with held-out IoU and PSNR)."""
+    """Train the drawing-cleaning U-Net (resumable; CSV learning curve with held-out IoU and PSNR, and its plot)."""
     from rocksynth.errors import BadInputError
     from rocksynth.training.outputs import checkpoint_path, clean_plan, register_pair_images
 
@@ -56,18 +57,17 @@ def train_clean(
     if crop % 16:
         raise BadInputError(f"--crop {crop}: must be a multiple of 16")
     width_list = _parse_widths(widths) if widths else None
+    budget = options.parse_duration(time_budget)
     # The training images are inputs (no output may replace one); every output is checked before any work.
     register_pair_images(pairs)
     out_path = checkpoint_path(out)
     plan = clean_plan(out_path, resume, out_path.with_suffix(".csv"), pairs).check()
 
-    from rocksynth.progress import log, progress_bar
+    from rocksynth.progress import log
     from rocksynth.training.clean import train_clean as train
 
-    with progress_bar(iters, "train clean", status=True) as bar:
-        meta = train(plan.checkpoint, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed,
-                     widths=width_list, curve_csv=plan.companions[0], threads=threads, init=init,
-                     progress=bar)
+    meta = train(plan.checkpoint, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed,
+                 widths=width_list, curve_csv=plan.companions[0], threads=threads, init=init, time_budget=budget)
     metrics = meta.get("metrics") or {}
     log(f"wrote {plan.checkpoint} after {meta['iterations']} iterations ({meta['wall_time_s']:.0f} s); held-out IoU "
         f"{metrics.get('iou', float('nan')):.3f}, PSNR {metrics.get('psnr', float('nan')):.2f} dB")

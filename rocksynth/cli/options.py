@@ -156,3 +156,38 @@ def apply_settings(settings, pairs: "list[str] | None", flags: "dict[str, str] |
         except ValueError:
             raise BadInputError(f"--set {key}={value.strip()}: expected {_EXPECTED[fields[key]]}") from None
     return settings
+
+
+# `--time-budget 2h`: the training harness stops cleanly after it (rocksynth.training.loop).
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: "str | None") -> "float | None":
+    """A duration such as ``2h``, ``90m``, ``3600s``, ``1.5h`` or ``3600`` (seconds) in seconds;
+    None stays None.
+
+    Raises
+    ------
+    BadInputError
+        If the text is not a positive number with an optional unit s, m, h or d.
+    """
+    from rocksynth.errors import BadInputError
+
+    if text is None:
+        return None
+    value = text.strip().lower()
+    unit = _DURATION_UNITS.get(value[-1:]) if value else None
+    number_text = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number_text) * (unit or 1.0)
+    except ValueError:
+        seconds = float("nan")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise BadInputError(f"--time-budget {text!r}: expected a positive duration like 2h, 90m or 3600s")
+    return seconds
+
+
+def time_budget_option():
+    return typer.Option(None, "--time-budget", metavar="DURATION",
+                        help="Stop cleanly after this long (e.g. 2h, 90m, 3600s) with a checkpoint; "
+                             "continue later with --resume.")

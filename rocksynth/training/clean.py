@@ -3,12 +3,13 @@
 Procedural data by default (`rocksynth.data.drawings` + `rocksynth.data.degrade`): every iteration
 draws new (scan, target) crops from seeds that never overlap the validation or benchmark seeds.
 With `pairs_dir`, random crops of the user's (scan, clean) image pairs are used instead.
-Resumable: the checkpoint holds the model, optimizer, iteration and learning curve; a CSV learning
-curve with held-out IoU / PSNR is appended while training.
+Trained on the harness of `rocksynth.training.loop`: resumable bit for bit (the checkpoint holds
+the model, optimizer, iteration, learning curve and random states), `--init` warm starts with a
+learning-rate ramp, a time budget; a CSV learning curve with held-out IoU / PSNR and its plot are
+written while training.
 """
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -114,15 +115,41 @@ CURVE_FIELDS = ["iteration", "loss", "val_iou", "val_psnr", "lr", "wall_time_s"]
 def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: bool = False, batch: int = 8,
                 crop: int = 128, lr: float = 2e-3, seed: int = 0, widths=None, validate_every: int = 100,
                 checkpoint_every: int = 100, curve_csv: "Path | None" = None, threads: int = 1,
-                validation_count: int = 12, init: "str | Path | None" = None, progress=None) -> dict:
+                validation_count: int = 12, init: "str | Path | None" = None, progress=None,
+                time_budget: "float | None" = None) -> dict:
     """Train (or resume) to `iters` iterations; write the checkpoint to `out`; return its meta.
 
-    `widths`: default DEFAULT_WIDTHS, or with `init` that checkpoint's.
-    `init`: start a new run from that checkpoint's (or shipped model's) weights, widened to `widths` where they are wider
-    (`rocksynth.models.unet.widened`: the same output at the start); fresh optimizer and schedule.
-    A resumed run (`resume` with `out` present) continues `out` and ignores `init`.
-    Every output (`rocksynth.training.outputs.clean_plan`) is checked before any work; a run that fails or is interrupted
-    before its first checkpoint leaves none of them behind."""
+    Runs on the training harness (`rocksynth.training.loop.train`).
+
+    Parameters
+    ----------
+    out : Path
+        The checkpoint to write (and, with `resume`, to continue).
+    iters : int
+        Total iterations; the cosine learning-rate schedule spans them.
+    pairs_dir : Path or None
+        A folder of (scans/, clean/) image pairs; None: procedural drawings.
+    widths : tuple of int or None
+        U-Net channels per level: default DEFAULT_WIDTHS, or with `init` that checkpoint's.
+    init : str or Path or None
+        Start a new run from that checkpoint's (or shipped model's) weights, widened to `widths`
+        where they are wider (`rocksynth.models.unet.widened`: the same output at the start);
+        fresh optimizer, the learning rate ramps up over INIT_WARMUP iterations. A resumed run
+        (`resume` with `out` present) continues `out` and ignores `init`.
+    curve_csv : Path or None
+        The CSV learning curve (with held-out IoU and PSNR); its plot goes beside it as .png.
+    time_budget : float or None
+        Seconds: stop cleanly at the first iteration after it, with a checkpoint to resume.
+    progress : object or None
+        A progress task (``advance(n, status=...)``) instead of the harness's own bar.
+
+    Returns
+    -------
+    dict
+        The meta of the last checkpoint written.
+
+    Every output (`rocksynth.training.outputs.clean_plan`) is checked before any work; a run that
+    fails or is interrupted before its first checkpoint leaves none of them behind."""
     import torch
 
     if iters < 1 or batch < 1 or crop < 16 or crop % 16:
@@ -133,113 +160,117 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
     register_pair_images(pairs_dir)
     plan = clean_plan(out, resume, curve_csv, pairs_dir).check()
     torch.set_num_threads(threads)
-    torch.manual_seed(seed)
     with plan:
         return _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every, checkpoint_every,
-                      validation_count, init, progress)
+                      validation_count, init, progress, time_budget)
 
 
-def _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every, checkpoint_every,
-           validation_count, init, progress) -> dict:
-    import torch
-    import torch.nn.functional as F
+class _CleanTask:
+    """The U-Net's step (binary cross-entropy on a fresh batch), evaluation (held-out IoU, PSNR)
+    and state, for the harness."""
 
-    from rocksynth.models.unet import UNet, widened
-    from rocksynth.pretrained.registry import resolve_model
-    from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
+    kind = KIND
 
-    out = plan.checkpoint
-    resuming = plan.resuming
-    model = UNet(widths or DEFAULT_WIDTHS)
-    origin = None
-    if init is not None and not resuming:
-        source = load_checkpoint(resolve_model(str(init), KIND), KIND)
-        small = UNet(**source["config"])
-        small.load_state_dict(source["state"]["model"])
-        try:
-            model = widened(small, tuple(widths or source["config"]["widths"]))
-        except ValueError as error:
-            raise BadInputError(f"--init {init}: {error}") from None
-        origin = {"checkpoint": str(init), "widths": source["config"]["widths"],
-                  "iterations": source["meta"]["iterations"], "wall_time_s": source["meta"]["wall_time_s"]}
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    start, curve, wall = 0, [], 0.0
-    if resuming:
-        payload = load_checkpoint(out, KIND)
-        model = UNet(**payload["config"])
-        model.load_state_dict(payload["state"]["model"])
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        optimizer.load_state_dict(payload["state"]["optimizer"])
-        start, curve, wall = payload["meta"]["iterations"], payload["meta"]["curve"], payload["meta"]["wall_time_s"]
-        origin = payload["meta"].get("init")
-        plan.resumed_from(start)
-    pairs = _PairsFolder(Path(pairs_dir), crop) if pairs_dir else None
-    validation = validation_set(validation_count)
-    # The CSV curve (if asked for) continues a resumed run's, up to its checkpoint.
-    curve_file = plan.curve(plan.companions[0], CURVE_FIELDS) if plan.companions else None
-    if curve_file is not None:
-        if resuming:
-            curve_file.load().keep_until(start)
-        curve_file.write()
-    data_name = f"user pairs {pairs_dir}" if pairs_dir else "procedural drawings + degradations"
+    def __init__(self, model, lr: float, iters: int, batch: int, crop: int, seed: int, pairs, validation,
+                 meta: dict):
+        import torch
 
-    def schedule(step):  # cosine decay to 5 % of lr over the planned iterations
-        # From --init, a fresh Adam's first steps move every weight by about lr: two steps at 2e-3
-        # took the shipped weights from held-out IoU 0.935 to 0.913. So the rate ramps up first.
-        ramp = min(1.0, (step + 1) / INIT_WARMUP) if origin is not None else 1.0
-        return ramp * lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / iters, 1.0))))
+        self.model, self.lr, self.iters, self.batch, self.crop, self.seed = model, lr, iters, batch, crop, seed
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.optimizers = [self.optimizer]
+        self.pairs, self.validation, self.meta = pairs, validation, meta
+        self.model.train()
 
-    def draw_batch(step, rng):
+    def lr_scale(self, iteration: int) -> float:
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(iteration / self.iters, 1.0)))  # cosine to 5 %
+
+    def _batch(self, step: int):
+        import torch
+
+        rng = np.random.default_rng([self.seed, step])  # the data of a step depends on the step only
         scans, targets = [], []
-        for j in range(batch):
-            if pairs is None:
+        for j in range(self.batch):
+            if self.pairs is None:
                 # Seeds below VALIDATION_SEEDS and distinct per (seed, step, j).
-                s, t = procedural_pair((seed * 10_000_003 + step * batch + j) % VALIDATION_SEEDS, crop, crop)
+                s, t = procedural_pair((self.seed * 10_000_003 + step * self.batch + j) % VALIDATION_SEEDS,
+                                       self.crop, self.crop)
             else:
-                s, t = _crop(rng, *pairs.sample(rng), crop)
+                s, t = _crop(rng, *self.pairs.sample(rng), self.crop)
                 if rng.random() < 0.5:
                     s, t = s[:, ::-1], t[:, ::-1]
             scans.append(s)
             targets.append(t)
-        return torch.from_numpy(np.stack(scans)[:, None].copy()), torch.from_numpy(np.stack(targets)[:, None].astype(np.float32))
+        return (torch.from_numpy(np.stack(scans)[:, None].copy()),
+                torch.from_numpy(np.stack(targets)[:, None].astype(np.float32)))
 
-    def save(step, metrics):
-        meta = {"data": data_name, "iterations": step, "wall_time_s": round(wall, 1), "batch": batch, "crop": crop,
-                "lr": lr, "seed": seed, "metrics": metrics, "curve": curve,
-                "validation": "%d procedural 192x192 pairs, seeds from %d" % (validation_count, VALIDATION_SEEDS)}
-        if origin is not None:  # the weights it started from (their training is not in `iterations`)
-            meta["init"] = origin
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
-        save_checkpoint(out, KIND, model.config, state, meta)
-        plan.saved(step)
-        return meta
+    def step(self, iteration: int) -> "dict[str, float]":
+        import torch.nn.functional as F
 
-    model.train()
-    losses, meta, metrics = [], None, curve[-1] if curve else {}
-    for step in range(start, iters):
-        t0 = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = schedule(step)
-        x, y = draw_batch(step, np.random.default_rng([seed, step]))
-        loss = F.binary_cross_entropy_with_logits(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
+        x, y = self._batch(iteration)
+        loss = F.binary_cross_entropy_with_logits(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        wall += time.perf_counter() - t0
-        done = step + 1
-        if progress is not None:
-            progress.advance(1, status=f"loss {losses[-1]:.4f}")
-        if done % validate_every == 0 or done == iters:
-            metrics = evaluate(model, validation)
-            row = {"iteration": done, "loss": float(np.mean(losses)), "val_iou": metrics["iou"],
-                   "val_psnr": metrics["psnr"], "lr": schedule(step), "wall_time_s": round(wall, 1)}
-            curve.append(row)
-            losses = []
-            if curve_file is not None:
-                curve_file.append(dict(row))
-        if done % checkpoint_every == 0 or done == iters:
-            meta = save(done, metrics)
-    if meta is None:  # already trained to `iters` (resume of a finished run)
-        meta = save(max(start, iters), metrics)
-    return meta
+        self.optimizer.step()
+        return {"loss": float(loss.detach())}
+
+    def evaluate(self) -> "dict[str, float]":
+        return evaluate(self.model, self.validation)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def checkpoint_config(self) -> dict:
+        return self.model.config
+
+    def checkpoint_meta(self, metrics) -> dict:
+        return dict(self.meta, metrics=dict(metrics))
+
+    def curve_row(self, row: dict) -> dict:
+        return {"iteration": row["iteration"], "loss": row["loss"], "val_iou": row["iou"], "val_psnr": row["psnr"],
+                "lr": row["lr"], "wall_time_s": row["wall_time_s"]}
+
+
+def _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every, checkpoint_every,
+           validation_count, init, progress, time_budget) -> dict:
+    from rocksynth.models.unet import UNet, widened
+    from rocksynth.pretrained.registry import resolve_model
+    from rocksynth.training.checkpoint import load_checkpoint
+    from rocksynth.training.loop import LoopSettings, train
+
+    payload = load_checkpoint(plan.checkpoint, KIND) if plan.resuming else None
+    source = None
+    if init is not None and payload is None:
+        source = load_checkpoint(resolve_model(str(init), KIND), KIND)
+    origin = None if source is None else {
+        "checkpoint": str(init), "widths": source["config"]["widths"],
+        "iterations": source["meta"]["iterations"], "wall_time_s": source["meta"]["wall_time_s"]}
+    pairs = _PairsFolder(Path(pairs_dir), crop) if pairs_dir else None
+    validation = validation_set(validation_count)
+    meta = {"data": f"user pairs {pairs_dir}" if pairs_dir else "procedural drawings + degradations",
+            "batch": batch, "crop": crop, "lr": lr, "seed": seed,
+            "validation": "%d procedural 192x192 pairs, seeds from %d" % (validation_count, VALIDATION_SEEDS)}
+
+    def build() -> _CleanTask:
+        model = UNet(widths or DEFAULT_WIDTHS)  # drawn first in every case: the same torch stream as before
+        if source is not None:
+            small = UNet(**source["config"])
+            small.load_state_dict(source["state"]["model"])
+            try:
+                model = widened(small, tuple(widths or source["config"]["widths"]))
+            except ValueError as error:
+                raise BadInputError(f"--init {init}: {error}") from None
+        if payload is not None:
+            model = UNet(**payload["config"])
+        return _CleanTask(model, lr, iters, batch, crop, seed, pairs, validation, meta)
+
+    curve = plan.companions[0] if plan.companions else None
+    # From --init, a fresh Adam's first steps move every weight by about lr: two steps at 2e-3
+    # took the shipped weights from held-out IoU 0.935 to 0.913. So the rate ramps up first.
+    settings = LoopSettings(iters=iters, seed=seed, eval_every=validate_every, save_every=checkpoint_every,
+                            time_budget=time_budget, ramp=INIT_WARMUP, curve_fields=CURVE_FIELDS, curve_path=curve,
+                            plot=curve is not None, description="train clean")
+    return train(build, plan, settings, payload=payload, init=origin, progress=progress).meta

@@ -201,11 +201,13 @@ def video_plan(out, resume: bool = False, stage: str = "vqvae", curve=None) -> T
 
 
 def clean_plan(out, resume: bool = False, curve_csv=None, pairs_dir=None) -> TrainingOutputs:
-    """`train clean`: the checkpoint `out` and, if asked for, its CSV learning curve. None of them
-    may go into the scans/ or clean/ folder of `pairs_dir`, where the next run would take them for
-    training images (call `register_pair_images` first, so none may replace one either)."""
+    """`train clean`: the checkpoint `out` and, if asked for, its CSV learning curve and the
+    curve's plot (.png beside it). None of them may go into the scans/ or clean/ folder of
+    `pairs_dir`, where the next run would take them for training images (call
+    `register_pair_images` first, so none may replace one either)."""
     out = checkpoint_path(out)
-    plan = TrainingOutputs(out, [Path(curve_csv)] if curve_csv else [], resume=resume)
+    curve = [Path(curve_csv), Path(curve_csv).with_suffix(".png")] if curve_csv else []
+    plan = TrainingOutputs(out, curve, resume=resume)
     if pairs_dir is not None:
         image_folders = {os.path.realpath(Path(pairs_dir) / sub) for sub in PAIR_FOLDERS}
         for path in plan.files:

@@ -1,0 +1,371 @@
+"""One training harness for every model: the loop, and everything around the loop that is not
+the model's business.
+
+A model is trained through a *task* (`TrainingTask`): an object that gives one optimisation step,
+a held-out evaluation and its state (weights, optimisers, its own random generators, its data
+position). `train` owns the rest, the same way for every model:
+
+- seeding (python, numpy and torch) before the task is built;
+- resume: a checkpoint written by `train` holds the task's state and the loop's (global random
+  states, the losses since the last evaluation, the best metric), so a resumed run continues
+  bit for bit where it stopped;
+- warm start (``--init``): the task loads the weights it starts from; the loop ramps every
+  learning rate linearly from ``1/ramp`` to full over the first ``ramp`` iterations, because a
+  fresh optimiser's first steps move every weight by about the learning rate;
+- evaluation every ``eval_every`` iterations and a best checkpoint by a named metric;
+- the CSV learning curve and its PNG plot, and a progress bar;
+- a time budget: at the first iteration boundary after ``time_budget`` seconds the run saves its
+  checkpoint and stops, to be continued with ``--resume``.
+
+Checkpoints keep each model's own format (`rocksynth.models.checkpoints`): the loop adds its
+state under ``state['loop']`` and ``meta['curve']``, which inference ignores.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from rocksynth.errors import BadInputError
+from rocksynth.progress import log, progress_bar
+from rocksynth.training.checkpoint import save_checkpoint
+from rocksynth.training.outputs import TrainingOutputs
+
+__all__ = ["LoopResult", "LoopSettings", "TrainingTask", "random_states", "seed_everything", "set_random_states",
+           "train"]
+
+
+class TrainingTask(Protocol):
+    """What a model gives the harness.
+
+    Attributes
+    ----------
+    kind : str
+        The checkpoint kind ('clean', 'video', ...).
+    optimizers : sequence of torch.optim.Optimizer
+        Every optimiser of the task; the loop sets their learning rates before each step.
+    """
+
+    kind: str
+    optimizers: Sequence[torch.optim.Optimizer]
+
+    def step(self, iteration: int) -> Mapping[str, float]:
+        """Run optimisation step `iteration` (0-based) and return its losses by name."""
+
+    def evaluate(self) -> Mapping[str, float]:
+        """Held-out metrics of the current weights (must not draw from the training generators)."""
+
+    def lr_scale(self, iteration: int) -> float:
+        """The factor on each optimiser group's initial learning rate at step `iteration`
+        (the task's schedule; 1.0 for a constant rate)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's ``state``: module and optimiser state dicts, the task's own random
+        generators and data position. Tensors and JSON-like values only."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore `state_dict()` (a resumed run)."""
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The checkpoint's ``config`` (the constructor arguments of the models)."""
+
+    def checkpoint_meta(self, metrics: Mapping[str, float]) -> dict[str, Any]:
+        """The checkpoint's ``meta`` besides what the loop writes (``iterations``,
+        ``wall_time_s``, ``curve``, ``init``); `metrics` is the last evaluation."""
+
+    def curve_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The CSV row of an evaluation: `row` holds ``iteration``, ``wall_time_s``, ``lr``, the
+        mean of each loss since the previous evaluation and the metrics; return it renamed or
+        formatted as the model's curve has it."""
+
+
+@dataclass
+class LoopSettings:
+    """How `train` runs a task.
+
+    Parameters
+    ----------
+    iters : int
+        Total iterations of the run (a resumed run continues up to it).
+    seed : int
+        Seeds python's, numpy's and torch's global generators before the task is built.
+    eval_every : int
+        Held-out evaluation (and a row of the learning curve) every this many iterations and at
+        the end.
+    save_every : int or None
+        Checkpoint every this many iterations and at the end (default: `eval_every`).
+    time_budget : float or None
+        Seconds: at the first iteration boundary after it, save and stop (resumable).
+    ramp : int
+        Iterations of the linear learning-rate ramp of a warm-started run.
+    best_metric : str or None
+        Metric of `TrainingTask.evaluate` that picks the best checkpoint (written to `best_path`).
+    best_mode : {'min', 'max'}
+        Whether lower or higher `best_metric` is better.
+    best_path : Path or None
+        Where the best checkpoint goes (one of the run's planned files).
+    curve_fields : sequence of str
+        Columns of the CSV learning curve.
+    curve_path : Path or None
+        The CSV learning curve (None: none); its plot goes beside it as .png when `plot` is set.
+    plot : bool
+        Write the PNG plot of the curve after each evaluation.
+    description : str
+        The progress bar's label.
+    """
+
+    iters: int
+    seed: int = 0
+    eval_every: int = 100
+    save_every: int | None = None
+    time_budget: float | None = None
+    ramp: int = 0
+    best_metric: str | None = None
+    best_mode: Literal["min", "max"] = "min"
+    best_path: Path | None = None
+    curve_fields: Sequence[str] = ()
+    curve_path: Path | None = None
+    plot: bool = False
+    description: str = "train"
+
+    def check(self) -> None:
+        """Refuse settings no run can use.
+
+        Raises
+        ------
+        BadInputError
+            On a non-positive iteration count or interval, a negative budget or ramp, or an
+            unknown `best_mode`.
+        """
+        if self.iters < 1 or self.eval_every < 1 or (self.save_every is not None and self.save_every < 1):
+            raise BadInputError("the iterations and the evaluation and checkpoint intervals must be at least 1")
+        if self.time_budget is not None and not self.time_budget >= 0:
+            raise BadInputError(f"the time budget must be a positive duration, not {self.time_budget}")
+        if self.ramp < 0 or self.best_mode not in ("min", "max"):
+            raise BadInputError("the learning-rate ramp must not be negative and the best mode is min or max")
+
+
+@dataclass
+class LoopResult:
+    """What a run ended with.
+
+    Attributes
+    ----------
+    iteration : int
+        Iterations done (in this run and the ones it continues).
+    metrics : dict
+        The last held-out evaluation (empty if none ran).
+    meta : dict
+        The ``meta`` of the last checkpoint written.
+    stopped : bool
+        True when the time budget stopped the run before `LoopSettings.iters`.
+    """
+
+    iteration: int
+    metrics: dict
+    meta: dict
+    stopped: bool
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's `random`, numpy's global generator and torch's."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def random_states() -> dict[str, Any]:
+    """The global random states (python, numpy, torch) as checkpointable values."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(), "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
+            "torch": torch.get_rng_state()}
+
+
+def set_random_states(states: Mapping[str, Any]) -> None:
+    """Restore `random_states()`."""
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(states["torch"])
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    if best is None:
+        return True
+    return value < best if mode == "min" else value > best
+
+
+def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: LoopSettings, *,
+          payload: dict | None = None, init: dict | None = None, progress=None) -> LoopResult:
+    """Build a task and train it to `settings.iters` iterations (or until the time budget).
+
+    Parameters
+    ----------
+    build : callable
+        Makes the task (models, optimisers, data), after the global generators are seeded.
+    plan : TrainingOutputs
+        The run's files (checked already); the checkpoint goes to ``plan.checkpoint``.
+    settings : LoopSettings
+        Iterations, evaluation, best checkpoint, curve, time budget.
+    payload : dict or None
+        The checkpoint a resumed run continues (``plan.checkpoint`` loaded); its ``state`` is
+        given to the task, its ``state['loop']`` (absent in checkpoints written before this
+        harness) restores the loop.
+    init : dict or None
+        The record of a warm start (what the task's weights came from), kept in ``meta['init']``;
+        the learning rate ramps over `settings.ramp` iterations. A resumed run takes it from its
+        checkpoint.
+    progress : object or None
+        A progress task with ``advance(n, status=...)`` to report to instead of a new bar.
+
+    Returns
+    -------
+    LoopResult
+        The iterations done, the last metrics and checkpoint meta, and whether the budget
+        stopped the run.
+    """
+    settings.check()
+    started = time.monotonic()
+    seed_everything(settings.seed)
+    task = build()
+    # The schedule's base: the rates the task's optimisers were built with, before any resumed
+    # optimiser state overwrites them with the rate of its last step.
+    base_lrs = [[group["lr"] for group in opt.param_groups] for opt in task.optimizers]
+    start, wall, rows, pending, best, metrics = 0, 0.0, [], {}, None, {}
+    if payload is not None:
+        task.load_state_dict(payload["state"])
+        meta = payload["meta"]
+        start, wall = int(meta["iterations"]), float(meta.get("wall_time_s", 0.0))
+        init = meta.get("init")
+        loop = payload["state"].get("loop")
+        if loop is not None:
+            set_random_states(loop["random"])
+            pending = {k: list(v) for k, v in loop["pending"].items()}
+            best, metrics = loop["best"], dict(loop["metrics"])
+        plan.resumed_from(start)
+        rows = [dict(row) for row in meta.get("curve", []) if int(float(row["iteration"])) <= start]
+    curve = None
+    if settings.curve_path is not None:
+        curve = plan.curve(settings.curve_path, list(settings.curve_fields))
+        if payload is not None and "curve" not in payload["meta"]:
+            # A checkpoint written before this harness: its CSV is the curve's only record.
+            rows = curve.load().rows
+            curve.keep_until(start)
+        curve.rows = rows
+        curve.write()
+    save_every = settings.save_every or settings.eval_every
+    last_meta: dict = dict(payload["meta"]) if payload is not None else {}
+
+    def save(done: int) -> dict:
+        meta = dict(task.checkpoint_meta(metrics), iterations=done, wall_time_s=round(wall, 1), curve=rows)
+        if init is not None:  # the weights it started from (their training is not in `iterations`)
+            meta["init"] = init
+        state = dict(task.state_dict(), loop={"random": random_states(), "pending": pending, "best": best,
+                                              "metrics": metrics})
+        save_checkpoint(plan.checkpoint, task.kind, task.checkpoint_config(), state, meta)
+        plan.saved(done)
+        return meta
+
+    done, stopped = start, False
+    bar_context = progress_bar(settings.iters - start, settings.description, status=True) if progress is None \
+        else _Given(progress)
+    with bar_context as bar:
+        for iteration in range(start, settings.iters):
+            t0 = time.perf_counter()
+            ramp = min(1.0, (iteration + 1) / settings.ramp) if init is not None and settings.ramp else 1.0
+            scale = task.lr_scale(iteration)
+            for opt, bases in zip(task.optimizers, base_lrs):
+                for group, base in zip(opt.param_groups, bases):
+                    group["lr"] = ramp * base * scale
+            losses = task.step(iteration)
+            for name, value in losses.items():
+                pending.setdefault(name, []).append(float(value))
+            wall += time.perf_counter() - t0
+            done = iteration + 1
+            bar.advance(1, status=" ".join(f"{k} {float(v):.4g}" for k, v in losses.items()))
+            evaluated = False
+            if done % settings.eval_every == 0 or done == settings.iters:
+                metrics = dict(task.evaluate())
+                row = task.curve_row({
+                    "iteration": done, "wall_time_s": round(wall, 1),
+                    "lr": task.optimizers[0].param_groups[0]["lr"] if task.optimizers else None,
+                    **{k: float(np.mean(v)) for k, v in pending.items()}, **metrics})
+                pending = {}
+                rows.append(row)
+                evaluated = True
+                if curve is not None:
+                    curve.write()  # `rows` is the curve's list
+                    if settings.plot:
+                        plot_curve(rows, settings.curve_path.with_suffix(".png"), settings.description)
+            out_of_time = settings.time_budget is not None and time.monotonic() - started >= settings.time_budget \
+                and done < settings.iters
+            improved = evaluated and settings.best_metric is not None and settings.best_metric in metrics \
+                and _better(metrics[settings.best_metric], best, settings.best_mode)
+            if improved:
+                best = float(metrics[settings.best_metric])
+            if improved or out_of_time or done % save_every == 0 or done == settings.iters:
+                last_meta = save(done)
+                if improved and settings.best_path is not None:
+                    state = dict(task.state_dict())
+                    save_checkpoint(settings.best_path, task.kind, task.checkpoint_config(), state,
+                                    dict(last_meta, best={"metric": settings.best_metric, "value": best,
+                                                          "iteration": done}))
+            if out_of_time:
+                stopped = True
+                log(f"time budget of {settings.time_budget:g} s reached after iteration {done} of "
+                    f"{settings.iters}: saved {plan.checkpoint}; run the same command with --resume to continue")
+                break
+    if not last_meta or int(last_meta.get("iterations", -1)) != done:  # a finished run resumed: nothing ran
+        last_meta = save(done)
+    return LoopResult(iteration=done, metrics=metrics, meta=last_meta, stopped=stopped)
+
+
+class _Given:
+    """A caller's progress task used as the loop's bar (not closed by the loop)."""
+
+    def __init__(self, task):
+        self.task = task
+
+    def __enter__(self):
+        return self.task
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+def plot_curve(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
+    """Plot every numeric column of the curve against the iteration, one panel each, to `path`
+    (PNG, written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rocksynth.training.outputs import save_curve_figure
+
+    skip = {"iteration", "wall_time_s", "wall_s"}
+    names = [k for k in rows[-1] if k not in skip and _number(rows[-1][k]) is not None]
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 2.6), squeeze=False)
+    x = [int(float(row["iteration"])) for row in rows]
+    for ax, name in zip(axes[0], names):
+        ax.plot(x, [_number(row.get(name)) for row in rows])
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_curve_figure(fig, path)
+
+
+def _number(value: Any) -> float | None:
+    """A curve value as a float (rows read from a CSV hold strings); None when it is not one."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

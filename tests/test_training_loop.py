@@ -1,0 +1,194 @@
+"""The training harness (`rocksynth.training.loop`): bit-exact stop and resume, the warm-start
+learning-rate ramp, the best checkpoint, and the trainers that run on it."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from rocksynth.training import loop
+from rocksynth.training.checkpoint import load_checkpoint
+from rocksynth.training.outputs import TrainingOutputs
+
+
+class TinyTask:
+    """A linear regression with dropout, on batches drawn from the task's own numpy generator:
+    every kind of random state the harness must carry across a resume."""
+
+    kind = "tiny"
+
+    def __init__(self, lr=0.05, metrics=None):
+        self.model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 1))
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=0.9)
+        self.optimizers = [self.optimizer]
+        self.rng = np.random.default_rng(7)
+        self.lrs, self.losses, self.scripted = [], [], iter(metrics) if metrics is not None else None
+
+    def lr_scale(self, iteration):
+        return 1.0
+
+    def step(self, iteration):
+        self.lrs.append(self.optimizer.param_groups[0]["lr"])
+        x = torch.from_numpy(self.rng.normal(size=(8, 4)).astype(np.float32))
+        y = x.sum(1, keepdim=True) + float(np.random.normal())  # the global numpy generator too
+        loss = ((self.model(x) - y) ** 2).mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.losses.append(float(loss.detach()))
+        return {"loss": self.losses[-1]}
+
+    def evaluate(self):
+        if self.scripted is not None:
+            return {"score": next(self.scripted)}
+        with torch.no_grad():
+            return {"score": float(self.model[0].weight.abs().mean())}
+
+    def state_dict(self):
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+
+    def checkpoint_config(self):
+        return {}
+
+    def checkpoint_meta(self, metrics):
+        return {"metrics": dict(metrics)}
+
+    def curve_row(self, row):
+        return row
+
+
+def _run(tmp_path, name, iters, resume=False, tasks=None, **settings):
+    plan = TrainingOutputs(tmp_path / f"{name}.pt", [tmp_path / f"{name}.csv"], resume=resume).check()
+    payload = load_checkpoint(plan.checkpoint) if plan.resuming else None
+    made = []
+
+    def build():
+        made.append(TinyTask(**(tasks or {})))
+        return made[0]
+
+    settings = loop.LoopSettings(iters=iters, seed=3, eval_every=2, curve_fields=["iteration", "loss", "score", "lr"],
+                                 curve_path=tmp_path / f"{name}.csv", **settings)
+    with plan:
+        result = loop.train(build, plan, settings, payload=payload)
+    return result, made[0]
+
+
+def _weights(path):
+    return load_checkpoint(path)["state"]["model"]
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("stop", ["budget", "iterations"])
+def test_a_stopped_and_resumed_run_equals_one_run_bit_for_bit(tmp_path, monkeypatch, stop):
+    whole, whole_task = _run(tmp_path, "whole", 10)
+    if stop == "budget":
+        # A clock that advances one second per reading: the budget of 5 s runs out after step 5.
+        ticks = itertools.count()
+        monkeypatch.setattr(loop.time, "monotonic", lambda: float(next(ticks)))
+        first, first_task = _run(tmp_path, "parts", 10, time_budget=5)
+        monkeypatch.undo()
+        assert first.stopped and first.iteration == 5
+    else:
+        first, first_task = _run(tmp_path, "parts", 5)
+        assert not first.stopped
+    assert load_checkpoint(tmp_path / "parts.pt")["meta"]["iterations"] == 5
+    second, second_task = _run(tmp_path, "parts", 10, resume=True)
+    assert second.iteration == 10 and not second.stopped
+    assert whole_task.losses == first_task.losses + second_task.losses
+    assert _same(_weights(tmp_path / "whole.pt"), _weights(tmp_path / "parts.pt"))
+    assert whole.metrics == second.metrics
+    if stop == "budget":
+        # The learning curves agree too: the mean losses since the last evaluation crossed the stop.
+        assert (tmp_path / "whole.csv").read_text() == (tmp_path / "parts.csv").read_text()
+
+
+def test_a_resume_without_the_saved_random_states_differs(tmp_path):
+    """The equality above is the harness's doing: dropping its random states breaks it."""
+    _run(tmp_path, "whole", 6)
+    _run(tmp_path, "parts", 3)
+    payload = load_checkpoint(tmp_path / "parts.pt")
+    del payload["state"]["loop"]
+    torch.save(payload, tmp_path / "parts.pt")
+    _run(tmp_path, "parts", 6, resume=True)
+    assert not _same(_weights(tmp_path / "whole.pt"), _weights(tmp_path / "parts.pt"))
+
+
+def test_a_warm_start_ramps_the_learning_rate(tmp_path):
+    plan = TrainingOutputs(tmp_path / "w.pt").check()
+    made = []
+    settings = loop.LoopSettings(iters=6, eval_every=6, ramp=4)
+    with plan:
+        result = loop.train(lambda: made.append(TinyTask(lr=0.08)) or made[0], plan, settings,
+                            init={"checkpoint": "earlier.pt"})
+    assert made[0].lrs == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.08, 0.08])
+    assert result.meta["init"] == {"checkpoint": "earlier.pt"}
+    # Without a warm start the rate is the task's from the first step.
+    _, plain = _run(tmp_path, "plain", 2, ramp=4)
+    assert plain.lrs == pytest.approx([0.05, 0.05])
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_the_best_checkpoint_follows_the_named_metric(tmp_path, mode):
+    scores = [3.0, 1.0, 4.0, 0.5, 2.0]  # evaluations at iterations 2, 4, 6, 8, 10
+    result, _ = _run(tmp_path, "b", 10, tasks={"metrics": scores}, best_metric="score", best_mode=mode,
+                     best_path=tmp_path / "b.best.pt")
+    best = load_checkpoint(tmp_path / "b.best.pt")
+    expected = {"min": 0.5, "max": 4.0}[mode]
+    assert best["meta"]["best"] == {"metric": "score", "value": expected, "iteration": {"min": 8, "max": 6}[mode]}
+    assert best["meta"]["iterations"] == best["meta"]["best"]["iteration"]
+    assert result.iteration == 10
+
+
+def test_settings_no_run_can_use_are_refused():
+    from rocksynth.errors import BadInputError
+
+    for bad in (dict(iters=0), dict(iters=2, eval_every=0), dict(iters=2, time_budget=-1.0),
+                dict(iters=2, best_mode="lowest")):
+        with pytest.raises(BadInputError):
+            loop.LoopSettings(**bad).check()
+
+
+@pytest.mark.parametrize("text, seconds", [("2h", 7200.0), ("90m", 5400.0), ("3600s", 3600.0), ("45", 45.0),
+                                           ("1.5H", 5400.0), ("0.001s", 0.001)])
+def test_durations_are_parsed_in_the_cli(text, seconds):
+    from rocksynth.cli.options import parse_duration
+
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "h", "2x", "-1h", "0s", "nanm", "inf"])
+def test_bad_durations_are_one_line_errors(text):
+    from rocksynth.cli.options import parse_duration
+    from rocksynth.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="--time-budget"):
+        parse_duration(text)
+
+
+# --- the trainers on the harness, through the CLI ------------------------------------------------
+CLEAN = ["train", "clean", "--widths", "2,4,4,4,4", "--crop", "32", "--batch", "1", "--iters", "2"]
+
+
+def test_train_clean_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, run_cli_in_process):
+    code, _, err = run_cli_in_process(*CLEAN, "--out", tmp_path / "whole.pt")
+    assert code == 0, err
+    # Any step takes longer than a microsecond: the run stops after its first iteration.
+    code, _, err = run_cli_in_process(*CLEAN, "--out", tmp_path / "parts.pt", "--time-budget", "0.000001s")
+    assert code == 0, err
+    assert "--resume" in err and load_checkpoint(tmp_path / "parts.pt")["meta"]["iterations"] == 1
+    code, _, err = run_cli_in_process(*CLEAN, "--out", tmp_path / "parts.pt", "--resume")
+    assert code == 0, err
+    assert _same(_weights(tmp_path / "whole.pt"), _weights(tmp_path / "parts.pt"))
+    assert (tmp_path / "parts.png").stat().st_size > 0
+    code, _, err = run_cli_in_process(*CLEAN, "--out", tmp_path / "x.pt", "--time-budget", "soon")
+    assert code == 2 and "--time-budget" in err and not (tmp_path / "x.pt").exists()
