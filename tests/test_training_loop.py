@@ -192,3 +192,49 @@ def test_train_clean_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, 
     assert (tmp_path / "parts.png").stat().st_size > 0
     code, _, err = run_cli_in_process(*CLEAN, "--out", tmp_path / "x.pt", "--time-budget", "soon")
     assert code == 2 and "--time-budget" in err and not (tmp_path / "x.pt").exists()
+
+
+PREDICTOR = ["train", "video", "scenes", "--stage", "predictor", "--size", "32", "--channels", "3", "--widths", "4,8,8",
+             "--layers", "1", "--clip-frames", "6", "--batch", "2", "--pool", "8", "--eval-every", "1", "--iters", "2"]
+
+
+def test_train_predictor_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, run_cli_in_process):
+    code, _, err = run_cli_in_process(*PREDICTOR, "--out", tmp_path / "whole.pt")
+    assert code == 0, err
+    code, _, err = run_cli_in_process(*PREDICTOR, "--out", tmp_path / "parts.pt", "--time-budget", "0.000001s")
+    assert code == 0 and "--resume" in err, err
+    assert load_checkpoint(tmp_path / "parts.pt")["meta"]["iterations"] == 1
+    code, _, err = run_cli_in_process(*PREDICTOR, "--out", tmp_path / "parts.pt", "--resume")
+    assert code == 0, err
+    whole, parts = load_checkpoint(tmp_path / "whole.pt"), load_checkpoint(tmp_path / "parts.pt")
+    assert _same(whole["state"]["predictor"], parts["state"]["predictor"])
+    assert (tmp_path / "whole.predictor.csv").read_text().splitlines()[1:] != []
+    # The best checkpoint holds the evaluation with the highest held-out PSNR.
+    rows = whole["meta"]["curve"]
+    best = load_checkpoint(tmp_path / "whole.best.pt")["meta"]["best"]
+    top = max(rows, key=lambda row: float(row["heldout_psnr_pred"]))  # the curve keeps 5 digits
+    assert best["iteration"] == int(top["iteration"]) and best["value"] == pytest.approx(float(top["heldout_psnr_pred"]),
+                                                                                         rel=1e-4)
+
+
+def test_a_predictor_checkpoint_from_before_the_harness_resumes(tmp_path, run_cli_in_process):
+    """A checkpoint without the harness's state (no random states, no curve in its meta): it
+    resumes from its iteration with the curve of its CSV, and the best checkpoint must beat the
+    best PSNR of that curve."""
+    import torch
+
+    code, _, err = run_cli_in_process(*PREDICTOR, "--out", tmp_path / "p.pt")
+    assert code == 0, err
+    payload = torch.load(tmp_path / "p.pt", weights_only=True)
+    for key in ("loop", "rng"):
+        del payload["state"][key]
+    del payload["meta"]["curve"]
+    torch.save(payload, tmp_path / "p.pt")
+    csv = tmp_path / "p.predictor.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join([lines[0], lines[1], lines[2].replace(lines[2].split(",")[3], "99")]) + "\n")
+    (tmp_path / "p.best.pt").unlink()
+    code, _, err = run_cli_in_process(*PREDICTOR[:-1], "3", "--out", tmp_path / "p.pt", "--resume")
+    assert code == 0, err
+    assert [row.split(",")[0] for row in csv.read_text().splitlines()] == ["iteration", "1", "2", "3"]
+    assert not (tmp_path / "p.best.pt").exists()  # no evaluation beat the 99 dB of the old curve

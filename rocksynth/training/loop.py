@@ -260,6 +260,11 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
             curve.keep_until(start)
         curve.rows = rows
         curve.write()
+    if payload is not None and "loop" not in payload["state"] and settings.best_metric is not None:
+        # A checkpoint from before this harness: the best so far is the curve's (its weights
+        # were not kept), so a later evaluation must beat it to be the best checkpoint.
+        values = [v for v in (_number(row.get(settings.best_metric)) for row in rows) if v is not None]
+        best = (min if settings.best_mode == "min" else max)(values) if values else None
     save_every = settings.save_every or settings.eval_every
     last_meta: dict = dict(payload["meta"]) if payload is not None else {}
 

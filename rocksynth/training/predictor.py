@@ -5,20 +5,20 @@ frame stacks). Each iteration rolls the predictor out `rollout` frames from `con
 frames and takes the MSE against the true frames, so it learns from its own outputs as it will
 be used. Held-out evaluation: 5 context frames, 10 predicted frames of clips from seeds never used
 in training; the PSNR (MSE pooled over clips and steps) of the prediction and of repeating the
-last context frame are written to the learning curve.
+last context frame are written to the learning curve (with the mean training loss since the previous
+evaluation). Trained on the harness of `rocksynth.training.loop`: a time budget, a bit-exact resume
+(the sampling generator is saved) and the best checkpoint by held-out PSNR.
 """
-
-import time
 
 import numpy as np
 import torch
 
 from rocksynth.models.frame_predictor import FramePredictor
-from rocksynth.progress import log, progress_bar
-from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
+from rocksynth.progress import log
+from rocksynth.training.checkpoint import load_checkpoint
+from rocksynth.training.loop import LoopSettings, train
 from rocksynth.training.outputs import video_plan
-from rocksynth.training.video import (HELDOUT_CLIPS, KIND, _curve, _flip, _row, load_sources, psnr, restore,
-                                     to_tensor)
+from rocksynth.training.video import HELDOUT_CLIPS, KIND, _flip, _row, load_sources, psnr, to_tensor
 
 COLUMNS = ["iteration", "wall_s", "loss", "heldout_psnr_pred", "heldout_psnr_repeat_last", "heldout_gain_db"]
 EVAL_CONTEXT, EVAL_FRAMES = 5, 10
@@ -26,14 +26,30 @@ EVAL_CONTEXT, EVAL_FRAMES = 5, 10
 
 def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, channels: int = 3, context: int = 4,
                     widths=(24, 48, 64), blocks: int = 4, rollout: int = 3, batch: int = 8, lr: float = 1e-3,
-                    pool: int = 2000, eval_every: int = 100, resume: bool = False, seed: int = 0) -> dict:
-    """Train (or resume) the predictor; returns the last held-out metrics.
+                    pool: int = 2000, eval_every: int = 100, resume: bool = False, seed: int = 0,
+                    time_budget: "float | None" = None) -> dict:
+    """Train (or resume) the predictor on the training harness (`rocksynth.training.loop`).
+
+    Parameters
+    ----------
+    data : list of str
+        Procedural set names and/or videos / frame stacks (a resumed run reads its checkpoint's).
+    out : str or os.PathLike
+        The checkpoint; its learning curve `<out>.predictor.csv`, the curve's plot and
+        `<out>.best.pt` (best held-out PSNR) go beside it.
+    eval_every : int
+        Held-out evaluation and checkpoint every this many iterations.
+    time_budget : float or None
+        Seconds: stop cleanly at the first iteration after it, with a checkpoint to resume.
+
+    Returns
+    -------
+    dict
+        The last held-out metrics, with the ``iteration`` reached.
 
     Its outputs (`rocksynth.training.outputs.video_plan`, stage 'predictor') are checked before any
     work; a run that fails or is interrupted before its first checkpoint leaves nothing."""
     plan = video_plan(out, resume, "predictor").check()
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     payload = load_checkpoint(plan.checkpoint, KIND) if resume and plan.checkpoint.exists() else None
     if payload is not None:
         if payload["meta"].get("stage") != "predictor":
@@ -44,45 +60,76 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
     else:
         config = {"channels": channels, "context": context, "widths": list(widths), "blocks": blocks}
         frame = {"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout}
+    curve, png, best = plan.companions
+    settings = LoopSettings(iters=iters, seed=seed, eval_every=eval_every, time_budget=time_budget,
+                            best_metric="heldout_psnr_pred", best_mode="max", best_path=best, curve_fields=COLUMNS,
+                            curve_path=curve, plot=True, description="train predictor")
     with plan:
-        return _train(plan, payload, data, config, frame, iters, batch, lr, pool, eval_every, seed, rng)
+        result = train(lambda: _PredictorTask(data, config, frame, batch, lr, pool, seed), plan, settings,
+                       payload=payload)
+    return dict(result.metrics, iteration=result.iteration)
 
 
-def _train(plan, payload, data, config, frame, iters, batch, lr, pool, eval_every, seed, rng) -> dict:
-    size, channels, rollout = frame["size"], frame["channels"], frame["rollout"]
-    source = load_sources(data, channels)
-    model = FramePredictor(**config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    done, wall = restore(payload, model, optimizer, "predictor")
-    train_pool = source.clips(pool, config["context"] + rollout, size, "train", rng)
-    heldout = to_tensor(source.clips(HELDOUT_CLIPS, EVAL_CONTEXT + EVAL_FRAMES, size, "heldout",
-                                     np.random.default_rng(10**6 + seed)))
-    curve = _curve(plan, COLUMNS, done if payload is not None else None)
-    metrics: dict = {}
-    start = time.time() - wall
-    with progress_bar(iters - done, "train predictor", status=True) as bar:
-        for it in range(done + 1, iters + 1):
-            model.train()
-            x = _augment(to_tensor(train_pool[rng.integers(0, len(train_pool), batch)]), rng)
-            pred = model.rollout(x[:, :config["context"]], rollout)
-            loss = ((pred - x[:, config["context"]:]) ** 2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            bar.advance(1, status=f"loss {loss.item():.4g}")
-            if it % eval_every == 0 or it == iters:
-                metrics = {"iteration": it, "wall_s": time.time() - start, "loss": loss.item(),
-                           **evaluate(model, heldout)}
-                curve.append(_row(metrics, COLUMNS))
-                log(f"predictor it {it}: held-out PSNR {metrics['heldout_psnr_pred']:.2f} dB, "
-                    f"repeat-last {metrics['heldout_psnr_repeat_last']:.2f} dB")
-                meta = {"data": ", ".join(data), "sources": list(data), "iterations": it,
-                        "wall_time_s": time.time() - start, "stage": "predictor", "metrics": {"predictor": metrics}}
-                save_checkpoint(plan.checkpoint, KIND, {"predictor": config, "frame": frame},
-                                {"predictor": model.state_dict(), "optimizer": optimizer.state_dict()}, meta)
-                plan.saved(it)
-    return metrics
+class _PredictorTask:
+    """The predictor's step (an MSE rollout of `rollout` frames from `context` true ones, on clips
+    drawn up front), its held-out evaluation and its state, for the harness."""
+
+    kind = KIND
+
+    def __init__(self, data, config, frame, batch, lr, pool, seed):
+        self.data, self.config, self.frame, self.batch = list(data), config, frame, batch
+        source = load_sources(self.data, frame["channels"])
+        self.model = FramePredictor(**config)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.optimizers = [self.optimizer]
+        # Sampling and augmentation draw from this generator, saved with the checkpoint; a
+        # checkpoint from before the harness has none and goes on from the state after the pool.
+        self.rng = np.random.default_rng(seed)
+        self.pool = source.clips(pool, config["context"] + frame["rollout"], frame["size"], "train", self.rng)
+        self.heldout = to_tensor(source.clips(HELDOUT_CLIPS, EVAL_CONTEXT + EVAL_FRAMES, frame["size"], "heldout",
+                                              np.random.default_rng(10**6 + seed)))
+        self.done = 0
+
+    def lr_scale(self, iteration: int) -> float:
+        return 1.0
+
+    def step(self, iteration: int) -> "dict[str, float]":
+        self.model.train()
+        x = _augment(to_tensor(self.pool[self.rng.integers(0, len(self.pool), self.batch)]), self.rng)
+        pred = self.model.rollout(x[:, :self.config["context"]], self.frame["rollout"])
+        loss = ((pred - x[:, self.config["context"]:]) ** 2).mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.done = iteration + 1
+        return {"loss": loss.item()}
+
+    def evaluate(self) -> "dict[str, float]":
+        metrics = evaluate(self.model, self.heldout)
+        log(f"predictor it {self.done}: held-out PSNR {metrics['heldout_psnr_pred']:.2f} dB, "
+            f"repeat-last {metrics['heldout_psnr_repeat_last']:.2f} dB")
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {"predictor": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state) -> None:
+        self.model.load_state_dict(state["predictor"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
+
+    def checkpoint_config(self) -> dict:
+        return {"predictor": self.config, "frame": self.frame}
+
+    def checkpoint_meta(self, metrics) -> dict:
+        return {"data": ", ".join(self.data), "sources": list(self.data), "stage": "predictor",
+                "metrics": {"predictor": dict(metrics)}}
+
+    def curve_row(self, row: dict) -> dict:
+        return _row(dict(row, wall_s=row["wall_time_s"]), COLUMNS)
 
 
 @torch.no_grad()
