@@ -238,3 +238,27 @@ def test_a_predictor_checkpoint_from_before_the_harness_resumes(tmp_path, run_cl
     assert code == 0, err
     assert [row.split(",")[0] for row in csv.read_text().splitlines()] == ["iteration", "1", "2", "3"]
     assert not (tmp_path / "p.best.pt").exists()  # no evaluation beat the 99 dB of the old curve
+
+
+VQVAE = ["train", "video", "balls", "--stage", "vqvae", "--size", "32", "--downsample", "3", "--widths", "4,4,4",
+         "--codes", "8", "--pool", "6", "--batch", "4", "--eval-every", "1", "--iters", "2"]
+TRANSFORMER = ["train", "video", "--stage", "transformer", "--clip-frames", "3", "--dim", "8", "--layers", "1",
+               "--pool", "6", "--batch", "2", "--eval-every", "1", "--iters", "2"]
+
+
+def test_train_video_stages_stop_at_their_time_budget_and_resume_bit_for_bit(tmp_path, run_cli_in_process):
+    for stage, args, extra in (("vqvae", VQVAE, []), ("transformer", TRANSFORMER, ["--vqvae", tmp_path / "vqvae.pt"])):
+        code, _, err = run_cli_in_process(*args, *extra, "--out", tmp_path / f"{stage}.pt")
+        assert code == 0, err
+        code, _, err = run_cli_in_process(*args, *extra, "--out", tmp_path / f"{stage}-parts.pt",
+                                          "--time-budget", "0.000001s")
+        assert code == 0 and "--resume" in err, err
+        assert load_checkpoint(tmp_path / f"{stage}-parts.pt")["meta"]["iterations"] == 1
+        code, _, err = run_cli_in_process(*args, "--out", tmp_path / f"{stage}-parts.pt", "--resume")
+        assert code == 0, err
+        whole, parts = load_checkpoint(tmp_path / f"{stage}.pt"), load_checkpoint(tmp_path / f"{stage}-parts.pt")
+        assert parts["meta"]["stage"] == stage and parts["meta"]["iterations"] == 2
+        assert _same(whole["state"][stage], parts["state"][stage])
+        rows = (tmp_path / f"{stage}-parts.{stage}.csv").read_text().splitlines()
+        assert [row.split(",")[0] for row in rows[1:]] == ["1", "2"]
+        assert (tmp_path / f"{stage}.{stage}.png").stat().st_size > 0

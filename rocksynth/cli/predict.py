@@ -106,11 +106,12 @@ def train_video(
     elif stage == "vqvae":
         video.train_vqvae(data, plan.checkpoint, iters=iters, size=size, channels=channels, n_down=n_down,
                           widths=width_list, n_parts=parts, n_codes=codes, batch=batch or 32, lr=lr or 1e-3,
-                          clip_frames=clip_frames, pool=pool or 2000, eval_every=eval_every, resume=resume, seed=seed)
+                          clip_frames=clip_frames, pool=pool or 2000, eval_every=eval_every, resume=resume, seed=seed,
+                          time_budget=budget)
     else:
         video.train_transformer(data, plan.checkpoint, vqvae_checkpoint=vqvae, iters=iters, frames=clip_frames, dim=dim,
                                 layers=layers, batch=batch or 12, lr=lr or 5e-4, pool=pool or 4000,
-                                eval_every=eval_every, resume=resume, seed=seed)
+                                eval_every=eval_every, resume=resume, seed=seed, time_budget=budget)
 
 
 PREDICTOR_CONTEXT = 4  # frames the deterministic predictor reads

@@ -194,13 +194,13 @@ def texture_plan(out, resume: bool = False) -> TrainingOutputs:
 
 
 def video_plan(out, resume: bool = False, stage: str = "vqvae", curve=None) -> TrainingOutputs:
-    """`train video`: the checkpoint `out` and the stage's CSV learning curve (default
-    `<out>.vqvae.csv`, `<out>.transformer.csv` or `<out>.predictor.csv`); the predictor stage
-    also the curve's plot (.png beside it) and `<out>.best.pt` (its best held-out PSNR)."""
+    """`train video`: the checkpoint `out`, the stage's CSV learning curve (default
+    `<out>.vqvae.csv`, `<out>.transformer.csv` or `<out>.predictor.csv`) and its plot (.png beside
+    it); the predictor stage also `<out>.best.pt` (its best held-out PSNR)."""
     out = checkpoint_path(out)
     curve = Path(curve) if curve else out.with_suffix(f".{stage}.csv")
-    extra = [curve.with_suffix(".png"), out.with_suffix(".best.pt")] if stage == "predictor" else []
-    return TrainingOutputs(out, [curve, *extra], resume=resume)
+    extra = [out.with_suffix(".best.pt")] if stage == "predictor" else []
+    return TrainingOutputs(out, [curve, curve.with_suffix(".png"), *extra], resume=resume)
 
 
 def clean_plan(out, resume: bool = False, curve_csv=None, pairs_dir=None) -> TrainingOutputs:

@@ -6,10 +6,11 @@ it), resume from it, and append a CSV learning curve with periodic held-out eval
 reconstruction PSNR for the VQ-VAE; bits/dim, parallel-head bits/dim and the PSNR of predicted
 frames for the transformer. Held-out data: procedural clips from seeds never used in training,
 and, for frame stacks, clips from the last quarter of the x axis (never cropped for training).
+Both stages run on the harness of `rocksynth.training.loop` (bit-exact resume, time budget, the
+curve's plot).
 """
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from rocksynth.errors import BadInputError
 from rocksynth.models.checkpoints import file_name
 from rocksynth.models.latent_transformer import LatentVideoTransformer
 from rocksynth.models.vqvae import VQVAE
-from rocksynth.progress import log, progress_bar
-from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
+from rocksynth.progress import log
+from rocksynth.training.checkpoint import load_checkpoint
+from rocksynth.training.loop import LoopSettings, train
 from rocksynth.training.outputs import TrainingOutputs, video_plan
 
 KIND = "video"
@@ -95,16 +97,6 @@ TRANSFORMER_COLUMNS = ["iteration", "wall_s", "train_bpd", "heldout_bpd", "heldo
                        "heldout_psnr_pred", "heldout_psnr_repeat_last"]
 
 
-def _curve(plan: TrainingOutputs, columns: "list[str]", resumed_at: "int | None"):
-    """The stage's learning curve; a resumed run continues its rows up to the checkpoint's iteration."""
-    curve = plan.curve(plan.companions[0], columns)
-    if resumed_at is not None:
-        plan.resumed_from(resumed_at)
-        curve.load().keep_until(resumed_at)
-    curve.write()
-    return curve
-
-
 def _row(metrics: dict, columns: "list[str]") -> dict:
     return {c: _fmt(metrics.get(c, "")) for c in columns}
 
@@ -136,15 +128,16 @@ def _resume_payload(out: Path, resume: bool, stage: str):
 def train_vqvae(data: "list[str]", out, iters: int = 1500, size: int = 64, channels: int = 1, n_down: int = 3,
                 widths=(32, 64, 64), n_parts: int = 2, n_codes: int = 64, code_dim: int = 32, batch: int = 32,
                 lr: float = 1e-3, clip_frames: int = 8, pool: int = 2000, eval_every: int = 100,
-                curve=None, resume: bool = False, seed: int = 0) -> dict:
-    """Train (or resume) the frame autoencoder; returns the final metrics.
+                curve=None, resume: bool = False, seed: int = 0, time_budget: "float | None" = None) -> dict:
+    """Train (or resume) the frame autoencoder on the training harness (`rocksynth.training.loop`);
+    returns the final metrics (with the ``iteration`` reached). `time_budget` (seconds): stop
+    cleanly at the first iteration after it, with a checkpoint to resume.
+
     Its outputs (`rocksynth.training.outputs.video_plan`) are checked before any work; a run that fails or is interrupted
     before its first checkpoint leaves none of them behind."""
     _check_iterations(iters, eval_every, batch, pool)
     plan = video_plan(out, resume, "vqvae", curve).check()
     out = plan.checkpoint
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     payload = _resume_payload(out, resume, "vqvae")
     if payload is not None:
         vq_config = payload["config"]["vqvae"]
@@ -157,58 +150,84 @@ def train_vqvae(data: "list[str]", out, iters: int = 1500, size: int = 64, chann
         frame = dict(size=size, channels=channels, clip_frames=clip_frames)
     if size < 1 or size % (2 ** vq_config["n_down"]):
         raise BadInputError(f"--size {size} must be a multiple of {2 ** vq_config['n_down']}")
+    settings = _settings(plan, "vqvae", VQVAE_COLUMNS, iters, eval_every, seed, time_budget)
     with plan:
-        return _train_vqvae(plan, payload, data, vq_config, frame, iters, batch, lr, pool, eval_every, seed, rng)
+        result = train(lambda: _VQVAETask(data, vq_config, frame, batch, lr, pool, seed), plan, settings,
+                       payload=payload)
+    return dict(result.metrics, iteration=result.iteration)
 
 
-def _train_vqvae(plan, payload, data, vq_config, frame, iters, batch, lr, pool, eval_every, seed, rng) -> dict:
-    out = plan.checkpoint
-    size, channels, clip_frames = frame["size"], frame["channels"], frame["clip_frames"]
-    source = load_sources(data, channels)
-    model = VQVAE(**vq_config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    done, wall = restore(payload, model, optimizer, "vqvae")
-    train_pool = source.clips(pool, clip_frames, size, "train", rng).reshape(-1, size, size, channels)
-    heldout = to_tensor(source.clips(HELDOUT_CLIPS, 2, size, "heldout", np.random.default_rng(10**6 + seed))
-                        .reshape(-1, size, size, channels))
-    curve = _curve(plan, VQVAE_COLUMNS, done if payload is not None else None)
-    metrics = {}
-    start = time.time() - wall
-    with progress_bar(iters - done, "train vqvae", status=True) as bar:
-        for it in range(done + 1, iters + 1):
-            model.train()
-            pick = rng.integers(0, len(train_pool), batch)
-            x = to_tensor(train_pool[pick])
-            if source.stacks and not source.procedural:
-                x = _flip(x, rng)
-            _, loss, _, diag = model(x)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            bar.advance(1, status=f"psnr {diag['psnr']:.1f} perplexity {diag['perplexity']:.0f}")
-            if it % eval_every == 0 or it == iters:
-                model.eval()
-                with torch.no_grad():
-                    recon = torch.cat([model.decode(model.encode(c)) for c in heldout.split(64)])
-                metrics = {"iteration": it, "wall_s": time.time() - start, "loss": loss.item(),
-                           "train_psnr": diag["psnr"], "perplexity": diag["perplexity"],
-                           "heldout_psnr": psnr(recon, heldout)}
-                curve.append(_row(metrics, VQVAE_COLUMNS))
-                log(f"vqvae it {it}: held-out PSNR {metrics['heldout_psnr']:.2f} dB, perplexity {diag['perplexity']:.1f}")
-                _save(out, vq_config, frame, None, {"vqvae": model.state_dict(), "optimizer": optimizer.state_dict()},
-                      data, it, time.time() - start, "vqvae", {"vqvae": metrics})
-                plan.saved(it)
-    return metrics
+def _settings(plan: TrainingOutputs, stage: str, columns: "list[str]", iters: int, eval_every: int, seed: int,
+              time_budget: "float | None") -> LoopSettings:
+    """The harness settings of a video stage: evaluation and checkpoint every `eval_every`, the
+    stage's curve and its plot."""
+    return LoopSettings(iters=iters, seed=seed, eval_every=eval_every, time_budget=time_budget, curve_fields=columns,
+                        curve_path=plan.companions[0], plot=True, description=f"train {stage}")
 
 
-def restore(payload: "dict | None", model, optimizer, key: str) -> "tuple[int, float]":
-    """Load a resumed run's weights (`payload["state"][key]`) and optimizer state; return the
-    iterations done and the wall time so far ((0, 0.0) for a new run, payload None)."""
-    if payload is None:
-        return 0, 0.0
-    model.load_state_dict(payload["state"][key])
-    optimizer.load_state_dict(payload["state"]["optimizer"])
-    return payload["meta"]["iterations"], payload["meta"]["wall_time_s"]
+class _VQVAETask:
+    """The VQ-VAE's step (its reconstruction + commitment loss on a batch of frames from the
+    pool), its held-out reconstruction PSNR and its state, for the harness."""
+
+    kind = KIND
+
+    def __init__(self, data, vq_config, frame, batch, lr, pool, seed):
+        size, channels = frame["size"], frame["channels"]
+        self.data, self.vq_config, self.frame, self.batch = list(data), vq_config, frame, batch
+        source = load_sources(self.data, channels)
+        self.flip = bool(source.stacks and not source.procedural)
+        self.model = VQVAE(**vq_config)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.optimizers = [self.optimizer]
+        # Sampling and flips draw from this generator, saved with the checkpoint; a checkpoint
+        # from before the harness has none and goes on from the state after the pool.
+        self.rng = np.random.default_rng(seed)
+        self.pool = source.clips(pool, frame["clip_frames"], size, "train", self.rng).reshape(-1, size, size, channels)
+        self.heldout = to_tensor(source.clips(HELDOUT_CLIPS, 2, size, "heldout", np.random.default_rng(10**6 + seed))
+                                 .reshape(-1, size, size, channels))
+        self.done, self.perplexity = 0, float("nan")
+
+    def lr_scale(self, iteration: int) -> float:
+        return 1.0
+
+    def step(self, iteration: int) -> "dict[str, float]":
+        self.model.train()
+        x = to_tensor(self.pool[self.rng.integers(0, len(self.pool), self.batch)])
+        if self.flip:
+            x = _flip(x, self.rng)
+        _, loss, _, diag = self.model(x)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.done, self.perplexity = iteration + 1, float(diag["perplexity"])
+        return {"loss": loss.item(), "train_psnr": float(diag["psnr"]), "perplexity": self.perplexity}
+
+    @torch.no_grad()
+    def evaluate(self) -> "dict[str, float]":
+        self.model.eval()
+        recon = torch.cat([self.model.decode(self.model.encode(c)) for c in self.heldout.split(64)])
+        metrics = {"heldout_psnr": psnr(recon, self.heldout)}
+        log(f"vqvae it {self.done}: held-out PSNR {metrics['heldout_psnr']:.2f} dB, perplexity {self.perplexity:.1f}")
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {"vqvae": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state) -> None:
+        self.model.load_state_dict(state["vqvae"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
+
+    def checkpoint_config(self) -> dict:
+        return {"vqvae": self.vq_config, "frame": self.frame, "transformer": None}
+
+    def checkpoint_meta(self, metrics) -> dict:
+        return _meta(self.data, "vqvae", {"vqvae": dict(metrics)})
+
+    def curve_row(self, row: dict) -> dict:
+        return _row(dict(row, wall_s=row["wall_time_s"]), VQVAE_COLUMNS)
 
 
 def _flip(x, rng):
@@ -222,13 +241,10 @@ def _flip(x, rng):
     return x
 
 
-def _save(out, vq_config, frame, tr_config, state, data, iterations, wall, stage, metrics):
-    config = {"vqvae": vq_config, "frame": frame, "transformer": tr_config}
+def _meta(data, stage: str, metrics: dict) -> dict:
     # `data` names the training data by file name; `sources` keeps the paths as given, which a
     # --resume reads again (`inference_copy` reduces them to file names for shipping)
-    meta = {"data": ", ".join(file_name(d) for d in data), "sources": list(data), "iterations": iterations, "wall_time_s": wall,
-            "stage": stage, "metrics": metrics}
-    save_checkpoint(out, KIND, config, state, meta)
+    return {"data": ", ".join(file_name(d) for d in data), "sources": list(data), "stage": stage, "metrics": metrics}
 
 
 @torch.no_grad()
@@ -260,8 +276,12 @@ def bits_per_dim(transformer, codes, context: int, pixels_per_frame: int, chunk:
 def train_transformer(data: "list[str]", out, vqvae_checkpoint=None, iters: int = 1500, frames: int = 8,
                       dim: int = 128, layers: int = 4, heads: int = 4, batch: int = 12, lr: float = 5e-4,
                       pool: int = 4000, eval_every: int = 100, parallel_weight: float = 0.5, curve=None,
-                      resume: bool = False, seed: int = 0) -> dict:
-    """Train (or resume) the latent transformer on codes of the frozen VQ-VAE.
+                      resume: bool = False, seed: int = 0, time_budget: "float | None" = None) -> dict:
+    """Train (or resume) the latent transformer on codes of the frozen VQ-VAE, on the training
+    harness (`rocksynth.training.loop`); returns the final metrics (with the ``iteration``
+    reached). `time_budget` (seconds): stop cleanly at the first iteration after it, with a
+    checkpoint to resume.
+
     Its outputs (`rocksynth.training.outputs.video_plan`) are checked before any work; a run that fails or is interrupted
     before its first checkpoint leaves none of them behind."""
     _check_iterations(iters, eval_every, batch, pool)
@@ -270,8 +290,6 @@ def train_transformer(data: "list[str]", out, vqvae_checkpoint=None, iters: int 
                             f"(the attention heads)")
     plan = video_plan(out, resume, "transformer", curve).check()
     out = plan.checkpoint
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed + 1)
     payload = _resume_payload(out, resume, "transformer")
     if payload is None:
         if vqvae_checkpoint is None:
@@ -282,77 +300,102 @@ def train_transformer(data: "list[str]", out, vqvae_checkpoint=None, iters: int 
         base = load_checkpoint(vqvae_checkpoint, KIND)
     else:
         base = payload
+    settings = _settings(plan, "transformer", TRANSFORMER_COLUMNS, iters, eval_every, seed, time_budget)
     with plan:
-        return _train_transformer(plan, payload, base, data, iters, frames, dim, layers, heads, batch, lr, pool,
-                                  eval_every, parallel_weight, seed, rng)
+        result = train(lambda: _TransformerTask(payload, base, data, iters, frames, dim, layers, heads, batch, lr, pool,
+                                                parallel_weight, seed), plan, settings, payload=payload)
+    return dict(result.metrics, iteration=result.iteration)
 
 
-def _train_transformer(plan, payload, base, data, iters, frames, dim, layers, heads, batch, lr, pool, eval_every,
-                       parallel_weight, seed, rng) -> dict:
-    out = plan.checkpoint
-    vq_config, frame = base["config"]["vqvae"], dict(base["config"]["frame"])
-    vqvae = VQVAE(**vq_config)
-    vqvae.load_state_dict(base["state"]["vqvae"])
-    vqvae.eval()
-    if not data:
-        data = base["meta"]["sources"]
-    if payload is not None:
-        tr_config = payload["config"]["transformer"]
-        data = payload["meta"]["sources"]
-    else:
-        latent = frame["size"] // vqvae.factor
-        tr_config = dict(frames=frames, height=latent, width=latent, n_parts=vq_config["n_parts"],
-                         n_codes=vq_config["n_codes"], dim=dim, layers=layers, heads=heads)
-    frames = tr_config["frames"]
-    frame["clip_frames"] = frames
-    size, channels = frame["size"], frame["channels"]
-    source = load_sources(data, channels)
-    model = LatentVideoTransformer(**tr_config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
-    done, wall = restore(payload, model, optimizer, "transformer")
-    log(f"encoding {pool} training clips and {HELDOUT_CLIPS} held-out clips with the VQ-VAE")
-    train_codes = encode_clips(vqvae, source.clips(pool, frames, size, "train", rng))
-    heldout_clips = source.clips(HELDOUT_CLIPS, frames, size, "heldout", np.random.default_rng(10**6 + seed))
-    heldout_codes = encode_clips(vqvae, heldout_clips)
-    context = frames // 2
-    pixels = size * size * channels
-    curve = _curve(plan, TRANSFORMER_COLUMNS, done if payload is not None else None)
-    warmup = 100
-    metrics = {}
-    start = time.time() - wall
-    with progress_bar(iters - done, "train transformer", status=True) as bar:
-        for it in range(done + 1, iters + 1):
-            scale = min(1.0, it / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, it / iters)))
-            for group in optimizer.param_groups:
-                group["lr"] = lr * max(scale, 0.05)
-            model.train()
-            x = train_codes[rng.integers(0, len(train_codes), batch)].long()
-            if rng.random() < 0.5:
-                x = x.flip(1)  # time reversal: reversible motion and rock stacks read either way
-            nll, par = model(x, parallel_frame=int(rng.integers(1, frames)))
-            loss = nll.mean() + parallel_weight * par
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            train_bpd = float(nll.detach().sum()) / math.log(2) / (batch * frames * pixels)
-            bar.advance(1, status=f"bits/dim {train_bpd:.4f}")
-            if it % eval_every == 0 or it == iters:
-                model.eval()
-                bpd, par_bits = bits_per_dim(model, heldout_codes, context, pixels)
-                pred_psnr, repeat_psnr = _prediction_psnr(vqvae, model, heldout_clips[:8], heldout_codes[:8], context)
-                metrics = {"iteration": it, "wall_s": time.time() - start, "train_bpd": train_bpd,
-                           "heldout_bpd": bpd, "heldout_parallel_bits_per_code": par_bits,
-                           "heldout_psnr_pred": pred_psnr, "heldout_psnr_repeat_last": repeat_psnr}
-                curve.append(_row(metrics, TRANSFORMER_COLUMNS))
-                log(f"transformer it {it}: held-out bits/dim {bpd:.4f}, parallel {par_bits:.3f} bits/code, "
-                    f"predicted PSNR {pred_psnr:.2f} dB (repeat-last {repeat_psnr:.2f} dB)")
-                state = {"vqvae": vqvae.state_dict(), "transformer": model.state_dict(), "optimizer": optimizer.state_dict()}
-                vq_metrics = base["meta"]["metrics"].get("vqvae", {})
-                _save(out, vq_config, frame, tr_config, state, data, it, time.time() - start, "transformer",
-                      {"vqvae": vq_metrics, "transformer": metrics})
-                plan.saved(it)
-    return metrics
+class _TransformerTask:
+    """The latent transformer's step (teacher-forced NLL + the parallel head's, on codes of the
+    frozen VQ-VAE), its held-out bits/dim and predicted-frame PSNR and its state, for the harness."""
+
+    kind = KIND
+    WARMUP = 100  # iterations of the transformer's own learning-rate warm-up
+
+    def __init__(self, payload, base, data, iters, frames, dim, layers, heads, batch, lr, pool, parallel_weight, seed):
+        self.vq_config, self.frame = base["config"]["vqvae"], dict(base["config"]["frame"])
+        self.vqvae = VQVAE(**self.vq_config)
+        self.vqvae.load_state_dict(base["state"]["vqvae"])
+        self.vqvae.eval()
+        self.vq_metrics = base["meta"]["metrics"].get("vqvae", {})
+        data = data or base["meta"]["sources"]
+        if payload is not None:
+            self.tr_config = payload["config"]["transformer"]
+            data = payload["meta"]["sources"]
+        else:
+            latent = self.frame["size"] // self.vqvae.factor
+            self.tr_config = dict(frames=frames, height=latent, width=latent, n_parts=self.vq_config["n_parts"],
+                                  n_codes=self.vq_config["n_codes"], dim=dim, layers=layers, heads=heads)
+        self.data, self.iters, self.batch, self.parallel_weight = list(data), iters, batch, parallel_weight
+        self.frames = self.tr_config["frames"]
+        self.frame["clip_frames"] = self.frames
+        size, channels = self.frame["size"], self.frame["channels"]
+        source = load_sources(self.data, channels)
+        self.model = LatentVideoTransformer(**self.tr_config)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
+        self.optimizers = [self.optimizer]
+        # Sampling, time reversal and the parallel frame draw from this generator, saved with the
+        # checkpoint; a checkpoint from before the harness has none and goes on from the state
+        # after the pool.
+        self.rng = np.random.default_rng(seed + 1)
+        log(f"encoding {pool} training clips and {HELDOUT_CLIPS} held-out clips with the VQ-VAE")
+        self.codes = encode_clips(self.vqvae, source.clips(pool, self.frames, size, "train", self.rng))
+        self.heldout_clips = source.clips(HELDOUT_CLIPS, self.frames, size, "heldout",
+                                          np.random.default_rng(10**6 + seed))
+        self.heldout_codes = encode_clips(self.vqvae, self.heldout_clips)
+        self.pixels = size * size * channels
+        self.done = 0
+
+    def lr_scale(self, iteration: int) -> float:
+        it = iteration + 1
+        scale = min(1.0, it / self.WARMUP) * 0.5 * (1 + math.cos(math.pi * min(1.0, it / self.iters)))
+        return max(scale, 0.05)
+
+    def step(self, iteration: int) -> "dict[str, float]":
+        self.model.train()
+        x = self.codes[self.rng.integers(0, len(self.codes), self.batch)].long()
+        if self.rng.random() < 0.5:
+            x = x.flip(1)  # time reversal: reversible motion and rock stacks read either way
+        nll, par = self.model(x, parallel_frame=int(self.rng.integers(1, self.frames)))
+        loss = nll.mean() + self.parallel_weight * par
+        self.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.done = iteration + 1
+        return {"train_bpd": float(nll.detach().sum()) / math.log(2) / (self.batch * self.frames * self.pixels)}
+
+    def evaluate(self) -> "dict[str, float]":
+        self.model.eval()
+        context = self.frames // 2
+        bpd, par_bits = bits_per_dim(self.model, self.heldout_codes, context, self.pixels)
+        pred_psnr, repeat_psnr = _prediction_psnr(self.vqvae, self.model, self.heldout_clips[:8],
+                                                  self.heldout_codes[:8], context)
+        log(f"transformer it {self.done}: held-out bits/dim {bpd:.4f}, parallel {par_bits:.3f} bits/code, "
+            f"predicted PSNR {pred_psnr:.2f} dB (repeat-last {repeat_psnr:.2f} dB)")
+        return {"heldout_bpd": bpd, "heldout_parallel_bits_per_code": par_bits, "heldout_psnr_pred": pred_psnr,
+                "heldout_psnr_repeat_last": repeat_psnr}
+
+    def state_dict(self) -> dict:
+        return {"vqvae": self.vqvae.state_dict(), "transformer": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state) -> None:
+        self.model.load_state_dict(state["transformer"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
+
+    def checkpoint_config(self) -> dict:
+        return {"vqvae": self.vq_config, "frame": self.frame, "transformer": self.tr_config}
+
+    def checkpoint_meta(self, metrics) -> dict:
+        return _meta(self.data, "transformer", {"vqvae": self.vq_metrics, "transformer": dict(metrics)})
+
+    def curve_row(self, row: dict) -> dict:
+        return _row(dict(row, wall_s=row["wall_time_s"]), TRANSFORMER_COLUMNS)
 
 
 @torch.no_grad()
