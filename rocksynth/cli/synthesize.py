@@ -59,7 +59,8 @@ def train_texture(
     iters: int = options.positive_int(3000, "--iters", help="Total iterations."),
     seed: int = options.seed_option("Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from the network weights of another texture checkpoint."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from the network weights of another texture checkpoint (learning-rate ramp: --set init_ramp=N)."),
+    time_budget: Optional[str] = options.time_budget_option(),
     settings_text: Optional[List[str]] = options.Set("Set a training setting, e.g. --set crop=48 --set lr_g=1e-5 "
                                                      "(repeatable; the keys are listed above)."),
     threads: int = options.threads_option(),
@@ -81,6 +82,7 @@ def train_texture(
       warmup_iters [100]  first iterations with the statistics terms only
       eval_every [100]    held-out evaluation every N iterations (best kept as <out>.best.pt)
       save_every [100]    checkpoint every N iterations
+      init_ramp [0]       iterations of linear learning-rate ramp after --init
       holdout [0.25]      fraction of each volume (last part along z) kept for evaluation
       eval_size [64], eval_volumes [2]
                           side and number of the generated volumes per texture evaluated
@@ -102,6 +104,7 @@ def train_texture(
             check_input_file(source)
     if init is not None:
         check_input_file(init)
+    budget = options.parse_duration(time_budget)
     plan = texture_plan(out, resume).check()
 
     import torch
@@ -114,7 +117,7 @@ def train_texture(
     check_settings(settings)  # before any data is read
     torch.set_num_threads(threads)
     textures = load_training_textures(sources, holdout=settings.holdout, threshold=threshold, pore_value=pore_value)
-    metrics = train(textures, plan.checkpoint, settings, resume=resume, init=init)
+    metrics = train(textures, plan.checkpoint, settings, resume=resume, init=init, time_budget=budget)
     curve_csv, png, _ = plan.companions
     log(f"wrote {plan.checkpoint} (learning curve {curve_csv}, {png})")
     if metrics:

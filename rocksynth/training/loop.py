@@ -50,6 +50,8 @@ class TrainingTask(Protocol):
         The checkpoint kind ('clean', 'video', ...).
     optimizers : sequence of torch.optim.Optimizer
         Every optimiser of the task; the loop sets their learning rates before each step.
+
+    A task may also define ``status(losses) -> str``, the progress bar's summary of a step.
     """
 
     kind: str
@@ -92,7 +94,8 @@ class LoopSettings:
     Parameters
     ----------
     iters : int
-        Total iterations of the run (a resumed run continues up to it).
+        Total iterations of the run (a resumed run continues up to it); 0 writes the starting
+        point (e.g. the weights of a warm start) as the checkpoint.
     seed : int
         Seeds python's, numpy's and torch's global generators before the task is built.
     eval_every : int
@@ -114,8 +117,9 @@ class LoopSettings:
         Columns of the CSV learning curve.
     curve_path : Path or None
         The CSV learning curve (None: none); its plot goes beside it as .png when `plot` is set.
-    plot : bool
-        Write the PNG plot of the curve after each evaluation.
+    plot : bool or callable
+        Write the PNG plot of the curve (beside `curve_path`) after each evaluation: True for
+        `plot_curve`, or a function ``plot(rows, png_path)`` drawing the model's own figure.
     description : str
         The progress bar's label.
     """
@@ -131,7 +135,7 @@ class LoopSettings:
     best_path: Path | None = None
     curve_fields: Sequence[str] = ()
     curve_path: Path | None = None
-    plot: bool = False
+    plot: "bool | Callable[[list[dict], Path], None]" = False
     description: str = "train"
 
     def check(self) -> None:
@@ -140,11 +144,12 @@ class LoopSettings:
         Raises
         ------
         BadInputError
-            On a non-positive iteration count or interval, a negative budget or ramp, or an
+            On a negative iteration count, a non-positive interval, a negative budget or ramp, or an
             unknown `best_mode`.
         """
-        if self.iters < 1 or self.eval_every < 1 or (self.save_every is not None and self.save_every < 1):
-            raise BadInputError("the iterations and the evaluation and checkpoint intervals must be at least 1")
+        if self.iters < 0 or self.eval_every < 1 or (self.save_every is not None and self.save_every < 1):
+            raise BadInputError("the iterations must not be negative and the evaluation and checkpoint intervals "
+                            "must be at least 1")
         if self.time_budget is not None and not self.time_budget >= 0:
             raise BadInputError(f"the time budget must be a positive duration, not {self.time_budget}")
         if self.ramp < 0 or self.best_mode not in ("min", "max"):
@@ -268,16 +273,23 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
     save_every = settings.save_every or settings.eval_every
     last_meta: dict = dict(payload["meta"]) if payload is not None else {}
 
-    def save(done: int) -> dict:
+    def checkpoint(done: int) -> "tuple[dict, dict]":
         meta = dict(task.checkpoint_meta(metrics), iterations=done, wall_time_s=round(wall, 1), curve=rows)
         if init is not None:  # the weights it started from (their training is not in `iterations`)
             meta["init"] = init
         state = dict(task.state_dict(), loop={"random": random_states(), "pending": pending, "best": best,
                                               "metrics": metrics})
+        return state, meta
+
+    def save(done: int) -> dict:
+        state, meta = checkpoint(done)
         save_checkpoint(plan.checkpoint, task.kind, task.checkpoint_config(), state, meta)
         plan.saved(done)
         return meta
 
+    # The bar shows the task's own summary of a step, or its first three losses.
+    status = getattr(task, "status", None) or (lambda losses: " ".join(
+        f"{k} {float(v):.4g}" for k, v in list(losses.items())[:3]))
     done, stopped = start, False
     bar_context = progress_bar(settings.iters - start, settings.description, status=True) if progress is None \
         else _Given(progress)
@@ -294,7 +306,7 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
                 pending.setdefault(name, []).append(float(value))
             wall += time.perf_counter() - t0
             done = iteration + 1
-            bar.advance(1, status=" ".join(f"{k} {float(v):.4g}" for k, v in losses.items()))
+            bar.advance(1, status=status(losses))
             evaluated = False
             if done % settings.eval_every == 0 or done == settings.iters:
                 metrics = dict(task.evaluate())
@@ -307,7 +319,9 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
                 evaluated = True
                 if curve is not None:
                     curve.write()  # `rows` is the curve's list
-                    if settings.plot:
+                    if callable(settings.plot):
+                        settings.plot(rows, settings.curve_path.with_suffix(".png"))
+                    elif settings.plot:
                         plot_curve(rows, settings.curve_path.with_suffix(".png"), settings.description)
             out_of_time = settings.time_budget is not None and time.monotonic() - started >= settings.time_budget \
                 and done < settings.iters
@@ -315,13 +329,12 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
                 and _better(metrics[settings.best_metric], best, settings.best_mode)
             if improved:
                 best = float(metrics[settings.best_metric])
-            if improved or out_of_time or done % save_every == 0 or done == settings.iters:
+            if improved and settings.best_path is not None:
+                state, meta = checkpoint(done)
+                meta["best"] = {"metric": settings.best_metric, "value": best, "iteration": done}
+                save_checkpoint(settings.best_path, task.kind, task.checkpoint_config(), state, meta)
+            if out_of_time or done % save_every == 0 or done == settings.iters:
                 last_meta = save(done)
-                if improved and settings.best_path is not None:
-                    state = dict(task.state_dict())
-                    save_checkpoint(settings.best_path, task.kind, task.checkpoint_config(), state,
-                                    dict(last_meta, best={"metric": settings.best_metric, "value": best,
-                                                          "iteration": done}))
             if out_of_time:
                 stopped = True
                 log(f"time budget of {settings.time_budget:g} s reached after iteration {done} of "

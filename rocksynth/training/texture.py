@@ -26,10 +26,11 @@ each (fixed noise), and their porosity, specific surface (axis estimate) and Eul
 (x 1e4) are logged beside
 the held-out block's in the CSV learning curve; the checkpoint with the lowest `quality_error`
 (mean relative error of the two) is kept as `<out>.best.pt`. Checkpoints hold everything needed to resume.
+The loop itself is the training harness of `rocksynth.training.loop` (time budget, curve, best
+checkpoint, warm start).
 """
 
 import csv
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,8 +43,9 @@ from rocksynth.errors import BadInputError
 from rocksynth.models.checkpoints import file_name, texture_models
 from rocksynth.models.texture import (SCALE, LatentDiscriminator, PairDiscriminator, SliceDiscriminator,
                                       TextureEncoder, TextureGenerator, count_parameters)
-from rocksynth.progress import log, progress_bar
-from rocksynth.training.checkpoint import load_checkpoint, save_checkpoint
+from rocksynth.progress import log
+from rocksynth.training.checkpoint import load_checkpoint
+from rocksynth.training.loop import LoopSettings, train
 from rocksynth.training.outputs import save_curve_figure, texture_plan
 from rocksynth.training.topology import EULER_UNIT, euler_density
 
@@ -81,6 +83,7 @@ class TrainSettings:
     eval_volumes: int = 2
     prior_std: float = 0.3
     save_every: int = 100
+    init_ramp: int = 0  # iterations of learning-rate ramp after --init (the shipped recipe used none)
     seed: int = 0
     model: dict = field(default_factory=dict)  # {"generator": {...}, "encoder": {...}}
 
@@ -360,14 +363,6 @@ def _texture_meta(textures: "list[Texture]") -> list:
              "train_shape": list(t.train.shape), "held_out_shape": list(t.held_out.shape)} for t in textures]
 
 
-def save(trainer: TextureTrainer, out: Path, curve_summary: "dict | None" = None) -> None:
-    meta = {"textures": _texture_meta(trainer.textures), "data": ", ".join(t.name for t in trainer.textures),
-            "iterations": trainer.iteration,
-            "wall_time_s": round(trainer.wall, 1), "settings": asdict(trainer.s),
-            "metrics": curve_summary or {}}
-    save_checkpoint(out, KIND, model_config_of(trainer.generator, trainer.encoder), trainer.state(), meta)
-
-
 def check_settings(settings: TrainSettings) -> None:
     """Refuse settings no run could use, before any data is read.
 
@@ -381,8 +376,8 @@ def check_settings(settings: TrainSettings) -> None:
         raise BadInputError(f"crop must be a multiple of {SCALE} and at least 16, got {s.crop}")
     if s.eval_size % SCALE or s.eval_size < 16:
         raise BadInputError(f"eval_size must be a multiple of {SCALE} and at least 16, got {s.eval_size}")
-    if s.iters < 0 or s.warmup_iters < 0:
-        raise BadInputError("iters and warmup_iters must not be negative")
+    if s.iters < 0 or s.warmup_iters < 0 or s.init_ramp < 0:
+        raise BadInputError("iters, warmup_iters and init_ramp must not be negative")
     counts = ("batch", "eval_every", "save_every", "eval_volumes", "slices_per_axis", "correlation_range")
     small = [name for name in counts if getattr(s, name) < 1]
     if small:
@@ -422,7 +417,7 @@ def check_textures(textures: "list[Texture]", settings: TrainSettings) -> None:
 
 
 def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False,
-                  init: "Path | None" = None) -> dict:
+                  init: "Path | None" = None, time_budget: "float | None" = None) -> dict:
     """Train (or resume) and write `out` (.pt), `out`.csv (learning curve), `out`.png and `out`.best.pt.
 
     Parameters
@@ -437,7 +432,10 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         Continue `out` if it exists (its architecture and texture names must match).
     init : Path, optional
         Start from the network weights of another texture checkpoint (fresh optimizers; its
-        architecture; its texture codes too when it was trained on the same texture names).
+        architecture; its texture codes too when it was trained on the same texture names); the
+        learning rates ramp up over `settings.init_ramp` iterations (0: none).
+    time_budget : float, optional
+        Seconds: stop cleanly at the first iteration after it, with a checkpoint to resume.
 
     Returns
     -------
@@ -453,77 +451,92 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
     names = [t.name for t in textures]
     out = plan.checkpoint
     curve_path, png_path, best_path = plan.companions
-    torch.manual_seed(settings.seed)
-    resuming = plan.resuming
-    if resuming:
+    checkpoint = source = origin = None
+    if plan.resuming:
         checkpoint = load_checkpoint(out, KIND)
         saved = [t["name"] for t in checkpoint["meta"]["textures"]]
         if saved != names:
             raise BadInputError(f"{out}: trained on textures {saved}, cannot resume with {names}")
         settings.model = checkpoint["config"]  # a resumed run keeps its architecture
+        log(f"resuming {out} at iteration {checkpoint['meta']['iterations']}")
     elif init is not None:
         source = load_checkpoint(init, KIND)
         settings.model = source["config"]  # a warm start keeps the source's architecture
-    with plan:
+        origin = {"checkpoint": file_name(str(init)), "iterations": source["meta"].get("iterations"),
+                  "same_textures": [t["name"] for t in source["meta"]["textures"]] == names}
+
+    def build() -> _TextureTask:
         trainer = TextureTrainer(textures, settings)
-        if resuming:
-            trainer.iteration = checkpoint["meta"]["iterations"]
-            trainer.load_state(checkpoint["state"])
-            trainer.wall = checkpoint["meta"]["wall_time_s"]
-            plan.resumed_from(trainer.iteration)
-            log(f"resuming {out} at iteration {trainer.iteration}")
-        elif init is not None:
-            same_textures = [t["name"] for t in source["meta"]["textures"]] == names
-            trainer.load_state(source["state"], weights_only=True, codes=same_textures)
-            log(f"network weights from {init}" + (" with its texture codes" if same_textures else ""))
+        if source is not None:
+            trainer.load_state(source["state"], weights_only=True, codes=origin["same_textures"])
+            log(f"network weights from {init}" + (" with its texture codes" if origin["same_textures"] else ""))
         log(f"texture GAN: generator {count_parameters(trainer.generator)} parameters, encoder "
             f"{count_parameters(trainer.encoder)}; textures {', '.join(names)}")
+        return _TextureTask(trainer)
 
-        eval_fields = [f"{p}_{n}_{kind}" for n in names for p in ("porosity", "surface", "euler")
-                       for kind in ("real", "generated")]
-        fields = ["iteration", "wall_s"] + LOSS_FIELDS + eval_fields + ["porosity_mean_abs_error", "quality_error"]
-        # A resumed run continues its curve (rows logged after its checkpoint dropped; a curve of an
-        # older version, with fewer columns, gets today's header and blanks in the new columns).
-        curve = plan.curve(curve_path, fields)
-        if resuming:
-            curve.load().keep_until(trainer.iteration)
-        curve.write()
-        last_eval: dict = {}
-        # The checkpoint with the lowest held-out quality_error so far is kept beside `out`.
-        best = min((float(r["quality_error"]) for r in curve.rows if r.get("quality_error")), default=float("inf"))
-
-        def save_main() -> None:
-            save(trainer, out, last_eval)
-            plan.saved(trainer.iteration)
-
-        with progress_bar(settings.iters - trainer.iteration, "training texture GAN", status=True) as bar:
-            running = {name: [] for name in LOSS_FIELDS}
-            while trainer.iteration < settings.iters:
-                # Crops and noise depend on the iteration, so a resumed run continues the same stream.
-                trainer.crops.reseed(settings.seed * 1_000_003 + trainer.iteration)
-                torch.manual_seed(settings.seed * 1_000_003 + trainer.iteration)
-                start = time.perf_counter()
-                losses = trainer.step()
-                trainer.wall += time.perf_counter() - start
-                for name, value in losses.items():
-                    running[name].append(value)
-                bar.advance(1, status=f"D {losses['loss_d_x']:.2f} G {losses['loss_x']:.2f}")
-                if trainer.iteration % settings.eval_every == 0 or trainer.iteration == settings.iters:
-                    last_eval = trainer.evaluate()
-                    row = {"iteration": trainer.iteration, "wall_s": round(trainer.wall, 1)}
-                    row.update({name: round(float(np.mean(v)), 5) for name, v in running.items() if v})
-                    row.update({k: round(v, 5) for k, v in last_eval.items()})
-                    curve.append(row)
-                    running = {name: [] for name in LOSS_FIELDS}
-                    if last_eval["quality_error"] < best:
-                        best = last_eval["quality_error"]
-                        save(trainer, best_path, last_eval)
-                if trainer.iteration % settings.save_every == 0 or trainer.iteration == settings.iters:
-                    save_main()
-        if not out.is_file():  # --iters 0 (or not beyond --init): write the starting point
-            save_main()
+    eval_fields = [f"{p}_{n}_{kind}" for n in names for p in ("porosity", "surface", "euler")
+                   for kind in ("real", "generated")]
+    fields = ["iteration", "wall_s"] + LOSS_FIELDS + eval_fields + ["porosity_mean_abs_error", "quality_error"]
+    # The checkpoint with the lowest held-out quality_error so far is kept beside `out`. A resumed
+    # run continues its curve (a curve of an older version, with fewer columns, gets today's header
+    # and blanks in the new columns).
+    loop_settings = LoopSettings(
+        iters=settings.iters, seed=settings.seed, eval_every=settings.eval_every, save_every=settings.save_every,
+        time_budget=time_budget, ramp=settings.init_ramp, best_metric="quality_error", best_mode="min",
+        best_path=best_path, curve_fields=fields, curve_path=curve_path,
+        plot=lambda rows, png: plot_curve(curve_path, png), description="training texture GAN")
+    with plan:
+        result = train(build, plan, loop_settings, payload=checkpoint, init=origin)
+    if not png_path.exists():  # nothing was evaluated (--iters 0): the curve of the run continued
         plot_curve(curve_path, png_path)
-    return last_eval
+    return result.metrics
+
+
+class _TextureTask:
+    """The texture GAN's step (critics, then generator + encoder + codes), its held-out
+    evaluation (porosity, surface, Euler density of generated volumes) and its state, for the
+    harness."""
+
+    kind = KIND
+
+    def __init__(self, trainer: TextureTrainer):
+        self.trainer, self.s = trainer, trainer.s
+        self.optimizers = [trainer.opt_g, trainer.opt_d]
+
+    def lr_scale(self, iteration: int) -> float:
+        return 1.0
+
+    def step(self, iteration: int) -> "dict[str, float]":
+        # Crops and noise depend on the iteration, so a resumed run continues the same stream.
+        self.trainer.iteration = iteration
+        self.trainer.crops.reseed(self.s.seed * 1_000_003 + iteration)
+        torch.manual_seed(self.s.seed * 1_000_003 + iteration)
+        return self.trainer.step()
+
+    def status(self, losses) -> str:
+        return f"D {losses['loss_d_x']:.2f} G {losses['loss_x']:.2f}"
+
+    def evaluate(self) -> dict:
+        return self.trainer.evaluate()
+
+    def state_dict(self) -> dict:
+        return self.trainer.state()
+
+    def load_state_dict(self, state) -> None:
+        self.trainer.load_state(state)
+
+    def checkpoint_config(self) -> dict:
+        return model_config_of(self.trainer.generator, self.trainer.encoder)
+
+    def checkpoint_meta(self, metrics) -> dict:
+        textures = self.trainer.textures
+        return {"textures": _texture_meta(textures), "data": ", ".join(t.name for t in textures),
+                "settings": asdict(self.s), "metrics": dict(metrics)}
+
+    def curve_row(self, row: dict) -> dict:
+        out = {"iteration": row["iteration"], "wall_s": row["wall_time_s"]}
+        out.update({k: round(float(v), 5) for k, v in row.items() if k not in ("iteration", "wall_time_s", "lr")})
+        return out
 
 
 def _value(row: dict, key: str) -> float:
