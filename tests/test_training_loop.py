@@ -293,3 +293,27 @@ def test_train_texture_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path
     assert _csv_without_wall_time(tmp_path / "whole.csv") == _csv_without_wall_time(tmp_path / "parts.csv")
     best = load_checkpoint(tmp_path / "whole.best.pt")["meta"]["best"]
     assert best["value"] == min(row["quality_error"] for row in whole["meta"]["curve"])
+
+
+def test_train_reconstruct_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, run_cli_in_process):
+    import tifffile
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(np.random.default_rng(1).standard_normal((64, 32, 32)), 2.0)
+    tifffile.imwrite(tmp_path / "rock.tif", np.where(field > np.quantile(field, 0.7), 255, 0).astype(np.uint8))
+    args = ["train", "reconstruct", tmp_path / "rock.tif", "--iters", "2", "--crop", "16", "--warmup-crop", "16",
+            "--warmup-iters", "0", "--batch", "1", "--crop-depth", "32", "--eval-every", "1", "--save-every", "1",
+            "--whole-side", "0", "--calibration-cubes", "1"]
+    code, _, err = run_cli_in_process(*args, "--out", tmp_path / "whole.pt")
+    assert code == 0, err
+    code, _, err = run_cli_in_process(*args, "--out", tmp_path / "parts.pt", "--time-budget", "0.000001s")
+    assert code == 0 and "--resume" in err, err
+    stopped = load_checkpoint(tmp_path / "parts.pt")
+    assert stopped["meta"]["iterations"] == 1 and stopped["meta"]["calibration"] == {}  # calibrated at the end
+    code, _, err = run_cli_in_process(*args, "--out", tmp_path / "parts.pt", "--resume")
+    assert code == 0, err
+    whole, parts = load_checkpoint(tmp_path / "whole.pt"), load_checkpoint(tmp_path / "parts.pt")
+    for name in ("model", "d3", "d2"):
+        assert _same(whole["state"][name], parts["state"][name]), name
+    assert parts["meta"]["calibration"] == whole["meta"]["calibration"] != {}
+    assert parts["meta"]["best"] == whole["meta"]["best"]

@@ -63,6 +63,7 @@ def train_reconstruct(
     calibration_cubes: int = options.number(32, "--calibration-cubes", min=0, help="Training cubes per volume on which the output threshold is calibrated to the real porosity at the end (0: threshold at probability 0.5)."),
     init: Optional[str] = typer.Option(None, "--init", help="Start from this reconstruct checkpoint's (or shipped model's: berea, ketton) weights (fresh optimisers, the generator's learning rate ramped up over --init-ramp iterations; continues its iteration count)."),
     init_ramp: int = options.number(300, "--init-ramp", min=0, help="Iterations of linear learning-rate ramp of the generator after --init."),
+    time_budget: Optional[str] = options.time_budget_option(),
     global_channels: Optional[int] = options.number(None, "--global-channels", min=0, help="Channels of the whole-slice code fed to every depth (default: the --init/--resume checkpoint's, else 0)."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
@@ -81,6 +82,7 @@ def train_reconstruct(
         check_input_file(resolve_model(init, "reconstruct"))
     if slice_position not in ("random", "centre"):
         raise BadInputError(f"--slice-position {slice_position}: expected 'random' or 'centre'")
+    budget = options.parse_duration(time_budget)
     plan = reconstruct_plan(out, resume).check()
 
     import torch
@@ -106,7 +108,8 @@ def train_reconstruct(
         name = "stdin" if path == STDIO else Path(path).name
         loaded.append((name, require_3d(mask, name)))
         voxel_sizes.append(voxel)
-    metrics = train(loaded, plan.checkpoint, settings, resume=resume, voxel_size=voxel_sizes[0], init=init)
+    metrics = train(loaded, plan.checkpoint, settings, resume=resume, voxel_size=voxel_sizes[0], init=init,
+                    time_budget=budget)
     curve_csv, png, best = plan.companions
     log(f"wrote {plan.checkpoint} (learning curve {curve_csv}, {png}; best checkpoint {best})")
     if metrics:

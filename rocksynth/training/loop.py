@@ -208,7 +208,8 @@ def _better(value: float, best: float | None, mode: str) -> bool:
 
 
 def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: LoopSettings, *,
-          payload: dict | None = None, init: dict | None = None, progress=None) -> LoopResult:
+          payload: dict | None = None, init: dict | None = None, continues: Mapping[str, Any] | None = None,
+          progress=None) -> LoopResult:
     """Build a task and train it to `settings.iters` iterations (or until the time budget).
 
     Parameters
@@ -225,8 +226,12 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
         harness) restores the loop.
     init : dict or None
         The record of a warm start (what the task's weights came from), kept in ``meta['init']``;
-        the learning rate ramps over `settings.ramp` iterations. A resumed run takes it from its
-        checkpoint.
+        the learning rates ramp over `settings.ramp` iterations from ``init['iteration']`` (0 if
+        absent). A resumed run takes it from its checkpoint. Only the optimisers in the task's
+        ``ramped`` attribute ramp, if it has one (e.g. a generator, not its fresh critics).
+    continues : mapping or None
+        The ``meta`` of the checkpoint a warm start continues the iteration count, wall time and
+        learning curve of (None: a warm start begins at iteration 0).
     progress : object or None
         A progress task with ``advance(n, status=...)`` to report to instead of a new bar.
 
@@ -243,7 +248,7 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
     # The schedule's base: the rates the task's optimisers were built with, before any resumed
     # optimiser state overwrites them with the rate of its last step.
     base_lrs = [[group["lr"] for group in opt.param_groups] for opt in task.optimizers]
-    start, wall, rows, pending, best, metrics = 0, 0.0, [], {}, None, {}
+    start, wall, rows, pending, best, best_iteration, metrics = 0, 0.0, [], {}, None, None, {}
     if payload is not None:
         task.load_state_dict(payload["state"])
         meta = payload["meta"]
@@ -254,8 +259,12 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
             set_random_states(loop["random"])
             pending = {k: list(v) for k, v in loop["pending"].items()}
             best, metrics = loop["best"], dict(loop["metrics"])
+            best_iteration = (meta.get("best") or {}).get("iteration")
         plan.resumed_from(start)
         rows = [dict(row) for row in meta.get("curve", []) if int(float(row["iteration"])) <= start]
+    elif continues is not None:
+        start, wall = int(continues["iterations"]), float(continues.get("wall_time_s", 0.0))
+        rows = [dict(row) for row in continues.get("curve", [])]
     curve = None
     if settings.curve_path is not None:
         curve = plan.curve(settings.curve_path, list(settings.curve_fields))
@@ -268,15 +277,21 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
     if payload is not None and "loop" not in payload["state"] and settings.best_metric is not None:
         # A checkpoint from before this harness: the best so far is the curve's (its weights
         # were not kept), so a later evaluation must beat it to be the best checkpoint.
-        values = [v for v in (_number(row.get(settings.best_metric)) for row in rows) if v is not None]
-        best = (min if settings.best_mode == "min" else max)(values) if values else None
+        recorded = payload["meta"].get("best")
+        if isinstance(recorded, dict) and recorded.get("metric") == settings.best_metric:
+            best, best_iteration = float(recorded["value"]), recorded.get("iteration")
+        else:
+            values = [v for v in (_number(row.get(settings.best_metric)) for row in rows) if v is not None]
+            best = (min if settings.best_mode == "min" else max)(values) if values else None
     save_every = settings.save_every or settings.eval_every
     last_meta: dict = dict(payload["meta"]) if payload is not None else {}
 
     def checkpoint(done: int) -> "tuple[dict, dict]":
         meta = dict(task.checkpoint_meta(metrics), iterations=done, wall_time_s=round(wall, 1), curve=rows)
-        if init is not None:  # the weights it started from (their training is not in `iterations`)
+        if init is not None:  # the weights it started from
             meta["init"] = init
+        if best is not None:
+            meta["best"] = {"metric": settings.best_metric, "value": best, "iteration": best_iteration}
         state = dict(task.state_dict(), loop={"random": random_states(), "pending": pending, "best": best,
                                               "metrics": metrics})
         return state, meta
@@ -287,6 +302,8 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
         plan.saved(done)
         return meta
 
+    ramp_from = int(init.get("iteration", 0)) if init is not None else 0
+    ramped = list(getattr(task, "ramped", task.optimizers))
     # The bar shows the task's own summary of a step, or its first three losses.
     status = getattr(task, "status", None) or (lambda losses: " ".join(
         f"{k} {float(v):.4g}" for k, v in list(losses.items())[:3]))
@@ -296,11 +313,12 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
     with bar_context as bar:
         for iteration in range(start, settings.iters):
             t0 = time.perf_counter()
-            ramp = min(1.0, (iteration + 1) / settings.ramp) if init is not None and settings.ramp else 1.0
+            ramp = min(1.0, (iteration + 1 - ramp_from) / settings.ramp) if init is not None and settings.ramp else 1.0
             scale = task.lr_scale(iteration)
             for opt, bases in zip(task.optimizers, base_lrs):
+                factor = ramp if any(opt is r for r in ramped) else 1.0
                 for group, base in zip(opt.param_groups, bases):
-                    group["lr"] = ramp * base * scale
+                    group["lr"] = factor * base * scale
             losses = task.step(iteration)
             for name, value in losses.items():
                 pending.setdefault(name, []).append(float(value))
@@ -328,10 +346,9 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
             improved = evaluated and settings.best_metric is not None and settings.best_metric in metrics \
                 and _better(metrics[settings.best_metric], best, settings.best_mode)
             if improved:
-                best = float(metrics[settings.best_metric])
+                best, best_iteration = float(metrics[settings.best_metric]), done
             if improved and settings.best_path is not None:
                 state, meta = checkpoint(done)
-                meta["best"] = {"metric": settings.best_metric, "value": best, "iteration": done}
                 save_checkpoint(settings.best_path, task.kind, task.checkpoint_config(), state, meta)
             if out_of_time or done % save_every == 0 or done == settings.iters:
                 last_meta = save(done)
