@@ -308,7 +308,7 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
     status = getattr(task, "status", None) or (lambda losses: " ".join(
         f"{k} {float(v):.4g}" for k, v in list(losses.items())[:3]))
     done, stopped = start, False
-    bar_context = progress_bar(settings.iters - start, settings.description, status=True) if progress is None \
+    bar_context = progress_bar(max(0, settings.iters - start), settings.description, status=True) if progress is None \
         else _Given(progress)
     with bar_context as bar:
         for iteration in range(start, settings.iters):
