@@ -25,9 +25,6 @@ class TinyTask:
         self.rng = np.random.default_rng(7)
         self.lrs, self.losses, self.scripted = [], [], iter(metrics) if metrics is not None else None
 
-    def lr_scale(self, iteration):
-        return 1.0
-
     def step(self, iteration):
         self.lrs.append(self.optimizer.param_groups[0]["lr"])
         x = torch.from_numpy(self.rng.normal(size=(8, 4)).astype(np.float32))
@@ -235,7 +232,7 @@ def test_a_predictor_checkpoint_from_before_the_harness_resumes(tmp_path, run_cl
     payload = torch.load(tmp_path / "p.pt", weights_only=True)
     for key in ("loop", "rng"):
         del payload["state"][key]
-    del payload["meta"]["curve"]
+    del payload["meta"]["curve"], payload["meta"]["best"]
     torch.save(payload, tmp_path / "p.pt")
     csv = tmp_path / "p.predictor.csv"
     lines = csv.read_text().splitlines()
@@ -245,6 +242,8 @@ def test_a_predictor_checkpoint_from_before_the_harness_resumes(tmp_path, run_cl
     assert code == 0, err
     assert [row.split(",")[0] for row in csv.read_text().splitlines()] == ["iteration", "1", "2", "3"]
     assert not (tmp_path / "p.best.pt").exists()  # no evaluation beat the 99 dB of the old curve
+    assert load_checkpoint(tmp_path / "p.pt")["meta"]["best"] == {"metric": "heldout_psnr_pred", "value": 99.0,
+                                                                  "iteration": 2}
 
 
 VQVAE = ["train", "video", "balls", "--stage", "vqvae", "--size", "32", "--downsample", "3", "--widths", "4,4,4",

@@ -23,6 +23,7 @@ state under ``state['loop']`` and ``meta['curve']``, which inference ignores.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from dataclasses import dataclass
@@ -51,7 +52,12 @@ class TrainingTask(Protocol):
     optimizers : sequence of torch.optim.Optimizer
         Every optimiser of the task; the loop sets their learning rates before each step.
 
-    A task may also define ``status(losses) -> str``, the progress bar's summary of a step.
+    A task may also define:
+
+    - ``lr_scale(iteration) -> float``: its schedule, the factor on each optimiser group's
+      initial learning rate at step `iteration` (without it the rate is constant);
+    - ``ramped``: the optimisers a warm start ramps (default: all of them);
+    - ``status(losses) -> str``: the progress bar's summary of a step.
     """
 
     kind: str
@@ -62,10 +68,6 @@ class TrainingTask(Protocol):
 
     def evaluate(self) -> Mapping[str, float]:
         """Held-out metrics of the current weights (must not draw from the training generators)."""
-
-    def lr_scale(self, iteration: int) -> float:
-        """The factor on each optimiser group's initial learning rate at step `iteration`
-        (the task's schedule; 1.0 for a constant rate)."""
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint's ``state``: module and optimiser state dicts, the task's own random
@@ -281,8 +283,12 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
         if isinstance(recorded, dict) and recorded.get("metric") == settings.best_metric:
             best, best_iteration = float(recorded["value"]), recorded.get("iteration")
         else:
-            values = [v for v in (_number(row.get(settings.best_metric)) for row in rows) if v is not None]
-            best = (min if settings.best_mode == "min" else max)(values) if values else None
+            scored = [(value, row) for row in rows
+                      if (value := _number(row.get(settings.best_metric))) is not None]
+            if scored:
+                pick = min if settings.best_mode == "min" else max
+                best, row = pick(scored, key=lambda pair: pair[0])
+                best_iteration = int(float(row["iteration"]))
     save_every = settings.save_every or settings.eval_every
     last_meta: dict = dict(payload["meta"]) if payload is not None else {}
 
@@ -303,18 +309,19 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
         return meta
 
     ramp_from = int(init.get("iteration", 0)) if init is not None else 0
+    lr_scale = getattr(task, "lr_scale", None) or (lambda iteration: 1.0)
     ramped = list(getattr(task, "ramped", task.optimizers))
     # The bar shows the task's own summary of a step, or its first three losses.
     status = getattr(task, "status", None) or (lambda losses: " ".join(
         f"{k} {float(v):.4g}" for k, v in list(losses.items())[:3]))
     done, stopped = start, False
     bar_context = progress_bar(max(0, settings.iters - start), settings.description, status=True) if progress is None \
-        else _Given(progress)
+        else contextlib.nullcontext(progress)  # the caller's bar: not closed here
     with bar_context as bar:
         for iteration in range(start, settings.iters):
             t0 = time.perf_counter()
             ramp = min(1.0, (iteration + 1 - ramp_from) / settings.ramp) if init is not None and settings.ramp else 1.0
-            scale = task.lr_scale(iteration)
+            scale = lr_scale(iteration)
             for opt, bases in zip(task.optimizers, base_lrs):
                 factor = ramp if any(opt is r for r in ramped) else 1.0
                 for group, base in zip(opt.param_groups, bases):
@@ -360,19 +367,6 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
     if not last_meta or int(last_meta.get("iterations", -1)) != done:  # a finished run resumed: nothing ran
         last_meta = save(done)
     return LoopResult(iteration=done, metrics=metrics, meta=last_meta, stopped=stopped)
-
-
-class _Given:
-    """A caller's progress task used as the loop's bar (not closed by the loop)."""
-
-    def __init__(self, task):
-        self.task = task
-
-    def __enter__(self):
-        return self.task
-
-    def __exit__(self, *exc) -> bool:
-        return False
 
 
 def plot_curve(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:

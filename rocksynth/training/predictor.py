@@ -90,9 +90,6 @@ class _PredictorTask:
                                               np.random.default_rng(10**6 + seed)))
         self.done = 0
 
-    def lr_scale(self, iteration: int) -> float:
-        return 1.0
-
     def step(self, iteration: int) -> "dict[str, float]":
         self.model.train()
         x = _augment(to_tensor(self.pool[self.rng.integers(0, len(self.pool), self.batch)]), self.rng)

@@ -505,9 +505,6 @@ class _ReconstructTask:
             + ("; depth code dropped" if dropped else "") + ("" if critics else "; fresh critics (none saved)")
             + f"; generator learning rate ramped up over {self.s.init_ramp} iterations")
 
-    def lr_scale(self, iteration: int) -> float:
-        return 1.0
-
     def step(self, index: int) -> "dict[str, float]":
         s, model, iteration = self.s, self.model, index + 1
         # Reseed per iteration so a resumed run continues the same random stream.

@@ -503,9 +503,6 @@ class _TextureTask:
         self.trainer, self.s = trainer, trainer.s
         self.optimizers = [trainer.opt_g, trainer.opt_d]
 
-    def lr_scale(self, iteration: int) -> float:
-        return 1.0
-
     def step(self, iteration: int) -> "dict[str, float]":
         # Crops and noise depend on the iteration, so a resumed run continues the same stream.
         self.trainer.iteration = iteration

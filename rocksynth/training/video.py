@@ -187,9 +187,6 @@ class _VQVAETask:
                                  .reshape(-1, size, size, channels))
         self.done, self.perplexity = 0, float("nan")
 
-    def lr_scale(self, iteration: int) -> float:
-        return 1.0
-
     def step(self, iteration: int) -> "dict[str, float]":
         self.model.train()
         x = to_tensor(self.pool[self.rng.integers(0, len(self.pool), self.batch)])
