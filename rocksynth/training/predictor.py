@@ -18,7 +18,7 @@ from rocksynth.progress import log
 from rocksynth.training.checkpoint import load_checkpoint
 from rocksynth.training.loop import LoopSettings, train
 from rocksynth.training.outputs import video_plan
-from rocksynth.training.video import HELDOUT_CLIPS, KIND, _flip, _row, load_sources, psnr, to_tensor
+from rocksynth.training.video import HELDOUT_CLIPS, KIND, ClipTask, _flip, load_sources, psnr, to_tensor
 
 COLUMNS = ["iteration", "wall_s", "loss", "heldout_psnr_pred", "heldout_psnr_repeat_last", "heldout_gain_db"]
 EVAL_CONTEXT, EVAL_FRAMES = 5, 10
@@ -70,11 +70,11 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
     return dict(result.metrics, iteration=result.iteration)
 
 
-class _PredictorTask:
+class _PredictorTask(ClipTask):
     """The predictor's step (an MSE rollout of `rollout` frames from `context` true ones, on clips
     drawn up front), its held-out evaluation and its state, for the harness."""
 
-    kind = KIND
+    key, columns = "predictor", COLUMNS
 
     def __init__(self, data, config, frame, batch, lr, pool, seed):
         self.data, self.config, self.frame, self.batch = list(data), config, frame, batch
@@ -82,8 +82,6 @@ class _PredictorTask:
         self.model = FramePredictor(**config)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.optimizers = [self.optimizer]
-        # Sampling and augmentation draw from this generator, saved with the checkpoint; a
-        # checkpoint from before the harness has none and goes on from the state after the pool.
         self.rng = np.random.default_rng(seed)
         self.pool = source.clips(pool, config["context"] + frame["rollout"], frame["size"], "train", self.rng)
         self.heldout = to_tensor(source.clips(HELDOUT_CLIPS, EVAL_CONTEXT + EVAL_FRAMES, frame["size"], "heldout",
@@ -108,25 +106,12 @@ class _PredictorTask:
             f"repeat-last {metrics['heldout_psnr_repeat_last']:.2f} dB")
         return metrics
 
-    def state_dict(self) -> dict:
-        return {"predictor": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state) -> None:
-        self.model.load_state_dict(state["predictor"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if "rng" in state:
-            self.rng.bit_generator.state = state["rng"]
-
     def checkpoint_config(self) -> dict:
         return {"predictor": self.config, "frame": self.frame}
 
     def checkpoint_meta(self, metrics) -> dict:
         return {"data": ", ".join(self.data), "sources": list(self.data), "stage": "predictor",
                 "metrics": {"predictor": dict(metrics)}}
-
-    def curve_row(self, row: dict) -> dict:
-        return _row(dict(row, wall_s=row["wall_time_s"]), COLUMNS)
 
 
 @torch.no_grad()

@@ -165,11 +165,38 @@ def _settings(plan: TrainingOutputs, stage: str, columns: "list[str]", iters: in
                         curve_path=plan.companions[0], plot=True, description=f"train {stage}")
 
 
-class _VQVAETask:
+class ClipTask:
+    """What the video-family tasks share (VQ-VAE, transformer, frame predictor): one trained
+    module under the checkpoint key `key`, its optimiser, and the numpy generator `rng` that
+    draws their training clips; subclasses set `model`, `optimizer`, `rng` and `columns`.
+
+    The generator is saved with the checkpoint; a checkpoint from before the harness has none,
+    and the run goes on from the generator's state after the pool, as it did then.
+    """
+
+    kind = KIND
+    key: str
+    columns: "list[str]"
+
+    def state_dict(self) -> dict:
+        return {self.key: self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state) -> None:
+        self.model.load_state_dict(state[self.key])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
+
+    def curve_row(self, row: dict) -> dict:
+        return _row(dict(row, wall_s=row["wall_time_s"]), self.columns)
+
+
+class _VQVAETask(ClipTask):
     """The VQ-VAE's step (its reconstruction + commitment loss on a batch of frames from the
     pool), its held-out reconstruction PSNR and its state, for the harness."""
 
-    kind = KIND
+    key, columns = "vqvae", VQVAE_COLUMNS
 
     def __init__(self, data, vq_config, frame, batch, lr, pool, seed):
         size, channels = frame["size"], frame["channels"]
@@ -179,8 +206,6 @@ class _VQVAETask:
         self.model = VQVAE(**vq_config)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.optimizers = [self.optimizer]
-        # Sampling and flips draw from this generator, saved with the checkpoint; a checkpoint
-        # from before the harness has none and goes on from the state after the pool.
         self.rng = np.random.default_rng(seed)
         self.pool = source.clips(pool, frame["clip_frames"], size, "train", self.rng).reshape(-1, size, size, channels)
         self.heldout = to_tensor(source.clips(HELDOUT_CLIPS, 2, size, "heldout", np.random.default_rng(10**6 + seed))
@@ -207,24 +232,11 @@ class _VQVAETask:
         log(f"vqvae it {self.done}: held-out PSNR {metrics['heldout_psnr']:.2f} dB, perplexity {self.perplexity:.1f}")
         return metrics
 
-    def state_dict(self) -> dict:
-        return {"vqvae": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state) -> None:
-        self.model.load_state_dict(state["vqvae"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if "rng" in state:
-            self.rng.bit_generator.state = state["rng"]
-
     def checkpoint_config(self) -> dict:
         return {"vqvae": self.vq_config, "frame": self.frame, "transformer": None}
 
     def checkpoint_meta(self, metrics) -> dict:
         return _meta(self.data, "vqvae", {"vqvae": dict(metrics)})
-
-    def curve_row(self, row: dict) -> dict:
-        return _row(dict(row, wall_s=row["wall_time_s"]), VQVAE_COLUMNS)
 
 
 def _flip(x, rng):
@@ -304,11 +316,11 @@ def train_transformer(data: "list[str]", out, vqvae_checkpoint=None, iters: int 
     return dict(result.metrics, iteration=result.iteration)
 
 
-class _TransformerTask:
+class _TransformerTask(ClipTask):
     """The latent transformer's step (teacher-forced NLL + the parallel head's, on codes of the
     frozen VQ-VAE), its held-out bits/dim and predicted-frame PSNR and its state, for the harness."""
 
-    kind = KIND
+    key, columns = "transformer", TRANSFORMER_COLUMNS
     WARMUP = 100  # iterations of the transformer's own learning-rate warm-up
 
     def __init__(self, payload, base, data, iters, frames, dim, layers, heads, batch, lr, pool, parallel_weight, seed):
@@ -333,9 +345,6 @@ class _TransformerTask:
         self.model = LatentVideoTransformer(**self.tr_config)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
         self.optimizers = [self.optimizer]
-        # Sampling, time reversal and the parallel frame draw from this generator, saved with the
-        # checkpoint; a checkpoint from before the harness has none and goes on from the state
-        # after the pool.
         self.rng = np.random.default_rng(seed + 1)
         log(f"encoding {pool} training clips and {HELDOUT_CLIPS} held-out clips with the VQ-VAE")
         self.codes = encode_clips(self.vqvae, source.clips(pool, self.frames, size, "train", self.rng))
@@ -376,23 +385,13 @@ class _TransformerTask:
                 "heldout_psnr_repeat_last": repeat_psnr}
 
     def state_dict(self) -> dict:
-        return {"vqvae": self.vqvae.state_dict(), "transformer": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state) -> None:
-        self.model.load_state_dict(state["transformer"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if "rng" in state:
-            self.rng.bit_generator.state = state["rng"]
+        return dict(super().state_dict(), vqvae=self.vqvae.state_dict())  # the frozen VQ-VAE goes with it
 
     def checkpoint_config(self) -> dict:
         return {"vqvae": self.vq_config, "frame": self.frame, "transformer": self.tr_config}
 
     def checkpoint_meta(self, metrics) -> dict:
         return _meta(self.data, "transformer", {"vqvae": self.vq_metrics, "transformer": dict(metrics)})
-
-    def curve_row(self, row: dict) -> dict:
-        return _row(dict(row, wall_s=row["wall_time_s"]), TRANSFORMER_COLUMNS)
 
 
 @torch.no_grad()
