@@ -180,19 +180,28 @@ def test_bad_durations_are_one_line_errors(text):
 
 
 # --- the trainers on the harness, through the CLI ------------------------------------------------
+def _whole_and_in_parts(run, args, whole, parts, first=()):
+    """Run `args` (2 iterations) once to `whole`; then to `parts` with a time budget that stops
+    it after its first iteration (any step takes longer than a microsecond), and resume it.
+    `first`: options of the first runs only. Returns both final checkpoints."""
+    code, _, err = run(*args, *first, "--out", whole)
+    assert code == 0, err
+    code, _, err = run(*args, *first, "--out", parts, "--time-budget", "0.000001s")
+    assert code == 0 and "--resume" in err, err
+    assert load_checkpoint(parts)["meta"]["iterations"] == 1
+    code, _, err = run(*args, "--out", parts, "--resume")
+    assert code == 0, err
+    whole, parts = load_checkpoint(whole), load_checkpoint(parts)
+    assert whole["meta"]["iterations"] == parts["meta"]["iterations"] == 2
+    return whole, parts
+
+
 CLEAN = ["train", "clean", "--widths", "2,4,4,4,4", "--crop", "32", "--batch", "1", "--iters", "2"]
 
 
 def test_train_clean_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, run_cli_in_process):
-    code, _, err = run_cli_in_process(*CLEAN, "--out", tmp_path / "whole.pt")
-    assert code == 0, err
-    # Any step takes longer than a microsecond: the run stops after its first iteration.
-    code, _, err = run_cli_in_process(*CLEAN, "--out", tmp_path / "parts.pt", "--time-budget", "0.000001s")
-    assert code == 0, err
-    assert "--resume" in err and load_checkpoint(tmp_path / "parts.pt")["meta"]["iterations"] == 1
-    code, _, err = run_cli_in_process(*CLEAN, "--out", tmp_path / "parts.pt", "--resume")
-    assert code == 0, err
-    assert _same(_weights(tmp_path / "whole.pt"), _weights(tmp_path / "parts.pt"))
+    whole, parts = _whole_and_in_parts(run_cli_in_process, CLEAN, tmp_path / "whole.pt", tmp_path / "parts.pt")
+    assert _same(whole["state"]["model"], parts["state"]["model"])
     assert (tmp_path / "parts.png").stat().st_size > 0
     code, _, err = run_cli_in_process(*CLEAN, "--out", tmp_path / "x.pt", "--time-budget", "soon")
     assert code == 2 and "--time-budget" in err and not (tmp_path / "x.pt").exists()
@@ -203,16 +212,8 @@ PREDICTOR = ["train", "video", "scenes", "--stage", "predictor", "--size", "32",
 
 
 def test_train_predictor_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, run_cli_in_process):
-    code, _, err = run_cli_in_process(*PREDICTOR, "--out", tmp_path / "whole.pt")
-    assert code == 0, err
-    code, _, err = run_cli_in_process(*PREDICTOR, "--out", tmp_path / "parts.pt", "--time-budget", "0.000001s")
-    assert code == 0 and "--resume" in err, err
-    assert load_checkpoint(tmp_path / "parts.pt")["meta"]["iterations"] == 1
-    code, _, err = run_cli_in_process(*PREDICTOR, "--out", tmp_path / "parts.pt", "--resume")
-    assert code == 0, err
-    whole, parts = load_checkpoint(tmp_path / "whole.pt"), load_checkpoint(tmp_path / "parts.pt")
+    whole, parts = _whole_and_in_parts(run_cli_in_process, PREDICTOR, tmp_path / "whole.pt", tmp_path / "parts.pt")
     assert _same(whole["state"]["predictor"], parts["state"]["predictor"])
-    assert (tmp_path / "whole.predictor.csv").read_text().splitlines()[1:] != []
     # The best checkpoint holds the evaluation with the highest held-out PSNR.
     rows = whole["meta"]["curve"]
     best = load_checkpoint(tmp_path / "whole.best.pt")["meta"]["best"]
@@ -253,40 +254,30 @@ TRANSFORMER = ["train", "video", "--stage", "transformer", "--clip-frames", "3",
 
 
 def test_train_video_stages_stop_at_their_time_budget_and_resume_bit_for_bit(tmp_path, run_cli_in_process):
-    for stage, args, extra in (("vqvae", VQVAE, []), ("transformer", TRANSFORMER, ["--vqvae", tmp_path / "vqvae.pt"])):
-        code, _, err = run_cli_in_process(*args, *extra, "--out", tmp_path / f"{stage}.pt")
-        assert code == 0, err
-        code, _, err = run_cli_in_process(*args, *extra, "--out", tmp_path / f"{stage}-parts.pt",
-                                          "--time-budget", "0.000001s")
-        assert code == 0 and "--resume" in err, err
-        assert load_checkpoint(tmp_path / f"{stage}-parts.pt")["meta"]["iterations"] == 1
-        code, _, err = run_cli_in_process(*args, "--out", tmp_path / f"{stage}-parts.pt", "--resume")
-        assert code == 0, err
-        whole, parts = load_checkpoint(tmp_path / f"{stage}.pt"), load_checkpoint(tmp_path / f"{stage}-parts.pt")
-        assert parts["meta"]["stage"] == stage and parts["meta"]["iterations"] == 2
+    for stage, args, first in (("vqvae", VQVAE, []), ("transformer", TRANSFORMER, ["--vqvae", tmp_path / "vqvae.pt"])):
+        whole, parts = _whole_and_in_parts(run_cli_in_process, args, tmp_path / f"{stage}.pt",
+                                           tmp_path / f"{stage}-parts.pt", first)
+        assert parts["meta"]["stage"] == stage
         assert _same(whole["state"][stage], parts["state"][stage])
         rows = (tmp_path / f"{stage}-parts.{stage}.csv").read_text().splitlines()
         assert [row.split(",")[0] for row in rows[1:]] == ["1", "2"]
         assert (tmp_path / f"{stage}.{stage}.png").stat().st_size > 0
 
 
-def test_train_texture_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, run_cli_in_process):
-    import tifffile
+def _rock(path, shape, seed):
     from scipy import ndimage
+    import tifffile
 
-    field = ndimage.gaussian_filter(np.random.default_rng(0).standard_normal((40, 40, 40)), 2.0)
-    tifffile.imwrite(tmp_path / "rock.tif", np.where(field > np.quantile(field, 0.7), 255, 0).astype(np.uint8))
-    args = ["train", "texture", f"rock={tmp_path / 'rock.tif'}", "--iters", "2"]
+    field = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal(shape), 2.0)
+    tifffile.imwrite(path, np.where(field > np.quantile(field, 0.7), 255, 0).astype(np.uint8))
+    return path
+
+
+def test_train_texture_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, run_cli_in_process):
+    args = ["train", "texture", f"rock={_rock(tmp_path / 'rock.tif', (40, 40, 40), 0)}", "--iters", "2"]
     for setting in ("crop=16", "slices_per_axis=2", "eval_every=1", "save_every=1", "eval_size=16", "warmup_iters=1"):
         args += ["--set", setting]
-    code, _, err = run_cli_in_process(*args, "--out", tmp_path / "whole.pt")
-    assert code == 0, err
-    code, _, err = run_cli_in_process(*args, "--out", tmp_path / "parts.pt", "--time-budget", "0.000001s")
-    assert code == 0 and "--resume" in err, err
-    assert load_checkpoint(tmp_path / "parts.pt")["meta"]["iterations"] == 1
-    code, _, err = run_cli_in_process(*args, "--out", tmp_path / "parts.pt", "--resume")
-    assert code == 0, err
-    whole, parts = load_checkpoint(tmp_path / "whole.pt"), load_checkpoint(tmp_path / "parts.pt")
+    whole, parts = _whole_and_in_parts(run_cli_in_process, args, tmp_path / "whole.pt", tmp_path / "parts.pt")
     for name in ("generator", "encoder", "d_x", "texture_codes"):
         assert _same(whole["state"][name], parts["state"][name]), name
     assert _csv_without_wall_time(tmp_path / "whole.csv") == _csv_without_wall_time(tmp_path / "parts.csv")
@@ -295,23 +286,13 @@ def test_train_texture_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path
 
 
 def test_train_reconstruct_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, run_cli_in_process):
-    import tifffile
-    from scipy import ndimage
-
-    field = ndimage.gaussian_filter(np.random.default_rng(1).standard_normal((64, 32, 32)), 2.0)
-    tifffile.imwrite(tmp_path / "rock.tif", np.where(field > np.quantile(field, 0.7), 255, 0).astype(np.uint8))
-    args = ["train", "reconstruct", tmp_path / "rock.tif", "--iters", "2", "--crop", "16", "--warmup-crop", "16",
-            "--warmup-iters", "0", "--batch", "1", "--crop-depth", "32", "--eval-every", "1", "--save-every", "1",
-            "--whole-side", "0", "--calibration-cubes", "1"]
-    code, _, err = run_cli_in_process(*args, "--out", tmp_path / "whole.pt")
+    args = ["train", "reconstruct", _rock(tmp_path / "rock.tif", (64, 32, 32), 1), "--iters", "2", "--crop", "16",
+            "--warmup-crop", "16", "--warmup-iters", "0", "--batch", "1", "--crop-depth", "32", "--eval-every", "1",
+            "--save-every", "1", "--whole-side", "0", "--calibration-cubes", "1"]
+    code, _, err = run_cli_in_process(*args, "--out", tmp_path / "stopped.pt", "--time-budget", "0.000001s")
     assert code == 0, err
-    code, _, err = run_cli_in_process(*args, "--out", tmp_path / "parts.pt", "--time-budget", "0.000001s")
-    assert code == 0 and "--resume" in err, err
-    stopped = load_checkpoint(tmp_path / "parts.pt")
-    assert stopped["meta"]["iterations"] == 1 and stopped["meta"]["calibration"] == {}  # calibrated at the end
-    code, _, err = run_cli_in_process(*args, "--out", tmp_path / "parts.pt", "--resume")
-    assert code == 0, err
-    whole, parts = load_checkpoint(tmp_path / "whole.pt"), load_checkpoint(tmp_path / "parts.pt")
+    assert load_checkpoint(tmp_path / "stopped.pt")["meta"]["calibration"] == {}  # calibrated when the run ends
+    whole, parts = _whole_and_in_parts(run_cli_in_process, args, tmp_path / "whole.pt", tmp_path / "parts.pt")
     for name in ("model", "d3", "d2"):
         assert _same(whole["state"][name], parts["state"][name]), name
     assert parts["meta"]["calibration"] == whole["meta"]["calibration"] != {}
