@@ -77,7 +77,7 @@ class LatentVideoTransformer(nn.Module):
     # --- embeddings ---------------------------------------------------------------------------
     def _positions(self, start: int, count: int):
         """Position embeddings of raster positions start .. start+count-1 (within the window)."""
-        idx = torch.arange(start, start + count)
+        idx = torch.arange(start, start + count, device=self.time_embed.device)
         return self.time_embed[idx // self.frame_tokens] + self.space_embed[idx % self.frame_tokens]
 
     def _embed_codes(self, codes):
@@ -92,12 +92,11 @@ class LatentVideoTransformer(nn.Module):
     def _previous(self, tokens, start: int, count: int):
         """Embeddings (B, count, D) of the codes one frame before positions start .. start+count-1;
         `tokens` (B, L, P) are the known tokens from position 0; zero for the first frame."""
-        idx = torch.arange(start, start + count) - self.frame_tokens
-        out = torch.zeros(tokens.shape[0], count, self.dim)
-        valid = idx >= 0
-        if bool(valid.any()):
-            prev = tokens[:, idx[valid]]
-            out[:, valid] = sum(self.prev_embed[p](prev[..., p]) for p in range(self.n_parts))
+        out = torch.zeros(tokens.shape[0], count, self.dim, device=tokens.device)
+        first = min(count, max(0, self.frame_tokens - start))  # positions before it are in the first frame
+        if first < count:  # slices, not a mask on the device: no transfer to the host to test it
+            prev = tokens[:, start + first - self.frame_tokens:start + count - self.frame_tokens]
+            out[:, first:] = sum(self.prev_embed[p](prev[..., p]) for p in range(self.n_parts))
         return out
 
     def _inputs(self, tokens, start: int):
@@ -135,15 +134,16 @@ class LatentVideoTransformer(nn.Module):
             fr = tokens[:, j * self.frame_tokens:(j + 1) * self.frame_tokens]
             ratio = mask_ratio if mask_ratio is not None else math.cos(math.pi / 2 * torch.rand(()).item())
             n_mask = max(1, math.ceil(ratio * self.frame_tokens))
-            order = torch.rand(b, self.frame_tokens).argsort(1)
-            masked = torch.zeros(b, self.frame_tokens, dtype=torch.bool)
+            # Drawn on the CPU (the global generator, as on every device), then moved.
+            order = torch.rand(b, self.frame_tokens).argsort(1).to(codes.device)
+            masked = torch.zeros(b, self.frame_tokens, dtype=torch.bool, device=codes.device)
             masked.scatter_(1, order[:, :n_mask], True)
             q_tokens = torch.where(masked.unsqueeze(-1), torch.full_like(fr, -1), fr)
             q = (self._embed_codes(q_tokens) + self._positions(j * self.frame_tokens, self.frame_tokens)
                  + self._previous(tokens, j * self.frame_tokens, self.frame_tokens) + self.parallel_flag)
             x = torch.cat([x, q], 1)
             total = n + self.frame_tokens
-            mask = torch.ones(total, total, dtype=torch.bool).tril()
+            mask = torch.ones(total, total, dtype=torch.bool, device=codes.device).tril()
             mask[n:, :] = False
             # Keys at positions <= j*hw hold the start token and the tokens of frames < j.
             mask[n:, :j * self.frame_tokens + 1] = True
@@ -174,7 +174,7 @@ class LatentVideoTransformer(nn.Module):
         caches = [dict() for _ in self.blocks]
         # Inputs for positions 0 .. t0*hw: the start token then every context token.
         x = self._inputs(torch.cat([tokens, tokens[:, :1]], 1), 0) + self._previous(tokens, 0, t0 * self.frame_tokens + 1)
-        mask = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).tril()
+        mask = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()
         h = self._run(x, caches, mask=mask)
         return caches, h[:, -1:]
 
@@ -213,11 +213,11 @@ class LatentVideoTransformer(nn.Module):
         prefix = context.reshape(b, t0 * n_tok, self.n_parts)
         caches = [dict() for _ in self.blocks]
         x = self._inputs(prefix, 0) + self._previous(prefix, 0, t0 * n_tok)  # the start token and all but the last
-        self._run(x, caches, mask=torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).tril())
+        self._run(x, caches, mask=torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril())
         # Position t0*hw's key holds the last context token; it belongs to the prefix too.
         last = self._embed_codes(prefix[:, -1:]) + self._positions(t0 * n_tok, 1) + self._previous(prefix, t0 * n_tok, 1)
         self._run(last, caches)
-        frame = torch.full((b, n_tok, self.n_parts), -1, dtype=torch.long)
+        frame = torch.full((b, n_tok, self.n_parts), -1, dtype=torch.long, device=context.device)
         pos = self._positions(t0 * n_tok, n_tok) + self._previous(prefix, t0 * n_tok, n_tok) + self.parallel_flag
         for step in range(steps):
             masked = frame[..., 0] < 0  # (B, N): a position's parts are masked together, as in training
@@ -231,7 +231,7 @@ class LatentVideoTransformer(nn.Module):
             if n_masked_after > 0:
                 # Randomness in the choice (as MaskGIT's temperature-annealed noise) avoids freezing
                 # the first guesses in a fixed spatial pattern.
-                uniform = torch.rand(confidence.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
+                uniform = _uniform(confidence, generator).clamp(1e-9, 1 - 1e-9)
                 score = confidence - torch.log(-torch.log(uniform)) * temperature * (1 - (step + 1) / steps)
                 keep_masked.scatter_(1, score.argsort(1)[:, :n_masked_after], True)
             fill = masked & ~keep_masked
@@ -253,10 +253,23 @@ class LatentVideoTransformer(nn.Module):
         return torch.stack(frames[context.shape[1]:], 1)
 
 
+def _generator_device(generator, like: torch.Tensor) -> torch.device:
+    """Where random numbers are drawn: the generator's device; torch's global CPU generator when
+    there is none (as before devices), whatever device `like` is on."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def _uniform(like: torch.Tensor, generator) -> torch.Tensor:
+    """U(0, 1) numbers of `like`'s shape on its device, drawn on the generator's device (a CPU
+    generator gives the same numbers whatever device the model runs on)."""
+    return torch.rand(like.shape, generator=generator, device=_generator_device(generator, like)).to(like.device)
+
+
 def _sample(logits, temperature, generator):
-    """Sample indices from logits (..., K); temperature 0 = argmax."""
+    """Sample indices from logits (..., K); temperature 0 = argmax. The draw is made on the
+    generator's device (a CPU generator: the same samples on every device)."""
     if temperature <= 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, -1)
-    flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+    probs = torch.softmax(logits.float() / temperature, -1)
+    flat = probs.reshape(-1, probs.shape[-1]).to(_generator_device(generator, probs))
+    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1]).to(logits.device)
