@@ -18,6 +18,7 @@ def clean(
     overlap: int = options.number(224, "--overlap", min=0, help="Overlap of neighbouring tiles: at 224 or more the tiled result equals cleaning the whole image at once; less is faster, still blended without seams."),
     tta: int = options.number(8, "--tta", min=1, max=8, help="Test-time augmentation: average the ink probability over 1, 2, 4 or 8 flipped/transposed views of each tile (8 is the most accurate; time grows with it, memory does not)."),
     threads: int = options.threads_option(),
+    device: str = options.Device,
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Clean a scanned technical drawing: white background, black ink, short line gaps bridged (U-Net)."""
@@ -29,7 +30,7 @@ def clean(
     if json_out and out == "-":
         raise BadInputError("--json and --out - both use stdout; pick one")
     summary = clean_paths(scan, out, model=model, threshold=threshold, soft=soft, tile=tile, overlap=overlap,
-                          threads=threads, tta=tta)
+                          threads=threads, tta=tta, device=options.parse_device(device))
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
 

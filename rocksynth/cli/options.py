@@ -94,6 +94,29 @@ Scheduler = typer.Option(None, "--scheduler", help="Address of a running dask.di
                          "(tcp://host:8786); default: $DASK_SCHEDULER_ADDRESS.")
 Chunks = typer.Option(None, "--chunks", help="Chunk shape ZxYxX of the measures (default 128x128x128).")
 
+# `--device` of the commands that run a network (`rocksynth.devices`).
+Device = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N|mps",
+                      help="Where the network runs: auto (a CUDA or MPS GPU if there is one, else the CPU), cpu, "
+                           "cuda, cuda:N or mps. CUDA runs in mixed precision, so its output can differ slightly "
+                           "from the CPU's.")
+
+
+def parse_device(text: str):
+    """The `torch.device` of a `--device` value; what `auto` chose is reported when it is not the CPU.
+
+    Raises
+    ------
+    BadInputError
+        One line for an unknown name or a device this machine does not have.
+    """
+    from rocksynth.devices import resolve_device
+    from rocksynth.progress import log
+
+    device = resolve_device(text)
+    if text.strip().lower() == "auto" and device.type != "cpu":
+        log(f"--device auto: running on {device}")
+    return device
+
 
 # `--set KEY=VALUE`: any field of a trainer's settings dataclass, by name.
 def Set(help: str):  # noqa: N802 - an option factory, named like the options above

@@ -21,13 +21,15 @@ def predict(
     parallel: bool = typer.Option(True, "--parallel/--sequential", help="MaskGIT-style parallel decoding of each frame (default: 3-4x faster and, measured, no worse on PSNR/SSIM than one sequential sample; docs/predict.md) or code-by-code sequential sampling."),
     steps: int = options.positive_int(8, "--steps", help="Parallel decoding rounds per frame."),
     fps: Optional[float] = options.number(None, "--fps", min=0, min_open=True, help="Frame rate of an MP4 output (default: the input's)."),
+    device: str = options.Device,
     as_json: bool = options.Json,
 ) -> None:
     """Predict the next frames of a video (or the next slices of an image stack)."""
     from rocksynth.pipelines.predict import predict_file
 
     summary = predict_file(clip, out, context=context, n_frames=frames, model=model, seed=seed,
-                           temperature=temperature, samples=samples, parallel=parallel, steps=steps, fps=fps)
+                           temperature=temperature, samples=samples, parallel=parallel, steps=steps, fps=fps,
+                           device=options.parse_device(device))
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
 

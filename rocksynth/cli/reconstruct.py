@@ -20,6 +20,7 @@ def reconstruct(
     pore_value: str = options.PoreValue,
     slab: Optional[int] = options.number(None, "--slab", min=4, help="Depth generated at a time (default: about 4M voxels per slab, which bounds memory)."),
     calibrated: bool = typer.Option(False, "--calibrated", help="Threshold the generator at the model's porosity calibration (training cubes' porosity) instead of probability 0.5: less porous, less connected (docs/reconstruct.md)."),
+    device: str = options.Device,
     json_out: bool = options.Json,
 ) -> None:
     """A 3D rock volume whose central slice is SLICE (slice-conditioned GAN)."""
@@ -32,7 +33,7 @@ def reconstruct(
         raise BadInputError("--json and --out - both use stdout; pick one")
     summary = reconstruct_files(slice_path, out, model=model, depth=depth, samples=samples, seed=seed,
                                 voxel_size=voxel_size, threshold=threshold, pore_value=pore_value, slab=slab,
-                                calibrated=calibrated)
+                                calibrated=calibrated, device=options.parse_device(device))
     if json_out:
         typer.echo(json.dumps(summary, indent=2, default=str))
 

@@ -22,6 +22,7 @@ def synthesize(
     model: str = typer.Option("rocks", "--model", "-m", help="Shipped texture model name or a checkpoint path."),
     tile: int = options.number(128, "--tile", min=8, help="Side of the decoded tiles in voxels (multiple of 8; bounds memory)."),
     list_textures: bool = typer.Option(False, "--list", help="List the model's textures and exit."),
+    device: str = options.Device,
     json_out: bool = options.Json,
 ) -> None:
     """Synthesize a (large) binary rock volume from a multi-texture GAN, streamed to disk in tiles."""
@@ -43,7 +44,8 @@ def synthesize(
     if json_out and out == "-":
         raise BadInputError("--json and --out - both use stdout; pick one")
     summary = synthesize_file(out, model=model, texture=texture, size=size, like=like, blend=blend, axis=axis,
-                              layout=layout, layout_textures=textures, seed=seed, voxel_size=voxel_size, tile=tile)
+                              layout=layout, layout_textures=textures, seed=seed, voxel_size=voxel_size, tile=tile,
+                              device=options.parse_device(device))
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
 

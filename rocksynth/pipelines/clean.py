@@ -18,6 +18,7 @@ keeps every pixel on one phase of the 16-pixel grid and the tiling stays exact.
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,20 +26,24 @@ from rocksynth.data.degrade import float_scale, scan_to_gray
 from rocksynth.errors import BadInputError
 from rocksynth.io.paths import STDIO
 
+if TYPE_CHECKING:  # torch is imported where it is used
+    import torch
+
 KIND = "clean"
 MULTIPLE = 16
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
-def load_cleaner(model: str = "drawings", threads: int = 1):
-    """The U-Net in eval mode from a shipped model name or a checkpoint path."""
+def load_cleaner(model: str = "drawings", threads: int = 1, device: "torch.device | None" = None):
+    """The U-Net in eval mode from a shipped model name or a checkpoint path, on `device`
+    (None: the CPU)."""
     import torch
 
     from rocksynth.models.checkpoints import inference_models, load_checkpoint
     from rocksynth.pretrained.registry import resolve_model
 
     torch.set_num_threads(threads)
-    return inference_models(load_checkpoint(resolve_model(model, KIND), KIND))["model"]
+    return inference_models(load_checkpoint(resolve_model(model, KIND), KIND))["model"].to(device or "cpu")
 
 
 def _ceil_to(value: int, multiple: int) -> int:
@@ -82,14 +87,21 @@ def _view(tile, index: int, inverse: bool = False):
 
 
 def _tile_probability(model, tile, tta: int):
-    """Ink probability (y, x) of one gray tile tensor (1, 1, y, x), averaged over `tta` dihedral views."""
+    """Ink probability (y, x) of one gray tile tensor (1, 1, y, x), averaged over `tta` dihedral views,
+    computed on the model's device."""
     import torch
 
+    from rocksynth.devices import mixed_precision, module_device, to_numpy
+
+    device = module_device(model)
+    tile = tile.to(device)
     total = None
     for index in range(tta):
-        p = _view(torch.sigmoid(model(_view(tile, index))), index, inverse=True)
+        with mixed_precision(device):
+            logits = model(_view(tile, index))
+        p = _view(torch.sigmoid(logits.float()), index, inverse=True)  # the average in float32
         total = p if total is None else total + p
-    return (total / tta)[0, 0].numpy()
+    return to_numpy((total / tta)[0, 0])
 
 
 def _check_tta(tta: int) -> None:
@@ -204,8 +216,10 @@ def _output_name(source: Path) -> str:
 
 
 def clean_paths(source: str, out: str, model: str = "drawings", threshold: float = 0.5, soft: bool = False,
-                tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, threads: int = 1, tta: int = DEFAULT_TTA) -> dict:
-    """Clean one image (or '-') into `out`, or every image of a folder into the folder `out`."""
+                tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, threads: int = 1, tta: int = DEFAULT_TTA,
+                device: "torch.device | None" = None) -> dict:
+    """Clean one image (or '-') into `out`, or every image of a folder into the folder `out`; the
+    U-Net runs on `device` (None: the CPU)."""
     from rocksynth.io.images import read_image, write_image, write_image_file
     from rocksynth.io.paths import atomic_output_dir, check_input_file
     from rocksynth.progress import log, progress_bar
@@ -221,7 +235,7 @@ def clean_paths(source: str, out: str, model: str = "drawings", threshold: float
             raise BadInputError(f"{folder}: no PNG, JPEG or TIFF images in this folder")
         if out == STDIO:
             raise BadInputError("a folder of scans needs --out FOLDER, not '-'")
-        net = load_cleaner(model, threads)
+        net = load_cleaner(model, threads, device)
         start, pixels, results = time.perf_counter(), 0, []
         with atomic_output_dir(out) as tmp, progress_bar(len(files), "clean") as bar:
             for path in files:  # one image in memory at a time
@@ -237,7 +251,7 @@ def clean_paths(source: str, out: str, model: str = "drawings", threshold: float
         return {"inputs": len(files), "output": str(out), "megapixels": pixels / 1e6, "seconds": round(seconds, 2),
                 "megapixels_per_s": pixels / 1e6 / seconds, "tta": tta, "images": results}
     image = read_image(source)
-    net = load_cleaner(model, threads)
+    net = load_cleaner(model, threads, device)
     start = time.perf_counter()
     cleaned = clean_image(image, net, threshold, soft, tile, overlap, tta)
     seconds = time.perf_counter() - start

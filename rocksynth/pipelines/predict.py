@@ -11,19 +11,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rocksynth.devices import mixed_precision, module_device, to_numpy
 from rocksynth.errors import BadInputError, RocksynthError
 from rocksynth.progress import log, progress_bar
 
 
-def load_predictor(model: str):
-    """(vqvae, transformer, checkpoint dict) of a shipped name or a checkpoint path; for a frame
-    predictor checkpoint (`train video --stage predictor`): (None, FramePredictor, checkpoint dict)."""
+def load_predictor(model: str, device: "torch.device | None" = None):
+    """(vqvae, transformer, checkpoint dict) of a shipped name or a checkpoint path, the networks on
+    `device` (None: the CPU); for a frame predictor checkpoint (`train video --stage predictor`):
+    (None, FramePredictor, checkpoint dict)."""
     from rocksynth.models.checkpoints import inference_models, load_checkpoint
     from rocksynth.pretrained.registry import resolve_model
 
     path = resolve_model(model, "video")
     payload = load_checkpoint(path, "video")
-    models = inference_models(payload)
+    models = {name: module.to(device or "cpu") for name, module in inference_models(payload).items()}
     if "predictor" in models:
         return None, models["predictor"], payload
     vqvae, transformer = models["vqvae"], models.get("transformer")
@@ -61,9 +63,12 @@ def predict_frames(vqvae, transformer, context: np.ndarray, n_frames: int, tempe
                    parallel: bool = False, steps: int = 8, samples: int = 1, seed: int = 0) -> np.ndarray:
     """context float (t0, C, s, s) in [0, 1] -> predicted frames float (samples, n_frames, C, s, s).
 
-    Samples are drawn as one batch; the same seed gives the same output."""
+    Samples are drawn as one batch; the same seed gives the same output. The networks run on their
+    device; the random numbers are drawn on the CPU, the same on every device."""
     generator = torch.Generator().manual_seed(seed)
-    codes = vqvae.encode(torch.from_numpy(context))  # (t0, h, w, P)
+    device = module_device(transformer)
+    # Encoding stays in float32: the nearest-code search subtracts large squared norms.
+    codes = vqvae.encode(torch.from_numpy(context).to(device))  # (t0, h, w, P)
     window = codes.unsqueeze(0).expand(samples, *codes.shape)
     predicted = []
     with progress_bar(n_frames, "predict frames") as bar:
@@ -71,18 +76,20 @@ def predict_frames(vqvae, transformer, context: np.ndarray, n_frames: int, tempe
         for _ in range(n_frames):
             # One frame at a time so the progress bar moves; `generate` slides the window the same way.
             ctx = torch.stack(frames[-(transformer.frames - 1):], 1)
-            nxt = transformer.generate(ctx, 1, temperature=temperature, parallel=parallel, steps=steps,
-                                       generator=generator)[:, 0]
+            with mixed_precision(device):
+                nxt = transformer.generate(ctx, 1, temperature=temperature, parallel=parallel, steps=steps,
+                                           generator=generator)[:, 0]
+                predicted.append(vqvae.decode(nxt))
             frames.append(nxt)
-            predicted.append(vqvae.decode(nxt))
             bar.advance(1)
-    return torch.stack(predicted, 1).numpy()
+    return to_numpy(torch.stack(predicted, 1))
 
 
 def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "shapes", seed: int = 0,
                  temperature: float = 1.0, samples: int = 1, parallel: bool = False, steps: int = 8,
-                 fps=None) -> dict:
-    """Read a video, predict `n_frames` after its first `context` frames, write context + prediction."""
+                 fps=None, device: "torch.device | None" = None) -> dict:
+    """Read a video, predict `n_frames` after its first `context` frames on `device` (None: the
+    CPU), write context + prediction."""
     from rocksynth.io.paths import check_input_file, prepare_outputs
     from rocksynth.io.videos import read_video, write_video
 
@@ -100,7 +107,7 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
         check_input_file(clip)  # registered as an input before the outputs are checked against it
     targets = [str(p) for p in prepare_outputs(_sample_paths(out, samples))]  # every sample's name, before any is written
     torch.manual_seed(seed)
-    vqvae, transformer, payload = load_predictor(model)
+    vqvae, transformer, payload = load_predictor(model, device)
     video = read_video(clip)
     if video.frames.shape[0] == 1 and context > 1:
         raise BadInputError(f"{clip}: is one image, not a sequence of frames; continue it with --context 1")
@@ -155,8 +162,10 @@ def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, targets
         log(f"frames have {in_channels} channel(s), the model {predictor.channels}: converted "
             + ("to gray" if predictor.channels == 1 else "to RGB") + " for the model")
     x = torch.from_numpy(np.ascontiguousarray(_as_channels(frames, predictor.channels).transpose(0, 3, 1, 2)))
+    device = module_device(predictor)
     started = time.time()
-    predicted = predictor.rollout(x[None], n_frames)[0].numpy()
+    with mixed_precision(device):
+        predicted = to_numpy(predictor.rollout(x[None].to(device), n_frames)[0])
     elapsed = time.time() - started
     result = np.concatenate([frames, from_model_frames(predicted, height, width, in_channels)])
     write_video(targets[0], result, fps=fps)

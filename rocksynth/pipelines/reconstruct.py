@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rocksynth.devices import mixed_precision, module_device, to_numpy
 from rocksynth.errors import BadInputError
 from rocksynth.models.checkpoints import inference_models, load_checkpoint
 from rocksynth.models.slice2vol import GRID, Slice2Vol
@@ -44,14 +45,16 @@ class LoadedModel:
         return self.meta.get("voxel_size") if len(self.meta.get("data", [])) == 1 else None
 
 
-def load_model(name_or_path: "str | os.PathLike", calibrated: bool = False) -> LoadedModel:
-    """A shipped model by name (berea, ketton) or a checkpoint written by `train reconstruct`;
-    thresholded at probability 0.5, or with `calibrated` at its porosity calibration."""
+def load_model(name_or_path: "str | os.PathLike", calibrated: bool = False,
+               device: "torch.device | None" = None) -> LoadedModel:
+    """A shipped model by name (berea, ketton) or a checkpoint written by `train reconstruct`, on
+    `device` (None: the CPU); thresholded at probability 0.5, or with `calibrated` at its porosity
+    calibration."""
     from rocksynth.pretrained.registry import resolve_model
 
     path = resolve_model(str(name_or_path), KIND)
     payload = load_checkpoint(path, KIND)
-    model = inference_models(payload)["model"]
+    model = inference_models(payload)["model"].to(device or "cpu")
     if calibrated:
         if "logit_threshold" not in payload["meta"].get("calibration", {}):
             raise BadInputError(f"{path}: this model has no porosity calibration (train or resume it with "
@@ -90,6 +93,8 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
     on both sides (noise is drawn for them past the ends as well), so the slabs are the same
     voxels as one piece, and the volume's own noise cells are drawn as before halos existed:
     voxels farther than the margin from both ends are what the pipeline gave before.
+    The network runs on the model's device; the noise is drawn on the CPU (the same numbers on
+    every device) and moved there slab by slab.
     """
     height, width = mask.shape
     centre = depth // 2
@@ -98,7 +103,8 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
     total = -(-(depth + before) // GRID) * GRID
     pad_h, pad_w = (-height) % GRID, (-width) % GRID
     padded = np.pad(mask, ((0, pad_h), (0, pad_w)), mode="symmetric") if pad_h or pad_w else mask
-    slice_t = torch.from_numpy(padded.astype(np.float32))[None, None]
+    device = module_device(model)
+    slice_t = torch.from_numpy(padded.astype(np.float32))[None, None].to(device)
     torch_gen = torch.Generator().manual_seed(int(seed))
     # Cell k of the volume is noise cell k + halo: `halo` cells are drawn past each end.
     noise2, noise1 = model.sample_noise(1, total, padded.shape[0], padded.shape[1], generator=torch_gen)
@@ -106,15 +112,15 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
     step = _slab_depth(padded.shape[0], padded.shape[1], slab) // GRID
     halo = model.halo_cells()
     agreement = None
-    with torch.no_grad():
+    with torch.no_grad(), mixed_precision(device):
         feats = model.encoder(slice_t)
         for first in range(0, cells, step):
             end = min(cells, first + step)
             lo, hi = first - halo, end + halo  # past the ends too: no end cue
-            out = model.generator(slice_t, feats, noise2[:, :, lo + halo:hi + halo],
-                                  noise1[:, :, 2 * (lo + halo):2 * (hi + halo)],
+            out = model.generator(slice_t, feats, noise2[:, :, lo + halo:hi + halo].to(device),
+                                  noise1[:, :, 2 * (lo + halo):2 * (hi + halo)].to(device),
                                   centre=centre + before, z0=lo, keep=(first, end))
-            block = out[0, 0, :, :height, :width].numpy() > model.logit_threshold
+            block = to_numpy(out[0, 0, :, :height, :width]) > model.logit_threshold
             # Map generated voxels [first*GRID, end*GRID) to output depth, dropping the padding.
             z_from, z_to = first * GRID - before, end * GRID - before
             keep_from, keep_to = max(z_from, 0), min(z_to, depth)
@@ -183,8 +189,10 @@ def porosity_warning(slice_porosity: float, far: "float | None", model: str) -> 
 
 def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "int | None" = None,
                       samples: int = 1, seed: int = 0, voxel_size=None, threshold=None,
-                      pore_value: str = "auto", slab: "int | None" = None, calibrated: bool = False) -> dict:
-    """The `rocksynth reconstruct` command: read and segment the slice, write `samples` volumes."""
+                      pore_value: str = "auto", slab: "int | None" = None, calibrated: bool = False,
+                      device: "torch.device | None" = None) -> dict:
+    """The `rocksynth reconstruct` command: read and segment the slice, write `samples` volumes;
+    the network runs on `device` (None: the CPU)."""
     from rocksynth.io import VolumeWriter, load_binary_image
     from rocksynth.io.paths import BINARY_TIFF_BYTES_PER_VOXEL, check_free_space, check_input_file, prepare_outputs
     from rocksynth.properties.porosity import porosity
@@ -199,7 +207,7 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
     if slice_path != "-":
         check_input_file(slice_path)
     paths = [str(p) for p in prepare_outputs(_output_paths(out, samples))]  # all names, before any is written
-    loaded = load_model(model, calibrated=calibrated)
+    loaded = load_model(model, calibrated=calibrated, device=device)
     mask = load_binary_image(slice_path, threshold=threshold, pore_value=pore_value)
     check_slice(mask, loaded.crop, str(slice_path))
     depth = depth or max(mask.shape)

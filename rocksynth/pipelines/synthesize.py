@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rocksynth.devices import mixed_precision, module_device, to_numpy
 from rocksynth.errors import BadInputError
 from rocksynth.models.texture import SCALE, TextureEncoder, TextureGenerator
 from rocksynth.progress import log, progress_bar
@@ -51,12 +52,14 @@ class TextureModel:
         return bool(self.textures[self.names().index(name)].get("extruded", False))
 
 
-def load_texture_model(name_or_path: str) -> TextureModel:
+def load_texture_model(name_or_path: str, device: "torch.device | None" = None) -> TextureModel:
+    """A shipped texture model by name or a checkpoint written by `train texture`, its networks on
+    `device` (None: the CPU); the texture codes stay on the CPU, where the latent grid is made."""
     from rocksynth.models.checkpoints import inference_models, load_checkpoint
     from rocksynth.pretrained.registry import resolve_model
 
     checkpoint = load_checkpoint(resolve_model(name_or_path, KIND), KIND)
-    models = inference_models(checkpoint)
+    models = {name: module.to(device or "cpu") for name, module in inference_models(checkpoint).items()}
     return TextureModel(models["generator"], models["encoder"], checkpoint["state"]["texture_codes"]["codes"].float(),
                         checkpoint["meta"]["textures"], checkpoint["meta"])
 
@@ -198,9 +201,10 @@ def layout_code_field(labels: np.ndarray, codes: torch.Tensor, shape, cells, mar
 
 def decode_one_shot(generator: TextureGenerator, latent: torch.Tensor, shape) -> np.ndarray:
     """The whole grid at once (only for small grids and tests): pore probability (z, y, x)."""
-    with torch.no_grad():
-        volume = torch.sigmoid(generator(latent, pad="valid"))[0, 0]
-    return volume[:shape[0], :shape[1], :shape[2]].numpy()
+    device = module_device(generator)
+    with torch.no_grad(), mixed_precision(device):
+        volume = torch.sigmoid(generator(latent.to(device), pad="valid"))[0, 0]
+    return to_numpy(volume[:shape[0], :shape[1], :shape[2]])
 
 
 def _tile_starts(n: int, tile: int) -> "list[int]":
@@ -210,11 +214,13 @@ def _tile_starts(n: int, tile: int) -> "list[int]":
 def decode_tile(generator: TextureGenerator, latent, start, extent, logits: bool = False) -> torch.Tensor:
     """Pore probability (or logits) of the output block [start, start + extent) (voxels; start a
     multiple of SCALE): decodes the latent cells from start/8 that cover the block plus the
-    margin. `latent` is a LatentGrid (the cells are made here) or a (1, C, d, h, w) tensor."""
+    margin. `latent` is a LatentGrid (the cells are made here) or a (1, C, d, h, w) tensor.
+    The result is on the generator's device (the cells are made on the CPU and moved there)."""
     slices = [slice(s // SCALE, s // SCALE + generator.latent_cells_for(e)) for s, e in zip(start, extent)]
     cells = latent.block(*slices) if isinstance(latent, LatentGrid) else latent[:, :, slices[0], slices[1], slices[2]]
-    with torch.no_grad():
-        block = generator(cells, pad="valid")[0, 0]
+    device = module_device(generator)
+    with torch.no_grad(), mixed_precision(device):
+        block = generator(cells.to(device), pad="valid")[0, 0]
     block = block[:extent[0], :extent[1], :extent[2]]
     return block if logits else torch.sigmoid(block)
 
@@ -249,9 +255,9 @@ def decode_slabs(generator: TextureGenerator, latent, shape, tile=128, threshold
                 extent = (depth, min(ty, shape[1] - y), min(tx, shape[2] - x))
                 block = decode_tile(generator, latent, (z, y, x), extent, logits=cut is not None)
                 if packed:  # x and tx are multiples of 8, so each tile fills whole bytes
-                    slab[:, y:y + extent[1], x // 8:x // 8 + -(-extent[2] // 8)] = np.packbits((block > cut).numpy(), axis=-1)
+                    slab[:, y:y + extent[1], x // 8:x // 8 + -(-extent[2] // 8)] = np.packbits(to_numpy(block > cut), axis=-1)
                 else:
-                    slab[:, y:y + extent[1], x:x + extent[2]] = (block > cut).numpy() if cut is not None else block.numpy()
+                    slab[:, y:y + extent[1], x:x + extent[2]] = to_numpy(block > cut) if cut is not None else to_numpy(block)
         yield slab
 
 
@@ -270,9 +276,10 @@ def encode_exemplar(model: TextureModel, mask: np.ndarray, crop: int = 64) -> to
     crop = min(crop, *mask.shape)
     starts = [np.unique(np.linspace(0, n - crop, 3).astype(int)) for n in mask.shape]
     crops = [mask[z:z + crop, y:y + crop, x:x + crop] for z in starts[0] for y in starts[1] for x in starts[2]]
-    with torch.no_grad():
-        codes = model.encoder(torch.from_numpy(np.stack(crops)).float()[:, None])
-    return codes.mean(0)
+    device = module_device(model.encoder)
+    with torch.no_grad(), mixed_precision(device):
+        codes = model.encoder(torch.from_numpy(np.stack(crops)).float()[:, None].to(device))
+    return codes.float().mean(0).cpu()  # beside the named codes, on the CPU
 
 
 def nearest_textures(model: TextureModel, code: torch.Tensor) -> "list[tuple[str, float]]":
@@ -345,8 +352,10 @@ def _read_labels(path) -> np.ndarray:
 
 
 def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, blend=None, axis="z",
-                    layout=None, layout_textures=None, seed=0, voxel_size=None, tile=128) -> dict:
-    """Write a synthesized binary volume to `out`; returns a summary (shape, porosity, time...)."""
+                    layout=None, layout_textures=None, seed=0, voxel_size=None, tile=128,
+                    device: "torch.device | None" = None) -> dict:
+    """Write a synthesized binary volume to `out`, decoded on `device` (None: the CPU); returns a
+    summary (shape, porosity, time...)."""
     import time
 
     from rocksynth.io.paths import BINARY_TIFF_BYTES_PER_VOXEL, check_free_space, prepare_outputs
@@ -355,7 +364,7 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
     shape = parse_size(size)
     if tile % SCALE or tile < SCALE:
         raise BadInputError(f"--tile must be a positive multiple of {SCALE}, got {tile}")
-    loaded = load_texture_model(model)
+    loaded = load_texture_model(model, device)
     field, description = code_field_for(loaded, shape, texture=texture, like=like, blend=blend, axis=axis,
                                         layout=layout, layout_textures=layout_textures)
     prepare_outputs([out])  # after code_field_for, which registers --like and --layout as inputs
