@@ -203,6 +203,8 @@ def test_train_clean_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, 
     whole, parts = _whole_and_in_parts(run_cli_in_process, CLEAN, tmp_path / "whole.pt", tmp_path / "parts.pt")
     assert _same(whole["state"]["model"], parts["state"]["model"])
     assert (tmp_path / "parts.png").stat().st_size > 0
+    best = load_checkpoint(tmp_path / "parts.best.pt")["meta"]["best"]
+    assert best["metric"] == "iou" and best["value"] == max(row["val_iou"] for row in parts["meta"]["curve"])
     code, _, err = run_cli_in_process(*CLEAN, "--out", tmp_path / "x.pt", "--time-budget", "soon")
     assert code == 2 and "--time-budget" in err and not (tmp_path / "x.pt").exists()
 
@@ -262,6 +264,8 @@ def test_train_video_stages_stop_at_their_time_budget_and_resume_bit_for_bit(tmp
         rows = (tmp_path / f"{stage}-parts.{stage}.csv").read_text().splitlines()
         assert [row.split(",")[0] for row in rows[1:]] == ["1", "2"]
         assert (tmp_path / f"{stage}.{stage}.png").stat().st_size > 0
+        assert load_checkpoint(tmp_path / f"{stage}.best.pt")["meta"]["best"] == whole["meta"]["best"]
+        assert whole["meta"]["best"]["metric"] == {"vqvae": "heldout_psnr", "transformer": "heldout_bpd"}[stage]
 
 
 def _rock(path, shape, seed):

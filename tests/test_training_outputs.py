@@ -180,4 +180,4 @@ def test_a_run_stopped_after_a_checkpoint_keeps_it_and_its_curve_up_to_it(tmp_pa
     assert [line.split(",")[0] for line in curve.read_text().splitlines()] == ["iteration", "1", "2", "3"]
     with pytest.raises(Stop):
         train_clean(tmp_path / "d.pt", 6, progress=StopAt(1), curve_csv=tmp_path / "d.csv", **kwargs)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv", "c.png", "c.pt"]  # the curve and its plot
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.best.pt", "c.csv", "c.png", "c.pt"]

@@ -68,7 +68,8 @@ def train_clean(
     from rocksynth.training.clean import train_clean as train
 
     meta = train(plan.checkpoint, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed,
-                 widths=width_list, curve_csv=plan.companions[0], threads=threads, init=init, time_budget=budget)
+                 widths=width_list, curve_csv=out_path.with_suffix(".csv"), threads=threads, init=init,
+                 time_budget=budget)
     metrics = meta.get("metrics") or {}
     log(f"wrote {plan.checkpoint} after {meta['iterations']} iterations ({meta['wall_time_s']:.0f} s); held-out IoU "
         f"{metrics.get('iou', float('nan')):.3f}, PSNR {metrics.get('psnr', float('nan')):.2f} dB")

@@ -267,10 +267,12 @@ def _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every
             model = UNet(**payload["config"])
         return _CleanTask(model, lr, iters, batch, crop, seed, pairs, validation, meta)
 
-    curve = plan.companions[0] if plan.companions else None
+    best, *curve = plan.companions
+    curve = curve[0] if curve else None
     # From --init, a fresh Adam's first steps move every weight by about lr: two steps at 2e-3
     # took the shipped weights from held-out IoU 0.935 to 0.913. So the rate ramps up first.
     settings = LoopSettings(iters=iters, seed=seed, eval_every=validate_every, save_every=checkpoint_every,
-                            time_budget=time_budget, ramp=INIT_WARMUP, curve_fields=CURVE_FIELDS, curve_path=curve,
-                            plot=curve is not None, description="train clean")
+                            time_budget=time_budget, ramp=INIT_WARMUP, best_metric="iou", best_mode="max",
+                            best_path=best, curve_fields=CURVE_FIELDS, curve_path=curve, plot=curve is not None,
+                            description="train clean")
     return train(build, plan, settings, payload=payload, init=origin, progress=progress).meta

@@ -195,22 +195,26 @@ def texture_plan(out, resume: bool = False) -> TrainingOutputs:
 
 def video_plan(out, resume: bool = False, stage: str = "vqvae", curve=None) -> TrainingOutputs:
     """`train video`: the checkpoint `out`, the stage's CSV learning curve (default
-    `<out>.vqvae.csv`, `<out>.transformer.csv` or `<out>.predictor.csv`) and its plot (.png beside
-    it); the predictor stage also `<out>.best.pt` (its best held-out PSNR)."""
+    `<out>.vqvae.csv`, `<out>.transformer.csv` or `<out>.predictor.csv`), its plot (.png beside
+    it) and `<out>.best.pt`, the stage's best held-out evaluation (`VIDEO_BEST`)."""
     out = checkpoint_path(out)
     curve = Path(curve) if curve else out.with_suffix(f".{stage}.csv")
-    extra = [out.with_suffix(".best.pt")] if stage == "predictor" else []
-    return TrainingOutputs(out, [curve, curve.with_suffix(".png"), *extra], resume=resume)
+    return TrainingOutputs(out, [curve, curve.with_suffix(".png"), out.with_suffix(".best.pt")], resume=resume)
+
+
+# The metric and direction each video stage's best checkpoint is chosen by.
+VIDEO_BEST = {"vqvae": ("heldout_psnr", "max"), "transformer": ("heldout_bpd", "min"),
+              "predictor": ("heldout_psnr_pred", "max")}
 
 
 def clean_plan(out, resume: bool = False, curve_csv=None, pairs_dir=None) -> TrainingOutputs:
-    """`train clean`: the checkpoint `out` and, if asked for, its CSV learning curve and the
-    curve's plot (.png beside it). None of them may go into the scans/ or clean/ folder of
-    `pairs_dir`, where the next run would take them for training images (call
-    `register_pair_images` first, so none may replace one either)."""
+    """`train clean`: the checkpoint `out`, `<out>.best.pt` (the highest held-out IoU) and, if
+    asked for, its CSV learning curve and the curve's plot (.png beside it). None of them may go
+    into the scans/ or clean/ folder of `pairs_dir`, where the next run would take them for
+    training images (call `register_pair_images` first, so none may replace one either)."""
     out = checkpoint_path(out)
     curve = [Path(curve_csv), Path(curve_csv).with_suffix(".png")] if curve_csv else []
-    plan = TrainingOutputs(out, curve, resume=resume)
+    plan = TrainingOutputs(out, [out.with_suffix(".best.pt"), *curve], resume=resume)
     if pairs_dir is not None:
         image_folders = {os.path.realpath(Path(pairs_dir) / sub) for sub in PAIR_FOLDERS}
         for path in plan.files:

@@ -16,9 +16,10 @@ import torch
 from rocksynth.models.frame_predictor import FramePredictor
 from rocksynth.progress import log
 from rocksynth.training.checkpoint import load_checkpoint
-from rocksynth.training.loop import LoopSettings, train
+from rocksynth.training.loop import train
 from rocksynth.training.outputs import video_plan
-from rocksynth.training.video import HELDOUT_CLIPS, KIND, ClipTask, _flip, load_sources, psnr, to_tensor
+from rocksynth.training.video import (HELDOUT_CLIPS, KIND, ClipTask, _flip, load_sources, psnr, to_tensor,
+                                     video_settings)
 
 COLUMNS = ["iteration", "wall_s", "loss", "heldout_psnr_pred", "heldout_psnr_repeat_last", "heldout_gain_db"]
 EVAL_CONTEXT, EVAL_FRAMES = 5, 10
@@ -60,10 +61,7 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
     else:
         config = {"channels": channels, "context": context, "widths": list(widths), "blocks": blocks}
         frame = {"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout}
-    curve, png, best = plan.companions
-    settings = LoopSettings(iters=iters, seed=seed, eval_every=eval_every, time_budget=time_budget,
-                            best_metric="heldout_psnr_pred", best_mode="max", best_path=best, curve_fields=COLUMNS,
-                            curve_path=curve, plot=True, description="train predictor")
+    settings = video_settings(plan, "predictor", COLUMNS, iters, eval_every, seed, time_budget)
     with plan:
         result = train(lambda: _PredictorTask(data, config, frame, batch, lr, pool, seed), plan, settings,
                        payload=payload)

@@ -25,7 +25,7 @@ from rocksynth.models.vqvae import VQVAE
 from rocksynth.progress import log
 from rocksynth.training.checkpoint import load_checkpoint
 from rocksynth.training.loop import LoopSettings, train
-from rocksynth.training.outputs import TrainingOutputs, video_plan
+from rocksynth.training.outputs import VIDEO_BEST, TrainingOutputs, video_plan
 
 KIND = "video"
 HELDOUT_CLIPS = 64
@@ -150,19 +150,22 @@ def train_vqvae(data: "list[str]", out, iters: int = 1500, size: int = 64, chann
         frame = dict(size=size, channels=channels, clip_frames=clip_frames)
     if size < 1 or size % (2 ** vq_config["n_down"]):
         raise BadInputError(f"--size {size} must be a multiple of {2 ** vq_config['n_down']}")
-    settings = _settings(plan, "vqvae", VQVAE_COLUMNS, iters, eval_every, seed, time_budget)
+    settings = video_settings(plan, "vqvae", VQVAE_COLUMNS, iters, eval_every, seed, time_budget)
     with plan:
         result = train(lambda: _VQVAETask(data, vq_config, frame, batch, lr, pool, seed), plan, settings,
                        payload=payload)
     return dict(result.metrics, iteration=result.iteration)
 
 
-def _settings(plan: TrainingOutputs, stage: str, columns: "list[str]", iters: int, eval_every: int, seed: int,
-              time_budget: "float | None") -> LoopSettings:
-    """The harness settings of a video stage: evaluation and checkpoint every `eval_every`, the
-    stage's curve and its plot."""
-    return LoopSettings(iters=iters, seed=seed, eval_every=eval_every, time_budget=time_budget, curve_fields=columns,
-                        curve_path=plan.companions[0], plot=True, description=f"train {stage}")
+def video_settings(plan: TrainingOutputs, stage: str, columns: "list[str]", iters: int, eval_every: int, seed: int,
+                   time_budget: "float | None") -> LoopSettings:
+    """The harness settings of a video stage (`video_plan`'s files): evaluation and checkpoint
+    every `eval_every`, the stage's curve and its plot, its best checkpoint by `VIDEO_BEST`."""
+    curve, _, best = plan.companions
+    metric, mode = VIDEO_BEST[stage]
+    return LoopSettings(iters=iters, seed=seed, eval_every=eval_every, time_budget=time_budget, best_metric=metric,
+                        best_mode=mode, best_path=best, curve_fields=columns, curve_path=curve, plot=True,
+                        description=f"train {stage}")
 
 
 class ClipTask:
@@ -309,7 +312,7 @@ def train_transformer(data: "list[str]", out, vqvae_checkpoint=None, iters: int 
         base = load_checkpoint(vqvae_checkpoint, KIND)
     else:
         base = payload
-    settings = _settings(plan, "transformer", TRANSFORMER_COLUMNS, iters, eval_every, seed, time_budget)
+    settings = video_settings(plan, "transformer", TRANSFORMER_COLUMNS, iters, eval_every, seed, time_budget)
     with plan:
         result = train(lambda: _TransformerTask(payload, base, data, iters, frames, dim, layers, heads, batch, lr, pool,
                                                 parallel_weight, seed), plan, settings, payload=payload)
