@@ -29,6 +29,18 @@ def berea_crop(shared_data) -> np.ndarray:
     return tifffile.imread(shared_data / "berea_400.tif")[:100, :100, :100] > 0
 
 
+@pytest.fixture(scope="session")
+def slice_64(tmp_path_factory) -> Path:
+    """A 64² crop of the example Berea section (0/255, 255 = pore) as a TIFF."""
+    import tifffile
+    from PIL import Image
+
+    section = np.asarray(Image.open(EXAMPLES / "berea_section_400.png"))
+    path = tmp_path_factory.mktemp("slice") / "slice.tif"
+    tifffile.imwrite(path, np.ascontiguousarray(section[100:164, 100:164]))
+    return path
+
+
 @pytest.fixture
 def run_cli():
     """Run `rocksynth ARGS` through the real entry point; returns (exit code, stdout bytes, stderr text)."""

@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import EXAMPLES
-
 
 def _digest(array: np.ndarray) -> str:
     array = np.ascontiguousarray(array)
@@ -28,17 +26,6 @@ def _read(path) -> np.ndarray:
 
         return np.asarray(Image.open(path))
     return tifffile.imread(path)
-
-
-@pytest.fixture(scope="module")
-def slice_64(tmp_path_factory):
-    """A 64² crop of the example Berea section (0/255, 255 = pore) as a TIFF."""
-    from PIL import Image
-
-    section = np.asarray(Image.open(EXAMPLES / "berea_section_400.png"))
-    path = tmp_path_factory.mktemp("slice") / "slice.tif"
-    tifffile.imwrite(path, np.ascontiguousarray(section[100:164, 100:164]))
-    return path
 
 
 @pytest.fixture(scope="module")
