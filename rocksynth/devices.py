@@ -3,6 +3,7 @@
 `resolve_device` turns a `--device` value into a `torch.device` (the CLI calls it; library
 functions take the `torch.device`). Models are moved to the device when they are loaded, inputs
 follow the model (`module_device`), and results come back as CPU numpy arrays (`to_numpy`).
+Training steps scale their loss with `grad_scaler` where mixed precision is float16.
 
 On the CPU nothing changes: `mixed_precision` is a no-op there, random numbers are still drawn on
 the CPU, and `to_numpy` of a float32 CPU tensor is the tensor's own memory, so CPU outputs are
@@ -114,6 +115,25 @@ def mixed_precision(device: "torch.device | None"):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def grad_scaler(device: "torch.device | None") -> torch.amp.GradScaler:
+    """The loss scaler a training step on `device` needs with `mixed_precision`.
+
+    Parameters
+    ----------
+    device : torch.device or None
+        The models' device; None means the CPU.
+
+    Returns
+    -------
+    torch.amp.GradScaler
+        Enabled only where `mixed_precision` computes in float16 (CUDA without bfloat16), whose
+        small gradients would underflow to zero unscaled; elsewhere disabled, so its `scale`,
+        `step` and `update` pass the loss and the optimiser step through unchanged.
+    """
+    kind = "cuda" if device is not None and torch.device(device).type == "cuda" else "cpu"
+    return torch.amp.GradScaler(kind, enabled=autocast_dtype(device) == torch.float16)
 
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:

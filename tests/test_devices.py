@@ -10,7 +10,7 @@ import tifffile
 import torch
 
 from conftest import EXAMPLES
-from rocksynth.devices import autocast_dtype, mixed_precision, module_device, resolve_device, to_numpy
+from rocksynth.devices import autocast_dtype, grad_scaler, mixed_precision, module_device, resolve_device, to_numpy
 from rocksynth.errors import BadInputError
 
 CPU = torch.device("cpu")
@@ -92,6 +92,13 @@ def test_mixed_precision_is_autocast_on_cuda(monkeypatch, fake_cuda):
     # A GPU without bfloat16 (before Ampere) gets float16.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert autocast_dtype(torch.device("cuda:0")) == torch.float16
+
+
+def test_the_loss_is_scaled_only_for_float16(monkeypatch, fake_cuda):
+    assert not grad_scaler(CPU).is_enabled() and not grad_scaler(None).is_enabled()
+    assert not grad_scaler(torch.device("cuda")).is_enabled()  # bfloat16 has float32's range
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert grad_scaler(torch.device("cuda")).is_enabled()
 
 
 def test_to_numpy_widens_half_floats_and_does_not_copy_float32():
