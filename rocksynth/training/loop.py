@@ -9,8 +9,8 @@ position). `train` owns the rest, the same way for every model:
 - resume: a checkpoint written by `train` holds the task's state and the loop's (global random
   states, the losses since the last evaluation, the best metric), so a resumed run continues
   bit for bit where it stopped;
-- warm start (``--init``): the task loads the weights it starts from; the loop ramps every
-  learning rate linearly from ``1/ramp`` to full over the first ``ramp`` iterations, because a
+- warm start (``--init``): the task loads the weights it starts from; the loop ramps the
+  learning rates linearly from ``1/ramp`` to full over the first ``ramp`` iterations, because a
   fresh optimiser's first steps move every weight by about the learning rate;
 - evaluation every ``eval_every`` iterations and a best checkpoint by a named metric;
 - the CSV learning curve and its PNG plot, and a progress bar;
@@ -18,7 +18,8 @@ position). `train` owns the rest, the same way for every model:
   checkpoint and stops, to be continued with ``--resume``.
 
 Checkpoints keep each model's own format (`rocksynth.models.checkpoints`): the loop adds its
-state under ``state['loop']`` and ``meta['curve']``, which inference ignores.
+state under ``state['loop']``, and ``meta['curve']`` and ``meta['best']``, which inference
+ignores.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class TrainingTask(Protocol):
         """Run optimisation step `iteration` (0-based) and return its losses by name."""
 
     def evaluate(self) -> Mapping[str, float]:
-        """Held-out metrics of the current weights (must not draw from the training generators)."""
+        """Held-out metrics of the current weights. It runs at the same iterations in a run and in
+        its stopped and resumed parts, so what it draws from the global generators is the same in
+        both; it must not depend on anything else that a resume changes."""
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint's ``state``: module and optimiser state dicts, the task's own random
@@ -81,7 +84,7 @@ class TrainingTask(Protocol):
 
     def checkpoint_meta(self, metrics: Mapping[str, float]) -> dict[str, Any]:
         """The checkpoint's ``meta`` besides what the loop writes (``iterations``,
-        ``wall_time_s``, ``curve``, ``init``); `metrics` is the last evaluation."""
+        ``wall_time_s``, ``curve``, ``init``, ``best``); `metrics` is the last evaluation."""
 
     def curve_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """The CSV row of an evaluation: `row` holds ``iteration``, ``wall_time_s``, ``lr``, the
@@ -106,7 +109,8 @@ class LoopSettings:
     save_every : int or None
         Checkpoint every this many iterations and at the end (default: `eval_every`).
     time_budget : float or None
-        Seconds: at the first iteration boundary after it, save and stop (resumable).
+        Seconds from the start of `train`: at the first iteration boundary after it, save and
+        stop (resumable); at least one iteration runs.
     ramp : int
         Iterations of the linear learning-rate ramp of a warm-started run.
     best_metric : str or None
@@ -137,7 +141,7 @@ class LoopSettings:
     best_path: Path | None = None
     curve_fields: Sequence[str] = ()
     curve_path: Path | None = None
-    plot: "bool | Callable[[list[dict], Path], None]" = False
+    plot: bool | Callable[[list[dict], Path], None] = False
     description: str = "train"
 
     def check(self) -> None:
@@ -150,10 +154,10 @@ class LoopSettings:
             unknown `best_mode`.
         """
         if self.iters < 0 or self.eval_every < 1 or (self.save_every is not None and self.save_every < 1):
-            raise BadInputError("the iterations must not be negative and the evaluation and checkpoint intervals "
-                            "must be at least 1")
+            raise BadInputError("the iterations must not be negative and the evaluation and checkpoint "
+                                "intervals must be at least 1")
         if self.time_budget is not None and not self.time_budget >= 0:
-            raise BadInputError(f"the time budget must be a positive duration, not {self.time_budget}")
+            raise BadInputError(f"the time budget must not be negative, got {self.time_budget}")
         if self.ramp < 0 or self.best_mode not in ("min", "max"):
             raise BadInputError("the learning-rate ramp must not be negative and the best mode is min or max")
 
