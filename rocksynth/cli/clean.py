@@ -48,6 +48,7 @@ def train_clean(
     widths: Optional[str] = typer.Option(None, "--widths", help="U-Net channels per level, e.g. 16,32,64,96,128 (default 8,16,32,48,64, the network the shipped one was grown from; with --init: that checkpoint's, or wider); ignored with --resume."),
     init: Optional[str] = typer.Option(None, "--init", help="Start a new run from this clean checkpoint's (or shipped model's, e.g. drawings) weights, widened to --widths where those are wider (same output at the start), with a learning-rate ramp; ignored with --resume once --out exists."),
     time_budget: Optional[str] = options.time_budget_option(),
+    device: str = options.TrainDevice,
 ) -> None:
     """Train the drawing-cleaning U-Net (resumable; CSV learning curve with held-out IoU and PSNR, and its plot)."""
     from rocksynth.errors import BadInputError
@@ -59,6 +60,7 @@ def train_clean(
         raise BadInputError(f"--crop {crop}: must be a multiple of 16")
     width_list = _parse_widths(widths) if widths else None
     budget = options.parse_duration(time_budget)
+    place = options.parse_device(device)
     # The training images are inputs (no output may replace one); every output is checked before any work.
     register_pair_images(pairs)
     out_path = checkpoint_path(out)
@@ -69,7 +71,7 @@ def train_clean(
 
     meta = train(plan.checkpoint, iters, pairs_dir=pairs, resume=resume, batch=batch, crop=crop, lr=lr, seed=seed,
                  widths=width_list, curve_csv=out_path.with_suffix(".csv"), threads=threads, init=init,
-                 time_budget=budget)
+                 time_budget=budget, device=place)
     metrics = meta.get("metrics") or {}
     log(f"wrote {plan.checkpoint} after {meta['iterations']} iterations ({meta['wall_time_s']:.0f} s); held-out IoU "
         f"{metrics.get('iou', float('nan')):.3f}, PSNR {metrics.get('psnr', float('nan')):.2f} dB")

@@ -100,6 +100,12 @@ Device = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N|mps",
                            "cuda, cuda:N or mps. CUDA runs in mixed precision, so its output can differ slightly "
                            "from the CPU's.")
 
+# `--device` of the `train` commands: the same values, and the harness's mixed precision.
+TrainDevice = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N|mps",
+                           help="Where to train: auto (a CUDA or MPS GPU if there is one, else the CPU), cpu, cuda, "
+                                "cuda:N or mps. CUDA trains in mixed precision; on the CPU a seed gives the same run "
+                                "as before. Under torchrun each process takes its own GPU (docs/training.md).")
+
 
 def parse_device(text: str):
     """The `torch.device` of a `--device` value; what `auto` chose is reported when it is not the CPU.

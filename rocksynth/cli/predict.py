@@ -56,6 +56,7 @@ def train_video(
     eval_every: int = options.positive_int(100, "--eval-every", help="Held-out evaluation and checkpoint every N iterations."),
     seed: int = options.seed_option("Random seed."),
     time_budget: Optional[str] = options.time_budget_option(),
+    device: str = options.TrainDevice,
 ) -> None:
     """Train the latent video model (--stage vqvae first, then --stage transformer) or the deterministic
     frame predictor (--stage predictor: --size, --channels, --widths (three), --layers (residual blocks),
@@ -67,6 +68,7 @@ def train_video(
     if stage not in ("vqvae", "transformer", "predictor"):
         raise BadInputError(f"--stage {stage!r}: choose vqvae, transformer or predictor")
     budget = options.parse_duration(time_budget)
+    place = options.parse_device(device)
     data = list(data or [])
     if stage == "predictor":
         if not data and not resume:
@@ -104,7 +106,7 @@ def train_video(
         train_predictor(data, plan.checkpoint, iters=iters, size=size, channels=channels, context=PREDICTOR_CONTEXT,
                         widths=width_list, blocks=layers, rollout=clip_frames - PREDICTOR_CONTEXT, batch=batch or 8,
                         lr=lr or 1e-3, pool=pool or 2000, eval_every=eval_every, resume=resume, seed=seed,
-                        time_budget=budget)
+                        time_budget=budget, device=place)
     elif stage == "vqvae":
         video.train_vqvae(data, plan.checkpoint, iters=iters, size=size, channels=channels, n_down=n_down,
                           widths=width_list, n_parts=parts, n_codes=codes, batch=batch or 32, lr=lr or 1e-3,

@@ -16,6 +16,7 @@ import numpy as np
 
 from rocksynth.data.degrade import degraded_pair, scan_to_gray
 from rocksynth.data.drawings import render_drawing
+from rocksynth.devices import grad_scaler, mixed_precision
 from rocksynth.errors import BadInputError
 from rocksynth.training.outputs import clean_plan, register_pair_images
 
@@ -93,15 +94,21 @@ def validation_set(count: int = 12, size: int = 192) -> "list[tuple[np.ndarray, 
 
 
 def evaluate(model, pairs, threshold: float = 0.5) -> "dict[str, float]":
-    """Mean ink IoU and PSNR of the thresholded prediction on (scan, target) pairs of multiple-of-16 size."""
+    """Mean ink IoU and PSNR of the thresholded prediction on (scan, target) pairs of multiple-of-16 size;
+    the model runs on its own device (in mixed precision on CUDA)."""
     import torch
+
+    from rocksynth.devices import mixed_precision, module_device, to_numpy
 
     was_training = model.training
     model.eval()
+    device = module_device(model)
     ious, psnrs = [], []
     with torch.no_grad():
         for scan, target in pairs:
-            prob = torch.sigmoid(model(torch.from_numpy(scan)[None, None]))[0, 0].numpy()
+            with mixed_precision(device):
+                logits = model(torch.from_numpy(scan)[None, None].to(device))
+            prob = to_numpy(torch.sigmoid(logits.float()))[0, 0]
             ink = prob > threshold
             ious.append(ink_iou(ink, target))
             psnrs.append(binary_psnr(ink, target))
@@ -116,7 +123,7 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
                 crop: int = 128, lr: float = 2e-3, seed: int = 0, widths=None, validate_every: int = 100,
                 checkpoint_every: int = 100, curve_csv: "Path | None" = None, threads: int = 1,
                 validation_count: int = 12, init: "str | Path | None" = None, progress=None,
-                time_budget: "float | None" = None) -> dict:
+                time_budget: "float | None" = None, device=None) -> dict:
     """Train (or resume) to `iters` iterations; write the checkpoint to `out`; return its meta.
 
     Runs on the training harness (`rocksynth.training.loop.train`).
@@ -142,6 +149,8 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
         Seconds: stop cleanly at the first iteration after it, with a checkpoint to resume.
     progress : object or None
         A progress task (``advance(n, status=...)``) instead of the harness's own bar.
+    device : torch.device or None
+        Where to train (None: the CPU); mixed precision on CUDA.
 
     Returns
     -------
@@ -162,7 +171,7 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
     torch.set_num_threads(threads)
     with plan:
         return _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every, checkpoint_every,
-                      validation_count, init, progress, time_budget)
+                      validation_count, init, progress, time_budget, device)
 
 
 class _CleanTask:
@@ -180,6 +189,12 @@ class _CleanTask:
         self.optimizers = [self.optimizer]
         self.pairs, self.validation, self.meta = pairs, validation, meta
         self.model.train()
+        self.device, self.scaler = torch.device("cpu"), grad_scaler(None)
+
+    def to(self, device) -> None:
+        """Train on `device` (mixed precision on CUDA); batches follow."""
+        self.model.to(device)
+        self.device, self.scaler = device, grad_scaler(device)
 
     def lr_scale(self, iteration: int) -> float:
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(iteration / self.iters, 1.0)))  # cosine to 5 %
@@ -206,11 +221,14 @@ class _CleanTask:
     def step(self, iteration: int) -> "dict[str, float]":
         import torch.nn.functional as F
 
-        x, y = self._batch(iteration)
-        loss = F.binary_cross_entropy_with_logits(self.model(x), y)
+        x, y = (t.to(self.device) for t in self._batch(iteration))
+        with mixed_precision(self.device):
+            logits = self.model(x)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         return {"loss": float(loss.detach())}
 
     def evaluate(self) -> "dict[str, float]":
@@ -235,7 +253,7 @@ class _CleanTask:
 
 
 def _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every, checkpoint_every,
-           validation_count, init, progress, time_budget) -> dict:
+           validation_count, init, progress, time_budget, device) -> dict:
     from rocksynth.models.unet import UNet, widened
     from rocksynth.pretrained.registry import resolve_model
     from rocksynth.training.checkpoint import load_checkpoint
@@ -274,5 +292,5 @@ def _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every
     settings = LoopSettings(iters=iters, seed=seed, eval_every=validate_every, save_every=checkpoint_every,
                             time_budget=time_budget, ramp=INIT_WARMUP, best_metric="iou", best_mode="max",
                             best_path=best, curve_fields=CURVE_FIELDS, curve_path=curve, plot=curve is not None,
-                            description="train clean")
+                            description="train clean", device=device)
     return train(build, plan, settings, payload=payload, init=origin, progress=progress).meta

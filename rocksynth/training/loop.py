@@ -15,7 +15,13 @@ position). `train` owns the rest, the same way for every model:
 - evaluation every ``eval_every`` iterations and a best checkpoint by a named metric;
 - the CSV learning curve and its PNG plot, and a progress bar;
 - a time budget: at the first iteration boundary after ``time_budget`` seconds the run saves its
-  checkpoint and stops, to be continued with ``--resume``.
+  checkpoint and stops, to be continued with ``--resume``;
+- the device: the task is built on the CPU and moved (``task.to(device)``) before its state is
+  loaded; on the CPU nothing is moved, so CPU runs are bit for bit those of a build without devices;
+- several processes started by ``torchrun`` (``WORLD_SIZE`` > 1): the harness joins the process
+  group (nccl on CUDA, gloo on the CPU), hands the task a `DistributedDataParallel` wrapper and
+  its rank (``task.distribute``), averages the step's losses over the ranks, and lets rank 0 alone
+  evaluate and write; every rank stops at the same iteration.
 
 Checkpoints keep each model's own format (`rocksynth.models.checkpoints`): the loop adds its
 state under ``state['loop']``, and ``meta['curve']`` and ``meta['best']``, which inference
@@ -25,6 +31,7 @@ ignores.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -35,12 +42,15 @@ import numpy as np
 import torch
 
 from rocksynth.errors import BadInputError
-from rocksynth.progress import log, progress_bar
+from rocksynth.progress import log, progress_bar, set_quiet
 from rocksynth.training.checkpoint import save_checkpoint
 from rocksynth.training.outputs import TrainingOutputs
 
-__all__ = ["LoopResult", "LoopSettings", "TrainingTask", "random_states", "seed_everything", "set_random_states",
-           "train"]
+__all__ = ["DISTRIBUTED_TRAINERS", "LoopResult", "LoopSettings", "TrainingTask", "process_rank", "random_states",
+           "seed_everything", "set_random_states", "train"]
+
+# The trainers whose task has `distribute` (multi-process training under torchrun).
+DISTRIBUTED_TRAINERS = "train video --stage predictor"
 
 
 class TrainingTask(Protocol):
@@ -58,7 +68,15 @@ class TrainingTask(Protocol):
     - ``lr_scale(iteration) -> float``: its schedule, the factor on each optimiser group's
       initial learning rate at step `iteration` (without it the rate is constant);
     - ``ramped``: the optimisers a warm start ramps (default: all of them);
-    - ``status(losses) -> str``: the progress bar's summary of a step.
+    - ``status(losses) -> str``: the progress bar's summary of a step;
+    - ``to(device)``: move its modules to a `torch.device` other than the CPU, with its batches
+      following them (needed for ``LoopSettings.device`` other than the CPU);
+    - ``distribute(wrap, rank, world)``: for multi-process training, take share `rank` of `world`
+      equal shares of each batch (drawn from the same seeded generators on every rank, so the
+      shares together are the one-process batch) and run the training forward passes through
+      ``wrap(module)`` (a `DistributedDataParallel`, which averages the gradients over the
+      ranks). Its losses must be means over its share, so that their mean over the ranks is the
+      one-process loss.
     """
 
     kind: str
@@ -128,6 +146,9 @@ class LoopSettings:
         `plot_curve`, or a function ``plot(rows, png_path)`` drawing the model's own figure.
     description : str
         The progress bar's label.
+    device : torch.device or None
+        Where the task trains (None: the CPU); under torchrun with CUDA each process takes
+        ``cuda:LOCAL_RANK``.
     """
 
     iters: int
@@ -143,6 +164,7 @@ class LoopSettings:
     curve_path: Path | None = None
     plot: bool | Callable[[list[dict], Path], None] = False
     description: str = "train"
+    device: torch.device | None = None
 
     def check(self) -> None:
         """Refuse settings no run can use.
@@ -249,8 +271,39 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
     """
     settings.check()
     started = time.monotonic()
+    rank, world, local_rank = process_rank()
+    device = torch.device("cpu") if settings.device is None else torch.device(settings.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)  # one GPU per process
     seed_everything(settings.seed)
     task = build()
+    if world > 1 and not hasattr(task, "distribute"):
+        raise BadInputError(f"{world} processes (WORLD_SIZE={world}): only {DISTRIBUTED_TRAINERS} trains on "
+                            f"several processes; run this trainer as one process")
+    if device.type != "cpu":
+        if not hasattr(task, "to"):
+            raise BadInputError(f"--device {device}: {settings.description} trains on the CPU only")
+        task.to(device)
+    if world > 1:
+        processes = _ProcessGroup.join(device)
+        stack = contextlib.ExitStack()
+        stack.callback(processes.close)
+    else:
+        processes, stack = None, contextlib.ExitStack()
+    with stack:
+        result = _run(task, plan, settings, payload, init, continues, progress, started, rank, processes)
+        if processes is not None:
+            processes.barrier()  # rank 0 writes last: no rank leaves the group before it is done
+        return result
+
+
+def _run(task: TrainingTask, plan: TrainingOutputs, settings: LoopSettings, payload, init, continues, progress,
+         started: float, rank: int, processes: "_ProcessGroup | None") -> LoopResult:
+    """The body of `train` once the task is built and placed: resume, then the loop."""
+    writer = rank == 0  # the process that evaluates and writes
+    if not writer:
+        set_quiet(True)
+        plan.written_elsewhere()
     # The schedule's base: the rates the task's optimisers were built with, before any resumed
     # optimiser state overwrites them with the rate of its last step.
     base_lrs = [[group["lr"] for group in opt.param_groups] for opt in task.optimizers]
@@ -271,8 +324,10 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
     elif continues is not None:
         start, wall = int(continues["iterations"]), float(continues.get("wall_time_s", 0.0))
         rows = [dict(row) for row in continues.get("curve", [])]
+    if processes is not None:  # after the resumed weights are in: every rank wraps the same ones
+        task.distribute(processes.wrap, processes.rank, processes.world)
     curve = None
-    if settings.curve_path is not None:
+    if settings.curve_path is not None and writer:
         curve = plan.curve(settings.curve_path, list(settings.curve_fields))
         if payload is not None and "curve" not in payload["meta"]:
             # A checkpoint written before this harness: its CSV is the curve's only record.
@@ -331,13 +386,17 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
                 for group, base in zip(opt.param_groups, bases):
                     group["lr"] = factor * base * scale
             losses = task.step(iteration)
+            if processes is not None:
+                losses = processes.mean(losses)
             for name, value in losses.items():
                 pending.setdefault(name, []).append(float(value))
             wall += time.perf_counter() - t0
             done = iteration + 1
             bar.advance(1, status=status(losses))
             evaluated = False
-            if done % settings.eval_every == 0 or done == settings.iters:
+            if (done % settings.eval_every == 0 or done == settings.iters) and not writer:
+                pending = {}  # rank 0 keeps the curve
+            elif done % settings.eval_every == 0 or done == settings.iters:
                 metrics = dict(task.evaluate())
                 row = task.curve_row({
                     "iteration": done, "wall_time_s": round(wall, 1),
@@ -354,6 +413,8 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
                         plot_curve(rows, settings.curve_path.with_suffix(".png"), settings.description)
             out_of_time = settings.time_budget is not None and time.monotonic() - started >= settings.time_budget \
                 and done < settings.iters
+            if processes is not None and settings.time_budget is not None:
+                out_of_time = processes.agree(out_of_time)  # rank 0's clock decides for all
             improved = evaluated and settings.best_metric is not None and settings.best_metric in metrics \
                 and _better(metrics[settings.best_metric], best, settings.best_mode)
             if improved:
@@ -361,16 +422,76 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
             if improved and settings.best_path is not None:
                 state, meta = checkpoint(done)
                 save_checkpoint(settings.best_path, task.kind, task.checkpoint_config(), state, meta)
-            if out_of_time or done % save_every == 0 or done == settings.iters:
+            if writer and (out_of_time or done % save_every == 0 or done == settings.iters):
                 last_meta = save(done)
             if out_of_time:
                 stopped = True
                 log(f"time budget of {settings.time_budget:g} s reached after iteration {done} of "
                     f"{settings.iters}: saved {plan.checkpoint}; run the same command with --resume to continue")
                 break
-    if not last_meta or int(last_meta.get("iterations", -1)) != done:  # a finished run resumed: nothing ran
+    if writer and (not last_meta or int(last_meta.get("iterations", -1)) != done):  # a finished run resumed
         last_meta = save(done)
     return LoopResult(iteration=done, metrics=metrics, meta=last_meta, stopped=stopped)
+
+
+def process_rank() -> "tuple[int, int, int]":
+    """(rank, world size, local rank) of this process in a run started by ``torchrun`` (its
+    ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``); (0, 1, 0) in a plain run."""
+    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")))
+
+
+class _ProcessGroup:
+    """The processes of a torchrun run, as the loop uses them: DDP wrappers, losses averaged over
+    the ranks, and rank 0's decisions broadcast to all."""
+
+    def __init__(self, device: torch.device, created: bool):
+        import torch.distributed as dist
+
+        self.dist, self.device, self.created = dist, device, created
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        # nccl moves only CUDA tensors; gloo only CPU ones.
+        self.tensor_device = device if device.type == "cuda" else torch.device("cpu")
+
+    @classmethod
+    def join(cls, device: torch.device) -> "_ProcessGroup":
+        """Join (or use the already joined) default process group: nccl on CUDA, gloo elsewhere."""
+        import torch.distributed as dist
+
+        created = not dist.is_initialized()
+        if created:
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return cls(device, created)
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """`module` in a `DistributedDataParallel`: its gradients are averaged over the ranks."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def mean(self, losses: Mapping[str, float]) -> dict[str, float]:
+        """Each loss averaged over the ranks (every rank's losses have the same names in order)."""
+        names = list(losses)
+        values = torch.tensor([float(losses[name]) for name in names], dtype=torch.float64, device=self.tensor_device)
+        self.dist.all_reduce(values)
+        return {name: float(value) / self.world for name, value in zip(names, values.tolist())}
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's `flag`, on every rank."""
+        value = torch.tensor([int(flag)], device=self.tensor_device)
+        self.dist.broadcast(value, 0)
+        return bool(value.item())
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        self.dist.barrier()
+
+    def close(self) -> None:
+        """Leave the process group if `join` created it."""
+        if self.created and self.dist.is_initialized():
+            self.dist.destroy_process_group()
 
 
 def plot_curve(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:

@@ -106,6 +106,7 @@ class TrainingOutputs:
         self.checkpoint_iteration: "int | None" = None
         self._existed: "set[Path]" = set()
         self._saved = False
+        self._elsewhere = False
 
     @property
     def files(self) -> "list[Path]":
@@ -144,6 +145,11 @@ class TrainingOutputs:
         self.checkpoint_iteration = iteration
         self._saved = True
 
+    def written_elsewhere(self) -> None:
+        """Another process writes these files (rank 0 of a multi-process run): this one must
+        not remove or cut them back when it fails or is stopped."""
+        self._elsewhere = True
+
     def __enter__(self) -> "TrainingOutputs":
         self.check()
         self._existed = {path for path in self.files if path.exists()}
@@ -157,6 +163,8 @@ class TrainingOutputs:
     def clean_up(self) -> None:
         """After a failure or an interrupt: a run that saved no checkpoint removes every file it
         created (so a new run leaves nothing); the curves are cut back to the last checkpoint."""
+        if self._elsewhere:
+            return
         if not self._saved:
             for path in self.files:
                 if path not in self._existed:

@@ -13,6 +13,8 @@ evaluation). Trained on the harness of `rocksynth.training.loop`: a time budget,
 import numpy as np
 import torch
 
+from rocksynth.devices import mixed_precision, module_device
+from rocksynth.errors import BadInputError
 from rocksynth.models.frame_predictor import FramePredictor
 from rocksynth.progress import log
 from rocksynth.training.checkpoint import load_checkpoint
@@ -28,7 +30,7 @@ EVAL_CONTEXT, EVAL_FRAMES = 5, 10
 def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, channels: int = 3, context: int = 4,
                     widths=(24, 48, 64), blocks: int = 4, rollout: int = 3, batch: int = 8, lr: float = 1e-3,
                     pool: int = 2000, eval_every: int = 100, resume: bool = False, seed: int = 0,
-                    time_budget: "float | None" = None) -> dict:
+                    time_budget: "float | None" = None, device: "torch.device | None" = None) -> dict:
     """Train (or resume) the predictor on the training harness (`rocksynth.training.loop`).
 
     Parameters
@@ -42,6 +44,9 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
         Held-out evaluation and checkpoint every this many iterations.
     time_budget : float or None
         Seconds: stop cleanly at the first iteration after it, with a checkpoint to resume.
+    device : torch.device or None
+        Where to train (None: the CPU). Under ``torchrun`` the run is split over the processes
+        (`rocksynth.training.loop`): `batch` is the total over them, a multiple of their number.
 
     Returns
     -------
@@ -61,7 +66,7 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
     else:
         config = {"channels": channels, "context": context, "widths": list(widths), "blocks": blocks}
         frame = {"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout}
-    settings = video_settings(plan, "predictor", COLUMNS, iters, eval_every, seed, time_budget)
+    settings = video_settings(plan, "predictor", COLUMNS, iters, eval_every, seed, time_budget, device)
     with plan:
         result = train(lambda: _PredictorTask(data, config, frame, batch, lr, pool, seed), plan, settings,
                        payload=payload)
@@ -85,16 +90,37 @@ class _PredictorTask(ClipTask):
         self.heldout = to_tensor(source.clips(HELDOUT_CLIPS, EVAL_CONTEXT + EVAL_FRAMES, frame["size"], "heldout",
                                               np.random.default_rng(10**6 + seed)))
         self.done = 0
+        # The training rollout, and this process's share of each batch (all of it in one process).
+        self.train_rollout: torch.nn.Module = _Rollout(self.model, frame["rollout"])
+        self.share = slice(None)
+
+    def distribute(self, wrap, rank: int, world: int) -> None:
+        """Train share `rank` of `world` of each batch through `wrap` (DistributedDataParallel).
+
+        Every rank draws the whole batch's clip indices and augmentation from the same seeded
+        generator (cheap: the pool is shared) and keeps its share, so the shares together are the
+        one-process batch and the generator's state is the same on every rank (and in the
+        checkpoint rank 0 writes).
+        """
+        if self.batch % world:
+            raise BadInputError(f"--batch {self.batch} must be a multiple of the {world} processes")
+        self.share = slice(rank * self.batch // world, (rank + 1) * self.batch // world)
+        self.train_rollout = wrap(self.train_rollout)
 
     def step(self, iteration: int) -> "dict[str, float]":
         self.model.train()
-        x = _augment(to_tensor(self.pool[self.rng.integers(0, len(self.pool), self.batch)]), self.rng)
-        pred = self.model.rollout(x[:, :self.config["context"]], self.frame["rollout"])
-        loss = ((pred - x[:, self.config["context"]:]) ** 2).mean()
+        chosen = self.rng.integers(0, len(self.pool), self.batch)[self.share]
+        x = _augment(to_tensor(self.pool[chosen]), self.rng).to(self.device)
+        context = self.config["context"]
+        with mixed_precision(self.device):
+            pred = self.train_rollout(x[:, :context])
+        loss = ((pred.float() - x[:, context:]) ** 2).mean()
         self.optimizer.zero_grad()
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.done = iteration + 1
         return {"loss": loss.item()}
 
@@ -112,12 +138,28 @@ class _PredictorTask(ClipTask):
                 "metrics": {"predictor": dict(metrics)}}
 
 
+class _Rollout(torch.nn.Module):
+    """The predictor rolled out `frames` frames in one `forward`: what DistributedDataParallel
+    wraps, since it synchronises the gradients of what runs through its own forward."""
+
+    def __init__(self, model: FramePredictor, frames: int):
+        super().__init__()
+        self.model, self.frames = model, frames
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        return self.model.rollout(context, self.frames)
+
+
 @torch.no_grad()
 def evaluate(model: FramePredictor, clips: torch.Tensor, chunk: int = 16) -> dict:
-    """PSNR of the rolled-out prediction and of repeat-last over clips (n, T, C, H, W)."""
+    """PSNR of the rolled-out prediction and of repeat-last over clips (n, T, C, H, W) held on
+    the CPU; the model runs on its own device in mixed precision where that has it."""
     model.eval()
+    device = module_device(model)
     truth = clips[:, EVAL_CONTEXT:EVAL_CONTEXT + EVAL_FRAMES]
-    pred = torch.cat([model.rollout(c[:, :EVAL_CONTEXT], EVAL_FRAMES) for c in clips.split(chunk)])
+    with mixed_precision(device):
+        pred = torch.cat([model.rollout(c[:, :EVAL_CONTEXT].to(device), EVAL_FRAMES).float().cpu()
+                          for c in clips.split(chunk)])
     last = clips[:, EVAL_CONTEXT - 1:EVAL_CONTEXT].expand_as(truth)
     scores = {"heldout_psnr_pred": psnr(pred, truth), "heldout_psnr_repeat_last": psnr(last, truth)}
     scores["heldout_gain_db"] = scores["heldout_psnr_pred"] - scores["heldout_psnr_repeat_last"]

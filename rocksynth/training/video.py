@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from rocksynth.data.videos import COLOUR_SETS, PROCEDURAL, procedural_clips, stack_clips
+from rocksynth.devices import grad_scaler, mixed_precision, module_device
 from rocksynth.errors import BadInputError
 from rocksynth.models.checkpoints import file_name
 from rocksynth.models.latent_transformer import LatentVideoTransformer
@@ -158,14 +159,15 @@ def train_vqvae(data: "list[str]", out, iters: int = 1500, size: int = 64, chann
 
 
 def video_settings(plan: TrainingOutputs, stage: str, columns: "list[str]", iters: int, eval_every: int, seed: int,
-                   time_budget: "float | None") -> LoopSettings:
+                   time_budget: "float | None", device: "torch.device | None" = None) -> LoopSettings:
     """The harness settings of a video stage (`video_plan`'s files): evaluation and checkpoint
-    every `eval_every`, the stage's curve and its plot, its best checkpoint by `VIDEO_BEST`."""
+    every `eval_every`, the stage's curve and its plot, its best checkpoint by `VIDEO_BEST`, the
+    device it trains on (None: the CPU)."""
     curve, _, best = plan.companions
     metric, mode = VIDEO_BEST[stage]
     return LoopSettings(iters=iters, seed=seed, eval_every=eval_every, time_budget=time_budget, best_metric=metric,
                         best_mode=mode, best_path=best, curve_fields=columns, curve_path=curve, plot=True,
-                        description=f"train {stage}")
+                        description=f"train {stage}", device=device)
 
 
 class ClipTask:
@@ -180,6 +182,17 @@ class ClipTask:
     kind = KIND
     key: str
     columns: "list[str]"
+    # Until `to`: the CPU, and a disabled scaler (stateless) that passes the steps through unchanged.
+    device = torch.device("cpu")
+    scaler = grad_scaler(None)
+
+    def to(self, device: torch.device) -> None:
+        """Train on `device` (mixed precision on CUDA): the trained module and a frozen VQ-VAE
+        move; batches and held-out data follow them from the CPU."""
+        self.model.to(device)
+        if getattr(self, "vqvae", None) is not None:
+            self.vqvae.to(device)
+        self.device, self.scaler = device, grad_scaler(device)
 
     def state_dict(self) -> dict:
         return {self.key: self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -220,17 +233,21 @@ class _VQVAETask(ClipTask):
         x = to_tensor(self.pool[self.rng.integers(0, len(self.pool), self.batch)])
         if self.flip:
             x = _flip(x, self.rng)
-        _, loss, _, diag = self.model(x)
+        with mixed_precision(self.device):
+            _, loss, _, diag = self.model(x.to(self.device))
         self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss.float()).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.done, self.perplexity = iteration + 1, float(diag["perplexity"])
         return {"loss": loss.item(), "train_psnr": float(diag["psnr"]), "perplexity": self.perplexity}
 
     @torch.no_grad()
     def evaluate(self) -> "dict[str, float]":
         self.model.eval()
-        recon = torch.cat([self.model.decode(self.model.encode(c)) for c in self.heldout.split(64)])
+        with mixed_precision(self.device):
+            recon = torch.cat([self.model.decode(self.model.encode(c.to(self.device))).float().cpu()
+                               for c in self.heldout.split(64)])
         metrics = {"heldout_psnr": psnr(recon, self.heldout)}
         log(f"vqvae it {self.done}: held-out PSNR {metrics['heldout_psnr']:.2f} dB, perplexity {self.perplexity:.1f}")
         return metrics
@@ -275,10 +292,11 @@ def bits_per_dim(transformer, codes, context: int, pixels_per_frame: int, chunk:
     """Teacher-forced bits/dim of frames context..T-1 (sequential model) and of the parallel head
     on masked tokens of the last frame (at a fixed 50% mask ratio, per masked code in bits)."""
     nll_sum, par_sum, par_n = 0.0, 0.0, 0
-    hw = transformer.frame_tokens
+    hw, device = transformer.frame_tokens, module_device(transformer)
     for part in codes.split(chunk):
-        nll, par = transformer(part.long(), parallel_frame=part.shape[1] - 1, mask_ratio=0.5)
-        nll_sum += float(nll[:, context * hw:].sum())
+        with mixed_precision(device):
+            nll, par = transformer(part.long().to(device), parallel_frame=part.shape[1] - 1, mask_ratio=0.5)
+        nll_sum += float(nll[:, context * hw:].float().sum())
         par_sum += float(par) * len(part)
         par_n += len(part)
     n_pixels = codes.shape[0] * (codes.shape[1] - context) * pixels_per_frame
@@ -367,12 +385,16 @@ class _TransformerTask(ClipTask):
         x = self.codes[self.rng.integers(0, len(self.codes), self.batch)].long()
         if self.rng.random() < 0.5:
             x = x.flip(1)  # time reversal: reversible motion and rock stacks read either way
-        nll, par = self.model(x, parallel_frame=int(self.rng.integers(1, self.frames)))
+        with mixed_precision(self.device):
+            nll, par = self.model(x.to(self.device), parallel_frame=int(self.rng.integers(1, self.frames)))
+        nll, par = nll.float(), par.float()
         loss = nll.mean() + self.parallel_weight * par
         self.optimizer.zero_grad()
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.done = iteration + 1
         return {"train_bpd": float(nll.detach().sum()) / math.log(2) / (self.batch * self.frames * self.pixels)}
 
@@ -401,9 +423,12 @@ class _TransformerTask(ClipTask):
 def _prediction_psnr(vqvae, model, clips, codes, context) -> "tuple[float, float]":
     """PSNR of greedily predicted frames context..T-1 and of repeating the last context frame."""
     generator = torch.Generator().manual_seed(0)
-    predicted = model.generate(codes[:, :context].long(), codes.shape[1] - context, temperature=0.0, generator=generator)
-    n, t = predicted.shape[:2]
-    frames = vqvae.decode(predicted.reshape(n * t, *predicted.shape[2:]))
+    device = module_device(model)
+    with mixed_precision(device):
+        predicted = model.generate(codes[:, :context].long().to(device), codes.shape[1] - context, temperature=0.0,
+                                   generator=generator)
+        n, t = predicted.shape[:2]
+        frames = vqvae.decode(predicted.reshape(n * t, *predicted.shape[2:])).float().cpu()
     truth = to_tensor(clips[:, context:]).reshape(frames.shape)
     last = to_tensor(clips[:, context - 1:context]).expand(-1, t, -1, -1, -1).reshape(frames.shape)
     return psnr(frames, truth), psnr(last, truth)

@@ -1,0 +1,113 @@
+"""Multi-process training under torchrun (DistributedDataParallel, gloo, 2 CPU processes) against
+one process with the same total batch, and the trainers that refuse several processes (~15 s)."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rocksynth.cli.main import main
+
+# A tiny frame predictor: 6 iterations of batch 4 (2 clips per process in the 2-process run).
+PREDICTOR = ["train", "video", "balls", "--stage", "predictor", "--iters", "6", "--eval-every", "3", "--size", "32",
+             "--widths", "4,8,8", "--layers", "1", "--batch", "4", "--pool", "16", "--device", "cpu"]
+
+
+def _run(args: "list[str]", cwd) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _curve(path) -> "list[dict]":
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_two_processes_train_the_one_process_run(tmp_path):
+    _run([sys.executable, "-m", "rocksynth.cli.main", *PREDICTOR, "--out", "one.pt"], tmp_path)
+    # The command docs/training.md gives, with torchrun's own free port (--standalone).
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          "-m", "rocksynth.cli.main", *PREDICTOR, "--out", "two.pt"], tmp_path)
+
+    one, two = _curve(tmp_path / "one.predictor.csv"), _curve(tmp_path / "two.predictor.csv")
+    assert [r["iteration"] for r in one] == [r["iteration"] for r in two] == ["3", "6"]
+    for a, b in zip(one, two):
+        for column in a:
+            if column != "wall_s":
+                # The CSV keeps 5 significant digits; the mean of the two processes' losses sums in
+                # another order than one process does, which could flip a last digit.
+                assert float(b[column]) == pytest.approx(float(a[column]), rel=1e-4), column
+    assert one[0]["loss"] != one[1]["loss"]  # the run trained
+
+    first = torch.load(tmp_path / "one.pt", weights_only=True)
+    second = torch.load(tmp_path / "two.pt", weights_only=True)
+    start = torch.load(tmp_path / "one.best.pt", weights_only=True)  # iteration 3 or 6: a moved state
+    assert first["meta"]["iterations"] == second["meta"]["iterations"] == 6
+    moved = 0.0
+    for name, weight in first["state"]["predictor"].items():
+        # The gradients of two half batches, averaged by DDP, differ from the whole batch's in the
+        # order float32 sums them (about 1e-7 relative); six Adam steps keep that near 1e-8.
+        torch.testing.assert_close(second["state"]["predictor"][name], weight, rtol=1e-5, atol=1e-6)
+        moved = max(moved, float((weight - start["state"]["predictor"][name]).abs().max()))
+    assert first["state"]["rng"] == second["state"]["rng"]  # the clip sampler: same state on every rank
+    # Only rank 0 wrote, once: no stray files.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{stem}{suffix}" for stem in ("one", "two") for suffix in (".pt", ".best.pt", ".predictor.csv",
+                                                                    ".predictor.png"))
+
+
+def test_trainers_without_ddp_refuse_several_processes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    out = tmp_path / "c.pt"
+    code = main(["train", "clean", "--out", str(out), "--iters", "1", "--batch", "1", "--crop", "16",
+                 "--widths", "2,2,2,2,2", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "only train video --stage predictor trains on several processes" in " ".join(err.split())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_refuses_a_missing_gpu_in_one_line(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code = main([*PREDICTOR[:-2], "--device", "cuda", "--out", str(tmp_path / "p.pt")])
+    assert code == 2
+    assert "--device cuda: no CUDA device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+class _Recorder(torch.nn.Module):
+    """Stands in for DistributedDataParallel: records the contexts a training step rolls out."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module, self.seen = module, []
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        self.seen.append(context.clone())
+        return self.module(context)
+
+
+def test_each_rank_trains_its_share_of_the_one_process_batch():
+    from rocksynth.training.loop import seed_everything
+    from rocksynth.training.predictor import _PredictorTask
+
+    config = {"channels": 1, "context": 4, "widths": [4, 8, 8], "blocks": 1}
+    frame = {"size": 32, "channels": 1, "clip_frames": 7, "rollout": 3}
+    seen = []
+    for rank in (None, 0, 1):
+        seed_everything(0)
+        task = _PredictorTask(["balls"], config, frame, batch=4, lr=1e-3, pool=16, seed=0)
+        task.distribute(_Recorder, 0, 1) if rank is None else task.distribute(_Recorder, rank, 2)
+        for iteration in range(2):
+            task.step(iteration)
+        seen.append(task.train_rollout.seen)
+    whole, first, second = seen
+    for step in range(2):
+        assert first[step].shape[0] == second[step].shape[0] == 2
+        torch.testing.assert_close(torch.cat([first[step], second[step]]), whole[step], rtol=0, atol=0)
