@@ -239,9 +239,11 @@ def test_a_checkpoint_that_uses_a_removed_experiment_is_refused_in_one_line(trai
 
 
 def _help_options(text: str) -> "list[str]":
-    """The option names of a typer --help text (one per option line), --help itself left out."""
+    """The option names of a typer --help text (one per option line), --help itself left out.
+    Option lines are indented 2 spaces; the wrapped help text below them (which may begin with an
+    option it names, like '--set init_ramp=N') much further."""
     section = text.split("Options:", 1)[1]
-    names = [line.split()[0].rstrip(",") for line in section.splitlines() if line.lstrip().startswith("-")]
+    names = [line.split()[0].rstrip(",") for line in section.splitlines() if line.startswith("  -")]
     return [name for name in names if name != "--help"]
 
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,13 +73,23 @@ def test_trainers_without_ddp_refuse_several_processes(tmp_path, monkeypatch, ca
     assert list(tmp_path.iterdir()) == []
 
 
-def test_train_refuses_a_missing_gpu_in_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("command", [PREDICTOR[:-2], ["train", "clean", "--iters", "1"],
+                                     ["train", "texture", "rock=porespy:blobs", "--iters", "1"],
+                                     ["train", "reconstruct", "ROCK", "--iters", "1"]],
+                         ids=["video", "clean", "texture", "reconstruct"])
+def test_every_train_command_refuses_a_missing_gpu_in_one_line(tmp_path, capsys, command):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    code = main([*PREDICTOR[:-2], "--device", "cuda", "--out", str(tmp_path / "p.pt")])
+    rock = tmp_path / "rock.npy"
+    np.save(rock, np.zeros((32, 32, 32), np.uint8))
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    command = [str(rock) if arg == "ROCK" else arg for arg in command]
+    code = main([*command, "--device", "cuda", "--out", str(outputs / "p.pt")])
+    err = capsys.readouterr().err
     assert code == 2
-    assert "--device cuda: no CUDA device" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
+    assert "--device cuda: no CUDA device" in err and len(err.strip().splitlines()) == 1
+    assert list(outputs.iterdir()) == []
 
 
 class _Recorder(torch.nn.Module):

@@ -86,6 +86,7 @@ def data(tmp_path_factory) -> Path:
     (["train", "reconstruct", "vol.tif", "--out", "r.pt", "--crop", "16", "--warmup-crop", "32"], "--warmup-crop"),
     (["train", "texture", "t=vol.tif", "--out", "t.pt", "--set", "crop=20"], "multiple of 8"),
     (["train", "texture", "t=vol.tif", "--out", "t.pt", "--set", "lr_g=nan"], "lr_g"),
+    (["train", "texture", "t=vol.tif", "--out", "t.pt", "--set", "threads=0"], "threads must be at least 1"),
     (["train", "video", "balls", "--stage", "vqvae", "--out", "v.pt", "--size", "20"], "--size"),
     (["train", "video", "--stage", "transformer", "--out", "v.pt", "--dim", "6"], "--dim"),
     # Checks that need the data, still before any work (-q: the one line is the error).
@@ -99,7 +100,6 @@ def test_a_refused_training_run_leaves_nothing(data, args, message):
 
 @pytest.mark.parametrize("args", [
     ["train", "clean", "--out", "x.pt", "--threads", "0"],
-    ["train", "texture", "t=vol.tif", "--out", "x.pt", "--threads", "-1"],
     ["clean", "scan.png", "--out", "o.png", "--threads", "0"],
     ["train", "reconstruct", "vol.tif", "--out", "x.pt", "--warmup-crop", "8"],
     ["train", "reconstruct", "vol.tif", "--out", "x.pt", "--eval-every", "0"],

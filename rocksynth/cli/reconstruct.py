@@ -68,6 +68,7 @@ def train_reconstruct(
     global_channels: Optional[int] = options.number(None, "--global-channels", min=0, help="Channels of the whole-slice code fed to every depth (default: the --init/--resume checkpoint's, else 0)."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
+    device: str = options.TrainDevice,
 ) -> None:
     """Train the slice-to-volume GAN on your own volumes (resumable, CSV learning curve)."""
     from rocksynth.errors import BadInputError
@@ -84,6 +85,7 @@ def train_reconstruct(
     if slice_position not in ("random", "centre"):
         raise BadInputError(f"--slice-position {slice_position}: expected 'random' or 'centre'")
     budget = options.parse_duration(time_budget)
+    place = options.parse_device(device)
     plan = reconstruct_plan(out, resume).check()
 
     import torch
@@ -110,7 +112,7 @@ def train_reconstruct(
         loaded.append((name, require_3d(mask, name)))
         voxel_sizes.append(voxel)
     metrics = train(loaded, plan.checkpoint, settings, resume=resume, voxel_size=voxel_sizes[0], init=init,
-                    time_budget=budget)
+                    time_budget=budget, device=place)
     curve_csv, png, best = plan.companions
     log(f"wrote {plan.checkpoint} (learning curve {curve_csv}, {png}; best checkpoint {best})")
     if metrics:

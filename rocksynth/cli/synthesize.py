@@ -65,9 +65,9 @@ def train_texture(
     time_budget: Optional[str] = options.time_budget_option(),
     settings_text: Optional[List[str]] = options.Set("Set a training setting, e.g. --set crop=48 --set lr_g=1e-5 "
                                                      "(repeatable; the keys are listed above)."),
-    threads: int = options.threads_option(),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
+    device: str = options.TrainDevice,
 ) -> None:
     """Train the multi-texture GAN (generator, encoder, three critics) on named volumes (resumable).
 
@@ -86,6 +86,7 @@ def train_texture(
       save_every [100]    checkpoint every N iterations
       init_ramp [0]       iterations of linear learning-rate ramp after --init
       holdout [0.25]      fraction of each volume (last part along z) kept for evaluation
+      threads [1]         torch CPU threads
       eval_size [64], eval_volumes [2]
                           side and number of the generated volumes per texture evaluated
       correlation_range [24], slices_per_axis [4], prior_std [0.3], output_contrast [8.0],
@@ -107,6 +108,7 @@ def train_texture(
     if init is not None:
         check_input_file(init)
     budget = options.parse_duration(time_budget)
+    place = options.parse_device(device)
     plan = texture_plan(out, resume).check()
 
     import torch
@@ -117,9 +119,9 @@ def train_texture(
 
     settings = options.apply_settings(TrainSettings(iters=iters, seed=seed), settings_text, _TEXTURE_FLAGS)
     check_settings(settings)  # before any data is read
-    torch.set_num_threads(threads)
+    torch.set_num_threads(settings.threads)
     textures = load_training_textures(sources, holdout=settings.holdout, threshold=threshold, pore_value=pore_value)
-    metrics = train(textures, plan.checkpoint, settings, resume=resume, init=init, time_budget=budget)
+    metrics = train(textures, plan.checkpoint, settings, resume=resume, init=init, time_budget=budget, device=place)
     curve_csv, png, _ = plan.companions
     log(f"wrote {plan.checkpoint} (learning curve {curve_csv}, {png})")
     if metrics:

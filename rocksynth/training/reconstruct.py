@@ -41,6 +41,7 @@ import torch
 from torch.nn import functional as F
 
 from rocksynth.data.crops import RandomCrops, held_out_cubes, split_holdout
+from rocksynth.devices import grad_scaler, mixed_precision, module_device, to_numpy
 from rocksynth.errors import BadInputError
 from rocksynth.models.slice2vol import (GRID, PatchDiscriminator2D, PatchDiscriminator3D, Slice2Vol,
                                          count_parameters, without_depth_code)
@@ -120,7 +121,7 @@ def _slices_all_axes(volumes: torch.Tensor, per_axis: int, generator: torch.Gene
     b = volumes.shape[0]
     out = []
     for axis in (2, 3, 4):
-        index = torch.randint(0, volumes.shape[axis], (per_axis,), generator=generator)
+        index = torch.randint(0, volumes.shape[axis], (per_axis,), generator=generator).to(volumes.device)
         picked = volumes.index_select(axis, index).movedim(axis, 1)  # (B, per_axis, 1, n, m)
         out.append(picked.reshape(b * per_axis, 1, *picked.shape[-2:]))
     return out
@@ -167,10 +168,11 @@ def slice_position(settings: TrainSettings, depth: int, rng: np.random.Generator
 def distance_bin_porosity(volumes: torch.Tensor, at: int) -> "tuple[torch.Tensor, torch.Tensor]":
     """(B, 1, D, H, W) and the slice's depth -> (B, K) porosity of the planes in each bin of
     DISTANCE_BINS (both sides of the slice pooled), and the (K,) mask of the bins the crop reaches."""
-    distance = (torch.arange(volumes.shape[2]) - at).abs()
-    index = torch.bucketize(distance, torch.tensor(DISTANCE_BINS), right=True) - 1  # -1: the slice itself
+    device = volumes.device
+    distance = (torch.arange(volumes.shape[2], device=device) - at).abs()
+    index = torch.bucketize(distance, torch.tensor(DISTANCE_BINS, device=device), right=True) - 1  # -1: the slice
     planes = volumes.mean((1, 3, 4))  # (B, D)
-    onehot = (index[:, None] == torch.arange(len(DISTANCE_BINS))[None]).to(planes.dtype)  # (D, K)
+    onehot = (index[:, None] == torch.arange(len(DISTANCE_BINS), device=device)[None]).to(planes.dtype)  # (D, K)
     counts = onehot.sum(0)
     return planes @ onehot / counts.clamp(min=1), counts > 0
 
@@ -240,6 +242,18 @@ def evaluation_score(row: dict) -> float:
     return float(sum(t for t in terms if np.isfinite(t)))
 
 
+def _logits(model: Slice2Vol, slice_: torch.Tensor, depth: int, generator: torch.Generator,
+            centre: "int | None" = None) -> torch.Tensor:
+    """The model's logits for a CPU slice (B, 1, H, W), on the model's device (in mixed precision
+    on CUDA), with its noise drawn by `generator` on the CPU: the draws of a seed are the same on
+    every device, and on the CPU this is exactly ``model(slice_, generator=generator)``."""
+    device = module_device(model)
+    b, _, h, w = slice_.shape
+    noise = tuple(n.to(device) for n in model.sample_noise(b, depth, h, w, generator))
+    with mixed_precision(device):
+        return model(slice_.to(device), depth=depth, noise=noise, logits=True, centre=centre)
+
+
 def _evaluate(model: Slice2Vol, cubes: np.ndarray, seed: int) -> dict:
     """Generate from the central slices of held-out cubes; compare porosity, S2, slice agreement.
     (The whole-slice figures: `_evaluate_whole_slice`.)"""
@@ -251,7 +265,7 @@ def _evaluate(model: Slice2Vol, cubes: np.ndarray, seed: int) -> dict:
     with torch.no_grad():
         for cube in cubes:
             s = torch.from_numpy(cube[size // 2][None, None].astype(np.float32))
-            volume = model(s, depth=size, generator=torch_gen, logits=True)[0, 0].numpy() > 0
+            volume = to_numpy(_logits(model, s, size, torch_gen))[0, 0] > 0
             agree.append(float((volume[size // 2] == cube[size // 2]).mean()))
             real_por.append(float(cube.mean()))
             gen_por.append(float(volume.mean()))
@@ -293,7 +307,7 @@ def calibrate_threshold(model: Slice2Vol, blocks: "list[np.ndarray]", size: int,
         for index, block in enumerate(blocks):
             for cube in held_out_cubes(block, size, per_block, seed + index):
                 condition = torch.from_numpy(cube[size // 2][None, None].astype(np.float32))
-                logits.append(model(condition, depth=size, generator=generator, logits=True).flatten())
+                logits.append(_logits(model, condition, size, generator).float().cpu().flatten())
                 real.append(float(cube.mean()))
                 owner.append(index)
     model.train()
@@ -376,7 +390,7 @@ def check_volumes(volumes: "list[tuple[str, np.ndarray]]", settings: TrainSettin
 def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.PathLike",
                       settings: TrainSettings, resume: bool = False, curve_csv: "str | None" = None,
                       voxel_size: "float | None" = None, init: "str | os.PathLike | None" = None,
-                      time_budget: "float | None" = None) -> dict:
+                      time_budget: "float | None" = None, device: "torch.device | None" = None) -> dict:
     """Train (or resume) and write the checkpoint to `out`; returns the final metrics.
 
     `volumes` are (name, bool mask) pairs; their last `settings.holdout` along z is held out.
@@ -387,7 +401,7 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
     source has (`slice2vol.without_depth_code`), and its learning rate ramps up (`init_ramp`).
     `time_budget` (seconds): stop cleanly at the first iteration after it, with a checkpoint to
     resume (the threshold is calibrated when the run ends). The loop is the training harness of
-    `rocksynth.training.loop`.
+    `rocksynth.training.loop`. `device`: where to train (None: the CPU; mixed precision on CUDA).
     Every output (`rocksynth.training.outputs.reconstruct_plan`: checkpoint, curve, plot, best
     checkpoint) is checked before any work; a run that fails or is interrupted before its first
     checkpoint leaves none of them behind.
@@ -396,7 +410,7 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
     check_settings(settings)
     splits = check_volumes(volumes, settings)
     with plan:
-        return _train(volumes, splits, plan, settings, voxel_size, init, time_budget)
+        return _train(volumes, splits, plan, settings, voxel_size, init, time_budget, device)
 
 
 def best_checkpoint_path(out: "str | os.PathLike") -> Path:
@@ -404,7 +418,8 @@ def best_checkpoint_path(out: "str | os.PathLike") -> Path:
     return Path(out).with_suffix(".best.pt")
 
 
-def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxel_size, init, time_budget) -> dict:
+def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxel_size, init, time_budget,
+           device) -> dict:
     out, curve_csv, png, best_path = plan.files
     payload = load_checkpoint(out, KIND) if plan.resuming else None
     source, origin = None, None
@@ -428,7 +443,7 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
         iters=settings.iters, seed=settings.seed, eval_every=settings.eval_every, save_every=settings.save_every,
         time_budget=time_budget, ramp=settings.init_ramp, best_metric="eval_score", best_mode="min",
         best_path=best_path, curve_fields=CURVE_FIELDS, curve_path=curve_csv, plot=plot_curve,
-        description=f"training reconstruct ({out.name})")
+        description=f"training reconstruct ({out.name})", device=device)
     result = train(build, plan, loop_settings, payload=payload, init=origin,
                    continues=source["meta"] if source is not None else None)
     task = made[0]
@@ -489,6 +504,14 @@ class _ReconstructTask:
         self.calibration: dict = {}
         self.last_row: dict = dict(payload["meta"].get("metrics") or {}) if payload is not None else {}
         self.size, self.whole = settings.warmup_crop, {}
+        self.device, self.scaler = torch.device("cpu"), grad_scaler(None)
+
+    def to(self, device: torch.device) -> None:
+        """Train on `device` (mixed precision on CUDA): the generator and both critics move;
+        crops and noise are drawn on the CPU and follow."""
+        for module in (self.model, self.d3, self.d2):
+            module.to(device)
+        self.device, self.scaler = device, grad_scaler(device)
 
     def _warm_start(self, source: dict, config: dict, init) -> None:
         weights = source["state"]["model"]
@@ -516,8 +539,9 @@ class _ReconstructTask:
         depth = s.depth()
         real = torch.from_numpy(self.crops.batch(size, batch, depth).astype(np.float32))[:, None]
         at = slice_position(s, depth, np.random.default_rng([s.seed, iteration]))
+        logits = _logits(model, real[:, :, at], depth, self.torch_gen, centre=at).float()
+        real = real.to(self.device)
         cond = real[:, :, at]
-        logits = model(cond, depth=depth, generator=self.torch_gen, logits=True, centre=at)
         fake = torch.sigmoid(logits)
         # Critics and statistics see the thresholded volume users get, with the gradient of the
         # probabilities (straight-through). A first run whose critics saw the probabilities
@@ -529,15 +553,18 @@ class _ReconstructTask:
         d3, d2 = self.d3, self.d2
         real_slices = _slices_all_axes(real, s.slices_per_axis, self.torch_gen)
         fake_slices = _slices_all_axes(binary.detach(), s.slices_per_axis, self.torch_gen)
-        loss_d = (F.relu(1 - d3(real)).mean() + F.relu(1 + d3(binary.detach())).mean()
-                  + _critic_2d(d2, real_slices, -1) + _critic_2d(d2, fake_slices, 1))
+        with mixed_precision(self.device):
+            loss_d = (F.relu(1 - d3(real)).mean() + F.relu(1 + d3(binary.detach())).mean()
+                      + _critic_2d(d2, real_slices, -1) + _critic_2d(d2, fake_slices, 1)).float()
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_d)
 
         # Generator + encoder.
         slice_groups = _slices_all_axes(binary, s.slices_per_axis, self.torch_gen)
-        loss_adv = -d3(binary).mean() - sum(d2(group).mean() for group in slice_groups) / len(slice_groups)
+        with mixed_precision(self.device):
+            loss_adv = (-d3(binary).mean() - sum(d2(group).mean() for group in slice_groups)
+                        / len(slice_groups)).float()
         loss_slice = F.mse_loss(fake[:, :, at], cond)
         # Porosity at every distance from the slice against the real crop's at that distance: near
         # the slice what follows from it, in the far field the crop's (the expected value given
@@ -552,8 +579,9 @@ class _ReconstructTask:
         loss_g = (loss_adv + s.slice_weight * loss_slice + s.porosity_weight * loss_por
                   + s.s2_weight * loss_s2 + loss_logit)
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()  # once per iteration, after both optimisers (torch's recipe)
         return {"loss_d": loss_d.item(), "loss_adv": loss_adv.item(), "loss_slice": loss_slice.item(),
                 "loss_porosity": loss_por.item(), "loss_s2": loss_s2.item()}
 

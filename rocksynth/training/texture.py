@@ -39,6 +39,7 @@ import torch
 from torch.nn import functional as F
 
 from rocksynth.data.textures import Texture, TextureCrops
+from rocksynth.devices import grad_scaler, mixed_precision
 from rocksynth.errors import BadInputError
 from rocksynth.models.checkpoints import file_name, texture_models
 from rocksynth.models.texture import (SCALE, LatentDiscriminator, PairDiscriminator, SliceDiscriminator,
@@ -85,6 +86,7 @@ class TrainSettings:
     save_every: int = 100
     init_ramp: int = 0  # iterations of learning-rate ramp after --init (the shipped recipe used none)
     seed: int = 0
+    threads: int = 1  # torch's CPU threads (the CPU's arithmetic, not the recipe)
     model: dict = field(default_factory=dict)  # {"generator": {...}, "encoder": {...}}
 
 
@@ -98,7 +100,8 @@ def model_config_of(generator: TextureGenerator, encoder: TextureEncoder) -> dic
 def latent_grid(codes: torch.Tensor, cells, noise_channels: int, generator: "torch.Generator | None" = None,
                 extrude: "tuple[TextureGenerator, torch.Tensor] | None" = None):
     """Codes (B, C) or a code field (B, C, d, h, w) + N(0, 1) noise -> latent (B, C + noise, d, h, w).
-    `extrude` = (the generator, bool (B,)): those samples get noise invariant along z."""
+    `extrude` = (the generator, bool (B,) on the CPU): those samples get noise invariant along z.
+    The noise is drawn on the CPU (a seed draws the same on every device) and moved to the codes'."""
     if isinstance(cells, int):
         cells = (cells,) * 3
     if codes.dim() == 2:
@@ -107,7 +110,7 @@ def latent_grid(codes: torch.Tensor, cells, noise_channels: int, generator: "tor
     if extrude is not None and bool(extrude[1].any()):
         g, flags = extrude
         noise = torch.where(flags[:, None, None, None, None], g.extrude_noise(noise), noise)
-    return torch.cat([codes, noise], dim=1)
+    return torch.cat([codes, noise.to(codes.device)], dim=1)
 
 
 def random_slices(volumes: torch.Tensor, per_axis: int) -> torch.Tensor:
@@ -116,7 +119,7 @@ def random_slices(volumes: torch.Tensor, per_axis: int) -> torch.Tensor:
     b, c, n = volumes.shape[0], volumes.shape[1], volumes.shape[2]
     out = []
     for axis in (2, 3, 4):
-        index = torch.randint(0, n, (per_axis,))
+        index = torch.randint(0, n, (per_axis,)).to(volumes.device)
         picked = volumes.index_select(axis, index).movedim(axis, 1)  # (B, per_axis, C, n, n)
         out.append(picked.reshape(b * per_axis, c, n, n))
     return torch.cat(out)
@@ -193,6 +196,12 @@ def statistics_terms(fakes: torch.Tensor, target: torch.Tensor, lags: int) -> "t
     return porosity, correlation
 
 
+def _normal_like(tensor: torch.Tensor) -> torch.Tensor:
+    """N(0, 1) draws of `tensor`'s shape from torch's CPU generator, on `tensor`'s device: the
+    same draws on every device (on the CPU, exactly ``torch.randn_like``)."""
+    return torch.randn(tensor.shape, dtype=tensor.dtype).to(tensor.device)
+
+
 def _hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
 
@@ -214,6 +223,15 @@ class TextureTrainer:
         self.extruded = torch.tensor([t.extruded for t in textures])
         self.iteration, self.wall = 0, 0.0
         self._init_output()
+        self.device, self.scaler = torch.device("cpu"), grad_scaler(None)
+
+    def to(self, device: torch.device) -> None:
+        """Train on `device` (mixed precision on CUDA): networks and texture codes move (the codes
+        in place, so the optimiser keeps them); crops and noise are drawn on the CPU and follow."""
+        for module in (self.generator, self.encoder, self.d_x, self.d_xx, self.d_z):
+            module.to(device)
+        self.texture_codes.data = self.texture_codes.data.to(device)
+        self.device, self.scaler = device, grad_scaler(device)
 
     def _init_output(self) -> None:
         """Start from a contrasted binary texture: output weights scaled by `output_contrast` and
@@ -240,33 +258,41 @@ class TextureTrainer:
         s, g = self.s, self.generator
         cells = s.crop // SCALE
         labels, x_np, x2_np = self.crops.pairs(s.crop, s.batch)
-        x = torch.from_numpy(x_np).float()[:, None]
-        x2 = torch.from_numpy(x2_np).float()[:, None]
-        mu = self.texture_codes[torch.from_numpy(labels)]
-        code = self.encoder(x)
+        device = self.device
+        x = torch.from_numpy(x_np).float()[:, None].to(device)
+        x2 = torch.from_numpy(x2_np).float()[:, None].to(device)
+        mu = self.texture_codes[torch.from_numpy(labels).to(device)]
+        with mixed_precision(device):
+            code = self.encoder(x).float()
         # Reproductions G(E(x)) and samples G(z), z ~ p_k(z) of x's texture k.
-        prior_code = mu + s.prior_std * torch.randn_like(mu)
+        prior_code = mu + s.prior_std * _normal_like(mu)
         extruded = self.extruded[torch.from_numpy(labels)].repeat(2)
-        logits = g(latent_grid(torch.cat([code, prior_code]), cells, g.noise_channels, extrude=(g, extruded)))
+        with mixed_precision(device):
+            logits = g(latent_grid(torch.cat([code, prior_code]), cells, g.noise_channels,
+                                   extrude=(g, extruded))).float()
         fakes = binary_straight_through(logits, s.gradient_temperature)
         reals = torch.cat([x, x2])
         pairs_real = torch.cat([x, x2], 1)
         pairs_fake = torch.cat([reals[:s.batch].repeat(2, 1, 1, 1, 1), fakes], 1)
         k = s.slices_per_axis
 
-        # Critics.
-        loss_d_x = _hinge_d(self.d_x(random_slices(reals, k)), self.d_x(random_slices(fakes.detach(), k)))
-        loss_d_xx = _hinge_d(self.d_xx(random_slices(pairs_real, k)), self.d_xx(random_slices(pairs_fake.detach(), k)))
-        prior = mu.detach() + s.prior_std * torch.randn_like(mu)
-        loss_d_z = _hinge_d(self.d_z(prior), self.d_z(code.detach()))
+        # Critics (their outputs in float32: the losses and their sums stay exact under autocast).
+        with mixed_precision(device):
+            loss_d_x = _hinge_d(self.d_x(random_slices(reals, k)).float(),
+                                self.d_x(random_slices(fakes.detach(), k)).float())
+            loss_d_xx = _hinge_d(self.d_xx(random_slices(pairs_real, k)).float(),
+                                 self.d_xx(random_slices(pairs_fake.detach(), k)).float())
+            prior = mu.detach() + s.prior_std * _normal_like(mu)
+            loss_d_z = _hinge_d(self.d_z(prior).float(), self.d_z(code.detach()).float())
         self.opt_d.zero_grad(set_to_none=True)
-        (loss_d_x + loss_d_xx + loss_d_z).backward()
-        self.opt_d.step()
+        self.scaler.scale(loss_d_x + loss_d_xx + loss_d_z).backward()
+        self.scaler.step(self.opt_d)
 
         # Generator, encoder and texture codes.
-        loss_x = -self.d_x(random_slices(fakes, k)).mean()
-        loss_xx = -self.d_xx(random_slices(pairs_fake, k)).mean()
-        loss_z = -self.d_z(code).mean() + ((code - mu.detach()) ** 2).mean()
+        with mixed_precision(device):
+            loss_x = -self.d_x(random_slices(fakes, k)).float().mean()
+            loss_xx = -self.d_xx(random_slices(pairs_fake, k)).float().mean()
+            loss_z = -self.d_z(code).float().mean() + ((code - mu.detach()) ** 2).mean()
         # Statistics of the thresholded output (straight-through gradients) against x, a crop of
         # the same texture: what users get. (The same terms on the probability drove the output
         # to a grey, all-solid-when-thresholded field: mean(p) matches the porosity without any
@@ -283,8 +309,9 @@ class TextureTrainer:
                  + s.porosity_weight * loss_porosity + s.correlation_weight * loss_correlation
                  + s.saturation_weight * loss_saturation)
         self.opt_g.zero_grad(set_to_none=True)
-        total.backward()
-        self.opt_g.step()
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()  # once per iteration, after both optimisers (torch's recipe)
         self.iteration += 1
         values = [loss_d_x, loss_d_xx, loss_d_z, loss_x, loss_xx, loss_z, loss_porosity, loss_correlation,
                   loss_saturation]
@@ -312,7 +339,7 @@ class TextureTrainer:
         g, n = self.generator, self.s.eval_volumes
         generator = torch.Generator().manual_seed(1234)
         result, errors, quality = {}, [], []
-        with torch.no_grad():
+        with torch.no_grad(), mixed_precision(self.device):
             z = latent_grid(self.codes.repeat_interleave(n, 0), self.s.eval_size // SCALE, g.noise_channels, generator,
                             extrude=(g, self.extruded.repeat_interleave(n, 0)))
             volumes = (g(z) > 0).float()
@@ -378,7 +405,7 @@ def check_settings(settings: TrainSettings) -> None:
         raise BadInputError(f"eval_size must be a multiple of {SCALE} and at least 16, got {s.eval_size}")
     if s.iters < 0 or s.warmup_iters < 0 or s.init_ramp < 0:
         raise BadInputError("iters, warmup_iters and init_ramp must not be negative")
-    counts = ("batch", "eval_every", "save_every", "eval_volumes", "slices_per_axis", "correlation_range")
+    counts = ("batch", "eval_every", "save_every", "eval_volumes", "slices_per_axis", "correlation_range", "threads")
     small = [name for name in counts if getattr(s, name) < 1]
     if small:
         raise BadInputError(f"{', '.join(small)} must be at least 1")
@@ -417,7 +444,8 @@ def check_textures(textures: "list[Texture]", settings: TrainSettings) -> None:
 
 
 def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings, resume: bool = False,
-                  init: "Path | None" = None, time_budget: "float | None" = None) -> dict:
+                  init: "Path | None" = None, time_budget: "float | None" = None,
+                  device: "torch.device | None" = None) -> dict:
     """Train (or resume) and write `out` (.pt), `out`.csv (learning curve), `out`.png and `out`.best.pt.
 
     Parameters
@@ -436,6 +464,8 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         learning rates ramp up over `settings.init_ramp` iterations (0: none).
     time_budget : float, optional
         Seconds: stop cleanly at the first iteration after it, with a checkpoint to resume.
+    device : torch.device, optional
+        Where to train (default the CPU; mixed precision on CUDA).
 
     Returns
     -------
@@ -484,7 +514,7 @@ def train_texture(textures: "list[Texture]", out: Path, settings: TrainSettings,
         iters=settings.iters, seed=settings.seed, eval_every=settings.eval_every, save_every=settings.save_every,
         time_budget=time_budget, ramp=settings.init_ramp, best_metric="quality_error", best_mode="min",
         best_path=best_path, curve_fields=fields, curve_path=curve_path,
-        plot=lambda rows, png: plot_curve(curve_path, png), description="training texture GAN")
+        plot=lambda rows, png: plot_curve(curve_path, png), description="training texture GAN", device=device)
     with plan:
         result = train(build, plan, loop_settings, payload=checkpoint, init=origin)
     if not png_path.exists():  # nothing was evaluated (--iters 0): the curve of the run continued
@@ -502,6 +532,10 @@ class _TextureTask:
     def __init__(self, trainer: TextureTrainer):
         self.trainer, self.s = trainer, trainer.s
         self.optimizers = [trainer.opt_g, trainer.opt_d]
+
+    def to(self, device: torch.device) -> None:
+        """Train on `device` (`TextureTrainer.to`)."""
+        self.trainer.to(device)
 
     def step(self, iteration: int) -> "dict[str, float]":
         # Crops and noise depend on the iteration, so a resumed run continues the same stream.
