@@ -267,7 +267,14 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
     -------
     LoopResult
         The iterations done, the last metrics and checkpoint meta, and whether the budget
-        stopped the run.
+        stopped the run (on ranks other than 0 of a torchrun run: no metrics, and the meta of
+        the checkpoint it resumed, if any, since only rank 0 evaluates and writes).
+
+    Raises
+    ------
+    BadInputError
+        Under torchrun with several processes, for a task without ``distribute``; for a device
+        other than the CPU, for a task without ``to``.
     """
     settings.check()
     started = time.monotonic()
