@@ -95,30 +95,58 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
 
     if context < 1:
         raise BadInputError("--context must be at least 1 frame")
-    if n_frames < 1:
-        raise BadInputError("--frames must be at least 1")
-    if samples < 1:
-        raise BadInputError("--samples must be at least 1")
-    if temperature < 0:
-        raise BadInputError("--temperature must be >= 0")
-    if parallel and steps < 1:
-        raise BadInputError("--steps must be at least 1")
+    _check_settings(n_frames, samples, temperature, parallel, steps)
     if str(clip) != "-":
         check_input_file(clip)  # registered as an input before the outputs are checked against it
     targets = [str(p) for p in prepare_outputs(_sample_paths(out, samples))]  # every sample's name, before any is written
     torch.manual_seed(seed)
-    vqvae, transformer, payload = load_predictor(model, device)
+    loaded = load_predictor(model, device)
     video = read_video(clip)
     if video.frames.shape[0] == 1 and context > 1:
         raise BadInputError(f"{clip}: is one image, not a sequence of frames; continue it with --context 1")
     if video.frames.shape[0] < context:
         raise BadInputError(f"{clip}: has {video.frames.shape[0]} frames, fewer than --context {context}")
     frames = video.frames[:context]
+    predicted, info = predict_clip(frames, n_frames, loaded, temperature=temperature, samples=samples,
+                                   parallel=parallel, steps=steps, seed=seed)
+    for path, sample in zip(targets, predicted):
+        write_video(path, np.concatenate([frames, sample]), fps=fps or video.fps)
+        log(f"wrote {path}: {context} context + {n_frames} predicted frames"
+            + (f" at {frames.shape[2]}x{frames.shape[1]}" if info["decoding"] == "deterministic" else ""))
+    return {"outputs": targets, "context_frames": context, "predicted_frames": n_frames, **info}
+
+
+def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float = 1.0, samples: int = 1,
+                 parallel: bool = False, steps: int = 8, seed: int = 0) -> "tuple[np.ndarray, dict]":
+    """Continue a clip by `n_frames` frames.
+
+    Parameters
+    ----------
+    frames : ndarray of uint8
+        The context frames, (t, y, x, c) with c = 1 or 3.
+    n_frames : int
+        Frames to predict.
+    loaded : tuple
+        `load_predictor`'s (vqvae, transformer, checkpoint) or (None, frame predictor, checkpoint).
+    temperature, samples, parallel, steps, seed
+        Sampling of the latent transformer (a frame predictor is deterministic: one sample).
+
+    Returns
+    -------
+    predicted : ndarray of uint8
+        (samples, n_frames, y, x, c), at the input's size and channels.
+    info : dict
+        Samples, decoding, seconds, frames per second and frame sizes.
+    """
+    _check_settings(n_frames, samples, temperature, parallel, steps)
+    vqvae, transformer, payload = loaded
     if vqvae is None:
-        return _predict_deterministic(transformer, frames, n_frames, targets, fps or video.fps, samples)
+        return _predict_deterministic(transformer, frames, n_frames, samples)
+    context = frames.shape[0]
     size, channels = payload["config"]["frame"]["size"], payload["config"]["frame"]["channels"]
     height, width, in_channels = frames.shape[1:]
     _check_memory(samples * n_frames * channels * size * size * 4  # predicted frames, float32
+                  + samples * n_frames * height * width * in_channels  # at the input's size, uint8
                   + (context + n_frames) * height * width * in_channels * 5, n_frames, samples)  # one output
     if (height, width) != (size, size):
         log(f"frames are {width}x{height}: resized to the model's {size}x{size} and the prediction back to {width}x{height}")
@@ -135,24 +163,27 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
     elapsed = time.time() - started
     if not np.isfinite(predicted).all():
         raise RocksynthError("the model produced non-finite frames; the checkpoint may be damaged")
-    for path, sample in zip(targets, predicted):
-        result = np.concatenate([frames, from_model_frames(sample, height, width, in_channels)])
-        write_video(path, result, fps=fps or video.fps)
-        log(f"wrote {path}: {context} context + {n_frames} predicted frames")
     mode = f"parallel, {steps} steps" if parallel else "sequential"
     log(f"{samples * n_frames} frames predicted in {elapsed:.1f} s ({samples * n_frames / elapsed:.1f} frames/s, {mode})")
-    return {"outputs": [str(p) for p in targets], "context_frames": context, "predicted_frames": n_frames,
-            "samples": samples, "decoding": "parallel" if parallel else "sequential",
-            "seconds": round(elapsed, 3), "frames_per_second": round(samples * n_frames / elapsed, 3),
-            "model_frame_size": size, "input_frame_size": [height, width]}
+    out = np.stack([from_model_frames(sample, height, width, in_channels) for sample in predicted])
+    return out, {"samples": samples, "decoding": "parallel" if parallel else "sequential",
+                 "seconds": round(elapsed, 3), "frames_per_second": round(samples * n_frames / elapsed, 3),
+                 "model_frame_size": size, "input_frame_size": [height, width]}
 
 
-@torch.no_grad()
-def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, targets: "list[str]", fps: float,
-                           samples: int) -> dict:
+def _check_settings(n_frames: int, samples: int, temperature: float, parallel: bool, steps: int) -> None:
+    if n_frames < 1:
+        raise BadInputError("--frames must be at least 1")
+    if samples < 1:
+        raise BadInputError("--samples must be at least 1")
+    if temperature < 0:
+        raise BadInputError("--temperature must be >= 0")
+    if parallel and steps < 1:
+        raise BadInputError("--steps must be at least 1")
+
+
+def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, samples: int) -> "tuple[np.ndarray, dict]":
     """A frame-predictor checkpoint: one prediction at the clip's own size (fully convolutional)."""
-    from rocksynth.io.videos import write_video
-
     if samples > 1:
         raise BadInputError("this model is deterministic and gives one prediction; --samples needs a "
                             "latent-transformer model (e.g. --model shapes)")
@@ -167,13 +198,10 @@ def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, targets
     with mixed_precision(device):
         predicted = to_numpy(predictor.rollout(x[None].to(device), n_frames)[0])
     elapsed = time.time() - started
-    result = np.concatenate([frames, from_model_frames(predicted, height, width, in_channels)])
-    write_video(targets[0], result, fps=fps)
-    log(f"wrote {targets[0]}: {context} context + {n_frames} predicted frames at {width}x{height} "
-        f"({n_frames / elapsed:.1f} frames/s, deterministic)")
-    return {"outputs": targets, "context_frames": context, "predicted_frames": n_frames, "samples": 1,
-            "decoding": "deterministic", "seconds": round(elapsed, 3),
-            "frames_per_second": round(n_frames / elapsed, 3), "input_frame_size": [height, width]}
+    log(f"{n_frames} frames predicted in {elapsed:.1f} s ({n_frames / elapsed:.1f} frames/s, deterministic)")
+    return from_model_frames(predicted, height, width, in_channels)[None], {
+        "samples": 1, "decoding": "deterministic", "seconds": round(elapsed, 3),
+        "frames_per_second": round(n_frames / elapsed, 3), "input_frame_size": [height, width]}
 
 
 def _as_channels(frames: np.ndarray, channels: int) -> np.ndarray:
