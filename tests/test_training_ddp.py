@@ -1,5 +1,6 @@
 """Multi-process training under torchrun (DistributedDataParallel, gloo, 2 CPU processes) against
-one process with the same total batch, and the trainers that refuse several processes (~15 s)."""
+one process with the same total batch, stopping together at a time budget, and the trainers that
+refuse several processes (~25 s: each torchrun start costs a few seconds)."""
 
 import csv
 import os
@@ -28,13 +29,12 @@ def _curve(path) -> "list[dict]":
         return list(csv.DictReader(f))
 
 
-def test_two_processes_train_the_one_process_run(tmp_path):
-    _run([sys.executable, "-m", "rocksynth.cli.main", *PREDICTOR, "--out", "one.pt"], tmp_path)
-    # The command docs/training.md gives, with torchrun's own free port (--standalone).
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-          "-m", "rocksynth.cli.main", *PREDICTOR, "--out", "two.pt"], tmp_path)
+# The command docs/training.md gives, with torchrun's own free port (--standalone).
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "rocksynth.cli.main"]
 
-    one, two = _curve(tmp_path / "one.predictor.csv"), _curve(tmp_path / "two.predictor.csv")
+
+def _same_curve(one: "list[dict]", two: "list[dict]") -> None:
     assert [r["iteration"] for r in one] == [r["iteration"] for r in two] == ["3", "6"]
     for a, b in zip(one, two):
         for column in a:
@@ -42,23 +42,55 @@ def test_two_processes_train_the_one_process_run(tmp_path):
                 # The CSV keeps 5 significant digits; the mean of the two processes' losses sums in
                 # another order than one process does, which could flip a last digit.
                 assert float(b[column]) == pytest.approx(float(a[column]), rel=1e-4), column
+
+
+def _same_weights(first: dict, second: dict) -> None:
+    for name, weight in first["state"]["predictor"].items():
+        # The gradients of two half batches, averaged by DDP, differ from the whole batch's in the
+        # order float32 sums them (about 1e-7 relative); six Adam steps keep that near 1e-8.
+        torch.testing.assert_close(second["state"]["predictor"][name], weight, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A folder with the tiny run in one process (one.pt) and in two (two.pt)."""
+    folder = tmp_path_factory.mktemp("ddp")
+    _run([sys.executable, "-m", "rocksynth.cli.main", *PREDICTOR, "--out", "one.pt"], folder)
+    _run([*TORCHRUN, *PREDICTOR, "--out", "two.pt"], folder)
+    return folder
+
+
+def test_two_processes_train_the_one_process_run(runs):
+    tmp_path = runs
+
+    one, two = _curve(tmp_path / "one.predictor.csv"), _curve(tmp_path / "two.predictor.csv")
+    _same_curve(one, two)
     assert one[0]["loss"] != one[1]["loss"]  # the run trained
 
     first = torch.load(tmp_path / "one.pt", weights_only=True)
     second = torch.load(tmp_path / "two.pt", weights_only=True)
     start = torch.load(tmp_path / "one.best.pt", weights_only=True)  # iteration 3 or 6: a moved state
     assert first["meta"]["iterations"] == second["meta"]["iterations"] == 6
-    moved = 0.0
-    for name, weight in first["state"]["predictor"].items():
-        # The gradients of two half batches, averaged by DDP, differ from the whole batch's in the
-        # order float32 sums them (about 1e-7 relative); six Adam steps keep that near 1e-8.
-        torch.testing.assert_close(second["state"]["predictor"][name], weight, rtol=1e-5, atol=1e-6)
-        moved = max(moved, float((weight - start["state"]["predictor"][name]).abs().max()))
+    _same_weights(first, second)
+    moved = max(float((weight - start["state"]["predictor"][name]).abs().max())
+                for name, weight in first["state"]["predictor"].items())
     assert first["state"]["rng"] == second["state"]["rng"]  # the clip sampler: same state on every rank
-    # Only rank 0 wrote, once: no stray files.
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+    # Only rank 0 wrote, once: no stray files (the fixture's two runs).
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("parts")) == sorted(
         f"{stem}{suffix}" for stem in ("one", "two") for suffix in (".pt", ".best.pt", ".predictor.csv",
                                                                     ".predictor.png"))
+
+
+def test_two_processes_stop_together_at_the_budget_and_resume_on_one(runs):
+    """Rank 0's clock stops both processes after the first iteration (torchrun would hang or fail
+    if one went on); the checkpoint rank 0 wrote resumes in one process to the two-process run."""
+    tmp_path = runs
+    _run([*TORCHRUN, *PREDICTOR, "--out", "parts.pt", "--time-budget", "0.000001s"], tmp_path)
+    assert torch.load(tmp_path / "parts.pt", weights_only=True)["meta"]["iterations"] == 1
+    _run([sys.executable, "-m", "rocksynth.cli.main", *PREDICTOR, "--out", "parts.pt", "--resume"], tmp_path)
+    _same_curve(_curve(tmp_path / "two.predictor.csv"), _curve(tmp_path / "parts.predictor.csv"))
+    _same_weights(torch.load(tmp_path / "two.pt", weights_only=True),
+                  torch.load(tmp_path / "parts.pt", weights_only=True))
 
 
 def test_trainers_without_ddp_refuse_several_processes(tmp_path, monkeypatch, capsys):
