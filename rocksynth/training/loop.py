@@ -291,17 +291,15 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
         if not hasattr(task, "to"):
             raise BadInputError(f"--device {device}: {settings.description} trains on the CPU only")
         task.to(device)
-    if world > 1:
-        processes = _ProcessGroup.join(device)
-        stack = contextlib.ExitStack()
-        stack.callback(processes.close)
-    else:
-        processes, stack = None, contextlib.ExitStack()
-    with stack:
+    processes = _ProcessGroup.join(device) if world > 1 else None
+    try:
         result = _run(task, plan, settings, payload, init, continues, progress, started, rank, processes)
         if processes is not None:
             processes.barrier()  # rank 0 writes last: no rank leaves the group before it is done
         return result
+    finally:
+        if processes is not None:
+            processes.close()
 
 
 def _run(task: TrainingTask, plan: TrainingOutputs, settings: LoopSettings, payload, init, continues, progress,
