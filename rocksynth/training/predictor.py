@@ -115,12 +115,7 @@ class _PredictorTask(ClipTask):
         with mixed_precision(self.device):
             pred = self.train_rollout(x[:, :context])
         loss = ((pred.float() - x[:, context:]) ** 2).mean()
-        self.optimizer.zero_grad()
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)  # clip the true gradients
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        self._clipped_step(loss)
         self.done = iteration + 1
         return {"loss": loss.item()}
 

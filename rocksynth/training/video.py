@@ -194,6 +194,16 @@ class ClipTask:
             self.vqvae.to(device)
         self.device, self.scaler = device, grad_scaler(device)
 
+    def _clipped_step(self, loss: torch.Tensor) -> None:
+        """One optimiser step on `loss` through the (mixed-precision) scaler, the gradient norm
+        clipped to 1."""
+        self.optimizer.zero_grad()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
     def state_dict(self) -> dict:
         return {self.key: self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "rng": self.rng.bit_generator.state}
@@ -389,12 +399,7 @@ class _TransformerTask(ClipTask):
             nll, par = self.model(x.to(self.device), parallel_frame=int(self.rng.integers(1, self.frames)))
         nll, par = nll.float(), par.float()
         loss = nll.mean() + self.parallel_weight * par
-        self.optimizer.zero_grad()
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)  # clip the true gradients
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        self._clipped_step(loss)
         self.done = iteration + 1
         return {"train_bpd": float(nll.detach().sum()) / math.log(2) / (self.batch * self.frames * self.pixels)}
 
