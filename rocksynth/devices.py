@@ -123,7 +123,7 @@ def grad_scaler(device: "torch.device | None") -> torch.amp.GradScaler:
     Parameters
     ----------
     device : torch.device or None
-        The models' device; None means the CPU.
+        Where the training step runs (None: the CPU).
 
     Returns
     -------
