@@ -281,28 +281,39 @@ def _patch_critic(conv, channels) -> nn.Sequential:
         _sn(conv(c3, 1, 3, 1, 1)),
     )
 
-class PatchDiscriminator3D(nn.Module):
-    """Spectral-norm 3D patch critic: (B, 1, D, H, W) -> (B, 1, D/8, H/8, W/8) scores."""
+class PatchDiscriminator(nn.Module):
+    """Spectral-norm patch critic: a volume (B, 1, D, H, W) or slices (N, 1, H, W) -> scores at
+    1/8 of the resolution.
 
-    def __init__(self, channels=(16, 32, 64)):
+    Parameters
+    ----------
+    dims : int
+        3 for volumes, 2 for slices.
+    channels : tuple of 3 int
+        Widths of the three stride-2 convolutions.
+    """
+
+    def __init__(self, dims: int, channels):
         super().__init__()
-        self.net = _patch_critic(nn.Conv3d, channels)
+        self.net = _patch_critic(nn.Conv3d if dims == 3 else nn.Conv2d, channels)
 
-    def forward(self, volume: torch.Tensor) -> torch.Tensor:
-        return self.net(volume * 2 - 1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 2 - 1)
 
-class PatchDiscriminator2D(nn.Module):
-    """Spectral-norm 2D patch critic on slices: (N, 1, H, W) -> (N, 1, H/8, W/8) scores."""
 
-    def __init__(self, channels=(32, 64, 128)):
-        super().__init__()
-        self.net = _patch_critic(nn.Conv2d, channels)
+def PatchDiscriminator3D(channels=(16, 32, 64)) -> PatchDiscriminator:
+    """The 3D critic of whole crops."""
+    return PatchDiscriminator(3, channels)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images * 2 - 1)
+
+def PatchDiscriminator2D(channels=(32, 64, 128)) -> PatchDiscriminator:
+    """The 2D critic of slices."""
+    return PatchDiscriminator(2, channels)
+
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
-__all__ = ["GRID", "Slice2Vol", "far_field_distance", "without_depth_code", "SliceEncoder", "VolumeGenerator", "PatchDiscriminator3D",
-           "PatchDiscriminator2D", "voxel_shuffle", "depth_code", "count_parameters"]
+
+__all__ = ["GRID", "Slice2Vol", "far_field_distance", "without_depth_code", "SliceEncoder", "VolumeGenerator", "PatchDiscriminator",
+           "PatchDiscriminator3D", "PatchDiscriminator2D", "voxel_shuffle", "depth_code", "count_parameters"]

@@ -126,12 +126,8 @@ def two_point_correlation(mask, r_max: int, chunks=None) -> np.ndarray:
 
     Parameters
     ----------
-    mask : dask.array.Array or array_like
-        Binary volume (z, y, x) or image (y, x), True/non-zero = pore.
-    r_max : int
-        Largest lag in voxels.
-    chunks : int, tuple or str, optional
-        Chunk shape (see `as_dask_mask`).
+    mask, r_max, chunks
+        As `two_point_correlation_axes`.
 
     Returns
     -------
