@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from rocksynth.cli import options
+from rocksynth.cli.config import configurable
 
 
 def clean(
@@ -35,6 +36,7 @@ def clean(
         typer.echo(json.dumps(summary, indent=2))
 
 
+@configurable()
 def train_clean(
     out: str = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); the learning curve goes to <out>.csv."),
     iters: int = options.positive_int(3000, "--iters", help="Total iterations (the learning-rate schedule spans them)."),
@@ -49,6 +51,7 @@ def train_clean(
     init: Optional[str] = typer.Option(None, "--init", help="Start a new run from this clean checkpoint's (or shipped model's, e.g. drawings) weights, widened to --widths where those are wider (same output at the start), with a learning-rate ramp; ignored with --resume once --out exists."),
     time_budget: Optional[str] = options.time_budget_option(),
     device: str = options.TrainDevice,
+    config: Optional[Path] = options.config_option(),
 ) -> None:
     """Train the drawing-cleaning U-Net (resumable; CSV learning curve with held-out IoU and PSNR, and its plot)."""
     from rocksynth.errors import BadInputError

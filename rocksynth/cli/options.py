@@ -124,6 +124,15 @@ def parse_device(text: str):
     return device
 
 
+# `--config FILE.toml` of every `train` command (`rocksynth.cli.config`).
+def config_option(hidden: bool = False):
+    """`--config FILE.toml`; `hidden` leaves it out of the option list of a command whose help
+    keeps to a few flags (that help then names it in its description)."""
+    return typer.Option(None, "--config", metavar="FILE.toml", hidden=hidden,
+                        help="Options from a TOML file (keys: the option names, e.g. iters = 2000); the command "
+                             "line overrides it. The run's resolved configuration is then written to <out>.toml.")
+
+
 # `--set KEY=VALUE`: any field of a trainer's settings dataclass, by name.
 def Set(help: str):  # noqa: N802 - an option factory, named like the options above
     return typer.Option(None, "--set", metavar="KEY=VALUE", help=help)

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from rocksynth.cli import options
+from rocksynth.cli.config import configurable
 
 
 def predict(
@@ -34,6 +35,7 @@ def predict(
         typer.echo(json.dumps(summary, indent=2))
 
 
+@configurable()
 def train_video(
     data: List[str] = typer.Argument(None, help="Procedural sets (balls, shapes, moving: gray; scenes: colour) and/or MP4s, frame folders, TIFF stacks."),
     stage: str = typer.Option(..., "--stage", help="vqvae (frame autoencoder, first), transformer (needs --vqvae or --resume), or predictor (a deterministic convolutional next-frame model, on its own)."),
@@ -57,6 +59,7 @@ def train_video(
     seed: int = options.seed_option("Random seed."),
     time_budget: Optional[str] = options.time_budget_option(),
     device: str = options.TrainDevice,
+    config: Optional[Path] = options.config_option(),
 ) -> None:
     """Train the latent video model (--stage vqvae first, then --stage transformer) or the deterministic
     frame predictor (--stage predictor: --size, --channels, --widths (three), --layers (residual blocks),

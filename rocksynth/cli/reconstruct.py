@@ -6,6 +6,7 @@ from typing import List, Optional
 import typer
 
 from rocksynth.cli import options
+from rocksynth.cli.config import configurable
 
 
 def reconstruct(
@@ -38,6 +39,7 @@ def reconstruct(
         typer.echo(json.dumps(summary, indent=2, default=str))
 
 
+@configurable()
 def train_reconstruct(
     volumes: List[str] = typer.Argument(..., metavar="VOLUME...", help="Binary (or grayscale) 3D training volumes; '-' = stdin."),
     out: str = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); also <out>.csv and <out>.png learning curve."),
@@ -69,6 +71,7 @@ def train_reconstruct(
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
     device: str = options.TrainDevice,
+    config: Optional[Path] = options.config_option(),
 ) -> None:
     """Train the slice-to-volume GAN on your own volumes (resumable, CSV learning curve)."""
     from rocksynth.errors import BadInputError

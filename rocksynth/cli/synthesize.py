@@ -6,6 +6,7 @@ from typing import List, Optional
 import typer
 
 from rocksynth.cli import options
+from rocksynth.cli.config import configurable
 
 
 def synthesize(
@@ -54,6 +55,13 @@ def synthesize(
 _TEXTURE_FLAGS = {"iters": "--iters", "seed": "--seed"}
 
 
+def _texture_settings() -> type:
+    from rocksynth.training.texture import TrainSettings
+
+    return TrainSettings
+
+
+@configurable(settings=_texture_settings, flags=_TEXTURE_FLAGS)
 def train_texture(
     sources: List[str] = typer.Argument(..., metavar="NAME=VOLUME...",
                                         help="Textures to learn: name=volume file ('-' = stdin), or name=porespy:spherepack (generated)."),
@@ -68,8 +76,13 @@ def train_texture(
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
     device: str = options.TrainDevice,
+    config: Optional[Path] = options.config_option(hidden=True),
 ) -> None:
     """Train the multi-texture GAN (generator, encoder, three critics) on named volumes (resumable).
+
+    Options and settings can also come from --config FILE.toml (keys: the option names and the
+    --set keys below; the command line overrides the file); the run's resolved configuration is
+    written to <out>.toml (docs/training.md).
 
     \b
     Settings (--set KEY=VALUE, defaults in brackets):
