@@ -78,7 +78,7 @@ def test_two_processes_train_the_one_process_run(runs):
     # Only rank 0 wrote, once: no stray files (the fixture's two runs).
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("parts")) == sorted(
         f"{stem}{suffix}" for stem in ("one", "two") for suffix in (".pt", ".best.pt", ".predictor.csv",
-                                                                    ".predictor.png"))
+                                                                    ".predictor.png", ".toml"))
 
 
 def test_two_processes_stop_together_at_the_budget_and_resume_on_one(runs):

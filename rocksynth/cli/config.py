@@ -140,7 +140,7 @@ def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str
                 if set_param in values:
                     values[set_param] = file_pairs + pairs
             command(**values)
-            if values.get("config") is None or os.environ.get("RANK", "0") != "0":
+            if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process writes
                 return
             resolved = {name: values[name] for name in options if name not in _NOT_WRITTEN}
             if settings is not None:
