@@ -79,18 +79,15 @@ def synthesize(shape: Sequence[int], texture: str = "berea", model: str = "rocks
         The volume, True = pore.
     """
     from rocksynth.errors import BadInputError
-    from rocksynth.pipelines.synthesize import (LatentGrid, code_field_for, grid_cells, load_texture_model,
-                                                stream_volume)
+    from rocksynth.pipelines.synthesize import code_field_for, load_texture_model, output_latent, stream_volume
 
     shape = tuple(int(n) for n in shape)
     if len(shape) != 3 or min(shape) < 1:
         raise BadInputError(f"shape must be three positive sizes (z, y, x), got {shape}")
     loaded = load_texture_model(model, device)
     field, description = code_field_for(loaded, shape, texture=texture)
-    latent = LatentGrid(grid_cells(loaded.generator, shape), loaded.generator.noise_channels, seed, field,
-                        extrude=loaded.generator if description.get("extruded") else None)
     collected = _Collector(shape)
-    stream_volume(loaded.generator, latent, shape, collected)
+    stream_volume(loaded.generator, output_latent(loaded, shape, seed, field, description), shape, collected)
     return collected.volume
 
 

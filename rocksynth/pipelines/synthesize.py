@@ -342,6 +342,13 @@ def code_field_for(model: TextureModel, shape, *, texture=None, like=None, blend
     return layout_code_field(labels, codes, shape, cells, margin), {"layout": str(layout), "textures": names}
 
 
+def output_latent(model: TextureModel, shape, seed: int, field, description: dict) -> LatentGrid:
+    """The latent grid of a `shape` output of `model`: `code_field_for`'s codes and `description`
+    (a texture extruded along z gets the noise of plane 0 everywhere), noise from `seed`."""
+    return LatentGrid(grid_cells(model.generator, shape), model.generator.noise_channels, seed, field,
+                      extrude=model.generator if description.get("extruded") else None)
+
+
 def _read_labels(path) -> np.ndarray:
     from rocksynth.io.volumes import read_volume
 
@@ -371,8 +378,7 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
     check_free_space(out, int(np.prod(shape, dtype=np.float64) * BINARY_TIFF_BYTES_PER_VOXEL),
                      f"a {'x'.join(map(str, shape))} volume")
     voxel = parse_length(voxel_size) if voxel_size is not None else _default_voxel_size(loaded, description)
-    latent = LatentGrid(grid_cells(loaded.generator, shape), loaded.generator.noise_channels, seed, field,
-                        extrude=loaded.generator if description.get("extruded") else None)
+    latent = output_latent(loaded, shape, seed, field, description)
     start = time.perf_counter()
     with volume_writer(out, shape, bool, voxel_size=voxel) as writer, \
             progress_bar(shape[0], f"synthesizing {'x'.join(map(str, shape))}") as bar:
