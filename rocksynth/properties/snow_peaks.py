@@ -94,14 +94,14 @@ def trim_saddle_points(peaks: np.ndarray, dt: np.ndarray, maxiter: int = 20) -> 
 
     labels, _ = _label_components(im=peaks > 0, conn="min")
     kept = np.zeros(peaks.shape, bool)
+    pad = min(_CLIMB_PAD, maxiter)
     for label, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
-        full = extend_slice(box, shape=peaks.shape, pad=maxiter)
-        window = extend_slice(box, shape=peaks.shape, pad=min(_CLIMB_PAD, maxiter))
-        found = _climb(labels, label, dt, window, maxiter, steps=min(_CLIMB_PAD, maxiter))
-        if found is None:  # it climbed further than the small window reaches
-            window = full
+        window = extend_slice(box, shape=peaks.shape, pad=pad)
+        found = _climb(labels, label, dt, window, maxiter, steps=pad)
+        if found is None:  # it climbed further than the small window reaches: PoreSpy's full window
+            window = extend_slice(box, shape=peaks.shape, pad=maxiter)
             found = _climb(labels, label, dt, window, maxiter, steps=maxiter)
         if found is not False:
             kept[window] |= found
