@@ -14,6 +14,7 @@ import functools
 import inspect
 import json
 import math
+import os
 import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -134,9 +135,7 @@ def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str
                 if set_param in values:
                     values[set_param] = file_pairs + pairs
             command(**values)
-            from rocksynth.training.loop import process_rank
-
-            if process_rank()[0] != 0:  # under torchrun, the first process writes
+            if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process writes
                 return
             resolved = {name: values[name] for name in options if name not in _NOT_WRITTEN}
             if settings is not None:
