@@ -3,10 +3,10 @@
 A `train` command decorated with `configurable` takes its options from three places, in order of
 precedence: the command line (flags and `--set`), the file given with `--config`, the defaults.
 The file's keys are the command's own option names (`iters = 2000`, `warmup_iters = 500`; a `-`
-reads as `_`) and, for a command with `--set`, the keys of `--set` (`crop = 48`). After every
-successful run, the resolved configuration, every option's final value, is written to
-`<out>.toml` beside the checkpoint (by the first process of a torchrun), so that `rocksynth
-train KIND DATA --config <out>.toml --out OTHER.pt` repeats the run.
+reads as `_`) and, for a command with `--set`, the keys of `--set` (`crop = 48`). After a
+successful run from a file, the resolved configuration, every option's final value, is written
+to `<out>.toml` beside the checkpoint (by the first process of a torchrun), so that `rocksynth train KIND DATA --config <out>.toml
+--out OTHER.pt` repeats the run.
 """
 
 import dataclasses
@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import os
+import tempfile
 import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -91,12 +92,16 @@ def _toml_value(value: Any) -> str:
 
 def write_config(path: Path, values: "dict[str, Any]", command: str) -> None:
     """Write `values` (None left out: the default) to the TOML file `path`, atomically."""
-    from rocksynth.io.paths import atomic_output
-
     lines = [f"# rocksynth {command}: the resolved configuration of the run (--config this file repeats it)"]
     lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
-    with atomic_output(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str = "settings_text",
