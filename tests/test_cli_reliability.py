@@ -141,7 +141,9 @@ def _wait_for_temporary(folder: Path, process, timeout: float = 120) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_stops_synthesize_with_one_line_and_nothing_left(tmp_path, signum):
-    process = subprocess.Popen([_command(), "synthesize", "--texture", "berea", "--size", "256", "--out", "x.tif"],
+    # 512³ writes for tens of seconds, so the signal lands mid-write even when a loaded machine
+    # wakes this test late (at 256³ the run could finish first and exit 0).
+    process = subprocess.Popen([_command(), "synthesize", "--texture", "berea", "--size", "512", "--out", "x.tif"],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_signals)
     try:
         _wait_for_temporary(tmp_path, process)

@@ -262,7 +262,7 @@ def test_sigint_stops_synthesize_into_zarr_and_leaves_nothing(tmp_path):
     import signal
     import time
 
-    process = subprocess.Popen([shutil.which("rocksynth"), "synthesize", "--texture", "berea", "--size", "256",
+    process = subprocess.Popen([shutil.which("rocksynth"), "synthesize", "--texture", "berea", "--size", "512",
                                 "--out", "x.ome.zarr"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=default_signals)
     try:
