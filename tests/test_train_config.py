@@ -86,3 +86,25 @@ def test_texture_file_takes_set_keys_and_set_on_the_command_line_wins(tmp_path, 
                                       "--out", tmp_path / "u.pt")
     assert code == 2 and "crop = 16.5: expected a whole number" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "u.pt").exists()
+
+
+def test_every_checkpoint_of_a_run_holds_its_resolved_configuration(tmp_path, run_cli_in_process):
+    """meta['train_config'] of the checkpoint and of the best checkpoint is what <out>.toml holds,
+    with the command's name; published, its paths are file names."""
+    from rocksynth.models.checkpoints import published_meta
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_CLEAN)
+    init = tmp_path / "start.pt"
+    code, _, err = run_cli_in_process("-q", "train", "clean", "--config", config, "--iters", "1", "--out", init)
+    assert code == 0, err
+    code, _, err = run_cli_in_process("-q", "train", "clean", "--config", config, "--iters", "2", "--init", init,
+                                      "--out", tmp_path / "a.pt")
+    assert code == 0, err
+    expected = {"command": "train clean", "options": tomllib.loads((tmp_path / "a.toml").read_text())}
+    assert expected["options"]["init"] == str(init)
+    for name in ("a.pt", "a.best.pt"):
+        meta = torch.load(tmp_path / name, weights_only=True)["meta"]
+        assert meta["train_config"] == expected, name
+    published = published_meta(meta)["train_config"]
+    assert published["options"] == dict(expected["options"], init="start.pt")

@@ -3,10 +3,14 @@
 A `train` command decorated with `configurable` takes its options from three places, in order of
 precedence: the command line (flags and `--set`), the file given with `--config`, the defaults.
 The file's keys are the command's own option names (`iters = 2000`, `warmup_iters = 500`; a `-`
-reads as `_`) and, for a command with `--set`, the keys of `--set` (`crop = 48`). After a
-successful run from a file, the resolved configuration, every option's final value, is written
-to `<out>.toml` beside the checkpoint (by the first process of a torchrun), so that `rocksynth train KIND DATA --config <out>.toml
---out OTHER.pt` repeats the run.
+reads as `_`) and, for a command with `--set`, the keys of `--set` (`crop = 48`).
+
+After every successful run (with or without `--config`), the resolved configuration, every
+option's final value, is written to `<out>.toml` beside the checkpoint (by the first process of a
+torchrun), so that `rocksynth train KIND DATA --config <out>.toml --out OTHER.pt` repeats the run.
+The same configuration, with the command's name, is kept in ``meta['train_config']`` of every
+checkpoint the run writes (`rocksynth.training.loop.recording_config`). The shipped models' files
+are `rocksynth/pretrained/<name>.toml` (`rocksynth models NAME --config`).
 """
 
 import dataclasses
@@ -90,6 +94,12 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's
 
 
+def _present(values: "dict[str, Any]") -> "dict[str, Any]":
+    """`values` as `write_config` writes them: None (the default) left out, tuples as lists."""
+    return {key: (list(value) if isinstance(value, tuple) else value) for key, value in values.items()
+            if value is not None}
+
+
 def write_config(path: Path, values: "dict[str, Any]", command: str) -> None:
     """Write `values` (None left out: the default) to the TOML file `path`, atomically."""
     lines = [f"# rocksynth {command}: the resolved configuration of the run (--config this file repeats it)"]
@@ -139,16 +149,24 @@ def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str
                 file_pairs = _merge(ctx, values, read_config(values["config"]), Path(values["config"]))
                 if set_param in values:
                     values[set_param] = file_pairs + pairs
-            command(**values)
+            from rocksynth.training.loop import recording_config
+
+            # Known before the run (a bad --set is refused here), so every checkpoint can hold it.
+            name, resolved = f"train {ctx.info_name}", _resolved(values)
+            with recording_config({"command": name, "options": _present(resolved)}):
+                command(**values)
             if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process writes
                 return
+            from rocksynth.training.outputs import checkpoint_path
+
+            write_config(checkpoint_path(values["out"]).with_suffix(".toml"), resolved, name)
+
+        def _resolved(values: dict) -> "dict[str, Any]":
+            """Every written option's final value (paths as text), then the settings fields'."""
             resolved = {name: values[name] for name in options if name not in _NOT_WRITTEN}
             if settings is not None:
                 resolved.update(_settings_values(values, set_param))
-            resolved = {key: (str(value) if isinstance(value, Path) else value) for key, value in resolved.items()}
-            from rocksynth.training.outputs import checkpoint_path
-
-            write_config(checkpoint_path(values["out"]).with_suffix(".toml"), resolved, f"train {ctx.info_name}")
+            return {key: (str(value) if isinstance(value, Path) else value) for key, value in resolved.items()}
 
         def _merge(ctx: typer.Context, values: dict, table: dict, path: Path) -> "list[str]":
             """Fill `values` from `table` where the command line left the default; the file's

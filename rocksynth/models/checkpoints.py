@@ -83,8 +83,10 @@ def published_meta(meta: dict) -> dict:
     """`meta` with every dataset path reduced to its file name: the training machine's folders
     mean nothing to a user and are not to be shown or shipped.
 
-    Reduced: ``data`` (a list, or a comma-separated string), ``sources`` and each texture's
-    ``source``. Other values are kept as they are.
+    Reduced: ``data`` (a list, or a comma-separated string), ``sources``, each texture's
+    ``source``, and every text containing a path separator among the options of
+    ``train_config`` (the training command's configuration: its data and checkpoint options are
+    paths). Other values are kept as they are.
     """
     meta = dict(meta)
     if isinstance(meta.get("data"), str):
@@ -95,7 +97,25 @@ def published_meta(meta: dict) -> dict:
         meta["sources"] = [file_name(str(part)) for part in meta["sources"]]
     if isinstance(meta.get("textures"), list):
         meta["textures"] = [dict(t, source=file_name(str(t.get("source", "")))) for t in meta["textures"]]
+    if isinstance(meta.get("train_config"), dict):
+        meta["train_config"] = _published_config(meta["train_config"])
     return meta
+
+
+def _published_config(config: dict) -> dict:
+    """A ``train_config`` with each path among its option values (texts, or in lists) reduced to
+    its file name; `file_name` leaves other text (e.g. '8,16,32') as it is."""
+    def reduce(value):
+        if isinstance(value, str):
+            return file_name(value)
+        if isinstance(value, list):
+            return [reduce(item) for item in value]
+        return value
+
+    options = config.get("options")
+    if not isinstance(options, dict):
+        return dict(config)
+    return dict(config, options={key: reduce(value) for key, value in options.items()})
 
 
 # --- models from their config ---------------------------------------------------------------------

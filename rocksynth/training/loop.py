@@ -25,12 +25,14 @@ position). `train` owns the rest, the same way for every model:
 
 Checkpoints keep each model's own format (`rocksynth.models.checkpoints`): the loop adds its
 state under ``state['loop']``, and ``meta['curve']`` and ``meta['best']``, which inference
-ignores.
+ignores. A run started by a ``train`` command also records the command's resolved configuration
+in ``meta['train_config']`` (`recording_config`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import random
 import time
@@ -47,10 +49,31 @@ from rocksynth.training.checkpoint import save_checkpoint
 from rocksynth.training.outputs import TrainingOutputs
 
 __all__ = ["DISTRIBUTED_TRAINERS", "LoopResult", "LoopSettings", "TrainingTask", "process_rank", "random_states",
-           "seed_everything", "set_random_states", "train"]
+           "recording_config", "seed_everything", "set_random_states", "train"]
 
 # The trainers whose task has `distribute` (multi-process training under torchrun).
 DISTRIBUTED_TRAINERS = "train video --stage predictor"
+
+# The resolved configuration of the `train` command now running (None outside one). A context
+# variable, so the CLI hands it to every checkpoint without threading it through each trainer.
+_TRAIN_CONFIG: "contextvars.ContextVar[dict | None]" = contextvars.ContextVar("train_config", default=None)
+
+
+@contextlib.contextmanager
+def recording_config(config: dict):
+    """Record `config` in ``meta['train_config']`` of every checkpoint `train` writes inside the block.
+
+    Parameters
+    ----------
+    config : dict
+        ``{'command': 'train KIND', 'options': {...}}``: the command and its resolved options,
+        the values `rocksynth.cli.config` writes to ``<out>.toml``.
+    """
+    token = _TRAIN_CONFIG.set(config)
+    try:
+        yield
+    finally:
+        _TRAIN_CONFIG.reset(token)
 
 
 class TrainingTask(Protocol):
@@ -354,12 +377,16 @@ def _run(task: TrainingTask, plan: TrainingOutputs, settings: LoopSettings, payl
                 best, row = pick(scored, key=lambda pair: pair[0])
                 best_iteration = int(float(row["iteration"]))
     save_every = settings.save_every or settings.eval_every
+    # This run's command line; else a resumed checkpoint keeps the one it was started with.
+    recorded = _TRAIN_CONFIG.get() or (payload["meta"].get("train_config") if payload is not None else None)
     last_meta: dict = dict(payload["meta"]) if payload is not None else {}
 
     def checkpoint(done: int) -> "tuple[dict, dict]":
         meta = dict(task.checkpoint_meta(metrics), iterations=done, wall_time_s=round(wall, 1), curve=rows)
         if init is not None:  # the weights it started from
             meta["init"] = init
+        if recorded is not None:
+            meta["train_config"] = recorded
         if best is not None:
             meta["best"] = {"metric": settings.best_metric, "value": best, "iteration": best_iteration}
         state = dict(task.state_dict(), loop={"random": random_states(), "pending": pending, "best": best,
