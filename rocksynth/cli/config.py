@@ -162,8 +162,9 @@ def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str
             write_config(checkpoint_path(values["out"]).with_suffix(".toml"), resolved, name)
 
         def _resolved(values: dict) -> "dict[str, Any]":
-            """Every written option's final value (paths as text), then the settings fields'."""
-            resolved = {name: values[name] for name in options if name not in _NOT_WRITTEN}
+            """Every written option's final value (paths as text) under its file key (`--downsample`:
+            'downsample', not the parameter's name), then the settings fields'."""
+            resolved = {_key(option): values[name] for name, option in options.items() if name not in _NOT_WRITTEN}
             if settings is not None:
                 resolved.update(_settings_values(values, set_param))
             return {key: (str(value) if isinstance(value, Path) else value) for key, value in resolved.items()}
