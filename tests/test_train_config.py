@@ -108,3 +108,16 @@ def test_every_checkpoint_of_a_run_holds_its_resolved_configuration(tmp_path, ru
         assert meta["train_config"] == expected, name
     published = published_meta(meta)["train_config"]
     assert published["options"] == dict(expected["options"], init="start.pt")
+
+
+def test_a_required_option_may_come_from_the_file(tmp_path, run_cli_in_process):
+    """train video --stage is required: from the command line or the file, else one line, exit 2."""
+    code, _, err = run_cli_in_process("train", "video", "balls", "--out", tmp_path / "a.pt")
+    assert code == 2 and "missing option '--stage'" in err and len(err.strip().splitlines()) == 1, err
+    config = tmp_path / "c.toml"
+    config.write_text('stage = "vqvae"\nsize = 32\ndownsample = 2\nwidths = "4,4"\ncodes = 4\nbatch = 2\npool = 4\n'
+                      'iters = 1\neval_every = 1\n')
+    code, _, err = run_cli_in_process("-q", "train", "video", "balls", "--config", config, "--out", tmp_path / "a.pt")
+    assert code == 0, err
+    assert load_checkpoint(tmp_path / "a.pt")["meta"]["stage"] == "vqvae"
+    assert tomllib.loads((tmp_path / "a.toml").read_text())["downsample"] == 2

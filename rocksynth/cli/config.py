@@ -13,6 +13,7 @@ checkpoint the run writes (`rocksynth.training.loop.recording_config`). The ship
 are `rocksynth/pretrained/<name>.toml` (`rocksynth models NAME --config`).
 """
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -141,14 +142,26 @@ def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str
         options = {name: param.default for name, param in signature.parameters.items()
                    if type(param.default).__name__ == "OptionInfo" and name not in ("config", set_param)}
         keys = {_key(option): name for name, option in options.items()}
+        # Required options other than --out (e.g. train video --stage) may come from the file: typer
+        # sees them as optional, and `run` refuses a run that got them from neither place.
+        required = [name for name, option in options.items() if option.default is ... and name != "out"]
+        for name in required:
+            options[name] = copy.copy(options[name])
+            options[name].default = None
 
         @functools.wraps(command)
         def run(ctx: typer.Context, **values: Any) -> None:
+            from rocksynth.errors import BadInputError
+
             pairs = list(values.get(set_param) or [])
             if values.get("config") is not None:
                 file_pairs = _merge(ctx, values, read_config(values["config"]), Path(values["config"]))
                 if set_param in values:
                     values[set_param] = file_pairs + pairs
+            for name in required:
+                if values[name] is None:
+                    flag = next(decl for decl in options[name].param_decls if decl.startswith("--"))
+                    raise BadInputError(f"missing option '{flag}' (give it on the command line or in --config)")
             from rocksynth.training.loop import recording_config
 
             # Known before the run (a bad --set is refused here), so every checkpoint can hold it.
@@ -219,7 +232,9 @@ def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str
 
         # typer reads the command's options from this signature, and passes the context as `ctx`.
         context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
-        run.__signature__ = signature.replace(parameters=[context, *signature.parameters.values()])
+        parameters = [param.replace(default=options[name]) if name in required else param
+                      for name, param in signature.parameters.items()]
+        run.__signature__ = signature.replace(parameters=[context, *parameters])
         run.__annotations__ = {"ctx": typer.Context, **command.__annotations__}
         return run
 
