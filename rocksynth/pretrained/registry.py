@@ -41,6 +41,13 @@ def model_card(name: str) -> "str | None":
     return card.read_text(encoding="utf-8") if card.is_file() else None
 
 
+def model_config(name: str) -> "str | None":
+    """The training configuration (TOML, `rocksynth train KIND DATA --config FILE` takes it) of the
+    last stage of a shipped model given by name or alias; None if it has none."""
+    config = _package_files() / f"{ALIASES.get(name, name)}.toml"
+    return config.read_text(encoding="utf-8") if config.is_file() else None
+
+
 def resolve_model(name_or_path: str, kind: str) -> Path:
     """Path of a checkpoint given a shipped name, an alias or a file path.
 
