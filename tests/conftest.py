@@ -98,3 +98,36 @@ def default_signals() -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
+
+
+def signal_while_writing(command: "list[str]", cwd: Path, signum: int, started: str, attempts: int = 3):
+    """Run `command` in `cwd`, send it `signum` once a file matching the glob `started` exists
+    (it is writing its output), and return (exit code, stderr text).
+
+    On a loaded machine this process can wake so late that the command has already finished; such
+    an attempt says nothing about the signal, so it is run again, up to `attempts` times.
+    """
+    import shutil
+    import subprocess
+    import time
+
+    for _ in range(attempts):
+        for leftover in cwd.iterdir():  # a finished attempt's output
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   preexec_fn=default_signals)
+        try:
+            deadline = time.monotonic() + 120
+            while not list(cwd.glob(started)) and process.poll() is None:
+                assert time.monotonic() < deadline, "the command never started writing"
+                time.sleep(0.05)
+            if process.poll() is None:
+                process.send_signal(signum)
+                _, stderr = process.communicate(timeout=120)
+                return process.returncode, stderr.decode()
+            _, stderr = process.communicate()
+            assert process.returncode == 0, stderr.decode()  # it failed before writing: not a race
+        finally:
+            process.kill()
+    raise AssertionError(f"the command finished before the signal in all {attempts} attempts")
+

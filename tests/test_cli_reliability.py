@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, default_signals
+from conftest import EXAMPLES, signal_while_writing
 
 
 def _command() -> str:
@@ -67,7 +67,8 @@ def test_samples_check_every_output_name_before_writing_any(tmp_path, slice_png,
     if case == "reconstruct":  # samples are named a_0.png, a_1.png
         args = ["reconstruct", slice_png.name, "--depth", "8", "--samples", "2", "--out", "a.png"]
     else:
-        args = ["predict", clip_mp4.name, "--context", "3", "--frames", "2", "--samples", "2", "--out", "x.mp4"]
+        args = ["predict", clip_mp4.name, "--model", "shapes", "--context", "3", "--frames", "2", "--samples", "2",
+                "--out", "x.mp4"]
     stderr = _quiet_error(args, tmp_path)
     assert "input" in stderr
 
@@ -129,30 +130,12 @@ def test_output_into_an_unwritable_folder_is_one_line_exit_2(tmp_path, slice_png
     assert str(folder / "out.png") in stderr and ".rocksynth-" not in stderr
 
 
-def _wait_for_temporary(folder: Path, process, timeout: float = 120) -> None:
-    """Wait until the command has started writing its output (its temporary file exists)."""
-    deadline = time.monotonic() + timeout
-    while not list(folder.glob(".rocksynth-*")):
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, "the command never started writing"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_stops_synthesize_with_one_line_and_nothing_left(tmp_path, signum):
-    # 512³ writes for tens of seconds, so the signal lands mid-write even when a loaded machine
-    # wakes this test late (at 256³ the run could finish first and exit 0).
-    process = subprocess.Popen([_command(), "synthesize", "--texture", "berea", "--size", "512", "--out", "x.tif"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_signals)
-    try:
-        _wait_for_temporary(tmp_path, process)
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    stderr = stderr.decode()
-    assert process.returncode == 128 + signum, stderr
+    code, stderr = signal_while_writing([_command(), "synthesize", "--texture", "berea", "--size", "256",
+                                         "--out", "x.tif"], tmp_path, signum, ".rocksynth-*")
+    assert code == 128 + signum, stderr
     _assert_one_line(stderr)
     assert stderr.strip() == "interrupted"
     assert _listing(tmp_path) == set(), "files were left behind"

@@ -19,7 +19,7 @@ from rocksynth.io import limits, open_lazy, read_volume, volume_writer, write_vo
 from rocksynth.io.lazy import _Source
 from rocksynth.io.zarr_io import ZarrVolumeWriter
 
-from conftest import default_signals
+from conftest import signal_while_writing
 
 VOXEL = 5.345e-6
 
@@ -260,23 +260,12 @@ def test_a_failed_zarr_write_leaves_nothing(tmp_path, failure):
 
 def test_sigint_stops_synthesize_into_zarr_and_leaves_nothing(tmp_path):
     import signal
-    import time
 
-    process = subprocess.Popen([shutil.which("rocksynth"), "synthesize", "--texture", "berea", "--size", "512",
-                                "--out", "x.ome.zarr"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               preexec_fn=default_signals)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(tmp_path.glob(".rocksynth-*/0/c")):  # chunks of level 0 are being written
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline, "synthesize never started writing"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr.decode()
-    assert stderr.decode().strip() == "interrupted"
+    # Sent once chunks of level 0 are being written.
+    code, stderr = signal_while_writing([shutil.which("rocksynth"), "synthesize", "--texture", "berea", "--size",
+                                         "256", "--out", "x.ome.zarr"], tmp_path, signal.SIGINT, ".rocksynth-*/0/c")
+    assert code == 130, stderr
+    assert stderr.strip() == "interrupted"
     assert _files(tmp_path) == set(), "files were left behind"
 
 
