@@ -119,10 +119,11 @@ def bench(name, model, kind, n_clips, context, n_pred, samples, seed):
 def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=16):
     """A frame-predictor checkpoint (`train video --stage predictor`) beside repeat-last and linear
     extrapolation on held-out clips of `kind`."""
+    from rocksynth.models.checkpoints import load_checkpoint
     from rocksynth.models.frame_predictor import from_checkpoint
-    from rocksynth.training.checkpoint import load_checkpoint
+    from rocksynth.pretrained.registry import resolve_model
 
-    model = from_checkpoint(load_checkpoint(checkpoint, "video"))
+    model = from_checkpoint(load_checkpoint(resolve_model(checkpoint, "video"), "video"))
     x = to_tensor(heldout_clips(kind, n_clips, context + n_pred, size)).numpy()
     truth = x[:, context:]
     delta = x[:, context - 1] - x[:, context - 2]
@@ -230,7 +231,7 @@ def main():
     parser.add_argument("--shapes-model", default="shapes")
     parser.add_argument("--rocks-model", default="rocks")
     parser.add_argument("--only", choices=["shapes", "rocks", "none"])
-    parser.add_argument("--predictor", help="a frame-predictor checkpoint: benchmark it (alone) on --set")
+    parser.add_argument("--predictor", help="a frame-predictor checkpoint or shipped name (scenes): benchmark it (alone) on --set")
     parser.add_argument("--set", default="scenes", choices=["scenes", "moving"], help="held-out set for --predictor")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--strips", help="write docs figures predict_{shapes,rocks}_strip.png into this folder")

@@ -162,7 +162,7 @@ def compare(real: Sequence[np.ndarray], generated: Sequence[np.ndarray], voxel_s
                            resamples=bootstrap, seed=seed)
 
 
-def predict(frames: np.ndarray, n_frames: int = 16, model: str = "shapes", seed: int = 0,
+def predict(frames: np.ndarray, n_frames: int = 16, model: str = "scenes", seed: int = 0,
             temperature: float = 1.0, samples: int = 1, parallel: bool = True, steps: int = 8,
             device=None) -> np.ndarray:
     """Continue a clip of frames (`rocksynth predict`).

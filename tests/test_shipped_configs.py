@@ -24,6 +24,7 @@ CASES = {
                        "--set", "eval_volumes=1", "--set", "eval_every=1"]),
     "video_rocks": (["berea_400.tif", "ketton_256.tif"],
                     ["--vqvae", "SHIPPED", "--iters", "1", "--eval-every", "1", "--pool", "4", "--batch", "2"]),
+    "video_scenes": (["scenes"], ["--iters", "1", "--eval-every", "1", "--pool", "4", "--batch", "2"]),
     "video_shapes": (["moving"], ["--vqvae", "SHIPPED", "--iters", "1", "--eval-every", "1", "--pool", "4",
                                   "--batch", "2"]),
 }

@@ -85,7 +85,7 @@ def predict_frames(vqvae, transformer, context: np.ndarray, n_frames: int, tempe
     return to_numpy(torch.stack(predicted, 1))
 
 
-def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "shapes", seed: int = 0,
+def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "scenes", seed: int = 0,
                  temperature: float = 1.0, samples: int = 1, parallel: bool = False, steps: int = 8,
                  fps=None, device: "torch.device | None" = None) -> dict:
     """Read a video, predict `n_frames` after its first `context` frames on `device` (None: the
