@@ -25,6 +25,7 @@ from rocksynth.pipelines.predict import load_predictor, predict_frames
 from rocksynth.training.video import bits_per_dim, encode_clips, load_sources, to_tensor
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
+HELDOUT_START = 1000  # the held-out procedural clips used: 1000 on
 ROCKS = [str(SHARED_DATA / "berea_400.tif"), str(SHARED_DATA / "ketton_256.tif")]
 
 
@@ -50,7 +51,7 @@ def per_step(pred, truth):
 
 def heldout_clips(kind, n, frames, size):
     if kind in ("moving", "scenes"):
-        return procedural_clips(kind, n, frames, size, split="heldout", start=1000)
+        return procedural_clips(kind, n, frames, size, split="heldout", start=HELDOUT_START)
     source = load_sources(ROCKS, channels=1)
     rng = np.random.default_rng(12345)
     counts = [n // 2 + (i < n % 2) for i in range(2)]
@@ -135,9 +136,36 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
                            np.array_split(x[:, :context], max(1, n_clips // chunk))])
     seconds = time.perf_counter() - start
     results["frame predictor"] = per_step(pred, truth)
+    objects = None
+    if kind == "scenes":  # objects told from the scene by its background, drawn with the same seeds
+        from rocksynth.data.videos import scenes_backgrounds
+
+        scene = to_tensor(scenes_backgrounds(n_clips, context + n_pred, size, "heldout", HELDOUT_START)).numpy()[:, context:]
+        counts = object_counts(truth, scene)
+        objects = {"repeat last": same_count(object_counts(np.repeat(x[:, context - 1:context], n_pred, 1), scene), counts),
+                   "frame predictor": same_count(object_counts(pred, scene), counts)}
     return {"name": f"{kind}: frame predictor {Path(checkpoint).name}", "frame": size, "clips": n_clips,
             "context": context, "predicted": n_pred, "bits_per_dim": None, "results": results,
-            "frames_per_s": {"batched": n_clips * n_pred / seconds}}
+            "frames_per_s": {"batched": n_clips * n_pred / seconds}, "objects": objects}
+
+
+def object_counts(frames, backgrounds, tolerance=0.1, min_pixels=4):
+    """Objects in each frame (n, P, C, s, s): 8-connected components of at least `min_pixels`
+    pixels that differ from the scene's background by more than `tolerance` in some channel.
+    Objects that overlap count as one, in the truth as in a prediction."""
+    from scipy import ndimage
+
+    mask = (np.abs(frames - backgrounds) > tolerance).any(2)
+    counts = np.zeros(mask.shape[:2], dtype=int)
+    for index in np.ndindex(*mask.shape[:2]):
+        labels, n = ndimage.label(mask[index], structure=np.ones((3, 3)))
+        counts[index] = int((np.bincount(labels.ravel())[1:] >= min_pixels).sum()) if n else 0
+    return counts
+
+
+def same_count(counts, truth):
+    """Per predicted step, the fraction of clips whose object count equals the truth's."""
+    return list((counts == truth).mean(0))
 
 
 def report(r):
@@ -151,6 +179,12 @@ def report(r):
     for method, (p, s) in r["results"].items():
         print(f"| {method} | {np.mean(p):.2f} | {np.mean(s):.3f} | {' '.join(f'{v:.1f}' for v in p)} | "
               f"{' '.join(f'{v:.2f}' for v in s)} |")
+    if r.get("objects"):
+        print("objects counted as in the truth (fraction of clips), per step:")
+        print("| method | " + " | ".join(f"step {t + 1}" for t in range(steps)) + " |")
+        print("|---|" + "---|" * steps)
+        for method, fractions in r["objects"].items():
+            print(f"| {method} | " + " | ".join(f"{v:.2f}" for v in fractions) + " |")
     print(f"speed ({torch.get_num_threads()} threads; sequential and parallel at batch 1): "
           + ", ".join(f"{k} {v:.2f} frames/s" for k, v in r["frames_per_s"].items()))
     del steps

@@ -31,3 +31,18 @@ def test_start_offsets_give_the_same_clips():
     whole = procedural_clips("scenes", 4, frames=4, size=32)
     tail = procedural_clips("scenes", 2, frames=4, size=32, start=2)
     assert np.array_equal(whole[2:], tail)
+
+
+def test_the_background_of_a_clip_is_the_clip_without_its_objects():
+    """`scenes_backgrounds` draws what `procedural_clips` draws, objects left out: the clips are
+    unchanged, and they differ from their backgrounds only where an object is (a small part)."""
+    from rocksynth.data.scenes import scene_clip
+    from rocksynth.data.videos import procedural_clips, scenes_backgrounds
+
+    clip, background = scene_clip(np.random.default_rng(4), 6, 48, with_background=True)
+    assert np.array_equal(clip, scene_clip(np.random.default_rng(4), 6, 48))
+    clips = procedural_clips("scenes", 5, 6, 48, "heldout", 7).astype(int)
+    backgrounds = scenes_backgrounds(5, 6, 48, "heldout", 7).astype(int)
+    differs = (clips != backgrounds).any(-1)
+    assert differs.any(axis=(2, 3)).all()  # every frame of every clip shows an object
+    assert differs.mean() < 0.3

@@ -76,9 +76,13 @@ def _coverage(kind: str, extent: float, theta: float, centre, yy, xx) -> np.ndar
     return np.clip(0.5 - distance, 0, 1)
 
 
-def scene_clip(rng, frames: int = 8, size: int = 64) -> np.ndarray:
-    """One `scenes` clip, float (T, size, size, 3) in [0, 1] (see the module docstring)."""
+def scene_clip(rng, frames: int = 8, size: int = 64, with_background: bool = False):
+    """One `scenes` clip, float (T, size, size, 3) in [0, 1] (see the module docstring).
+
+    With `with_background`, also the clip's background without its objects (the same random
+    draws, so the clip is the same): what tells the objects apart from the scene in a benchmark."""
     out = _background(rng, frames, size)
+    background = out.copy() if with_background else None
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     for _ in range(int(rng.integers(1, MAX_OBJECTS + 1))):  # drawn back to front: later ones occlude
         kind = KINDS[int(rng.integers(len(KINDS)))]
@@ -98,4 +102,4 @@ def scene_clip(rng, frames: int = 8, size: int = 64) -> np.ndarray:
                     vel[axis] *= -1
                     pos[axis] = np.clip(pos[axis], half, size - half)
             theta += spin
-    return out
+    return (out, background) if with_background else out

@@ -130,7 +130,7 @@ def procedural_clips(kind: str, n: int, frames: int = 8, size: int = 64, split: 
     out = np.zeros((n, frames, size, size, channels), dtype=np.uint8)
     for k in range(n):
         index = start + k
-        rng = np.random.default_rng([_SPLITS[split], PROCEDURAL.index(kind), index])
+        rng = _clip_generator(kind, split, index)
         if kind == "scenes":
             clip = scene_clip(rng, frames, size)
         elif kind == "balls" or (kind == "moving" and index % 3 != 2):
@@ -139,6 +139,20 @@ def procedural_clips(kind: str, n: int, frames: int = 8, size: int = 64, split: 
             clip = moving_shapes_clip(rng, frames, size)[..., None]
         out[k] = np.round(clip * 255).astype(np.uint8)
     return out
+
+
+def _clip_generator(kind: str, split: str, index: int) -> np.random.Generator:
+    """The random generator of clip `index` of a procedural set's split (one per clip)."""
+    return np.random.default_rng([_SPLITS[split], PROCEDURAL.index(kind), index])
+
+
+def scenes_backgrounds(n: int, frames: int = 8, size: int = 64, split: str = "train", start: int = 0) -> np.ndarray:
+    """The backgrounds, without their objects, of `scenes` clips start .. start+n-1 of
+    `procedural_clips` (same seeds): uint8 (n, T, size, size, 3)."""
+    from rocksynth.data.scenes import scene_clip
+
+    return np.stack([np.round(scene_clip(_clip_generator("scenes", split, start + k), frames, size,
+                                         with_background=True)[1] * 255).astype(np.uint8) for k in range(n)])
 
 
 # --- clips cut from frame stacks ----------------------------------------------------------------
