@@ -90,7 +90,7 @@ class TrainSettings:
     lr_g: float = 2e-4
     lr_d: float = 4e-4
     slice_weight: float = 50.0
-    porosity_weight: float = 200.0  # of the per-depth porosity term (distance bins; was 50 on the crop's mean)
+    porosity_weight: float = 200.0  # of the per-depth porosity term (mean squared error over the distance bins)
     s2_weight: float = 200.0
     s2_lags: int = 12
     calibration_cubes: int = 32  # per volume; 0: no calibration (threshold at logit 0)
