@@ -144,9 +144,17 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
         counts = object_counts(truth, scene)
         objects = {"repeat last": same_count(object_counts(np.repeat(x[:, context - 1:context], n_pred, 1), scene), counts),
                    "frame predictor": same_count(object_counts(pred, scene), counts)}
+    porosity = None
+    if kind == "rocks":  # binary slices, 1 = pore: the prediction thresholded at one half
+        true_porosity = (truth > 0.5).mean((2, 3, 4))
+        porosity = {"truth": list(true_porosity.mean(0))}
+        for method, frames in (("repeat last", np.repeat(x[:, context - 1:context], n_pred, 1)), ("frame predictor", pred)):
+            predicted = (frames > 0.5).mean((2, 3, 4))
+            porosity[method] = list(predicted.mean(0))
+            porosity[f"{method}: mean abs. error per clip"] = list(np.abs(predicted - true_porosity).mean(0))
     return {"name": f"{kind}: frame predictor {Path(checkpoint).name}", "frame": size, "clips": n_clips,
             "context": context, "predicted": n_pred, "bits_per_dim": None, "results": results,
-            "frames_per_s": {"batched": n_clips * n_pred / seconds}, "objects": objects}
+            "frames_per_s": {"batched": n_clips * n_pred / seconds}, "objects": objects, "porosity": porosity}
 
 
 def object_counts(frames, backgrounds, tolerance=0.1, min_pixels=4):
@@ -185,6 +193,12 @@ def report(r):
         print("|---|" + "---|" * steps)
         for method, fractions in r["objects"].items():
             print(f"| {method} | " + " | ".join(f"{v:.2f}" for v in fractions) + " |")
+    if r.get("porosity"):
+        print("porosity of the slices (predictions thresholded at 0.5), mean over clips, and its mean error per clip:")
+        print("| method | " + " | ".join(f"step {t + 1}" for t in range(steps)) + " |")
+        print("|---|" + "---|" * steps)
+        for method, errors in r["porosity"].items():
+            print(f"| {method} | " + " | ".join(f"{v:.3f}" for v in errors) + " |")
     print(f"speed ({torch.get_num_threads()} threads; sequential and parallel at batch 1): "
           + ", ".join(f"{k} {v:.2f} frames/s" for k, v in r["frames_per_s"].items()))
     del steps
@@ -266,7 +280,8 @@ def main():
     parser.add_argument("--rocks-model", default="rocks")
     parser.add_argument("--only", choices=["shapes", "rocks", "none"])
     parser.add_argument("--predictor", help="a frame-predictor checkpoint or shipped name (scenes): benchmark it (alone) on --set")
-    parser.add_argument("--set", default="scenes", choices=["scenes", "moving"], help="held-out set for --predictor")
+    parser.add_argument("--set", default="scenes", choices=["scenes", "moving", "rocks"],
+                        help="held-out set for --predictor (rocks: 64x64 crops of the held-out last quarter of x)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--strips", help="write docs figures predict_{shapes,rocks}_strip.png into this folder")
     parser.add_argument("--curves", nargs=2, metavar=("SHAPES_PREFIX", "ROCKS_PREFIX"),
