@@ -205,25 +205,45 @@ def report(r):
 
 
 def strip_figure(path, model, kind, context, n_pred, seed=0, n_clips=3):
-    """PNG: for a few held-out clips, the true frames above the model's (context frames framed
-    in blue, predicted ones in orange)."""
+    """PNG: for a few held-out clips, the true frames above the latent transformer's."""
+    vqvae, transformer, payload = load_predictor(model)
+    clips = to_tensor(heldout_clips(kind, max(n_clips, 2), context + n_pred, payload["config"]["frame"]["size"]))
+    draw_strip(path, clips.numpy()[:n_clips], context,
+               lambda i, frames: predict_frames(vqvae, transformer, frames, n_pred, seed=seed + i)[0])
+
+
+@torch.no_grad()
+def predictor_strip(path, checkpoint, kind, context, n_pred, n_clips=3, size=64):
+    """PNG: for a few held-out clips, the true frames above the frame predictor's."""
+    from rocksynth.models.checkpoints import load_checkpoint
+    from rocksynth.models.frame_predictor import from_checkpoint
+    from rocksynth.pretrained.registry import resolve_model
+
+    model = from_checkpoint(load_checkpoint(resolve_model(checkpoint, "video"), "video"))
+    clips = to_tensor(heldout_clips(kind, max(n_clips, 2), context + n_pred, size)).numpy()[:n_clips]
+    draw_strip(path, clips, context, lambda i, frames: model.rollout(torch.from_numpy(frames)[None], n_pred)[0].numpy())
+
+
+def draw_strip(path, clips, context, predict):
+    """Rows of true and predicted frames of clips (n, T, C, s, s) in [0, 1]; `predict(i, frames)`
+    continues clip i's context frames (context, C, s, s). Context frames are framed in blue,
+    predicted ones in orange."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    vqvae, transformer, payload = load_predictor(model)
-    size = payload["config"]["frame"]["size"]
-    clips = heldout_clips(kind, max(n_clips, 2), context + n_pred, size)[:n_clips]
-    x = to_tensor(clips).numpy()
-    fig, axes = plt.subplots(2 * n_clips, context + n_pred, figsize=(1.1 * (context + n_pred), 2.3 * n_clips))
+    n_clips, steps = clips.shape[:2]
+    fig, axes = plt.subplots(2 * n_clips, steps, figsize=(1.1 * steps, 2.3 * n_clips))
     for i in range(n_clips):
-        pred = predict_frames(vqvae, transformer, x[i, :context], n_pred, seed=seed + i)[0]
-        rows = [("true", x[i]), ("model", np.concatenate([x[i, :context], pred]))]
+        pred = predict(i, clips[i, :context])
+        rows = [("true", clips[i]), ("model", np.concatenate([clips[i, :context], pred]))]
         for r, (label, frames) in enumerate(rows):
-            for t in range(context + n_pred):
+            for t in range(steps):
                 ax = axes[2 * i + r, t]
-                ax.imshow(frames[t, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                image = frames[t].transpose(1, 2, 0).clip(0, 1)
+                ax.imshow(image if image.shape[-1] == 3 else image[..., 0], cmap="gray", vmin=0, vmax=1,
+                          interpolation="nearest")
                 ax.set_xticks([]), ax.set_yticks([])
                 for spine in ax.spines.values():
                     spine.set_color("tab:blue" if t < context else "tab:orange")
@@ -283,14 +303,17 @@ def main():
     parser.add_argument("--set", default="scenes", choices=["scenes", "moving", "rocks"],
                         help="held-out set for --predictor (rocks: 64x64 crops of the held-out last quarter of x)")
     parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--strips", help="write docs figures predict_{shapes,rocks}_strip.png into this folder")
+    parser.add_argument("--strips", help="write docs figures predict_{shapes,rocks}_strip.png into this folder "
+                                         "(with --predictor: predict_SET_strip.png)")
     parser.add_argument("--curves", nargs=2, metavar=("SHAPES_PREFIX", "ROCKS_PREFIX"),
                         help="with --strips: also plot the learning curves PREFIX.vqvae.csv / PREFIX.transformer.csv")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.strips and args.predictor:
+        predictor_strip(Path(args.strips) / f"predict_{args.set}_strip.png", args.predictor, args.set, args.context,
+                        args.predict)
+        return
     if args.strips:
-        from pathlib import Path
-
         folder = Path(args.strips)
         strip_figure(folder / "predict_shapes_strip.png", args.shapes_model, "moving", args.context, args.predict)
         strip_figure(folder / "predict_rocks_strip.png", args.rocks_model, "rocks", args.context, args.predict)
