@@ -1,4 +1,4 @@
-"""`rocksynth predict` (continue a video with the latent video transformer) and `rocksynth train video`."""
+"""`rocksynth predict` (continue a video or an image stack: the frame predictor or a latent video transformer) and `rocksynth train video`."""
 
 import json
 from pathlib import Path
