@@ -121,7 +121,7 @@ def test_bad_slices_exit_2_with_one_line_and_no_output(tmp_path, run_cli_in_proc
 
 
 def test_train_rejects_non_positive_learning_rates(tmp_path, run_cli_in_process):
-    for option in (["--lr-g", "0"], ["--lr-d", "-1e-4"]):
+    for option in (["--set", "lr_g=0"], ["--set", "lr_d=-1e-4"]):
         code, _, err = run_cli_in_process("train", "reconstruct", "../shared/data/ketton_256.tif",
                                           "--out", tmp_path / "r.pt", *option)
         assert code == 2 and "learning rates must be positive" in err, (option, err)
@@ -153,9 +153,10 @@ def test_train_from_a_shipped_model_with_deep_crops_keeps_the_best_checkpoint(tm
     field = gaussian_filter(np.random.default_rng(1).standard_normal((96, 40, 40)), 1.5)
     tifffile.imwrite(tmp_path / "vol.tif", (field > np.quantile(field, 0.8)).astype(np.uint8) * 255)
     code, _, stderr = run_cli_in_process("train", "reconstruct", tmp_path / "vol.tif", "--out", tmp_path / "m.pt",
-                                         "--init", "berea", "--crop", "16", "--crop-depth", "32", "--batch", "1",
-                                         "--warmup-iters", "0", "--iters", "8402", "--eval-every", "2",
-                                         "--whole-side", "16", "--calibration-cubes", "0", "--init-ramp", "4")
+                                         "--init", "berea", "--crop", "16", "--set", "crop_depth=32", "--batch", "1",
+                                         "--set", "warmup_iters=0", "--iters", "8402", "--eval-every", "2",
+                                         "--set", "whole_side=16", "--set", "calibration_cubes=0",
+                                         "--set", "init_ramp=4")
     assert code == 0, stderr
     assert "depth code dropped" in stderr and "best checkpoint" in stderr
     payload = load_checkpoint(tmp_path / "m.pt")
@@ -171,9 +172,9 @@ def test_train_from_a_shipped_model_with_deep_crops_keeps_the_best_checkpoint(tm
 
 
 @pytest.mark.parametrize("option, message", [
-    (["--slice-position", "middle"], "--slice-position"),
-    (["--crop", "32", "--warmup-crop", "16", "--crop-depth", "30"], "--crop-depth"),
-    (["--crop", "32", "--warmup-crop", "16", "--crop-depth", "16"], "at least --crop"),
+    (["--set", "slice_position=middle"], "slice position 'middle'"),
+    (["--crop", "32", "--set", "warmup_crop=16", "--set", "crop_depth=30"], "crop_depth 30"),
+    (["--crop", "32", "--set", "warmup_crop=16", "--set", "crop_depth=16"], "at least --crop"),
     (["--init", "granite"], "unknown model"),
 ])
 def test_train_refuses_bad_crop_depth_slice_position_and_init(tmp_path, run_cli_in_process, option, message):
@@ -211,3 +212,73 @@ def test_far_field_porosity_and_its_warning():
     assert far_field_porosity(per_slice[1:-1], 100) is None  # too shallow for a far field
     assert porosity_warning(0.28, 0.30, "m") is None
     assert "0.200" in porosity_warning(0.20, 0.30, "m")
+
+
+def _help_options(text: str) -> "list[str]":
+    """The option names of a typer --help text (option lines are indented 2 spaces), --help left out."""
+    section = text.split("Options:", 1)[1]
+    names = [line.split()[0].rstrip(",") for line in section.splitlines() if line.startswith("  -")]
+    return [name for name in names if name != "--help"]
+
+
+def test_train_reconstruct_help_keeps_to_the_common_flags_and_lists_every_setting(run_cli_in_process):
+    import dataclasses
+    import re
+
+    from rocksynth.cli.reconstruct import _RECONSTRUCT_FLAGS, _reconstruct_settings
+
+    code, out, err = run_cli_in_process("train", "reconstruct", "--help")
+    assert code == 0, err
+    text = out.decode()
+    options = _help_options(text)
+    assert {"--set", "--iters", "--crop", "--config"} <= set(options) and "--warmup-iters" not in options
+    assert len(options) <= 16, options
+    listed = {}
+    block = text.split("Settings (--set", 1)[1].split("Arguments:", 1)[0]
+    for names, default in re.findall(r"((?:[a-z_0-9]+ \[[^\]]+\], )*[a-z_0-9]+) \[([^\]]+)\]", block):
+        listed[names.rsplit(", ", 1)[-1]] = default
+    for name, default in re.findall(r"([a-z_0-9]+) \[([^\]]+)\],", block):
+        listed[name] = default
+    settable = {f.name: f.default for f in dataclasses.fields(_reconstruct_settings())
+                if f.type in (int, float, str, bool) and f.name not in _RECONSTRUCT_FLAGS}
+    assert set(listed) == set(settable)
+    assert {name: type(settable[name])(value) for name, value in listed.items()} == settable
+
+
+def test_set_reaches_the_settings_and_the_recorded_configuration(tmp_path, run_cli_in_process):
+    """A 1-iteration run: --set warmup_iters reaches the library (at most --iters, as the flag did) and
+    meta['train_config'] / <out>.toml record the value given."""
+    import tomllib
+
+    from scipy.ndimage import gaussian_filter
+
+    from rocksynth.training.checkpoint import load_checkpoint
+
+    field = gaussian_filter(np.random.default_rng(2).standard_normal((64, 32, 32)), 1.5)
+    tifffile.imwrite(tmp_path / "vol.tif", (field > np.quantile(field, 0.7)).astype(np.uint8) * 255)
+    code, _, err = run_cli_in_process("-q", "train", "reconstruct", tmp_path / "vol.tif", "--out", tmp_path / "m.pt",
+                                      "--iters", "1", "--crop", "16", "--batch", "1", "--set", "warmup_iters=5500",
+                                      "--set", "warmup_crop=16", "--set", "warmup_batch=1", "--set", "whole_side=0",
+                                      "--set", "calibration_cubes=0", "--set", "lr_g=5e-5", "--set", "global_channels=2")
+    assert code == 0, err
+    payload = load_checkpoint(tmp_path / "m.pt")
+    settings = payload["meta"]["settings"]
+    assert (settings["warmup_iters"], settings["warmup_crop"], settings["lr_g"], settings["model"]) == (
+        1, 16, 5e-5, {"global_channels": 2})
+    assert payload["config"]["global_channels"] == 2
+    options = payload["meta"]["train_config"]["options"]
+    assert options == tomllib.loads((tmp_path / "m.toml").read_text())
+    assert (options["warmup_iters"], options["lr_g"], options["threads"], options["crop_depth"]) == (5500, 5e-5, 1, 0)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("warmup-itres=5", "--set warmup_itres: unknown setting; settable: calibration_cubes, "),
+    ("iters=5", "--set iters: use --iters"),
+    ("warmup_iters=1.5", "--set warmup_iters=1.5: expected a whole number"),
+    ("global_channels=-2", "global_channels: -2: expected -1 (the default) or at least 0"),
+])
+def test_a_bad_set_is_one_line_exit_2_and_writes_nothing(tmp_path, run_cli_in_process, setting, message):
+    code, _, err = run_cli_in_process("train", "reconstruct", "../shared/data/ketton_256.tif",
+                                      "--out", tmp_path / "r.pt", "--set", setting)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not list(tmp_path.iterdir())

@@ -16,8 +16,9 @@ from rocksynth.pretrained.registry import model_config, shipped_models
 CASES = {
     "clean_drawings": ([], ["--init", "drawings", "--iters", "1", "--crop", "32", "--batch", "1"]),
     "reconstruct_rocks": (["berea_400.tif", "ketton_256.tif"],
-                          ["--iters", "1", "--crop", "16", "--warmup-crop", "16", "--batch", "1", "--warmup-batch", "1",
-                           "--eval-every", "1", "--save-every", "1", "--calibration-cubes", "0"]),
+                          ["--iters", "1", "--crop", "16", "--set", "warmup_crop=16", "--batch", "1",
+                           "--set", "warmup_batch=1", "--eval-every", "1", "--set", "save_every=1",
+                           "--set", "calibration_cubes=0"]),
     "texture_rocks": (["berea=berea_400.tif", "ketton=ketton_256.tif", "fractures=fractures_100.tif",
                        "spherepack=porespy:spherepack"],
                       ["--iters", "1", "--set", "crop=16", "--set", "batch=1", "--set", "eval_size=16",

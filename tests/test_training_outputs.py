@@ -83,7 +83,9 @@ def data(tmp_path_factory) -> Path:
     (["train", "clean", "--out", "-"], "--out -"),
     # Settings no run could use, refused before the data is read.
     (["train", "reconstruct", "vol.tif", "--out", "r.pt", "--crop", "18"], "multiple of 4"),
-    (["train", "reconstruct", "vol.tif", "--out", "r.pt", "--crop", "16", "--warmup-crop", "32"], "--warmup-crop"),
+    (["train", "reconstruct", "vol.tif", "--out", "r.pt", "--crop", "16", "--set", "warmup_crop=32"], "warmup_crop"),
+    (["train", "reconstruct", "vol.tif", "--out", "x.pt", "--set", "warmup_crop=8"], "warmup_crop: 8 is not in"),
+    (["train", "reconstruct", "vol.tif", "--out", "x.pt", "--set", "save_every=0"], "save_every: 0 is not in"),
     (["train", "texture", "t=vol.tif", "--out", "t.pt", "--set", "crop=20"], "multiple of 8"),
     (["train", "texture", "t=vol.tif", "--out", "t.pt", "--set", "lr_g=nan"], "lr_g"),
     (["train", "texture", "t=vol.tif", "--out", "t.pt", "--set", "threads=0"], "threads must be at least 1"),
@@ -101,9 +103,7 @@ def test_a_refused_training_run_leaves_nothing(data, args, message):
 @pytest.mark.parametrize("args", [
     ["train", "clean", "--out", "x.pt", "--threads", "0"],
     ["clean", "scan.png", "--out", "o.png", "--threads", "0"],
-    ["train", "reconstruct", "vol.tif", "--out", "x.pt", "--warmup-crop", "8"],
     ["train", "reconstruct", "vol.tif", "--out", "x.pt", "--eval-every", "0"],
-    ["train", "reconstruct", "vol.tif", "--out", "x.pt", "--save-every", "0"],
     ["train", "video", "balls", "--stage", "vqvae", "--out", "x.pt", "--size", "0"],
     ["train", "video", "balls", "--stage", "vqvae", "--out", "x.pt", "--batch", "-1"],
     ["train", "video", "balls", "--stage", "vqvae", "--out", "x.pt", "--parts", "0"],
@@ -125,8 +125,8 @@ def test_numeric_options_out_of_range_are_usage_errors(data, args):
 @pytest.mark.parametrize("command", ["reconstruct", "texture"])
 def test_a_volume_can_come_from_stdin(data, tmp_path, command):
     if command == "reconstruct":
-        args = ["train", "reconstruct", "-", "--out", "m.pt", "--iters", "1", "--crop", "16", "--warmup-crop", "16",
-                "--calibration-cubes", "0"]
+        args = ["train", "reconstruct", "-", "--out", "m.pt", "--iters", "1", "--crop", "16", "--set", "warmup_crop=16",
+                "--set", "calibration_cubes=0"]
     else:
         args = ["train", "texture", "t=-", "--out", "m.pt", "--iters", "1", "--set", "crop=16"]
     code, _, stderr = _run(args, tmp_path, stdin=(data / "vol.tif").read_bytes())

@@ -23,7 +23,9 @@ class OptionRangeError(typer.BadParameter):
     one line, like every other refusal)."""
 
 
-def _range_check(low, high, low_open: bool, high_open: bool, message: "str | None"):
+def range_check(low, high, low_open: bool, high_open: bool, message: "str | None"):
+    """A check of a value against [low, high] (None: unbounded), raising `OptionRangeError`; the
+    callback of `number`, and the range check of settings that once were such options."""
     described = _describe(low, high, low_open, high_open)
 
     def check(value):
@@ -45,10 +47,10 @@ def number(default, *param_decls: str, min=None, max=None, min_open: bool = Fals
     """A numeric typer option within [min, max] (`min_open`/`max_open`: the bound itself excluded;
     None: unbounded). Floats must also be finite. The range is appended to the help text."""
     if min is None and max is None:
-        return typer.Option(default, *param_decls, callback=_range_check(None, None, False, False, message),
+        return typer.Option(default, *param_decls, callback=range_check(None, None, False, False, message),
                             help=help, **kwargs)
     described = _describe(min, max, min_open, max_open)
-    return typer.Option(default, *param_decls, callback=_range_check(min, max, min_open, max_open, message),
+    return typer.Option(default, *param_decls, callback=range_check(min, max, min_open, max_open, message),
                         help=f"{help} [{described}]".strip(), **kwargs)
 
 
@@ -83,8 +85,6 @@ RawShape = typer.Option(None, "--shape", help="Shape of a .raw input, ZxYxX.")
 RawDtype = typer.Option("uint8", "--dtype", help="Data type of a .raw input (uint8, uint16, float32, ...).")
 Json = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 Seed = seed_option()
-Holdout = number(0.25, "--holdout", min=0, max=1, min_open=True, max_open=True,
-                 help="Fraction of each volume (last part along z) kept for evaluation.")
 
 # The dask engine of the chunked measures (`rocksynth.engine.dask_engine`).
 Jobs = positive_int(2, "--jobs", help="Threads (or, with --memory-limit, worker processes) that measure chunks.")
@@ -188,7 +188,7 @@ def apply_settings(settings, pairs: "list[str] | None", flags: "dict[str, str] |
         if flags and key in flags:
             raise BadInputError(f"--set {key}: use {flags[key]}")
         if key not in fields:
-            raise BadInputError(f"--set {key}: unknown setting; settable: {', '.join(sorted(fields))}")
+            raise BadInputError(f"--set {key}: unknown setting; settable: {', '.join(sorted(set(fields) - set(flags or ())))}")
         try:
             setattr(settings, key, _convert(fields[key], value.strip()))
         except ValueError:

@@ -1,5 +1,7 @@
 """`rocksynth reconstruct` (a 3D volume from one 2D slice) and `rocksynth train reconstruct`."""
 
+import dataclasses
+import functools
 from pathlib import Path
 from typing import List, Optional
 
@@ -39,42 +41,120 @@ def reconstruct(
         typer.echo(json.dumps(summary, indent=2, default=str))
 
 
-@configurable()
+# Settings with a flag of their own (not settable through --set).
+_RECONSTRUCT_FLAGS = {"iters": "--iters", "crop": "--crop", "batch": "--batch", "eval_every": "--eval-every",
+                      "seed": "--seed"}
+# The ranges the settings had as flags (low, high, True for an interval open at both ends), kept
+# so that a value the flag refused is still refused before any data is read; the `_UNSET` values
+# stand for "the default", as the flags' absence did.
+_RANGES = {"warmup_crop": (16, None), "warmup_iters": (0, None), "warmup_batch": (1, None), "depth_ratio": (1, None),
+           "crop_depth": (16, None), "porosity_weight": (0, None), "eval_crop": (16, None), "whole_side": (0, None),
+           "save_every": (1, None), "holdout": (0, 1, True), "threads": (1, None), "lr_g": (0, 1, True),
+           "lr_d": (0, 1, True), "calibration_cubes": (0, None), "init_ramp": (0, None), "global_channels": (0, None)}
+_UNSET = {"crop_depth": 0, "eval_crop": 0, "global_channels": -1}
+
+
+@functools.lru_cache(maxsize=None)  # one class, so every call gives the same fields
+def _reconstruct_settings() -> type:
+    """The library's `TrainSettings` with the command's two settings that are not the recipe's:
+    `threads` (torch's CPU threads) and `global_channels` (-1: the --init/--resume checkpoint's,
+    else 0), which becomes `model={'global_channels': N}`."""
+    from rocksynth.training.reconstruct import TrainSettings
+
+    @dataclasses.dataclass
+    class ReconstructCommandSettings(TrainSettings):
+        threads: int = 1
+        global_channels: int = -1
+
+    return ReconstructCommandSettings
+
+
+def _library_settings(command):
+    """The library's `TrainSettings` of the command's settings, as the flags used to build them
+    (warm-up no longer than the run); a value outside its former flag's range is refused.
+
+    Raises
+    ------
+    BadInputError
+        One line naming the setting.
+    """
+    from rocksynth.errors import BadInputError
+    from rocksynth.training.reconstruct import TrainSettings
+
+    for key, bounds in _RANGES.items():
+        low, high, is_open = (*bounds, False)[:3]
+        value = getattr(command, key)
+        if key in _UNSET and value == _UNSET[key]:
+            continue
+        message = "learning rates must be positive and below 1" if key.startswith("lr_") else None
+        if key in _UNSET:
+            message = f"expected {_UNSET[key]} (the default) or at least {low}"
+        try:
+            options.range_check(low, high, is_open, is_open, message)(value)
+        except options.OptionRangeError as exc:
+            raise BadInputError(f"{key}: {exc.message}") from None
+    values = {f.name: getattr(command, f.name) for f in dataclasses.fields(TrainSettings) if f.name != "model"}
+    values["warmup_iters"] = min(command.warmup_iters, command.iters)
+    model = {} if command.global_channels == _UNSET["global_channels"] else {"global_channels": command.global_channels}
+    return TrainSettings(**values, model=model)
+
+
+@configurable(settings=_reconstruct_settings, flags=_RECONSTRUCT_FLAGS)
 def train_reconstruct(
     volumes: List[str] = typer.Argument(..., metavar="VOLUME...", help="Binary (or grayscale) 3D training volumes; '-' = stdin."),
     out: str = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); also <out>.csv and <out>.png learning curve."),
     crop: int = options.number(64, "--crop", min=16, help="Final training crop side (voxels; a multiple of 4)."),
     iters: int = options.positive_int(3000, "--iters", help="Total iterations (including warm-up)."),
     batch: int = options.positive_int(2, "--batch", help="Batch size at the final crop."),
-    warmup_crop: int = options.number(32, "--warmup-crop", min=16, help="Crop side for the first --warmup-iters iterations (a multiple of 4, at most --crop)."),
-    warmup_iters: int = options.number(2000, "--warmup-iters", min=0, help="Iterations on the small warm-up crops."),
-    warmup_batch: int = options.positive_int(4, "--warmup-batch", help="Batch size on warm-up crops."),
-    depth_ratio: int = options.positive_int(2, "--depth-ratio", help="Training crops are this many times deeper than wide, so they reach the far field beyond the slice's influence (unless --crop-depth)."),
-    crop_depth: Optional[int] = options.number(None, "--crop-depth", min=16, help="Depth of every training crop (a multiple of 4, at least --crop; default --crop x --depth-ratio), e.g. 128 with --crop 48."),
-    slice_position: str = typer.Option("random", "--slice-position", help="Depth of the conditioning slice in each training crop: 'random' (every distance from the slice on both sides is trained) or 'centre'."),
-    porosity_weight: float = options.number(200.0, "--porosity-weight", min=0, help="Weight of the per-depth porosity term (porosity in bins of distance from the slice against the real crop's)."),
     eval_every: int = options.positive_int(100, "--eval-every", help="Evaluate on held-out cubes and whole held-out planes every N iterations; the best checkpoint (lowest eval_score) is kept as <out>.best.pt."),
-    eval_crop: Optional[int] = options.number(None, "--eval-crop", min=16, help="Side of the held-out evaluation cubes (default --crop)."),
-    whole_side: int = options.number(256, "--whole-side", min=0, help="Whole-slice evaluation: a held-out plane of each volume (at most this wide) reconstructed 128 deep, per-z porosity sd and far field against the real rock's (0: off)."),
-    save_every: int = options.positive_int(200, "--save-every", help="Write the checkpoint every N iterations."),
-    holdout: float = options.Holdout,
     seed: int = options.seed_option("Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out if it exists."),
-    threads: int = options.threads_option(),
-    lr_g: float = options.learning_rate(2e-4, "--lr-g", help="Adam learning rate of the encoder + generator (also applied on --resume)."),
-    lr_d: float = options.learning_rate(4e-4, "--lr-d", help="Adam learning rate of the critics (also applied on --resume)."),
-    calibration_cubes: int = options.number(32, "--calibration-cubes", min=0, help="Training cubes per volume on which the output threshold is calibrated to the real porosity at the end (0: threshold at probability 0.5)."),
-    init: Optional[str] = typer.Option(None, "--init", help="Start from this reconstruct checkpoint's (or shipped model's: berea, ketton) weights (fresh optimisers, the generator's learning rate ramped up over --init-ramp iterations; continues its iteration count)."),
-    init_ramp: int = options.number(300, "--init-ramp", min=0, help="Iterations of linear learning-rate ramp of the generator after --init."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this reconstruct checkpoint's (or shipped model's: berea, ketton) weights (fresh optimisers, the generator's learning rate ramped up over --set init_ramp=N iterations; continues its iteration count)."),
     time_budget: Optional[str] = options.time_budget_option(),
-    global_channels: Optional[int] = options.number(None, "--global-channels", min=0, help="Channels of the whole-slice code fed to every depth (default: the --init/--resume checkpoint's, else 0)."),
+    settings_text: Optional[List[str]] = options.Set("Set a training setting, e.g. --set warmup_iters=500 "
+                                                     "--set lr_g=5e-5 (repeatable; the keys are listed above)."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
     device: str = options.TrainDevice,
     config: Optional[Path] = options.config_option(),
 ) -> None:
-    """Train the slice-to-volume GAN on your own volumes (resumable, CSV learning curve)."""
-    from rocksynth.errors import BadInputError
+    """Train the slice-to-volume GAN on your own volumes (resumable, CSV learning curve).
+
+    Options and settings can also come from --config FILE.toml (keys: the option names and the
+    --set keys below; the command line overrides the file); the run's resolved configuration is
+    written to <out>.toml (docs/training.md).
+
+    \b
+    Settings (--set KEY=VALUE, defaults in brackets):
+      warmup_iters [2000]  first iterations on the small warm-up crops (at most --iters)
+      warmup_crop [32]     warm-up crop side (a multiple of 4, at most --crop)
+      warmup_batch [4]     batch size on the warm-up crops
+      depth_ratio [2]      training crops this many times deeper than wide, to reach the far field
+      crop_depth [0]       depth of every training crop (a multiple of 4, at least --crop;
+                           0: --crop x depth_ratio)
+      slice_position [random]
+                           depth of the conditioning slice in each crop: random or centre
+      porosity_weight [200.0]
+                           weight of the per-depth porosity term (bins of distance from the slice)
+      slice_weight [50.0], s2_weight [200.0], s2_lags [12], slices_per_axis [8]
+                           weights of the slice and S2 terms, S2 lags, critic slices per axis
+      lr_g [0.0002]        Adam learning rate of the encoder + generator (also applied on --resume)
+      lr_d [0.0004]        Adam learning rate of the critics (also applied on --resume)
+      init_ramp [300]      iterations of linear learning-rate ramp of the generator after --init
+      global_channels [-1] channels of the whole-slice code fed to every depth (-1: the --init/--resume
+                           checkpoint's, else 0)
+      holdout [0.25]       fraction of each volume (last part along z) kept for evaluation
+      eval_crop [0]        side of the held-out evaluation cubes (0: --crop)
+      eval_cubes [8]       held-out cubes per evaluation
+      whole_side [256], whole_depth [128]
+                           whole-slice evaluation: a held-out plane (at most this wide) reconstructed
+                           this deep, per-z porosity sd and far field against the rock's (whole_side=0: off)
+      save_every [200]     write the checkpoint every N iterations
+      calibration_cubes [32]
+                           training cubes per volume on which the output threshold is calibrated to the
+                           real porosity at the end (0: threshold at probability 0.5)
+      threads [1]          torch CPU threads
+    """
     from rocksynth.io.paths import STDIO, check_input_file
     from rocksynth.pretrained.registry import resolve_model
     from rocksynth.training.outputs import reconstruct_plan
@@ -85,8 +165,6 @@ def train_reconstruct(
             check_input_file(path)
     if init is not None:
         check_input_file(resolve_model(init, "reconstruct"))
-    if slice_position not in ("random", "centre"):
-        raise BadInputError(f"--slice-position {slice_position}: expected 'random' or 'centre'")
     budget = options.parse_duration(time_budget)
     place = options.parse_device(device)
     plan = reconstruct_plan(out, resume).check()
@@ -96,18 +174,13 @@ def train_reconstruct(
     from rocksynth.io import load_binary_volume
     from rocksynth.io.binary import require_3d
     from rocksynth.progress import log
-    from rocksynth.training.reconstruct import TrainSettings, check_settings, train_reconstruct as train
+    from rocksynth.training.reconstruct import check_settings, train_reconstruct as train
 
-    settings = TrainSettings(iters=iters, crop=crop, batch=batch, warmup_crop=warmup_crop,
-                             warmup_iters=min(warmup_iters, iters), warmup_batch=warmup_batch, depth_ratio=depth_ratio,
-                             crop_depth=crop_depth or 0, slice_position=slice_position,
-                             porosity_weight=porosity_weight, eval_every=eval_every, eval_crop=eval_crop or 0,
-                             whole_side=whole_side, init_ramp=init_ramp, save_every=save_every, holdout=holdout,
-                             seed=seed, lr_g=lr_g, lr_d=lr_d,
-                             calibration_cubes=calibration_cubes,
-                             model={} if global_channels is None else {"global_channels": global_channels})
+    command = options.apply_settings(_reconstruct_settings()(iters=iters, crop=crop, batch=batch, eval_every=eval_every,
+                                                             seed=seed), settings_text, _RECONSTRUCT_FLAGS)
+    settings = _library_settings(command)
     check_settings(settings)  # before any data is read
-    torch.set_num_threads(threads)
+    torch.set_num_threads(command.threads)
     loaded, voxel_sizes = [], []
     for path in volumes:
         mask, voxel = load_binary_volume(path, threshold=threshold, pore_value=pore_value)

@@ -331,36 +331,36 @@ def calibrate_threshold(model: Slice2Vol, blocks: "list[np.ndarray]", size: int,
 def check_settings(settings: TrainSettings) -> None:
     """Refuse settings no run could use, before any data is read."""
     if settings.iters < 0 or settings.batch < 1 or settings.warmup_batch < 1:
-        raise BadInputError("--iters must not be negative; --batch and --warmup-batch must be at least 1")
+        raise BadInputError("--iters must not be negative; --batch and warmup_batch must be at least 1")
     if settings.eval_every < 1 or settings.save_every < 1:
-        raise BadInputError("--eval-every and --save-every must be at least 1")
+        raise BadInputError("--eval-every and save_every must be at least 1")
     if settings.depth_ratio < 1:
         raise BadInputError("the crop depth ratio must be at least 1")
     if settings.slice_position not in ("random", "centre"):
         raise BadInputError(f"slice position {settings.slice_position!r}: expected 'random' or 'centre'")
     depth = settings.depth()
     if depth % GRID or depth < settings.crop:
-        raise BadInputError(f"--crop-depth {depth}: must be a multiple of {GRID} and at least --crop {settings.crop}")
+        raise BadInputError(f"crop_depth {depth}: must be a multiple of {GRID} and at least --crop {settings.crop}")
     if settings.eval_crop and (settings.eval_crop % GRID or settings.eval_crop < GRID):
-        raise BadInputError(f"--eval-crop {settings.eval_crop}: must be a multiple of {GRID}")
+        raise BadInputError(f"eval_crop {settings.eval_crop}: must be a multiple of {GRID}")
     if settings.whole_side and (settings.whole_side < 4 * GRID or settings.whole_depth < 2 * FAR_FIELD + GRID
                                 or settings.whole_depth % GRID):
         raise BadInputError(f"whole-slice evaluation {settings.whole_side}^2 x {settings.whole_depth}: the plane must be "
                             f"at least {4 * GRID} wide and the depth a multiple of {GRID} beyond 2 x {FAR_FIELD} "
-                            f"(the far field); --whole-side 0 turns it off")
+                            f"(the far field); whole_side=0 turns it off")
     if settings.init_ramp < 0:
         raise BadInputError("the learning-rate ramp after --init must not be negative")
     if not 0 < settings.holdout < 1:
-        raise BadInputError(f"--holdout must be between 0 and 1, got {settings.holdout}")
+        raise BadInputError(f"holdout must be between 0 and 1, got {settings.holdout}")
     smallest = (settings.s2_lags // GRID + 1) * GRID  # the S2 term needs lags inside the crop
     crops = {"--crop": settings.crop}
     if settings.warmup_iters > 0:
-        crops["--warmup-crop"] = settings.warmup_crop
+        crops["warmup_crop"] = settings.warmup_crop
     for option, size in crops.items():
         if size % GRID or size < smallest:
             raise BadInputError(f"{option} {size}: must be a multiple of {GRID} and at least {smallest}")
     if settings.warmup_iters > 0 and settings.warmup_crop > settings.crop:
-        raise BadInputError(f"--warmup-crop {settings.warmup_crop} is larger than --crop {settings.crop}; "
+        raise BadInputError(f"warmup_crop {settings.warmup_crop} is larger than --crop {settings.crop}; "
                             f"the warm-up trains on smaller crops")
 
 
@@ -376,12 +376,12 @@ def check_volumes(volumes: "list[tuple[str, np.ndarray]]", settings: TrainSettin
     for split in splits:
         if min(split.train.shape) < deepest:
             raise BadInputError(f"{split.name}: training part {split.train.shape} is smaller than the "
-                                f"{deepest}-voxel deep crop (--crop-depth, or --crop x --depth-ratio); choose a "
+                                f"{deepest}-voxel deep crop (crop_depth, or --crop x depth_ratio); choose a "
                                 f"smaller crop or a larger volume")
         if min(split.held_out.shape) < eval_crop:
-            raise BadInputError(f"{split.name}: held-out part {split.held_out.shape} (the last --holdout of it "
-                                f"along z) is smaller than the evaluation cube {eval_crop} (--eval-crop, else "
-                                f"--crop); choose a smaller one or a larger --holdout")
+            raise BadInputError(f"{split.name}: held-out part {split.held_out.shape} (the last holdout of it "
+                                f"along z) is smaller than the evaluation cube {eval_crop} (eval_crop, else "
+                                f"--crop); choose a smaller one or a larger holdout")
         if not 0.01 < split.train.mean() < 0.99:
             raise BadInputError(f"{split.name}: porosity {split.train.mean():.3f}; nothing to learn")
     return splits
