@@ -145,7 +145,8 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
         objects = {"repeat last": same_count(object_counts(np.repeat(x[:, context - 1:context], n_pred, 1), scene), counts),
                    "frame predictor": same_count(object_counts(pred, scene), counts)}
     porosity = None
-    if kind == "rocks":  # binary slices, 1 = pore: the prediction thresholded at one half
+    if kind == "rocks":  # binary slices, 1 = pore: `predict` thresholds the prediction at one half
+        results["frame predictor, thresholded (the output)"] = per_step((pred > 0.5).astype(np.float32), truth)
         true_porosity = (truth > 0.5).mean((2, 3, 4))
         porosity = {"truth": list(true_porosity.mean(0))}
         for method, frames in (("repeat last", np.repeat(x[:, context - 1:context], n_pred, 1)), ("frame predictor", pred)):

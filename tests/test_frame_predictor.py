@@ -68,3 +68,23 @@ def test_predict_with_a_predictor_checkpoint_works_at_the_clip_size(tmp_path, ru
     assert np.abs(out[5:].astype(int) - out[4].astype(int)).max() <= 2
     code, _, stderr = run_cli("predict", "c.mp4", "--model", "p.pt", "--samples", "2", "--out", "s.mp4", cwd=tmp_path)
     assert code == 2 and "deterministic" in stderr
+
+
+def test_a_binary_stack_is_continued_by_binary_slices():
+    """Segmented slices (0 and 255 only) in, segmented slices out: the model's frames are
+    thresholded at one half; a gray clip keeps its gray values."""
+    import numpy as np
+
+    from rocksynth.pipelines.predict import predict_clip
+
+    model = FramePredictor(channels=1, context=4, widths=(4, 8, 8), blocks=1).eval()
+    with torch.no_grad():
+        model.head.bias.fill_(0.3)  # a change that leaves gray values: 0 -> 77, 255 -> 255
+    loaded = (None, model, {})
+    binary = np.where(np.random.default_rng(0).random((4, 24, 24, 1)) < 0.3, 255, 0).astype(np.uint8)
+    predicted, info = predict_clip(binary, 2, loaded)
+    assert info["binary"] and set(np.unique(predicted)) <= {0, 255}
+    assert np.array_equal(predicted[0, 0], binary[-1])  # 77 is below one half: still solid
+    gray = (binary // 2 + 20).astype(np.uint8)
+    predicted, info = predict_clip(gray, 1, loaded)
+    assert "binary" not in info and not np.isin(predicted, (0, 255)).all()

@@ -134,14 +134,16 @@ def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float =
     Returns
     -------
     predicted : ndarray of uint8
-        (samples, n_frames, y, x, c), at the input's size and channels.
+        (samples, n_frames, y, x, c), at the input's size and channels. A binary clip (one
+        channel, only 0 and 255: segmented micro-CT slices) gets binary frames, each model output
+        thresholded at one half.
     info : dict
         Samples, decoding, seconds, frames per second and frame sizes.
     """
     _check_settings(n_frames, samples, temperature, parallel, steps)
     vqvae, transformer, payload = loaded
     if vqvae is None:
-        return _predict_deterministic(transformer, frames, n_frames, samples)
+        return _binary_like(frames, *_predict_deterministic(transformer, frames, n_frames, samples))
     context = frames.shape[0]
     size, channels = payload["config"]["frame"]["size"], payload["config"]["frame"]["channels"]
     height, width, in_channels = frames.shape[1:]
@@ -166,9 +168,19 @@ def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float =
     mode = f"parallel, {steps} steps" if parallel else "sequential"
     log(f"{samples * n_frames} frames predicted in {elapsed:.1f} s ({samples * n_frames / elapsed:.1f} frames/s, {mode})")
     out = np.stack([from_model_frames(sample, height, width, in_channels) for sample in predicted])
-    return out, {"samples": samples, "decoding": "parallel" if parallel else "sequential",
-                 "seconds": round(elapsed, 3), "frames_per_second": round(samples * n_frames / elapsed, 3),
-                 "model_frame_size": size, "input_frame_size": [height, width]}
+    return _binary_like(frames, out, {
+        "samples": samples, "decoding": "parallel" if parallel else "sequential", "seconds": round(elapsed, 3),
+        "frames_per_second": round(samples * n_frames / elapsed, 3), "model_frame_size": size,
+        "input_frame_size": [height, width]})
+
+
+def _binary_like(frames: np.ndarray, predicted: np.ndarray, info: dict) -> "tuple[np.ndarray, dict]":
+    """`predicted` thresholded at one half if the context `frames` are binary (one channel,
+    only 0 and 255), so that a segmented stack is continued by segmented slices; `info` says so."""
+    if frames.shape[-1] != 1 or not np.isin(frames, (0, 255)).all():
+        return predicted, info
+    log("binary input (0 and 255 only): the predicted frames are thresholded at one half")
+    return np.where(predicted >= 128, 255, 0).astype(np.uint8), dict(info, binary=True)
 
 
 def _check_settings(n_frames: int, samples: int, temperature: float, parallel: bool, steps: int) -> None:
