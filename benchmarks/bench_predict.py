@@ -225,6 +225,14 @@ def predictor_strip(path, checkpoint, kind, context, n_pred, n_clips=3, size=64)
     draw_strip(path, clips, context, lambda i, frames: model.rollout(torch.from_numpy(frames)[None], n_pred)[0].numpy())
 
 
+def is_predictor(model) -> bool:
+    """Whether a shipped video model or checkpoint is a frame predictor (not a latent transformer)."""
+    from rocksynth.models.checkpoints import load_checkpoint
+    from rocksynth.pretrained.registry import resolve_model
+
+    return "predictor" in load_checkpoint(resolve_model(model, "video"), "video")["state"]
+
+
 def draw_strip(path, clips, context, predict):
     """Rows of true and predicted frames of clips (n, T, C, s, s) in [0, 1]; `predict(i, frames)`
     continues clip i's context frames (context, C, s, s). Context frames are framed in blue,
@@ -303,11 +311,13 @@ def main():
     parser.add_argument("--predictor", help="a frame-predictor checkpoint or shipped name (scenes): benchmark it (alone) on --set")
     parser.add_argument("--set", default="scenes", choices=["scenes", "moving", "rocks"],
                         help="held-out set for --predictor (rocks: 64x64 crops of the held-out last quarter of x)")
+    parser.add_argument("--size", type=int, default=64, help="frame side of the held-out clips of a frame predictor (--predictor, or a predictor as --rocks-model)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--strips", help="write docs figures predict_{shapes,rocks}_strip.png into this folder "
                                          "(with --predictor: predict_SET_strip.png)")
-    parser.add_argument("--curves", nargs=2, metavar=("SHAPES_PREFIX", "ROCKS_PREFIX"),
-                        help="with --strips: also plot the learning curves PREFIX.vqvae.csv / PREFIX.transformer.csv")
+    parser.add_argument("--curves", nargs="+", metavar="PREFIX",
+                        help="with --strips: also plot the latent transformers' learning curves "
+                             "PREFIX_vq.vqvae.csv / PREFIX.transformer.csv (shapes, then rocks if it is one)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.strips and args.predictor:
@@ -317,16 +327,19 @@ def main():
     if args.strips:
         folder = Path(args.strips)
         strip_figure(folder / "predict_shapes_strip.png", args.shapes_model, "moving", args.context, args.predict)
-        strip_figure(folder / "predict_rocks_strip.png", args.rocks_model, "rocks", args.context, args.predict)
+        if is_predictor(args.rocks_model):
+            predictor_strip(folder / "predict_rocks_strip.png", args.rocks_model, "rocks", args.context, args.predict,
+                            size=args.size)
+        else:
+            strip_figure(folder / "predict_rocks_strip.png", args.rocks_model, "rocks", args.context, args.predict)
         if args.curves:
-            shapes, rocks = args.curves
             curve_figure(folder / "predict_curves.png",
-                         {"shapes": (f"{shapes}_vq.vqvae.csv", f"{shapes}.transformer.csv"),
-                          "rocks": (f"{rocks}_vq.vqvae.csv", f"{rocks}.transformer.csv")})
+                         {name: (f"{prefix}_vq.vqvae.csv", f"{prefix}.transformer.csv")
+                          for name, prefix in zip(("shapes", "rocks"), args.curves)})
         return
     runs = []
     if args.predictor:
-        runs.append(bench_predictor(args.predictor, args.set, args.clips, args.context, args.predict))
+        runs.append(bench_predictor(args.predictor, args.set, args.clips, args.context, args.predict, args.size))
         report(runs[-1])
         args.only = "none"
     if args.only in (None, "shapes"):
@@ -334,8 +347,11 @@ def main():
                           args.predict, args.samples, 0))
         report(runs[-1])
     if args.only in (None, "rocks"):
-        runs.append(bench("rock slices (Berea + Ketton, held-out last quarter of x)", args.rocks_model, "rocks",
-                          args.clips, args.context, args.predict, args.samples, 0))
+        if is_predictor(args.rocks_model):
+            runs.append(bench_predictor(args.rocks_model, "rocks", args.clips, args.context, args.predict, args.size))
+        else:
+            runs.append(bench("rock slices (Berea + Ketton, held-out last quarter of x)", args.rocks_model, "rocks",
+                              args.clips, args.context, args.predict, args.samples, 0))
         report(runs[-1])
     if args.json:
         with open(args.json, "w") as handle:
