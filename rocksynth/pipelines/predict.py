@@ -143,6 +143,8 @@ def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float =
     _check_settings(n_frames, samples, temperature, parallel, steps)
     vqvae, transformer, payload = loaded
     if vqvae is None:
+        if temperature != 1.0:
+            log("this model is deterministic: --temperature does not apply to it")
         return _binary_like(frames, *_predict_deterministic(transformer, frames, n_frames, samples))
     context = frames.shape[0]
     size, channels = payload["config"]["frame"]["size"], payload["config"]["frame"]["channels"]
