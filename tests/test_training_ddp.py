@@ -1,6 +1,7 @@
 """Multi-process training under torchrun (DistributedDataParallel, gloo, 2 CPU processes) against
 one process with the same total batch, stopping together at a time budget, and the trainers that
-refuse several processes (~25 s: each torchrun start costs a few seconds)."""
+refuse several processes, for `train video --stage predictor` and `train clean` (~50 s: each
+torchrun start costs a few seconds)."""
 
 import csv
 import os
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from rocksynth.cli.main import main
+from rocksynth.errors import BadInputError
 
 # A tiny frame predictor: 6 iterations of batch 4 (2 clips per process in the 2-process run).
 PREDICTOR = ["train", "video", "balls", "--stage", "predictor", "--iters", "6", "--eval-every", "3", "--size", "32",
@@ -93,16 +95,118 @@ def test_two_processes_stop_together_at_the_budget_and_resume_on_one(runs):
                   torch.load(tmp_path / "parts.pt", weights_only=True))
 
 
+# A tiny `train clean` on procedural drawings: 6 iterations of batch 4, evaluated and saved every 2.
+# The command line has no evaluation interval, so a script calls the trainer (as torchrun can).
+# lr 2e-4, not the default 2e-3: Adam's steps scale the float32 rounding a run cannot avoid (one
+# process fed the same batches in reversed sample order ends 8e-4 away at 2e-3, 4e-6 at 2e-4),
+# while two processes with per-share batch norms still end 3e-2 away.
+CLEAN_SCRIPT = """
+import sys
+from pathlib import Path
+
+from rocksynth.training.clean import train_clean
+
+out = Path(sys.argv[1])
+train_clean(out, 6, resume="--resume" in sys.argv, batch=4, crop=32, lr=2e-4, widths=(4, 8, 8, 8, 8),
+            validate_every=2, checkpoint_every=2, validation_count=4, curve_csv=out.with_suffix(".csv"),
+            time_budget=1e-6 if "--budget" in sys.argv else None)
+"""
+
+
+def _same_clean_curve(one: "list[dict]", two: "list[dict]") -> None:
+    assert [r["iteration"] for r in one] == [r["iteration"] for r in two] == ["2", "4", "6"]
+    for a, b in zip(one, two):
+        for column in a:
+            if column != "wall_time_s":
+                assert float(b[column]) == pytest.approx(float(a[column]), rel=1e-4), column
+
+
+def _same_clean_weights(first: dict, second: dict) -> None:
+    assert first["state"]["model"].keys() == second["state"]["model"].keys()
+    for name, weight in first["state"]["model"].items():  # batch-norm running statistics included
+        # Adam moves a weight by about lr (2e-4) a step whatever its gradient's size, so a weight
+        # whose gradient is small moves by a fraction of that set by float32 rounding: one
+        # process fed the same batches in reversed sample order ends 4e-6 away. A tenth of a step.
+        torch.testing.assert_close(second["state"]["model"][name], weight, rtol=1e-5, atol=2e-5)
+
+
+@pytest.fixture(scope="module")
+def clean_runs(tmp_path_factory):
+    """A folder with the tiny `train clean` run in one process (one.pt) and in two (two.pt)."""
+    folder = tmp_path_factory.mktemp("ddp_clean")
+    (folder / "run_clean.py").write_text(CLEAN_SCRIPT)
+    _run([sys.executable, "run_clean.py", "one.pt"], folder)
+    _run([*TORCHRUN[:-2], "run_clean.py", "two.pt"], folder)
+    return folder
+
+
+def test_two_processes_train_clean_as_one_process(clean_runs):
+    tmp_path = clean_runs
+    one, two = _curve(tmp_path / "one.csv"), _curve(tmp_path / "two.csv")
+    _same_clean_curve(one, two)
+    assert one[0]["loss"] != one[1]["loss"]  # the run trained
+    first = torch.load(tmp_path / "one.pt", weights_only=True)
+    second = torch.load(tmp_path / "two.pt", weights_only=True)
+    assert first["meta"]["iterations"] == second["meta"]["iterations"] == 6
+    _same_clean_weights(first, second)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(("parts", "run_clean"))) == sorted(
+        f"{stem}{suffix}" for stem in ("one", "two") for suffix in (".pt", ".best.pt", ".csv", ".png"))
+
+
+def test_two_processes_stop_train_clean_together_and_resume_on_one(clean_runs):
+    """The checkpoint rank 0 writes at the budget (after iteration 1) resumes in one process to
+    the two-process run: nothing else of the step is random, and the norms' statistics are the same."""
+    tmp_path = clean_runs
+    _run([*TORCHRUN[:-2], "run_clean.py", "parts.pt", "--budget"], tmp_path)
+    assert torch.load(tmp_path / "parts.pt", weights_only=True)["meta"]["iterations"] == 1
+    _run([sys.executable, "run_clean.py", "parts.pt", "--resume"], tmp_path)
+    _same_clean_curve(_curve(tmp_path / "two.csv"), _curve(tmp_path / "parts.csv"))
+    _same_clean_weights(torch.load(tmp_path / "two.pt", weights_only=True),
+                        torch.load(tmp_path / "parts.pt", weights_only=True))
+
+
+class _Pairs:
+    """Stands in for a folder of (scan, clean) pairs: numbered images, picked by the generator."""
+
+    def sample(self, rng):
+        index = int(rng.integers(100))
+        return np.full((48, 48), index, np.float32), np.zeros((48, 48), bool)
+
+
+@pytest.mark.parametrize("pairs", [None, _Pairs()], ids=["procedural", "pairs"])
+def test_each_rank_draws_its_share_of_the_one_process_clean_batch(pairs):
+    from rocksynth.models.unet import UNet
+    from rocksynth.training.clean import _CleanTask
+
+    def task():
+        return _CleanTask(UNet((2, 2, 2, 2, 2)), 1e-3, 4, 4, 32, 0, pairs, [], {})
+
+    whole, first, second = task(), task(), task()
+    first.distribute(lambda m: m, 0, 2)
+    second.distribute(lambda m: m, 1, 2)
+    for step in range(2):
+        scans, targets = whole._batch(step)
+        parts = [t._batch(step) for t in (first, second)]
+        assert [p[0].shape[0] for p in parts] == [2, 2]
+        torch.testing.assert_close(torch.cat([p[0] for p in parts]), scans, rtol=0, atol=0)
+        torch.testing.assert_close(torch.cat([p[1] for p in parts]), targets, rtol=0, atol=0)
+    with pytest.raises(BadInputError, match="multiple of the 3 processes"):
+        task().distribute(lambda m: m, 0, 3)
+
+
 def test_trainers_without_ddp_refuse_several_processes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
-    out = tmp_path / "c.pt"
-    code = main(["train", "clean", "--out", str(out), "--iters", "1", "--batch", "1", "--crop", "16",
-                 "--widths", "2,2,2,2,2", "--device", "cpu"])
+    rock = tmp_path / "rock.npy"
+    np.save(rock, (np.random.default_rng(0).random((24, 24, 24)) < 0.3).astype(np.uint8) * 255)
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    code = main(["train", "texture", f"rock={rock}", "--out", str(outputs / "t.pt"), "--iters", "1", "--set", "crop=16",
+                 "--set", "eval_size=16", "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "only train video --stage predictor trains on several processes" in " ".join(err.split())
-    assert list(tmp_path.iterdir()) == []
+    assert "only train video --stage predictor and train clean run on several processes" in " ".join(err.split())
+    assert list(outputs.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", [PREDICTOR[:-2], ["train", "clean", "--iters", "1"],

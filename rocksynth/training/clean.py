@@ -6,13 +6,14 @@ With `pairs_dir`, random crops of the user's (scan, clean) image pairs are used 
 Trained on the harness of `rocksynth.training.loop`: resumable bit for bit (the checkpoint holds
 the model, optimizer, iteration, learning curve and random states), `--init` warm starts with a
 learning-rate ramp, a time budget; a CSV learning curve with held-out IoU / PSNR and its plot are
-written while training.
+written while training. Under torchrun several processes share each batch (`_CleanTask.distribute`).
 """
 
 import math
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from rocksynth.data.degrade import degraded_pair, scan_to_gray
 from rocksynth.data.drawings import render_drawing
@@ -150,7 +151,9 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
     progress : object or None
         A progress task (``advance(n, status=...)``) instead of the harness's own bar.
     device : torch.device or None
-        Where to train (None: the CPU); mixed precision on CUDA.
+        Where to train (None: the CPU); mixed precision on CUDA. Under ``torchrun`` the run is
+        split over the processes (`rocksynth.training.loop`): `batch` is the total over them, a
+        multiple of their number.
 
     Returns
     -------
@@ -190,6 +193,9 @@ class _CleanTask:
         self.pairs, self.validation, self.meta = pairs, validation, meta
         self.model.train()
         self.device, self.scaler = torch.device("cpu"), grad_scaler(None)
+        # The training forward, and this process's share of each batch (all of it in one process).
+        self.train_model = model
+        self.share = range(batch)
 
     def to(self, device) -> None:
         """Train on `device` (mixed precision on CUDA); batches follow."""
@@ -199,20 +205,45 @@ class _CleanTask:
     def lr_scale(self, iteration: int) -> float:
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(iteration / self.iters, 1.0)))  # cosine to 5 %
 
+    def distribute(self, wrap, rank: int, world: int) -> None:
+        """Train share `rank` of `world` of each batch through `wrap` (DistributedDataParallel).
+
+        The samples of a step are those of the one-process run (`_batch`), so the shares together
+        are its batch; there is no generator state across steps to keep equal. The U-Net's batch
+        norms take their statistics over the whole batch (`_RanksBatchNorm`), as in one process.
+
+        Raises
+        ------
+        BadInputError
+            When `batch` is not a multiple of `world`.
+        """
+        if self.batch % world:
+            raise BadInputError(f"--batch {self.batch} must be a multiple of the {world} processes")
+        self.share = range(rank * self.batch // world, (rank + 1) * self.batch // world)
+        _sync_batch_norms(self.model)
+        self.train_model = wrap(self.model)
+
     def _batch(self, step: int):
+        """This process's share of step `step`'s batch: (scans, targets), (n, 1, crop, crop) float32."""
         import torch
 
         rng = np.random.default_rng([self.seed, step])  # the data of a step depends on the step only
         scans, targets = [], []
         for j in range(self.batch):
             if self.pairs is None:
+                if j not in self.share:
+                    continue  # seeded per sample: the other ranks' drawings are not needed
                 # Seeds below VALIDATION_SEEDS and distinct per (seed, step, j).
                 s, t = procedural_pair((self.seed * 10_000_003 + step * self.batch + j) % VALIDATION_SEEDS,
                                        self.crop, self.crop)
             else:
+                # One generator for the whole batch: every rank draws every crop (cheap: slices) so
+                # that its share's draws are the one-process run's.
                 s, t = _crop(rng, *self.pairs.sample(rng), self.crop)
                 if rng.random() < 0.5:
                     s, t = s[:, ::-1], t[:, ::-1]
+                if j not in self.share:
+                    continue
             scans.append(s)
             targets.append(t)
         return (torch.from_numpy(np.stack(scans)[:, None].copy()),
@@ -223,7 +254,7 @@ class _CleanTask:
 
         x, y = (t.to(self.device) for t in self._batch(iteration))
         with mixed_precision(self.device):
-            logits = self.model(x)
+            logits = self.train_model(x)
         loss = F.binary_cross_entropy_with_logits(logits.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -250,6 +281,73 @@ class _CleanTask:
     def curve_row(self, row: dict) -> dict:
         return {"iteration": row["iteration"], "loss": row["loss"], "val_iou": row["iou"], "val_psnr": row["psnr"],
                 "lr": row["lr"], "wall_time_s": row["wall_time_s"]}
+
+
+def _sync_batch_norms(model) -> None:
+    """Replace every `BatchNorm2d` of `model` by a `_RanksBatchNorm` holding the same parameter
+    and buffer tensors: the optimiser, the checkpoint's keys and the evaluation are unchanged."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is torch.nn.BatchNorm2d:
+                synced = _RanksBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                         child.track_running_stats)
+                synced._parameters, synced._buffers = child._parameters, child._buffers
+                synced.train(child.training)
+                setattr(parent, name, synced)
+
+
+class _RanksBatchNorm(torch.nn.BatchNorm2d):
+    """A batch norm whose training statistics are over the whole batch of all ranks, as the
+    one-process run takes them; in evaluation it is a `BatchNorm2d`.
+
+    Each rank holding only its share, a plain batch norm would normalise by the share's statistics
+    and train another model than one process does. torch's `SyncBatchNorm` does this on GPUs
+    only; this one runs on any device (gloo on the CPU, nccl on CUDA). It assumes equal shares.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        import torch.distributed as dist
+
+        xf = x.float()  # float32 statistics, also of a float16 activation under autocast
+        total = xf.numel() // xf.shape[1] * dist.get_world_size()  # values per channel over the ranks
+        # Two passes as one batch norm does (mean, then the mean squared deviation from it): a
+        # sum of squares would lose digits the one-process run keeps.
+        mean = _SumOverRanks.apply(xf.sum((0, 2, 3))) / total
+        centred = xf - mean[None, :, None, None]
+        var = _SumOverRanks.apply((centred * centred).sum((0, 2, 3))) / total
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
+                self.running_var.mul_(1 - factor).add_(var * (total / max(total - 1, 1)), alpha=factor)
+        y = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y.to(x.dtype)
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """The sum of a tensor over the ranks, with its gradient: each rank's input feeds every rank's
+    loss, so its gradient is the sum of theirs (DistributedDataParallel then averages)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
 
 
 def _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every, checkpoint_every,

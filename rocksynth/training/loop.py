@@ -52,7 +52,7 @@ __all__ = ["DISTRIBUTED_TRAINERS", "LoopResult", "LoopSettings", "TrainingTask",
            "recording_config", "seed_everything", "set_random_states", "train"]
 
 # The trainers whose task has `distribute` (multi-process training under torchrun).
-DISTRIBUTED_TRAINERS = "train video --stage predictor"
+DISTRIBUTED_TRAINERS = "train video --stage predictor and train clean"
 
 # The resolved configuration of the `train` command now running (None outside one). A context
 # variable, so the CLI hands it to every checkpoint without threading it through each trainer.
@@ -308,7 +308,7 @@ def train(build: Callable[[], TrainingTask], plan: TrainingOutputs, settings: Lo
     seed_everything(settings.seed)
     task = build()
     if world > 1 and not hasattr(task, "distribute"):
-        raise BadInputError(f"{world} processes (WORLD_SIZE={world}): only {DISTRIBUTED_TRAINERS} trains on "
+        raise BadInputError(f"{world} processes (WORLD_SIZE={world}): only {DISTRIBUTED_TRAINERS} run on "
                             f"several processes; run this trainer as one process")
     if device.type != "cpu":
         if not hasattr(task, "to"):
@@ -522,6 +522,10 @@ class _ProcessGroup:
 
     def close(self) -> None:
         """Leave the process group if `join` created it."""
+        # gloo's worker threads drop the last collectives' tensors just after the waits on them
+        # return, taking the GIL to do so; freeing the DistributedDataParallel wrappers joins those
+        # threads with the GIL held, and hung one run in a few. A pause without the GIL lets them end.
+        time.sleep(0.1)
         if self.created and self.dist.is_initialized():
             self.dist.destroy_process_group()
 
