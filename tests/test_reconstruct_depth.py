@@ -195,3 +195,25 @@ def test_warm_start_from_a_shipped_model_ramps_the_learning_rate(tmp_path):
     settings.iters = 8403
     train_reconstruct([("blobs", volume)], out, settings, resume=True)
     assert load_checkpoint(out, "reconstruct")["meta"]["curve"][-1]["lr_g"] == pytest.approx(3e-5)
+
+
+def test_the_full_resolution_layer_equals_the_convolution_of_the_lifted_tensor():
+    """`VolumeGenerator._full_res_conv` convolves the lifted slice features without building them:
+    the same numbers to float rounding near the slice and at the window's ends, and exactly the
+    same in the far field, where the lifted features are zero."""
+    from rocksynth.models.slice2vol import depth_code
+
+    generator = Slice2Vol().generator.eval()
+    torch.manual_seed(0)
+    channels = (generator.at_full[0].in_channels - generator.at_full[0].out_channels) // len(generator.decays0)
+    for depth, centre in ((24, 11.5), (16, 1.0), (12, 40.0)):
+        x = torch.randn(2, generator.at_full[0].out_channels, depth, 20, 28)
+        skip = torch.randn(2, channels, 20, 28)
+        decays = depth_code(depth, centre, 1, generator.decays0)
+        with torch.no_grad():
+            lifted = torch.cat([x, generator._lift(skip, depth, decays)], 1)
+            expected = generator.at_full[0](lifted)
+            got = generator._full_res_conv(x, skip, decays)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        if centre > depth + 8:  # far from the slice: no lifted input at all
+            assert torch.equal(got, expected)

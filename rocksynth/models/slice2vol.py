@@ -23,6 +23,7 @@ instead of "far from the slice": docs/notes/2026-12-06-reconstruct-banding.md).
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -182,9 +183,33 @@ class VolumeGenerator(nn.Module):
         x = voxel_shuffle(self.up0(x))
         d0 = x.shape[2]
         skip0 = torch.cat([f0, slice_ * 2 - 1], 1)
-        x = torch.cat([x, self._lift(skip0, d0, depth_code(d0, centre - offset, 1, self.decays0, device))], 1)
-        x = self.at_full(x)  # logits of pore
+        x = self._full_res_conv(x, skip0, depth_code(d0, centre - offset, 1, self.decays0, device))
+        x = self.at_full[2](self.at_full[1](x))  # logits of pore
         return x[:, :, (first - lo) * GRID:(end - lo) * GRID]
+
+    def _full_res_conv(self, x: torch.Tensor, skip: torch.Tensor, decays: torch.Tensor) -> torch.Tensor:
+        """`at_full[0]` applied to ``cat([x, _lift(skip, D, decays)])`` without building the lifted
+        tensor, the same function to float rounding.
+
+        The lifted channels are a plane (B, C, H, W) times one weight per depth (K, D), so their 3D
+        convolution separates: a 2D convolution of the plane for each (k, dz) of the kernel, then a
+        sum over (k, dz) weighted by the decay at z + dz. With replicate padding on both sides,
+        padding the lifted tensor is padding the plane and the decays. At full resolution this is
+        the most expensive layer of the generator, and most of its input channels are lifted ones.
+        """
+        conv = self.at_full[0]
+        g = x.shape[1]
+        b, c, h, w = skip.shape
+        k, depth = decays.shape
+        plane_weight = conv.weight[:, g:].reshape(conv.out_channels, c, k, 3, 3, 3)  # channel index c * K + k
+        plane_weight = plane_weight.permute(0, 2, 3, 1, 4, 5).reshape(-1, c, 3, 3)  # (o, k, dz) x c x 3 x 3
+        planes = F.conv2d(F.pad(skip, (1, 1, 1, 1), mode="replicate"), plane_weight)
+        planes = planes.view(b, conv.out_channels, k, 3, h, w)
+        index = (torch.arange(depth, device=decays.device)[None] + torch.arange(3, device=decays.device)[:, None] - 1)
+        weights = decays[:, index.clamp(0, depth - 1)]  # (K, 3, D): the decay at z + dz, replicate-padded
+        lifted = torch.einsum("kdz,bokdhw->bozhw", weights.to(planes.dtype), planes)
+        own = F.conv3d(F.pad(x, (1, 1, 1, 1, 1, 1), mode="replicate"), conv.weight[:, :g], conv.bias)
+        return own + lifted
 
 
 class Slice2Vol(nn.Module):
