@@ -15,7 +15,7 @@ def predict(
     out: str = typer.Option(..., "--out", "-o", help="Output: .mp4, .tif stack or a folder (ends in /); context + predicted frames."),
     context: int = options.positive_int(5, "--context", help="Number of input frames the prediction is primed on (1 = video from one image)."),
     frames: int = options.positive_int(16, "--frames", help="Number of frames to predict."),
-    model: str = typer.Option("scenes", "--model", help="Shipped model (scenes: colour or gray, any frame size, one deterministic prediction; shapes, rocks: latent transformers that sample, at 64x64 and 32x32) or a checkpoint path."),
+    model: str = typer.Option("scenes", "--model", help="Shipped model (scenes: video, colour or gray; rocks: segmented micro-CT slices; both any frame size, one deterministic prediction; shapes: a latent transformer that samples, at 64x64) or a checkpoint path."),
     seed: int = options.seed_option("Random seed (same seed, same output)."),
     temperature: float = options.number(1.0, "--temperature", min=0, help="Sampling temperature; 0 = most likely code each time."),
     samples: int = options.positive_int(1, "--samples", help="Number of independent continuations; N > 1 writes NAME_1.ext ... NAME_N.ext."),
