@@ -71,8 +71,8 @@ def test_predict_with_a_predictor_checkpoint_works_at_the_clip_size(tmp_path, ru
 
 
 def test_a_binary_stack_is_continued_by_binary_slices():
-    """Segmented slices (0 and 255 only) in, segmented slices out: the model's frames are
-    thresholded at one half; a gray clip keeps its gray values."""
+    """Segmented slices (0 and 255 only) in, segmented slices out, with the last slice's fraction
+    of 255 (its porosity); a gray clip keeps its gray values."""
     import numpy as np
 
     from rocksynth.pipelines.predict import predict_clip
@@ -84,7 +84,22 @@ def test_a_binary_stack_is_continued_by_binary_slices():
     binary = np.where(np.random.default_rng(0).random((4, 24, 24, 1)) < 0.3, 255, 0).astype(np.uint8)
     predicted, info = predict_clip(binary, 2, loaded)
     assert info["binary"] and set(np.unique(predicted)) <= {0, 255}
-    assert np.array_equal(predicted[0, 0], binary[-1])  # 77 is below one half: still solid
+    assert np.array_equal(predicted[0, 0], binary[-1])  # the 255 pixels are the highest predicted
+    assert all((frame == 255).sum() == (binary[-1] == 255).sum() for frame in predicted[0])
     gray = (binary // 2 + 20).astype(np.uint8)
     predicted, info = predict_clip(gray, 1, loaded)
     assert "binary" not in info and not np.isin(predicted, (0, 255)).all()
+
+
+def test_binarize_keeping_porosity_keeps_the_fraction_and_breaks_ties_anywhere():
+    import numpy as np
+
+    from rocksynth.pipelines.predict import binarize_keeping_porosity
+
+    ramp = np.linspace(0, 1, 100).reshape(1, 10, 10)
+    kept = binarize_keeping_porosity(ramp, 0.23)
+    assert kept.sum() == 23 and kept[0].ravel()[-23:].all()  # the 23 highest values
+    flat = binarize_keeping_porosity(np.zeros((3, 40, 40)), 0.25)  # all tied
+    assert (flat.sum((1, 2)) == 400).all()
+    assert 0.15 < flat[:, :20].mean() < 0.35  # spread over the frame (raster order would fill the top half: 0.5)
+    assert not binarize_keeping_porosity(ramp, 0.0).any() and binarize_keeping_porosity(ramp, 1.0).all()

@@ -135,8 +135,8 @@ def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float =
     -------
     predicted : ndarray of uint8
         (samples, n_frames, y, x, c), at the input's size and channels. A binary clip (one
-        channel, only 0 and 255: segmented micro-CT slices) gets binary frames, each model output
-        thresholded at one half.
+        channel, only 0 and 255: segmented micro-CT slices) gets binary frames with the last
+        context frame's fraction of 255 (`binarize_keeping_porosity`).
     info : dict
         Samples, decoding, seconds, frames per second and frame sizes.
     """
@@ -177,12 +177,49 @@ def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float =
 
 
 def _binary_like(frames: np.ndarray, predicted: np.ndarray, info: dict) -> "tuple[np.ndarray, dict]":
-    """`predicted` thresholded at one half if the context `frames` are binary (one channel,
-    only 0 and 255), so that a segmented stack is continued by segmented slices; `info` says so."""
+    """`predicted` made binary if the context `frames` are binary (one channel, only 0 and 255),
+    so that a segmented stack is continued by segmented slices (`binarize_keeping_porosity`, at
+    the last context frame's fraction of 255); `info` says so."""
     if frames.shape[-1] != 1 or not np.isin(frames, (0, 255)).all():
         return predicted, info
-    log("binary input (0 and 255 only): the predicted frames are thresholded at one half")
-    return np.where(predicted >= 128, 255, 0).astype(np.uint8), dict(info, binary=True)
+    fraction = float((frames[-1] == 255).mean())
+    log(f"binary input (0 and 255 only): each predicted frame is made binary with the last context frame's "
+        f"fraction of 255 ({fraction:.3f})")
+    binary = binarize_keeping_porosity(predicted[..., 0], fraction)
+    return np.where(binary, 255, 0).astype(np.uint8)[..., None], dict(info, binary=True)
+
+
+def binarize_keeping_porosity(frames: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Binary frames with a given fraction of True: in each frame (the last two axes) the
+    round(fraction * pixels) pixels of highest value.
+
+    A model that predicts the conditional mean blurs as it rolls out, and a fixed threshold of
+    one half then loses the uncertain pores: the porosity of predicted rock slices fell from 0.15
+    to 0.10 within 10 slices. Keeping the fraction of the last known slice keeps the porosity of a
+    stationary rock. Ties (clamped values, uint8 levels) are broken in a seeded random order, not
+    in raster order, so no part of the frame is favoured.
+
+    Parameters
+    ----------
+    frames : ndarray
+        (..., H, W) values, higher for True (pore).
+    fraction : float
+        Fraction of True pixels in each frame, in [0, 1].
+    seed : int
+        Seed of the tie-breaking order.
+
+    Returns
+    -------
+    ndarray of bool
+        The shape of `frames`.
+    """
+    flat = frames.reshape(-1, frames.shape[-2] * frames.shape[-1])
+    count = int(round(min(max(fraction, 0.0), 1.0) * flat.shape[1]))
+    ties = np.random.default_rng(seed).random(flat.shape[1])
+    out = np.zeros(flat.shape, dtype=bool)
+    for row, values in zip(out, flat):
+        row[np.lexsort((ties, -values.astype(np.float64)))[:count]] = True
+    return out.reshape(frames.shape)
 
 
 def _check_settings(n_frames: int, samples: int, temperature: float, parallel: bool, steps: int) -> None:
