@@ -1,5 +1,6 @@
 """The deterministic frame predictor: starts as repeat-last, any frame size, rollout, training."""
 
+import pytest
 import torch
 
 from rocksynth.models.frame_predictor import FramePredictor, from_checkpoint
@@ -103,3 +104,19 @@ def test_binarize_keeping_porosity_keeps_the_fraction_and_breaks_ties_anywhere()
     assert (flat.sum((1, 2)) == 400).all()
     assert 0.15 < flat[:, :20].mean() < 0.35  # spread over the frame (raster order would fill the top half: 0.5)
     assert not binarize_keeping_porosity(ramp, 0.0).any() and binarize_keeping_porosity(ramp, 1.0).all()
+
+
+def test_predicted_slices_of_a_stack_keep_its_voxel_size(tmp_path, run_cli):
+    """`predict stack.tif --model rocks --out next.tif`: the stack's voxel size goes with its
+    predicted slices, so `analyze next.tif` reports in micrometres as for the stack."""
+    import numpy as np
+
+    from rocksynth.io.volumes import read_volume, write_volume
+
+    stack = np.where(np.random.default_rng(1).random((6, 40, 48)) < 0.2, 255, 0).astype(np.uint8)
+    write_volume(tmp_path / "stack.tif", stack, 5.345e-6)
+    code, _, stderr = run_cli("predict", "stack.tif", "--model", "rocks", "--context", "5", "--frames", "2",
+                              "--out", "next.tif", cwd=tmp_path)
+    assert code == 0, stderr
+    written = read_volume(tmp_path / "next.tif")
+    assert written.data.shape == (7, 40, 48) and written.voxel_size == pytest.approx(5.345e-6)

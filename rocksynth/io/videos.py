@@ -28,6 +28,7 @@ class Video:
     frames: np.ndarray  # (t, y, x, c) uint8, c = 1 (gray) or 3 (RGB)
     fps: float = DEFAULT_FPS
     source: str = ""
+    voxel_size: "float | None" = None  # metres, of a TIFF stack that declares one
 
 
 def read_video(path) -> Video:
@@ -49,7 +50,7 @@ def read_video(path) -> Video:
         volume = read_volume(path, allow_2d=True, allow_rgb=True)
         # A (y, x, 3|4) colour TIFF is one frame, not y frames 3 or 4 pixels wide.
         data = volume.data[None] if volume.colour_image else volume.data
-        video = Video(_as_frames(data, name), DEFAULT_FPS, name)
+        video = Video(_as_frames(data, name), DEFAULT_FPS, name, volume.voxel_size)
     elif kind in ("png", "jpeg"):
         from rocksynth.io.images import read_image
 
@@ -141,16 +142,17 @@ def _is_gray(frames: np.ndarray) -> bool:
     return bool(np.abs(sample[..., 0] - sample[..., 1]).max() <= 2 and np.abs(sample[..., 0] - sample[..., 2]).max() <= 2)
 
 
-def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS, quality: int = 17) -> None:
+def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS, quality: int = 17,
+                voxel_size: "float | None" = None) -> None:
     """Write (t, y, x[, c]) frames: MP4 (H.264, crf `quality`), a folder of PNGs (path ends in '/'
-    or has no suffix), or a TIFF stack (.tif)."""
+    or has no suffix), or a TIFF stack (.tif, with `voxel_size` in metres in its metadata)."""
     frames = _as_frames(np.asarray(frames), str(path))
     target = str(path)
     kind = "mp4" if target == STDIO else format_from_suffix(target)
     if kind == "tiff":
         from rocksynth.io.volumes import write_volume
 
-        write_volume(path, frames[..., 0] if frames.shape[-1] == 1 else frames)
+        write_volume(path, frames[..., 0] if frames.shape[-1] == 1 else frames, voxel_size)
     elif kind == "mp4":
         _check_mp4_size(path, frames)  # before the temporary file, so errors name the user's output
         with atomic_output(path, suffix=".mp4") as tmp:

@@ -110,7 +110,8 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
     predicted, info = predict_clip(frames, n_frames, loaded, temperature=temperature, samples=samples,
                                    parallel=parallel, steps=steps, seed=seed)
     for path, sample in zip(targets, predicted):
-        write_video(path, np.concatenate([frames, sample]), fps=fps or video.fps)
+        # A stack's voxel size goes with its predicted slices (a TIFF output keeps it).
+        write_video(path, np.concatenate([frames, sample]), fps=fps or video.fps, voxel_size=video.voxel_size)
         log(f"wrote {path}: {context} context + {n_frames} predicted frames"
             + (f" at {frames.shape[2]}x{frames.shape[1]}" if info["decoding"] == "deterministic" else ""))
     return {"outputs": targets, "context_frames": context, "predicted_frames": n_frames, **info}
