@@ -195,20 +195,21 @@ def report(r):
         print(f"| {method} | {np.mean(p):.2f} | {np.mean(s):.3f} | {' '.join(f'{v:.1f}' for v in p)} | "
               f"{' '.join(f'{v:.2f}' for v in s)} |")
     if r.get("objects"):
-        print("objects counted as in the truth (fraction of clips), per step:")
-        print("| method | " + " | ".join(f"step {t + 1}" for t in range(steps)) + " |")
-        print("|---|" + "---|" * steps)
-        for method, fractions in r["objects"].items():
-            print(f"| {method} | " + " | ".join(f"{v:.2f}" for v in fractions) + " |")
+        step_table("objects counted as in the truth (fraction of clips), per step:", r["objects"], steps, 2)
     if r.get("porosity"):
-        print("porosity of the slices, mean over clips, and its mean error per clip:")
-        print("| method | " + " | ".join(f"step {t + 1}" for t in range(steps)) + " |")
-        print("|---|" + "---|" * steps)
-        for method, errors in r["porosity"].items():
-            print(f"| {method} | " + " | ".join(f"{v:.3f}" for v in errors) + " |")
+        step_table("porosity of the slices, mean over clips, and its mean error per clip:", r["porosity"], steps, 3)
     print(f"speed ({torch.get_num_threads()} threads; sequential and parallel at batch 1): "
           + ", ".join(f"{k} {v:.2f} frames/s" for k, v in r["frames_per_s"].items()))
     del steps
+
+
+def step_table(title, rows, steps, digits):
+    """Print a Markdown table of one value per predicted step for each named row."""
+    print(title)
+    print("| method | " + " | ".join(f"step {t + 1}" for t in range(steps)) + " |")
+    print("|---|" + "---|" * steps)
+    for method, values in rows.items():
+        print(f"| {method} | " + " | ".join(f"{v:.{digits}f}" for v in values) + " |")
 
 
 def strip_figure(path, model, kind, context, n_pred, seed=0, n_clips=3):
