@@ -120,3 +120,18 @@ def test_predicted_slices_of_a_stack_keep_its_voxel_size(tmp_path, run_cli):
     assert code == 0, stderr
     written = read_volume(tmp_path / "next.tif")
     assert written.data.shape == (7, 40, 48) and written.voxel_size == pytest.approx(5.345e-6)
+
+
+def test_prediction_records_no_autograd_graph():
+    """Inference keeps no graph: with one, a 1280x720 clip held every frame's activations (8.6 GB
+    for 5 frames, against 1.9 GB without)."""
+    import numpy as np
+
+    from rocksynth.pipelines.predict import predict_clip
+
+    model = FramePredictor(channels=3, context=4, widths=(4, 8, 8), blocks=1).eval()
+    grad_enabled = []
+    model.register_forward_hook(lambda *_: grad_enabled.append(torch.is_grad_enabled()))
+    frames = np.random.default_rng(0).integers(0, 255, (4, 24, 24, 3), dtype=np.uint8)
+    predict_clip(frames, 3, (None, model, {}))
+    assert grad_enabled == [False, False, False]

@@ -234,6 +234,7 @@ def _check_settings(n_frames: int, samples: int, temperature: float, parallel: b
         raise BadInputError("--steps must be at least 1")
 
 
+@torch.no_grad()
 def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, samples: int) -> "tuple[np.ndarray, dict]":
     """A frame-predictor checkpoint: one prediction at the clip's own size (fully convolutional)."""
     if samples > 1:
