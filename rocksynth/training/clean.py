@@ -17,7 +17,7 @@ import torch
 
 from rocksynth.data.degrade import degraded_pair, scan_to_gray
 from rocksynth.data.drawings import render_drawing
-from rocksynth.devices import grad_scaler, mixed_precision
+from rocksynth.devices import grad_scaler, mixed_precision, module_device, to_numpy
 from rocksynth.errors import BadInputError
 from rocksynth.training.outputs import clean_plan, register_pair_images
 
@@ -97,10 +97,6 @@ def validation_set(count: int = 12, size: int = 192) -> "list[tuple[np.ndarray, 
 def evaluate(model, pairs, threshold: float = 0.5) -> "dict[str, float]":
     """Mean ink IoU and PSNR of the thresholded prediction on (scan, target) pairs of multiple-of-16 size;
     the model runs on its own device (in mixed precision on CUDA)."""
-    import torch
-
-    from rocksynth.devices import mixed_precision, module_device, to_numpy
-
     was_training = model.training
     model.eval()
     device = module_device(model)
@@ -162,8 +158,6 @@ def train_clean(out: Path, iters: int, pairs_dir: "Path | None" = None, resume: 
 
     Every output (`rocksynth.training.outputs.clean_plan`) is checked before any work; a run that
     fails or is interrupted before its first checkpoint leaves none of them behind."""
-    import torch
-
     if iters < 1 or batch < 1 or crop < 16 or crop % 16:
         raise BadInputError("need --iters >= 1, --batch >= 1 and --crop a multiple of 16")
     if not lr > 0 or threads < 1 or seed < 0 or validate_every < 1 or checkpoint_every < 1:
@@ -185,8 +179,6 @@ class _CleanTask:
 
     def __init__(self, model, lr: float, iters: int, batch: int, crop: int, seed: int, pairs, validation,
                  meta: dict):
-        import torch
-
         self.model, self.lr, self.iters, self.batch, self.crop, self.seed = model, lr, iters, batch, crop, seed
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.optimizers = [self.optimizer]
@@ -225,8 +217,6 @@ class _CleanTask:
 
     def _batch(self, step: int):
         """This process's share of step `step`'s batch: (scans, targets), (n, 1, crop, crop) float32."""
-        import torch
-
         rng = np.random.default_rng([self.seed, step])  # the data of a step depends on the step only
         scans, targets = [], []
         for j in range(self.batch):
