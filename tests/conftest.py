@@ -131,3 +131,24 @@ def signal_while_writing(command: "list[str]", cwd: Path, signum: int, started: 
             process.kill()
     raise AssertionError(f"the command finished before the signal in all {attempts} attempts")
 
+
+def help_options(text: str) -> "list[str]":
+    """The option names of a typer --help text (one per option line), --help itself left out.
+    Option lines are indented 2 spaces; the wrapped help text below them (which may begin with an
+    option it names, like '--set init_ramp=N') much further."""
+    section = text.split("Options:", 1)[1]
+    names = [line.split()[0].rstrip(",") for line in section.splitlines() if line.startswith("  -")]
+    return [name for name in names if name != "--help"]
+
+
+def help_settings(text: str) -> "dict[str, str]":
+    """The `--set` keys a `train` command's --help lists, with their defaults as printed: in
+    'KEY [DEFAULT]', and in 'A, B, C [DEFAULT]' (one default for the group)."""
+    import re
+
+    block = text.split("Settings (--set", 1)[1].split("Arguments:", 1)[0]
+    listed = {}
+    for names, default in re.findall(r"((?:[a-z_0-9]+, )*[a-z_0-9]+) \[([^\]]+)\]", block):
+        listed.update({name: default for name in names.split(", ")})
+    return listed
+

@@ -9,6 +9,8 @@ import tifffile
 from rocksynth.io import read_volume, write_image
 from rocksynth.training.reconstruct import TrainSettings, train_reconstruct
 
+from conftest import help_options, help_settings
+
 # Without the slice-porosity channel: in a 2-iteration model that channel (about 2 for the 42 %
 # porous piece below) saturates the output to solid, and these tests need output that varies with the seed.
 TINY_MODEL = {"enc_channels": (2, 4, 8), "channels": (2, 4, 8), "noise_channels": (2, 1), "quarter_blocks": 1,
@@ -214,31 +216,18 @@ def test_far_field_porosity_and_its_warning():
     assert "0.200" in porosity_warning(0.20, 0.30, "m")
 
 
-def _help_options(text: str) -> "list[str]":
-    """The option names of a typer --help text (option lines are indented 2 spaces), --help left out."""
-    section = text.split("Options:", 1)[1]
-    names = [line.split()[0].rstrip(",") for line in section.splitlines() if line.startswith("  -")]
-    return [name for name in names if name != "--help"]
-
-
 def test_train_reconstruct_help_keeps_to_the_common_flags_and_lists_every_setting(run_cli_in_process):
     import dataclasses
-    import re
 
     from rocksynth.cli.reconstruct import _RECONSTRUCT_FLAGS, _reconstruct_settings
 
     code, out, err = run_cli_in_process("train", "reconstruct", "--help")
     assert code == 0, err
     text = out.decode()
-    options = _help_options(text)
+    options = help_options(text)
     assert {"--set", "--iters", "--crop", "--config"} <= set(options) and "--warmup-iters" not in options
     assert len(options) <= 16, options
-    listed = {}
-    block = text.split("Settings (--set", 1)[1].split("Arguments:", 1)[0]
-    for names, default in re.findall(r"((?:[a-z_0-9]+ \[[^\]]+\], )*[a-z_0-9]+) \[([^\]]+)\]", block):
-        listed[names.rsplit(", ", 1)[-1]] = default
-    for name, default in re.findall(r"([a-z_0-9]+) \[([^\]]+)\],", block):
-        listed[name] = default
+    listed = help_settings(text)
     settable = {f.name: f.default for f in dataclasses.fields(_reconstruct_settings())
                 if f.type in (int, float, str, bool) and f.name not in _RECONSTRUCT_FLAGS}
     assert set(listed) == set(settable)

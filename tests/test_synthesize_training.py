@@ -14,6 +14,8 @@ from rocksynth.errors import BadInputError
 from rocksynth.pipelines.synthesize import decode_one_shot, grid_cells, load_texture_model
 from rocksynth.training.texture import TextureTrainer, TrainSettings, train_texture
 
+from conftest import help_options, help_settings
+
 
 def _blobs(seed: int, sigma: float, porosity: float, size: int = 40) -> np.ndarray:
     field = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal((size,) * 3), sigma)
@@ -238,31 +240,18 @@ def test_a_checkpoint_that_uses_a_removed_experiment_is_refused_in_one_line(trai
     assert not (tmp_path / "warm.pt").exists()
 
 
-def _help_options(text: str) -> "list[str]":
-    """The option names of a typer --help text (one per option line), --help itself left out.
-    Option lines are indented 2 spaces; the wrapped help text below them (which may begin with an
-    option it names, like '--set init_ramp=N') much further."""
-    section = text.split("Options:", 1)[1]
-    names = [line.split()[0].rstrip(",") for line in section.splitlines() if line.startswith("  -")]
-    return [name for name in names if name != "--help"]
-
-
 def test_train_texture_help_lists_at_most_ten_options(capsys):
     assert _main("train", "texture", "--help") == 0
-    options = _help_options(capsys.readouterr().out)
+    options = help_options(capsys.readouterr().out)
     assert "--set" in options and "--iters" in options
     assert len(options) <= 10, options
 
 
 def test_train_texture_help_lists_every_settable_key_with_its_default(capsys):
     import dataclasses
-    import re
 
     assert _main("train", "texture", "--help") == 0
-    text = capsys.readouterr().out.split("Settings (--set", 1)[1].split("Arguments:", 1)[0]
-    listed = {}
-    for names, default in re.findall(r"((?:[a-z_0-9]+, )*[a-z_0-9]+) \[([^\]]+)\]", text):
-        listed.update({name: default for name in names.split(", ")})
+    listed = help_settings(capsys.readouterr().out)
     settable = {f.name: f.default for f in dataclasses.fields(TrainSettings)
                 if f.type in (int, float, str, bool) and f.name not in ("iters", "seed")}
     assert set(listed) == set(settable)
