@@ -120,11 +120,7 @@ def bench(name, model, kind, n_clips, context, n_pred, samples, seed):
 def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=16):
     """A frame-predictor checkpoint (`train video --stage predictor`) beside repeat-last and linear
     extrapolation on held-out clips of `kind`."""
-    from rocksynth.models.checkpoints import load_checkpoint
-    from rocksynth.models.frame_predictor import from_checkpoint
-    from rocksynth.pretrained.registry import resolve_model
-
-    model = from_checkpoint(load_checkpoint(resolve_model(checkpoint, "video"), "video"))
+    model = frame_predictor(checkpoint)
     x = to_tensor(heldout_clips(kind, n_clips, context + n_pred, size)).numpy()
     truth = x[:, context:]
     delta = x[:, context - 1] - x[:, context - 2]
@@ -223,21 +219,22 @@ def strip_figure(path, model, kind, context, n_pred, seed=0, n_clips=3):
 @torch.no_grad()
 def predictor_strip(path, checkpoint, kind, context, n_pred, n_clips=3, size=64):
     """PNG: for a few held-out clips, the true frames above the frame predictor's."""
-    from rocksynth.models.checkpoints import load_checkpoint
-    from rocksynth.models.frame_predictor import from_checkpoint
-    from rocksynth.pretrained.registry import resolve_model
-
-    model = from_checkpoint(load_checkpoint(resolve_model(checkpoint, "video"), "video"))
+    model = frame_predictor(checkpoint)
     clips = to_tensor(heldout_clips(kind, max(n_clips, 2), context + n_pred, size)).numpy()[:n_clips]
     draw_strip(path, clips, context, lambda i, frames: model.rollout(torch.from_numpy(frames)[None], n_pred)[0].numpy())
 
 
 def is_predictor(model) -> bool:
     """Whether a shipped video model or checkpoint is a frame predictor (not a latent transformer)."""
-    from rocksynth.models.checkpoints import load_checkpoint
-    from rocksynth.pretrained.registry import resolve_model
+    return load_predictor(model)[0] is None
 
-    return "predictor" in load_checkpoint(resolve_model(model, "video"), "video")["state"]
+
+def frame_predictor(model):
+    """The frame predictor of a shipped video model or checkpoint (`load_predictor`'s)."""
+    vqvae, predictor, _ = load_predictor(model)
+    if vqvae is not None:
+        raise SystemExit(f"{model}: a latent transformer, not a frame predictor")
+    return predictor
 
 
 def draw_strip(path, clips, context, predict):
