@@ -162,13 +162,13 @@ def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str
                 if values[name] is None:
                     flag = next(decl for decl in options[name].param_decls if decl.startswith("--"))
                     raise BadInputError(f"missing option '{flag}' (give it on the command line or in --config)")
-            from rocksynth.training.loop import recording_config
+            from rocksynth.training.loop import process_rank, recording_config
 
             # Known before the run (a bad --set is refused here), so every checkpoint can hold it.
             name, resolved = f"train {ctx.info_name}", _resolved(values)
             with recording_config({"command": name, "options": _present(resolved)}):
                 command(**values)
-            if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process writes
+            if process_rank()[0] != 0:  # under torchrun, the first process writes
                 return
             from rocksynth.training.outputs import checkpoint_path
 
