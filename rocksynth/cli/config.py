@@ -19,8 +19,6 @@ import functools
 import inspect
 import json
 import math
-import os
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -105,14 +103,10 @@ def write_config(path: Path, values: "dict[str, Any]", command: str) -> None:
     """Write `values` (None left out: the default) to the TOML file `path`, atomically."""
     lines = [f"# rocksynth {command}: the resolved configuration of the run (--config this file repeats it)"]
     lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from rocksynth.io.paths import atomic_output
+
+    with atomic_output(path, suffix=".toml") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
 
 def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str = "settings_text",
