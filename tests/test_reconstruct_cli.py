@@ -26,7 +26,8 @@ def tiny_checkpoint(tmp_path_factory):
     volume = field > np.quantile(field, 0.7)
     out = tmp_path_factory.mktemp("model") / "tiny.pt"
     settings = TrainSettings(iters=2, crop=16, batch=1, warmup_crop=16, warmup_iters=2, warmup_batch=1,
-                             eval_every=2, eval_cubes=1, save_every=2, slices_per_axis=1, model=TINY_MODEL)
+                             eval_every=2, eval_cubes=1, save_every=2, slices_per_axis=1, model=TINY_MODEL,
+                             final_cubes=0)
     train_reconstruct([("blobs", volume)], out, settings, voxel_size=3e-6)
     return out
 
@@ -147,7 +148,8 @@ def test_threshold_at_one_half_by_default_and_calibrated_on_request(tmp_path, ru
 
 def test_train_from_a_shipped_model_with_deep_crops_keeps_the_best_checkpoint(tmp_path, run_cli_in_process):
     """`train reconstruct --init berea` (a shipped model's name) on crops deeper than wide with the
-    slice at random depths; the best checkpoint is written beside the curve and is a model."""
+    slice at random depths; the best checkpoint is written beside the curve and is a model; the run ends
+    with the held-out comparison of the trained model and the one it started from."""
     from scipy.ndimage import gaussian_filter
 
     from rocksynth.training.checkpoint import load_checkpoint
@@ -157,11 +159,16 @@ def test_train_from_a_shipped_model_with_deep_crops_keeps_the_best_checkpoint(tm
     code, _, stderr = run_cli_in_process("train", "reconstruct", tmp_path / "vol.tif", "--out", tmp_path / "m.pt",
                                          "--init", "berea", "--crop", "16", "--set", "crop_depth=32", "--batch", "1",
                                          "--set", "warmup_iters=0", "--iters", "8402", "--eval-every", "2",
-                                         "--set", "whole_side=16", "--set", "calibration_cubes=0",
+                                         "--set", "whole_side=16", "--set", "calibration_cubes=0", "--set", "final_cubes=3",
                                          "--set", "init_ramp=4")
     assert code == 0, stderr
     assert "depth code dropped" in stderr and "best checkpoint" in stderr
     payload = load_checkpoint(tmp_path / "m.pt")
+    # The run ends with the trained model and the one it started from on held-out cubes.
+    assert "held-out comparison on 3 cubes of 16³" in stderr and "| m W (mean) | berea W (mean) |" in stderr
+    comparison = payload["meta"]["comparison"]
+    assert set(comparison["models"]) == {"m", "berea"} and comparison["floor"]["score"] == pytest.approx(1)
+    assert "closest to the held-out rock: " in stderr
     settings = payload["meta"]["settings"]
     assert (settings["crop_depth"], settings["slice_position"], settings["porosity_weight"]) == (32, "random", 200.0)
     assert payload["meta"]["curve"][-1]["lr_g"] == pytest.approx(2e-4 * 2 / 4)
@@ -248,7 +255,8 @@ def test_set_reaches_the_settings_and_the_recorded_configuration(tmp_path, run_c
     code, _, err = run_cli_in_process("-q", "train", "reconstruct", tmp_path / "vol.tif", "--out", tmp_path / "m.pt",
                                       "--iters", "1", "--crop", "16", "--batch", "1", "--set", "warmup_iters=5500",
                                       "--set", "warmup_crop=16", "--set", "warmup_batch=1", "--set", "whole_side=0",
-                                      "--set", "calibration_cubes=0", "--set", "lr_g=5e-5", "--set", "global_channels=2")
+                                      "--set", "calibration_cubes=0", "--set", "lr_g=5e-5", "--set", "global_channels=2",
+                                      "--set", "final_cubes=0")
     assert code == 0, err
     payload = load_checkpoint(tmp_path / "m.pt")
     settings = payload["meta"]["settings"]

@@ -144,7 +144,7 @@ def test_deep_crops_random_slice_whole_slice_evaluation_and_best_checkpoint(tmp_
     volume = blobs((96, 48, 48), seed=2)
     settings = TrainSettings(iters=8, crop=16, crop_depth=48, batch=2, warmup_iters=0, eval_every=4, eval_cubes=2,
                              save_every=3, slices_per_axis=2, model=TINY_MODEL, lr_g=2e-3, lr_d=2e-3,
-                             calibration_cubes=0, whole_side=24, whole_depth=88)
+                             calibration_cubes=0, whole_side=24, whole_depth=88, final_cubes=0)
     out = tmp_path / "r.pt"
     train_reconstruct([("blobs", volume)], out, settings)
     payload = load_checkpoint(out, "reconstruct")
@@ -181,7 +181,7 @@ def test_warm_start_from_a_shipped_model_ramps_the_learning_rate(tmp_path):
     learning rate ramped up from the source's iteration on; the curve continues the source's."""
     volume = blobs((96, 32, 32), seed=3)
     settings = TrainSettings(iters=8402, crop=16, crop_depth=32, batch=1, warmup_iters=0, eval_every=1,
-                             eval_cubes=1, save_every=2, slices_per_axis=1, calibration_cubes=0, whole_side=16,
+                             eval_cubes=1, save_every=2, slices_per_axis=1, calibration_cubes=0, final_cubes=0, whole_side=16,
                              whole_depth=88, init_ramp=10, lr_g=1e-4)
     out = tmp_path / "w.pt"
     train_reconstruct([("blobs", volume)], out, settings, init="berea")

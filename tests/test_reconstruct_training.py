@@ -95,7 +95,7 @@ def test_a_few_iterations_move_the_loss_and_the_checkpoint_round_trips(tmp_path)
     volume = blobs((64, 32, 32), seed=2)
     settings = TrainSettings(iters=12, crop=16, batch=2, warmup_crop=16, warmup_iters=12, warmup_batch=2,
                              eval_every=6, eval_cubes=2, save_every=6, slices_per_axis=2, model=TINY_MODEL,
-                             lr_g=2e-3, lr_d=2e-3)
+                             lr_g=2e-3, lr_d=2e-3, final_cubes=0)
     out = tmp_path / "r.pt"
     train_reconstruct([("blobs", volume)], out, settings)
     payload = load_checkpoint(out, "reconstruct")
@@ -127,7 +127,7 @@ def test_the_output_threshold_is_calibrated_on_training_cubes(tmp_path):
     volume = blobs((64, 32, 32), seed=4)
     settings = TrainSettings(iters=4, crop=16, batch=2, warmup_crop=16, warmup_iters=4, warmup_batch=2,
                              eval_every=4, eval_cubes=2, save_every=4, slices_per_axis=2, model=TINY_MODEL,
-                             calibration_cubes=6)
+                             calibration_cubes=6, final_cubes=0)
     out = tmp_path / "c.pt"
     train_reconstruct([("blobs", volume)], out, settings)
     calibration = load_checkpoint(out, "reconstruct")["meta"]["calibration"]
@@ -189,7 +189,7 @@ def test_the_whole_slice_code_reaches_the_far_field_and_widening_keeps_the_outpu
     volume = blobs((64, 32, 32), seed=2)
     settings = TrainSettings(iters=4, crop=16, batch=2, warmup_crop=16, warmup_iters=4, warmup_batch=2,
                              eval_every=2, eval_cubes=2, save_every=2, slices_per_axis=2, model=TINY_MODEL,
-                             calibration_cubes=0)
+                             calibration_cubes=0, final_cubes=0)
     train_reconstruct([("blobs", volume)], tmp_path / "a.pt", settings)
     settings.iters, settings.model = 6, {"global_channels": 2}
     train_reconstruct([("blobs", volume)], tmp_path / "b.pt", settings, init=tmp_path / "a.pt")

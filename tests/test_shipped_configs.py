@@ -18,7 +18,7 @@ CASES = {
     "reconstruct_rocks": (["berea_400.tif", "ketton_256.tif"],
                           ["--iters", "1", "--crop", "16", "--set", "warmup_crop=16", "--batch", "1",
                            "--set", "warmup_batch=1", "--eval-every", "1", "--set", "save_every=1",
-                           "--set", "calibration_cubes=0"]),
+                           "--set", "calibration_cubes=0", "--set", "final_cubes=0"]),
     "texture_rocks": (["berea=berea_400.tif", "ketton=ketton_256.tif", "fractures=fractures_100.tif",
                        "spherepack=porespy:spherepack"],
                       ["--iters", "1", "--set", "crop=16", "--set", "batch=1", "--set", "eval_size=16",

@@ -292,7 +292,8 @@ def test_train_texture_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path
 def test_train_reconstruct_stops_at_its_time_budget_and_resumes_bit_for_bit(tmp_path, run_cli_in_process):
     args = ["train", "reconstruct", _rock(tmp_path / "rock.tif", (64, 32, 32), 1), "--iters", "2", "--crop", "16",
             "--set", "warmup_crop=16", "--set", "warmup_iters=0", "--batch", "1", "--set", "crop_depth=32",
-            "--eval-every", "1", "--set", "save_every=1", "--set", "whole_side=0", "--set", "calibration_cubes=1"]
+            "--eval-every", "1", "--set", "save_every=1", "--set", "whole_side=0", "--set", "calibration_cubes=1",
+            "--set", "final_cubes=0"]
     code, _, err = run_cli_in_process(*args, "--out", tmp_path / "stopped.pt", "--time-budget", "0.000001s")
     assert code == 0, err
     assert load_checkpoint(tmp_path / "stopped.pt")["meta"]["calibration"] == {}  # calibrated when the run ends

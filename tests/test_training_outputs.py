@@ -126,7 +126,7 @@ def test_numeric_options_out_of_range_are_usage_errors(data, args):
 def test_a_volume_can_come_from_stdin(data, tmp_path, command):
     if command == "reconstruct":
         args = ["train", "reconstruct", "-", "--out", "m.pt", "--iters", "1", "--crop", "16", "--set", "warmup_crop=16",
-                "--set", "calibration_cubes=0"]
+                "--set", "calibration_cubes=0", "--set", "final_cubes=0"]
     else:
         args = ["train", "texture", "t=-", "--out", "m.pt", "--iters", "1", "--set", "crop=16"]
     code, _, stderr = _run(args, tmp_path, stdin=(data / "vol.tif").read_bytes())

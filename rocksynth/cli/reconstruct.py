@@ -50,7 +50,7 @@ _RECONSTRUCT_FLAGS = {"iters": "--iters", "crop": "--crop", "batch": "--batch", 
 _RANGES = {"warmup_crop": (16, None), "warmup_iters": (0, None), "warmup_batch": (1, None), "depth_ratio": (1, None),
            "crop_depth": (16, None), "porosity_weight": (0, None), "eval_crop": (16, None), "whole_side": (0, None),
            "save_every": (1, None), "holdout": (0, 1, True), "threads": (1, None), "lr_g": (0, 1, True),
-           "lr_d": (0, 1, True), "calibration_cubes": (0, None), "init_ramp": (0, None), "global_channels": (0, None)}
+           "lr_d": (0, 1, True), "calibration_cubes": (0, None), "final_cubes": (0, None), "init_ramp": (0, None), "global_channels": (0, None)}
 _UNSET = {"crop_depth": 0, "eval_crop": 0, "global_channels": -1}
 
 
@@ -153,6 +153,8 @@ def train_reconstruct(
       calibration_cubes [32]
                            training cubes per volume on which the output threshold is calibrated to the
                            real porosity at the end (0: threshold at probability 0.5)
+      final_cubes [16]     held-out cubes per volume on which the trained model and the one it started
+                           from (--init, else berea) are compared at the end, against real-vs-real (0: off)
       threads [1]          torch CPU threads
     """
     from rocksynth.io.paths import STDIO, check_input_file

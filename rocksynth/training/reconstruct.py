@@ -73,6 +73,8 @@ GOALS = {"sd_ratio": 1.5, "far_field": 0.02, "slice": 0.03, "porosity": 0.02, "s
 # of the generated ones), which large bins average away; the shipped model's bands (+0.06 at 17-24,
 # -0.05 at 29-52) each fill a bin.
 DISTANCE_BINS = (1, 9, 17, 25, 33, 49)
+# What a run is compared with at the end when it did not start from another model.
+BASELINE = "berea"
 
 
 
@@ -103,6 +105,7 @@ class TrainSettings:
     whole_side: int = 256  # whole-slice evaluation: plane side (at most; 0: none)
     whole_depth: int = 128  # ... and depth
     init_ramp: int = 300  # iterations of linear learning-rate ramp of the generator after --init
+    final_cubes: int = 16  # held-out cubes per volume of the comparison at the end (0: none)
     seed: int = 0
     model: dict = field(default_factory=dict)  # Slice2Vol constructor kwargs
 
@@ -461,7 +464,35 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
             + "".join(f"; {name}: real {v['porosity_real']:.3f}, at logit 0 {v['porosity_at_logit_0']:.3f}, "
                       f"calibrated {v['porosity_calibrated']:.3f}" for (name, _), v in zip(volumes, calibration["per_volume"])))
     plot_curve(result.meta.get("curve", []), png)
+    trained = result.iteration > (payload["meta"]["iterations"] if payload is not None else -1)
+    if settings.final_cubes > 0 and trained:
+        baseline = (result.meta.get("init") or {}).get("checkpoint") or BASELINE
+        comparison = held_out_comparison(task.model, out.stem, baseline, splits, settings)
+        saved = load_checkpoint(out, KIND)
+        save_checkpoint(out, KIND, saved["config"], saved["state"], dict(saved["meta"], comparison=comparison))
     return task.last_row
+
+
+def held_out_comparison(model: Slice2Vol, name: str, baseline: str, splits, settings: TrainSettings) -> dict:
+    """The trained model and `baseline` (the model the run started from, else the shipped default)
+    on `final_cubes` held-out cubes of each volume, against the real-vs-real floor
+    (`rocksynth.training.reconstruct_comparison`); logged as a table and returned."""
+    from rocksynth.pipelines.reconstruct import load_model
+    from rocksynth.training.reconstruct_comparison import compare_models, draw_cubes, format_comparison
+
+    size = settings.eval_crop or settings.crop
+    log(f"comparing {name} with {baseline} on {settings.final_cubes} held-out cubes of {size}^3 per volume")
+    cubes = draw_cubes([s.held_out for s in splits], [s.train for s in splits], size, settings.final_cubes,
+                       settings.seed + 5)
+    other = load_model(baseline, device=module_device(model)).model
+    label = Path(baseline).stem if Path(baseline).suffix else baseline
+    label = label if label != name else f"{label} (start)"
+    model.eval()
+    result = compare_models({name: model, label: other}, cubes)
+    model.train()
+    for line in format_comparison(result):
+        log(line)
+    return result
 
 
 class _ReconstructTask:
