@@ -158,7 +158,7 @@ def test_train_from_a_shipped_model_with_deep_crops_keeps_the_best_checkpoint(tm
     tifffile.imwrite(tmp_path / "vol.tif", (field > np.quantile(field, 0.8)).astype(np.uint8) * 255)
     code, _, stderr = run_cli_in_process("train", "reconstruct", tmp_path / "vol.tif", "--out", tmp_path / "m.pt",
                                          "--init", "berea", "--crop", "16", "--set", "crop_depth=32", "--batch", "1",
-                                         "--set", "warmup_iters=0", "--iters", "8402", "--eval-every", "2",
+                                         "--set", "warmup_iters=0", "--iters", "2", "--eval-every", "2",
                                          "--set", "whole_side=16", "--set", "calibration_cubes=0", "--set", "final_cubes=3",
                                          "--set", "init_ramp=4")
     assert code == 0, stderr

@@ -178,9 +178,10 @@ def test_deep_crops_random_slice_whole_slice_evaluation_and_best_checkpoint(tmp_
 
 def test_warm_start_from_a_shipped_model_ramps_the_learning_rate(tmp_path):
     """--init berea: the shipped weights without their depth code, fresh critics, the generator's
-    learning rate ramped up from the source's iteration on; the curve continues the source's."""
+    learning rate ramped up from the source's iteration on; the curve continues the source's, and
+    --iters counts this run's iterations (2 beyond berea's 8400), on a resume too."""
     volume = blobs((96, 32, 32), seed=3)
-    settings = TrainSettings(iters=8402, crop=16, crop_depth=32, batch=1, warmup_iters=0, eval_every=1,
+    settings = TrainSettings(iters=2, crop=16, crop_depth=32, batch=1, warmup_iters=0, eval_every=1,
                              eval_cubes=1, save_every=2, slices_per_axis=1, calibration_cubes=0, final_cubes=0, whole_side=16,
                              whole_depth=88, init_ramp=10, lr_g=1e-4)
     out = tmp_path / "w.pt"
@@ -192,9 +193,10 @@ def test_warm_start_from_a_shipped_model_ramps_the_learning_rate(tmp_path):
     assert rows[-3]["iteration"] == 8400 and [r["iteration"] for r in rows[-2:]] == [8401, 8402]
     assert [r["lr_g"] for r in rows[-2:]] == pytest.approx([1e-5, 2e-5])
     # The ramp continues across a resume.
-    settings.iters = 8403
+    settings.iters = 3
     train_reconstruct([("blobs", volume)], out, settings, resume=True)
-    assert load_checkpoint(out, "reconstruct")["meta"]["curve"][-1]["lr_g"] == pytest.approx(3e-5)
+    resumed = load_checkpoint(out, "reconstruct")["meta"]
+    assert resumed["iterations"] == 8403 and resumed["curve"][-1]["lr_g"] == pytest.approx(3e-5)
 
 
 def test_the_full_resolution_layer_equals_the_convolution_of_the_lifted_tensor():

@@ -191,7 +191,7 @@ def test_the_whole_slice_code_reaches_the_far_field_and_widening_keeps_the_outpu
                              eval_every=2, eval_cubes=2, save_every=2, slices_per_axis=2, model=TINY_MODEL,
                              calibration_cubes=0, final_cubes=0)
     train_reconstruct([("blobs", volume)], tmp_path / "a.pt", settings)
-    settings.iters, settings.model = 6, {"global_channels": 2}
+    settings.iters, settings.model = 2, {"global_channels": 2}  # 2 beyond a.pt's 4
     train_reconstruct([("blobs", volume)], tmp_path / "b.pt", settings, init=tmp_path / "a.pt")
     payload = load_checkpoint(tmp_path / "b.pt", "reconstruct")
     assert payload["config"]["global_channels"] == 2 and payload["config"]["channels"] == [2, 4, 8]

@@ -104,7 +104,7 @@ def train_reconstruct(
     volumes: List[str] = typer.Argument(..., metavar="VOLUME...", help="Binary (or grayscale) 3D training volumes; '-' = stdin."),
     out: str = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); also <out>.csv and <out>.png learning curve."),
     crop: int = options.number(64, "--crop", min=16, help="Final training crop side (voxels; a multiple of 4)."),
-    iters: int = options.positive_int(3000, "--iters", help="Total iterations (including warm-up)."),
+    iters: int = options.positive_int(3000, "--iters", help="Iterations to train, warm-up included (after --init: beyond the starting model's own; a --resume continues up to the same count)."),
     batch: int = options.positive_int(2, "--batch", help="Batch size at the final crop."),
     eval_every: int = options.positive_int(100, "--eval-every", help="Evaluate on held-out cubes and whole held-out planes every N iterations; the best checkpoint (lowest eval_score) is kept as <out>.best.pt."),
     seed: int = options.seed_option("Random seed."),

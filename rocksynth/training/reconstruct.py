@@ -442,17 +442,24 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
         made.append(_ReconstructTask(volumes, splits, settings, voxel_size, payload, source, init))
         return made[0]
 
+    # --iters counts from where the run started: 0, or the --init model's iterations (a resumed
+    # run finds them in its checkpoint), so `--init berea --iters 3000` trains 3000 iterations.
+    origin_iterations = (int(source["meta"]["iterations"]) if source is not None
+                         else int((payload["meta"].get("init") or {}).get("iteration", 0)) if payload is not None else 0)
+    total = origin_iterations + settings.iters
+    start = int(payload["meta"]["iterations"]) if payload is not None else origin_iterations
     loop_settings = LoopSettings(
-        iters=settings.iters, seed=settings.seed, eval_every=settings.eval_every, save_every=settings.save_every,
+        iters=total, seed=settings.seed, eval_every=settings.eval_every, save_every=settings.save_every,
         time_budget=time_budget, ramp=settings.init_ramp, best_metric="eval_score", best_mode="min",
         best_path=best_path, curve_fields=CURVE_FIELDS, curve_path=curve_csv, plot=plot_curve,
         description=f"training reconstruct ({out.name})", device=device)
     result = train(build, plan, loop_settings, payload=payload, init=origin,
                    continues=source["meta"] if source is not None else None)
     task = made[0]
-    if payload is not None and payload["meta"]["iterations"] >= settings.iters:
-        log(f"{out} already has {payload['meta']['iterations']} iterations (asked for {settings.iters}); "
-            f"nothing to train")
+    if payload is not None and start >= total:
+        log(f"{out} already has {start} iterations (asked for {total}"
+            + (f": {settings.iters} after the {origin_iterations} of the model it started from" if origin_iterations else "")
+            + "); nothing to train")
     if settings.calibration_cubes > 0 and not result.stopped:  # a stopped run is calibrated when it ends
         task.calibration = calibrate_threshold(task.model, [s.train for s in splits], settings.crop,
                                                settings.calibration_cubes, settings.seed + 3)
@@ -464,8 +471,7 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
             + "".join(f"; {name}: real {v['porosity_real']:.3f}, at logit 0 {v['porosity_at_logit_0']:.3f}, "
                       f"calibrated {v['porosity_calibrated']:.3f}" for (name, _), v in zip(volumes, calibration["per_volume"])))
     plot_curve(result.meta.get("curve", []), png)
-    trained = result.iteration > (payload["meta"]["iterations"] if payload is not None else -1)
-    if settings.final_cubes > 0 and trained:
+    if settings.final_cubes > 0 and result.iteration > start:
         baseline = (result.meta.get("init") or {}).get("checkpoint") or BASELINE
         comparison = held_out_comparison(task.model, out.stem, baseline, splits, settings)
         saved = load_checkpoint(out, KIND)
