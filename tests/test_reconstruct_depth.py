@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rocksynth.models.slice2vol import GRID, Slice2Vol, without_depth_code
 from rocksynth.pipelines.reconstruct import load_model, reconstruct
@@ -219,3 +220,29 @@ def test_the_full_resolution_layer_equals_the_convolution_of_the_lifted_tensor()
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
         if centre > depth + 8:  # far from the slice: no lifted input at all
             assert torch.equal(got, expected)
+
+
+def test_the_inference_path_gives_the_plain_networks_voxels(monkeypatch):
+    """What `reconstruct` runs (the separated full-resolution layer that skips the far field,
+    channels-last convolutions of the finer stages, the quarter-resolution stage over several
+    slabs at once) against the plain network (lifted tensor, default layout, one slab at a time):
+    the same voxels, for slabs of every size, in the far field and at the slice."""
+    import rocksynth.models.slice2vol as networks
+    import rocksynth.pipelines.reconstruct as pipeline
+
+    model = load_model("berea").model
+    mask = blobs((1, 96, 80), seed=4)[0]
+    fast = {slab: reconstruct(model, mask, depth=104, seed=2, slab=slab)[0] for slab in (8, 24)}
+
+    def lifted(self, x, skip, decays):
+        return self.at_full[0](torch.cat([x, self._lift(skip, x.shape[2], decays)], 1))
+
+    def default_layout(conv, x, weight=None):
+        return F.conv3d(F.pad(x, (1,) * 6, mode="replicate"), conv.weight if weight is None else weight, conv.bias)
+
+    monkeypatch.setattr(networks.VolumeGenerator, "_full_res_conv", lifted)
+    monkeypatch.setattr(networks, "_replicate_conv", default_layout)
+    monkeypatch.setattr(pipeline, "QUARTER_SLABS", 1)
+    plain = reconstruct(model, mask, depth=104, seed=2, slab=8)[0]
+    for slab, volume in fast.items():
+        assert np.array_equal(volume, plain), (slab, int((volume != plain).sum()))

@@ -26,6 +26,7 @@ from rocksynth.progress import log, progress_bar, warn
 KIND = "reconstruct"
 # Voxels per full-resolution window of a slab (bounds peak memory to a few hundred MB).
 WINDOW_VOXELS = 1 << 22
+QUARTER_SLABS = 8
 
 
 @dataclass
@@ -109,7 +110,11 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
     # Cell k of the volume is noise cell k + halo: `halo` cells are drawn past each end.
     noise2, noise1 = model.sample_noise(1, total, padded.shape[0], padded.shape[1], generator=torch_gen)
     cells = total // GRID
-    step = _slab_depth(padded.shape[0], padded.shape[1], slab) // GRID
+    fine = _slab_depth(padded.shape[0], padded.shape[1], slab) // GRID
+    # The quarter-resolution stage runs QUARTER_SLABS slabs at a time: its halo (about as deep as
+    # a slab of a large slice) is then paid once for several, while the finer stages, which hold
+    # most of the memory, still run slab by slab.
+    step = fine * QUARTER_SLABS
     halo = model.halo_cells()
     agreement = None
     with torch.no_grad(), mixed_precision(device):
@@ -119,7 +124,7 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
             lo, hi = first - halo, end + halo  # past the ends too: no end cue
             out = model.generator(slice_t, feats, noise2[:, :, lo + halo:hi + halo].to(device),
                                   noise1[:, :, 2 * (lo + halo):2 * (hi + halo)].to(device),
-                                  centre=centre + before, z0=lo, keep=(first, end))
+                                  centre=centre + before, z0=lo, keep=(first, end), fine_cells=fine)
             block = to_numpy(out[0, 0, :, :height, :width]) > model.logit_threshold
             # Map generated voxels [first*GRID, end*GRID) to output depth, dropping the padding.
             z_from, z_to = first * GRID - before, end * GRID - before
