@@ -230,19 +230,25 @@ def test_the_inference_path_gives_the_plain_networks_voxels(monkeypatch):
     import rocksynth.models.slice2vol as networks
     import rocksynth.pipelines.reconstruct as pipeline
 
-    model = load_model("berea").model
-    mask = blobs((1, 96, 80), seed=4)[0]
-    fast = {slab: reconstruct(model, mask, depth=104, seed=2, slab=slab)[0] for slab in (8, 24)}
-
     def lifted(self, x, skip, decays):
         return self.at_full[0](torch.cat([x, self._lift(skip, x.shape[2], decays)], 1))
 
     def default_layout(conv, x, weight=None):
         return F.conv3d(F.pad(x, (1,) * 6, mode="replicate"), conv.weight if weight is None else weight, conv.bias)
 
-    monkeypatch.setattr(networks.VolumeGenerator, "_full_res_conv", lifted)
-    monkeypatch.setattr(networks, "_replicate_conv", default_layout)
-    monkeypatch.setattr(pipeline, "QUARTER_SLABS", 1)
-    plain = reconstruct(model, mask, depth=104, seed=2, slab=8)[0]
+    model = load_model("berea").model
+    mask = blobs((1, 96, 80), seed=4)[0]
+    # One thread: with more, oneDNN may order its sums differently, which moves logits by rounding
+    # (2 of 64 M voxels flip at 400^3 with 2 threads: benchmarks/bench_reconstruct_inference.py).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fast = {slab: reconstruct(model, mask, depth=104, seed=2, slab=slab)[0] for slab in (8, 24)}
+        monkeypatch.setattr(networks.VolumeGenerator, "_full_res_conv", lifted)
+        monkeypatch.setattr(networks, "_replicate_conv", default_layout)
+        monkeypatch.setattr(pipeline, "QUARTER_SLABS", 1)
+        plain = reconstruct(model, mask, depth=104, seed=2, slab=8)[0]
+    finally:
+        torch.set_num_threads(threads)
     for slab, volume in fast.items():
         assert np.array_equal(volume, plain), (slab, int((volume != plain).sum()))
