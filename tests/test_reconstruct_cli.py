@@ -279,3 +279,15 @@ def test_a_bad_set_is_one_line_exit_2_and_writes_nothing(tmp_path, run_cli_in_pr
                                       "--out", tmp_path / "r.pt", "--set", setting)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_warm_start_is_checked_against_the_final_crops(tmp_path, run_cli_in_process):
+    """`--init berea --iters 10` continues past the warm-up (berea has 8400 iterations), so it
+    trains on the final 64-wide, 128-deep crops: a volume too small for them is refused before any
+    work, although it would fit the warm-up's crops."""
+    tifffile.imwrite(tmp_path / "vol.tif", (np.random.default_rng(0).random((120, 72, 72)) < 0.3).astype(np.uint8) * 255)
+    code, _, err = run_cli_in_process("train", "reconstruct", tmp_path / "vol.tif", "--out", tmp_path / "m.pt",
+                                      "--init", "berea", "--iters", "10")
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "training part (90, 72, 72) is smaller than the 128-voxel deep crop" in errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vol.tif"]

@@ -367,14 +367,15 @@ def check_settings(settings: TrainSettings) -> None:
                             f"the warm-up trains on smaller crops")
 
 
-def check_volumes(volumes: "list[tuple[str, np.ndarray]]", settings: TrainSettings) -> list:
+def check_volumes(volumes: "list[tuple[str, np.ndarray]]", settings: TrainSettings, warm_start: bool = False) -> list:
     """The volumes split into training and held-out parts; a clear error if a crop does not fit
-    or a volume has nothing to learn (all pore or all solid)."""
+    or a volume has nothing to learn (all pore or all solid). A `warm_start` (--init, --resume)
+    continues an iteration count that may be past the warm-up, so its crops are the final ones."""
     if not volumes:
         raise BadInputError("give at least one training volume")
     splits = [split_holdout(name, mask, settings.holdout) for name, mask in volumes]
     phases = [settings.warmup_crop] * (settings.warmup_iters > 0) + [settings.crop] * (settings.iters > settings.warmup_iters)
-    deepest = settings.depth() if phases else settings.crop
+    deepest = settings.depth() if phases or warm_start else settings.crop
     eval_crop = settings.eval_crop or settings.crop
     for split in splits:
         if min(split.train.shape) < deepest:
@@ -411,7 +412,7 @@ def train_reconstruct(volumes: "list[tuple[str, np.ndarray]]", out: "str | os.Pa
     """
     plan = reconstruct_plan(out, resume, curve_csv).check()
     check_settings(settings)
-    splits = check_volumes(volumes, settings)
+    splits = check_volumes(volumes, settings, warm_start=init is not None or plan.resuming)
     with plan:
         return _train(volumes, splits, plan, settings, voxel_size, init, time_budget, device)
 
