@@ -273,6 +273,9 @@ def test_set_reaches_the_settings_and_the_recorded_configuration(tmp_path, run_c
     ("iters=5", "--set iters: use --iters"),
     ("warmup_iters=1.5", "--set warmup_iters=1.5: expected a whole number"),
     ("global_channels=-2", "global_channels: -2: expected -1 (the default) or at least 0"),
+    ("ema=1", "ema: "),
+    ("ema=-0.1", "ema: "),
+    ("holdout=0", "holdout: "),
 ])
 def test_a_bad_set_is_one_line_exit_2_and_writes_nothing(tmp_path, run_cli_in_process, setting, message):
     code, _, err = run_cli_in_process("train", "reconstruct", "../shared/data/ketton_256.tif",

@@ -196,3 +196,26 @@ def test_the_whole_slice_code_reaches_the_far_field_and_widening_keeps_the_outpu
     payload = load_checkpoint(tmp_path / "b.pt", "reconstruct")
     assert payload["config"]["global_channels"] == 2 and payload["config"]["channels"] == [2, 4, 8]
     assert [row["iteration"] for row in payload["meta"]["curve"]] == [2, 4, 6]
+
+
+def test_the_saved_model_is_the_moving_average_of_the_generator(tmp_path):
+    """With `ema`, the checkpoint's "model" (what inference, --init and the evaluation use) is the
+    moving average of the generator, "model_raw" the generator a resume continues; after one
+    iteration from an --init source, average = d * source + (1 - d) * generator, d = 2 / 11."""
+    volume = blobs((64, 32, 32), seed=2)
+    settings = TrainSettings(iters=2, crop=16, batch=2, warmup_crop=16, warmup_iters=2, warmup_batch=2,
+                             eval_every=2, eval_cubes=2, save_every=2, slices_per_axis=2, model=TINY_MODEL,
+                             calibration_cubes=0, final_cubes=0, ema=0)
+    train_reconstruct([("blobs", volume)], tmp_path / "a.pt", settings)
+    source = load_checkpoint(tmp_path / "a.pt", "reconstruct")["state"]
+    assert "model_raw" not in source
+    settings.iters, settings.ema, settings.lr_g, settings.init_ramp = 1, 0.5, 1e-2, 0
+    train_reconstruct([("blobs", volume)], tmp_path / "b.pt", settings, init=tmp_path / "a.pt")
+    state = load_checkpoint(tmp_path / "b.pt", "reconstruct")["state"]
+    decay = 2 / 11
+    moved = 0
+    for key, average in state["model"].items():
+        expected = decay * source["model"][key] + (1 - decay) * state["model_raw"][key]
+        torch.testing.assert_close(average, expected, rtol=1e-5, atol=1e-6)
+        moved += not torch.equal(state["model_raw"][key], source["model"][key])
+    assert moved > 10  # the generator did move, so the check above means something

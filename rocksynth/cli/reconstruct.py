@@ -44,13 +44,13 @@ def reconstruct(
 # Settings with a flag of their own (not settable through --set).
 _RECONSTRUCT_FLAGS = {"iters": "--iters", "crop": "--crop", "batch": "--batch", "eval_every": "--eval-every",
                       "seed": "--seed"}
-# The ranges the settings had as flags (low, high, True for an interval open at both ends), kept
+# The ranges the settings had as flags (low, high[, low end open, high end open]), kept
 # so that a value the flag refused is still refused before any data is read; the `_UNSET` values
 # stand for "the default", as the flags' absence did.
 _RANGES = {"warmup_crop": (16, None), "warmup_iters": (0, None), "warmup_batch": (1, None), "depth_ratio": (1, None),
            "crop_depth": (16, None), "porosity_weight": (0, None), "eval_crop": (16, None), "whole_side": (0, None),
-           "save_every": (1, None), "holdout": (0, 1, True), "threads": (1, None), "lr_g": (0, 1, True),
-           "lr_d": (0, 1, True), "calibration_cubes": (0, None), "final_cubes": (0, None), "init_ramp": (0, None), "global_channels": (0, None)}
+           "save_every": (1, None), "holdout": (0, 1, True, True), "threads": (1, None), "lr_g": (0, 1, True, True),
+           "lr_d": (0, 1, True, True), "calibration_cubes": (0, None), "final_cubes": (0, None), "ema": (0, 1, False, True), "init_ramp": (0, None), "global_channels": (0, None)}
 _UNSET = {"crop_depth": 0, "eval_crop": 0, "global_channels": -1}
 
 
@@ -82,7 +82,7 @@ def _library_settings(command):
     from rocksynth.training.reconstruct import TrainSettings
 
     for key, bounds in _RANGES.items():
-        low, high, is_open = (*bounds, False)[:3]
+        low, high, low_open, high_open = (*bounds, False, False)[:4]
         value = getattr(command, key)
         if key in _UNSET and value == _UNSET[key]:
             continue
@@ -90,7 +90,7 @@ def _library_settings(command):
         if key in _UNSET:
             message = f"expected {_UNSET[key]} (the default) or at least {low}"
         try:
-            options.range_check(low, high, is_open, is_open, message)(value)
+            options.range_check(low, high, low_open, high_open, message)(value)
         except options.OptionRangeError as exc:
             raise BadInputError(f"{key}: {exc.message}") from None
     values = {f.name: getattr(command, f.name) for f in dataclasses.fields(TrainSettings) if f.name != "model"}
@@ -155,6 +155,7 @@ def train_reconstruct(
                            real porosity at the end (0: threshold at probability 0.5)
       final_cubes [16]     held-out cubes per volume on which the trained model and the one it started
                            from (--init, else berea) are compared at the end, against real-vs-real (0: off)
+      ema [0.999]          decay of the generator's moving average, which is evaluated and saved (0: none)
       threads [1]          torch CPU threads
     """
     from rocksynth.io.paths import STDIO, check_input_file

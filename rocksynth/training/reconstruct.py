@@ -31,6 +31,7 @@ pipeline thresholds there instead of at 0, so that generated and real training c
 same mean porosity.
 """
 
+import copy
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -106,6 +107,7 @@ class TrainSettings:
     whole_depth: int = 128  # ... and depth
     init_ramp: int = 300  # iterations of linear learning-rate ramp of the generator after --init
     final_cubes: int = 16  # held-out cubes per volume of the comparison at the end (0: none)
+    ema: float = 0.999  # decay of the generator's exponential moving average, the model evaluated and saved (0: none)
     seed: int = 0
     model: dict = field(default_factory=dict)  # Slice2Vol constructor kwargs
 
@@ -462,7 +464,7 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
             + (f": {settings.iters} after the {origin_iterations} of the model it started from" if origin_iterations else "")
             + "); nothing to train")
     if settings.calibration_cubes > 0 and not result.stopped:  # a stopped run is calibrated when it ends
-        task.calibration = calibrate_threshold(task.model, [s.train for s in splits], settings.crop,
+        task.calibration = calibrate_threshold(task.inference_model, [s.train for s in splits], settings.crop,
                                                settings.calibration_cubes, settings.seed + 3)
         saved = load_checkpoint(out, KIND)
         save_checkpoint(out, KIND, saved["config"], saved["state"], dict(saved["meta"], calibration=task.calibration))
@@ -474,7 +476,7 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
     plot_curve(result.meta.get("curve", []), png)
     if settings.final_cubes > 0 and result.iteration > start:
         baseline = (result.meta.get("init") or {}).get("checkpoint") or BASELINE
-        comparison = held_out_comparison(task.model, out.stem, baseline, splits, settings)
+        comparison = held_out_comparison(task.inference_model, out.stem, baseline, splits, settings)
         saved = load_checkpoint(out, KIND)
         save_checkpoint(out, KIND, saved["config"], saved["state"], dict(saved["meta"], comparison=comparison))
     return task.last_row
@@ -530,6 +532,12 @@ class _ReconstructTask:
         self.ramped = [self.opt_g]  # fresh critics learn at full rate while the generator ramps up
         if source is not None:
             self._warm_start(source, config, init)
+        # A GAN's generator oscillates from iteration to iteration (the shipped model's held-out
+        # porosity swung between 0.14 and 0.24); the moving average of its weights is what is
+        # evaluated, kept as the best checkpoint and saved as the model (`settings.ema`).
+        self.ema = copy.deepcopy(model).requires_grad_(False) if settings.ema > 0 else None
+        self.origin = (int(source["meta"]["iterations"]) if source is not None else
+                       int((payload["meta"].get("init") or {}).get("iteration", 0)) if payload is not None else 0)
         log(f"generator + encoder {count_parameters(model):,} parameters; critics 3D {count_parameters(self.d3):,}, "
             f"2D {count_parameters(self.d2):,}; {', '.join(f'{s.name} train {s.train.shape}' for s in splits)}")
         self.crops = RandomCrops([s.train for s in splits], seed=settings.seed)
@@ -547,8 +555,9 @@ class _ReconstructTask:
     def to(self, device: torch.device) -> None:
         """Train on `device` (mixed precision on CUDA): the generator and both critics move;
         crops and noise are drawn on the CPU and follow."""
-        for module in (self.model, self.d3, self.d2):
-            module.to(device)
+        for module in (self.model, self.d3, self.d2, self.ema):
+            if module is not None:
+                module.to(device)
         self.device, self.scaler = device, grad_scaler(device)
 
     def _warm_start(self, source: dict, config: dict, init) -> None:
@@ -620,20 +629,40 @@ class _ReconstructTask:
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()  # once per iteration, after both optimisers (torch's recipe)
+        if self.ema is not None:
+            self._update_ema(iteration)
         return {"loss_d": loss_d.item(), "loss_adv": loss_adv.item(), "loss_slice": loss_slice.item(),
                 "loss_porosity": loss_por.item(), "loss_s2": loss_s2.item()}
+
+    def _update_ema(self, iteration: int) -> None:
+        """Move the average towards the generator. Its decay grows with the iterations of this
+        run (k): min(ema, (1 + k) / (10 + k)), so it averages over about the last tenth of the run
+        until that reaches 1 / (1 - ema) iterations, and a new run is not held at its start."""
+        k = iteration - self.origin
+        decay = min(self.s.ema, (1 + k) / (10 + k))
+        with torch.no_grad():
+            for average, current in zip(self.ema.parameters(), self.model.parameters()):
+                average.lerp_(current, 1 - decay)
+            for average, current in zip(self.ema.buffers(), self.model.buffers()):
+                average.copy_(current)
+
+    @property
+    def inference_model(self) -> Slice2Vol:
+        """The model evaluated, calibrated, compared and saved: the moving average, if kept."""
+        return self.ema if self.ema is not None else self.model
 
     def status(self, losses) -> str:
         return f"D {losses['loss_d']:.2f} adv {losses['loss_adv']:.2f} slice {losses['loss_slice']:.4f}"
 
     def evaluate(self) -> dict:
         tock = time.perf_counter()
-        metrics = _evaluate(self.model, self.eval_cubes, self.s.seed + 2)
+        model = self.inference_model
+        metrics = _evaluate(model, self.eval_cubes, self.s.seed + 2)
         self.whole = {}
         if self.whole_cases:
-            self.model.eval()
-            self.whole = _evaluate_whole_slice(self.model, self.whole_cases, self.s.seed + 4)
-            self.model.train()
+            model.eval()
+            self.whole = _evaluate_whole_slice(model, self.whole_cases, self.s.seed + 4)
+            model.train()
             metrics.update({k: v for k, v in self.whole.items() if k != "per_volume"})
         metrics["eval_score"] = evaluation_score(metrics)
         metrics["eval_s"] = round(time.perf_counter() - tock, 1)
@@ -654,12 +683,20 @@ class _ReconstructTask:
         return out
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "d3": self.d3.state_dict(), "d2": self.d2.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        """"model" is what inference loads (the moving average, if kept); "model_raw" the
+        generator being trained, which a resume continues."""
+        state = {"model": self.inference_model.state_dict(), "d3": self.d3.state_dict(), "d2": self.d2.state_dict(),
+                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        if self.ema is not None:
+            state["model_raw"] = self.model.state_dict()
+        return state
 
     def load_state_dict(self, state) -> None:
-        for module, key in ((self.model, "model"), (self.d3, "d3"), (self.d2, "d2"), (self.opt_g, "opt_g"),
-                            (self.opt_d, "opt_d")):
+        # A checkpoint without a moving average: the average starts from its generator.
+        self.model.load_state_dict(state.get("model_raw", state["model"]))
+        if self.ema is not None:
+            self.ema.load_state_dict(state["model"])
+        for module, key in ((self.d3, "d3"), (self.d2, "d2"), (self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
             module.load_state_dict(state[key])
 
     def checkpoint_config(self) -> dict:
