@@ -26,9 +26,11 @@ porosity sd against the real rock's, far-field porosity error, porosity against 
 Checkpoints hold everything needed to resume (`resume=True`). A run started from `init` (a
 checkpoint or a shipped model's name) ramps the generator's learning rate up over `init_ramp`
 iterations, so its fresh critics (shipped checkpoints carry none) learn before it moves.
-At the end, the logit threshold is calibrated on training cubes (`calibrate_threshold`): the
-pipeline thresholds there instead of at 0, so that generated and real training cubes have the
-same mean porosity.
+The generator's exponential moving average (`ema`) is what is evaluated, kept as the best
+checkpoint and saved as the model; the generator itself is kept for a resume.
+At the end, the logit threshold is calibrated on training cubes (`calibrate_threshold`; the
+pipeline thresholds there with `reconstruct --calibrated`), and the model is compared with the
+one the run started from on held-out cubes (`held_out_comparison`, `final_cubes`).
 """
 
 import copy
@@ -447,8 +449,7 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
 
     # --iters counts from where the run started: 0, or the --init model's iterations (a resumed
     # run finds them in its checkpoint), so `--init berea --iters 3000` trains 3000 iterations.
-    origin_iterations = (int(source["meta"]["iterations"]) if source is not None
-                         else int((payload["meta"].get("init") or {}).get("iteration", 0)) if payload is not None else 0)
+    origin_iterations = run_origin(source, payload)
     total = origin_iterations + settings.iters
     start = int(payload["meta"]["iterations"]) if payload is not None else origin_iterations
     loop_settings = LoopSettings(
@@ -480,6 +481,16 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
         saved = load_checkpoint(out, KIND)
         save_checkpoint(out, KIND, saved["config"], saved["state"], dict(saved["meta"], comparison=comparison))
     return task.last_row
+
+
+def run_origin(source: "dict | None", payload: "dict | None") -> int:
+    """The iteration a run started from: its --init source's count (`source`), the one a resumed
+    checkpoint (`payload`) records of its own start, or 0."""
+    if source is not None:
+        return int(source["meta"]["iterations"])
+    if payload is not None:
+        return int((payload["meta"].get("init") or {}).get("iteration", 0))
+    return 0
 
 
 def held_out_comparison(model: Slice2Vol, name: str, baseline: str, splits, settings: TrainSettings) -> dict:
@@ -536,8 +547,7 @@ class _ReconstructTask:
         # porosity swung between 0.14 and 0.24); the moving average of its weights is what is
         # evaluated, kept as the best checkpoint and saved as the model (`settings.ema`).
         self.ema = copy.deepcopy(model).requires_grad_(False) if settings.ema > 0 else None
-        self.origin = (int(source["meta"]["iterations"]) if source is not None else
-                       int((payload["meta"].get("init") or {}).get("iteration", 0)) if payload is not None else 0)
+        self.origin = run_origin(source, payload)
         log(f"generator + encoder {count_parameters(model):,} parameters; critics 3D {count_parameters(self.d3):,}, "
             f"2D {count_parameters(self.d2):,}; {', '.join(f'{s.name} train {s.train.shape}' for s in splits)}")
         self.crops = RandomCrops([s.train for s in splits], seed=settings.seed)
