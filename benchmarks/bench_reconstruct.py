@@ -408,15 +408,20 @@ def per_z_porosity(volume: np.ndarray) -> np.ndarray:
 
 
 def distance_profile(volume: np.ndarray) -> "dict[str, float]":
-    """Porosity in bins of distance from the central slice (index depth // 2, as in `reconstruct`):
-    '0' is the slice itself, then 1-4, 5-8, ... out to DISTANCE_MAX (both sides pooled)."""
+    """Porosity in bins of signed distance from the central slice (index depth // 2, as in
+    `reconstruct`): '0' is the slice itself, '1..4' the 4 planes after it, '-4..-1' the 4 before,
+    out to DISTANCE_MAX. The sides are apart: a model can be too solid on one side and too porous
+    on the other."""
     from rocksynth.properties.porosity import porosity
 
-    distance = np.abs(np.arange(volume.shape[0]) - volume.shape[0] // 2)
-    bins = {"0": volume[distance == 0]}
-    for lo in range(1, min(DISTANCE_MAX, int(distance.max())) + 1, DISTANCE_BIN):
+    offset = np.arange(volume.shape[0]) - volume.shape[0] // 2
+    reach = min(DISTANCE_MAX, int(np.abs(offset).max()))
+    before, after = {}, {}
+    for lo in range(1, reach + 1, DISTANCE_BIN):
         hi = lo + DISTANCE_BIN - 1
-        bins[f"{lo}-{hi}"] = volume[(distance >= lo) & (distance <= hi)]
+        before[f"-{hi}..-{lo}"] = volume[(offset >= -hi) & (offset <= -lo)]
+        after[f"{lo}..{hi}"] = volume[(offset >= lo) & (offset <= hi)]
+    bins = {**dict(reversed(list(before.items()))), "0": volume[offset == 0], **after}
     return {label: porosity(planes) for label, planes in bins.items() if planes.size}
 
 

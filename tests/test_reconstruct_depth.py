@@ -128,11 +128,15 @@ def test_slice_positions_and_distance_bins():
     assert slice_position(settings, 128, rng) == 64
     volumes = torch.zeros(2, 1, 40, 4, 4)
     volumes[:, :, 10:12] = 1  # planes 10 and 11
-    porosity, reached = distance_bin_porosity(volumes, 0)
-    assert porosity.shape == (2, len(DISTANCE_BINS)) and reached.tolist() == [True] * 5 + [False]
-    assert porosity[0].tolist() == [0, 0.25, 0, 0, 0, 0]  # distances 10, 11 of the 8 in 9-16
-    porosity, reached = distance_bin_porosity(volumes, 20)
-    assert porosity[0, 1] == pytest.approx(2 / 16) and reached.tolist() == [True] * 3 + [False] * 3
+    k = len(DISTANCE_BINS)
+    porosity, reached = distance_bin_porosity(volumes, 0)  # the slice at the first plane: one side only
+    assert porosity.shape == (2, 2 * k) and reached.tolist() == [False] * k + [True] * 5 + [False]
+    assert porosity[0, k:].tolist() == [0, 0.25, 0, 0, 0, 0]  # distances 10, 11 of the 8 in 9-16
+    porosity, reached = distance_bin_porosity(volumes, 20)  # planes 10, 11 are before the slice
+    assert porosity[0, 1] == pytest.approx(2 / 8) and porosity[0, k + 1] == 0
+    assert reached.tolist() == [True] * 3 + [False] * 3 + [True] * 3 + [False] * 3
+    flipped = distance_bin_porosity(volumes.flip(2), 39 - 20)[0]  # the mirror image: the sides swap
+    assert torch.equal(flipped[:, :k], porosity[:, k:]) and torch.equal(flipped[:, k:], porosity[:, :k])
 
 
 def _curve(path):

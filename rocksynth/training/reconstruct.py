@@ -173,13 +173,19 @@ def slice_position(settings: TrainSettings, depth: int, rng: np.random.Generator
 
 
 def distance_bin_porosity(volumes: torch.Tensor, at: int) -> "tuple[torch.Tensor, torch.Tensor]":
-    """(B, 1, D, H, W) and the slice's depth -> (B, K) porosity of the planes in each bin of
-    DISTANCE_BINS (both sides of the slice pooled), and the (K,) mask of the bins the crop reaches."""
+    """(B, 1, D, H, W) and the slice's depth -> (B, 2K) porosity of the planes in each bin of
+    DISTANCE_BINS, the K bins before the slice then the K after it, and the (2K,) mask of the bins
+    the crop reaches.
+
+    The two sides are binned apart: a model that is too solid on one side of the slice and too
+    porous on the other (a reconstruct model fine-tuned with both sides pooled was, by -0.08 and
+    +0.10 at 2-20 voxels) would otherwise score as well as a right one."""
     device = volumes.device
-    distance = (torch.arange(volumes.shape[2], device=device) - at).abs()
-    index = torch.bucketize(distance, torch.tensor(DISTANCE_BINS, device=device), right=True) - 1  # -1: the slice
+    offset = torch.arange(volumes.shape[2], device=device) - at
+    index = torch.bucketize(offset.abs(), torch.tensor(DISTANCE_BINS, device=device), right=True) - 1  # -1: the slice
+    index = torch.where(index < 0, index, index + len(DISTANCE_BINS) * (offset > 0))
     planes = volumes.mean((1, 3, 4))  # (B, D)
-    onehot = (index[:, None] == torch.arange(len(DISTANCE_BINS), device=device)[None]).to(planes.dtype)  # (D, K)
+    onehot = (index[:, None] == torch.arange(2 * len(DISTANCE_BINS), device=device)[None]).to(planes.dtype)  # (D, 2K)
     counts = onehot.sum(0)
     return planes @ onehot / counts.clamp(min=1), counts > 0
 
