@@ -177,9 +177,8 @@ def distance_bin_porosity(volumes: torch.Tensor, at: int) -> "tuple[torch.Tensor
     DISTANCE_BINS, the K bins before the slice then the K after it, and the (2K,) mask of the bins
     the crop reaches.
 
-    The two sides are binned apart: a model that is too solid on one side of the slice and too
-    porous on the other (a reconstruct model fine-tuned with both sides pooled was, by -0.08 and
-    +0.10 at 2-20 voxels) would otherwise score as well as a right one."""
+    The two sides are binned apart: pooled, a model too solid on one side of the slice and too
+    porous on the other would score as well as a right one."""
     device = volumes.device
     offset = torch.arange(volumes.shape[2], device=device) - at
     index = torch.bucketize(offset.abs(), torch.tensor(DISTANCE_BINS, device=device), right=True) - 1  # -1: the slice
