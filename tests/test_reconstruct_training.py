@@ -219,3 +219,23 @@ def test_the_saved_model_is_the_moving_average_of_the_generator(tmp_path):
         torch.testing.assert_close(average, expected, rtol=1e-5, atol=1e-6)
         moved += not torch.equal(state["model_raw"][key], source["model"][key])
     assert moved > 10  # the generator did move, so the check above means something
+
+
+def test_a_starting_model_gone_since_skips_the_comparison_with_a_warning(tmp_path, capsys):
+    """A run resumed after its --init checkpoint was deleted still trains and saves; only the
+    end-of-run comparison with that model is skipped, with a warning naming it."""
+    volume = blobs((64, 32, 32), seed=2)
+    settings = TrainSettings(iters=2, crop=16, batch=2, warmup_crop=16, warmup_iters=2, warmup_batch=2,
+                             eval_every=2, eval_cubes=2, save_every=2, slices_per_axis=2, model=TINY_MODEL,
+                             calibration_cubes=0, final_cubes=0)
+    train_reconstruct([("blobs", volume)], tmp_path / "a.pt", settings)
+    settings.final_cubes, settings.iters = 2, 1
+    train_reconstruct([("blobs", volume)], tmp_path / "b.pt", settings, init=tmp_path / "a.pt")
+    assert set(load_checkpoint(tmp_path / "b.pt", "reconstruct")["meta"]["comparison"]["models"]) == {"b", "a"}
+    (tmp_path / "a.pt").unlink()
+    capsys.readouterr()
+    settings.iters = 2
+    train_reconstruct([("blobs", volume)], tmp_path / "b.pt", settings, resume=True)
+    err = capsys.readouterr().err
+    assert "no held-out comparison with" in err and "a.pt" in err
+    assert load_checkpoint(tmp_path / "b.pt", "reconstruct")["meta"]["iterations"] == 4

@@ -48,7 +48,7 @@ from rocksynth.devices import grad_scaler, mixed_precision, module_device, to_nu
 from rocksynth.errors import BadInputError
 from rocksynth.models.slice2vol import (GRID, PatchDiscriminator2D, PatchDiscriminator3D, Slice2Vol,
                                          count_parameters, without_depth_code)
-from rocksynth.progress import log
+from rocksynth.progress import log, warn
 from rocksynth.properties.correlation import two_point_correlation
 from rocksynth.training.checkpoint import load_checkpoint, load_widened, save_checkpoint
 from rocksynth.training.loop import LoopSettings, train
@@ -483,8 +483,9 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
     if settings.final_cubes > 0 and result.iteration > start:
         baseline = (result.meta.get("init") or {}).get("checkpoint") or BASELINE
         comparison = held_out_comparison(task.inference_model, out.stem, baseline, splits, settings)
-        saved = load_checkpoint(out, KIND)
-        save_checkpoint(out, KIND, saved["config"], saved["state"], dict(saved["meta"], comparison=comparison))
+        if comparison:
+            saved = load_checkpoint(out, KIND)
+            save_checkpoint(out, KIND, saved["config"], saved["state"], dict(saved["meta"], comparison=comparison))
     return task.last_row
 
 
@@ -506,10 +507,14 @@ def held_out_comparison(model: Slice2Vol, name: str, baseline: str, splits, sett
     from rocksynth.training.reconstruct_comparison import compare_models, draw_cubes, format_comparison
 
     size = settings.eval_crop or settings.crop
+    try:  # the run is saved already; a starting model gone since (a resume days later) only skips this
+        other = load_model(baseline, device=module_device(model)).model
+    except BadInputError as error:
+        warn(f"no held-out comparison with {baseline}: {error}")
+        return {}
     log(f"comparing {name} with {baseline} on {settings.final_cubes} held-out cubes of {size}^3 per volume")
     cubes = draw_cubes([s.held_out for s in splits], [s.train for s in splits], size, settings.final_cubes,
                        settings.seed + 5)
-    other = load_model(baseline, device=module_device(model)).model
     label = Path(baseline).stem if Path(baseline).suffix else baseline
     label = label if label != name else f"{label} (start)"
     model.eval()
