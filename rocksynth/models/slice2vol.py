@@ -209,7 +209,8 @@ class VolumeGenerator(nn.Module):
         x = voxel_shuffle(self.up0(x))
         d0 = x.shape[2]
         skip0 = torch.cat([f0, slice_ * 2 - 1], 1)
-        x = self._full_res_conv(x, skip0, depth_code(d0, centre - offset, 1, self.decays0, device))
+        # The decays on the CPU: whether the window is in the far field is known without a device sync.
+        x = self._full_res_conv(x, skip0, depth_code(d0, centre - offset, 1, self.decays0))
         x = _replicate_conv(self.at_full[2], self.at_full[1](x))  # logits of pore
         return x[:, :, (first - lo) * GRID:(end - lo) * GRID]
 
@@ -228,6 +229,7 @@ class VolumeGenerator(nn.Module):
         own = _replicate_conv(conv, x, weight=conv.weight[:, :g])
         if not bool(decays.any()):  # the far field: the lifted channels are zero, so is their part
             return own
+        decays = decays.to(x.device)
         b, c, h, w = skip.shape
         k, depth = decays.shape
         plane_weight = conv.weight[:, g:].reshape(conv.out_channels, c, k, 3, 3, 3)  # channel index c * K + k
