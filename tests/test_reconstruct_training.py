@@ -239,3 +239,24 @@ def test_a_starting_model_gone_since_skips_the_comparison_with_a_warning(tmp_pat
     err = capsys.readouterr().err
     assert "no held-out comparison with" in err and "a.pt" in err
     assert load_checkpoint(tmp_path / "b.pt", "reconstruct")["meta"]["iterations"] == 4
+
+
+def test_the_comparison_includes_the_best_checkpoint_when_it_is_not_the_last(tmp_path, monkeypatch):
+    """The first evaluation scores best here (a rising score stands in for the real one), so the run
+    ends with three models in its comparison: the final one, the best checkpoint and the start."""
+    import itertools
+
+    import rocksynth.training.reconstruct as training
+
+    scores = itertools.count()
+    monkeypatch.setattr(training, "evaluation_score", lambda row: float(next(scores)))
+    volume = blobs((64, 32, 32), seed=2)
+    settings = TrainSettings(iters=2, crop=16, batch=2, warmup_crop=16, warmup_iters=2, warmup_batch=2,
+                             eval_every=2, eval_cubes=2, save_every=2, slices_per_axis=2, model=TINY_MODEL,
+                             calibration_cubes=0, final_cubes=0)
+    train_reconstruct([("blobs", volume)], tmp_path / "a.pt", settings)
+    settings.eval_every, settings.save_every, settings.iters, settings.final_cubes = 1, 1, 3, 2
+    train_reconstruct([("blobs", volume)], tmp_path / "b.pt", settings, init=tmp_path / "a.pt")
+    meta = load_checkpoint(tmp_path / "b.pt", "reconstruct")["meta"]
+    assert meta["best"]["iteration"] == 3 and meta["iterations"] == 5
+    assert set(meta["comparison"]["models"]) == {"b", "b.best (it 3)", "a"}

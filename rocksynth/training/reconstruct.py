@@ -482,7 +482,13 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
     plot_curve(result.meta.get("curve", []), png)
     if settings.final_cubes > 0 and result.iteration > start:
         baseline = (result.meta.get("init") or {}).get("checkpoint") or BASELINE
-        comparison = held_out_comparison(task.inference_model, out.stem, baseline, splits, settings)
+        models = {out.stem: task.inference_model}
+        best = (result.meta.get("best") or {}).get("iteration")
+        if best is not None and best != result.iteration and best_path.exists():
+            from rocksynth.pipelines.reconstruct import load_model
+
+            models[f"{best_path.stem} (it {best})"] = load_model(best_path, device=module_device(task.model)).model
+        comparison = held_out_comparison(models, baseline, splits, settings)
         if comparison:
             saved = load_checkpoint(out, KIND)
             save_checkpoint(out, KIND, saved["config"], saved["state"], dict(saved["meta"], comparison=comparison))
@@ -499,27 +505,30 @@ def run_origin(source: "dict | None", payload: "dict | None") -> int:
     return 0
 
 
-def held_out_comparison(model: Slice2Vol, name: str, baseline: str, splits, settings: TrainSettings) -> dict:
-    """The trained model and `baseline` (the model the run started from, else the shipped default)
-    on `final_cubes` held-out cubes of each volume, against the real-vs-real floor
+def held_out_comparison(models: "dict[str, Slice2Vol]", baseline: str, splits, settings: TrainSettings) -> dict:
+    """The run's `models` (by name: the final one, and the best checkpoint when it is another) and
+    `baseline` (the model the run started from, else the shipped default) on `final_cubes`
+    held-out cubes of each volume, against the real-vs-real floor
     (`rocksynth.training.reconstruct_comparison`); logged as a table and returned."""
     from rocksynth.pipelines.reconstruct import load_model
     from rocksynth.training.reconstruct_comparison import compare_models, draw_cubes, format_comparison
 
     size = settings.eval_crop or settings.crop
     try:  # the run is saved already; a starting model gone since (a resume days later) only skips this
-        other = load_model(baseline, device=module_device(model)).model
+        other = load_model(baseline, device=module_device(next(iter(models.values())))).model
     except BadInputError as error:
         warn(f"no held-out comparison with {baseline}: {error}")
         return {}
-    log(f"comparing {name} with {baseline} on {settings.final_cubes} held-out cubes of {size}^3 per volume")
+    log(f"comparing {', '.join(models)} with {baseline} on {settings.final_cubes} held-out cubes of {size}^3 per volume")
     cubes = draw_cubes([s.held_out for s in splits], [s.train for s in splits], size, settings.final_cubes,
                        settings.seed + 5)
     label = Path(baseline).stem if Path(baseline).suffix else baseline
-    label = label if label != name else f"{label} (start)"
-    model.eval()
-    result = compare_models({name: model, label: other}, cubes)
-    model.train()
+    label = label if label not in models else f"{label} (start)"
+    for model in models.values():
+        model.eval()
+    result = compare_models({**models, label: other}, cubes)
+    for model in models.values():
+        model.train()
     for line in format_comparison(result):
         log(line)
     return result
