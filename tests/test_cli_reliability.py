@@ -223,3 +223,27 @@ def test_a_signal_inside_deferred_is_raised_when_the_block_ends():
                 finished.append(True)
     assert finished == [True]
     assert caught.value.exit_code == 143
+
+
+def test_a_signal_during_a_writers_queue_put_waits_for_the_put(tmp_path):
+    """A signal that arrives while an item is being queued for a writer's worker is raised only
+    once the put is done, so it cannot leave the queue's lock held (the cleanup's own put and the
+    worker's get would then wait for ever)."""
+    import os
+    import queue
+    import threading
+
+    from rocksynth.interrupts import Interrupted, handled
+    from rocksynth.io.volumes import put_while_alive
+
+    class SignalledQueue(queue.Queue):
+        def put(self, item, block=True, timeout=None):
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (main) thread during the put
+            super().put(item, block, timeout)
+
+    items = SignalledQueue(maxsize=2)
+    worker = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True)
+    worker.start()
+    with pytest.raises(Interrupted), handled():
+        put_while_alive(items, worker, "slab")
+    assert items.get_nowait() == "slab"

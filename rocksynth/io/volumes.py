@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rocksynth.errors import BadInputError, RocksynthError
+from rocksynth.interrupts import deferred
 from rocksynth.io import tiff_metadata
 from rocksynth.io.formats import detect_file_format, sniff
 from rocksynth.io.images import is_colour_image
@@ -479,13 +480,18 @@ def write_slice_folder(path, data: np.ndarray) -> None:
 
 
 def put_while_alive(items: "queue.Queue", worker: threading.Thread, item) -> None:
-    """Queue an item for a writer's worker thread, giving up if the worker has stopped."""
+    """Queue an item for a writer's worker thread, giving up if the worker has stopped.
+
+    A signal is held back during each put (at most its 0.2 s timeout): an `Interrupted` raised
+    inside `queue.put` can leave the queue's lock held, and then the cleanup's own put and the
+    worker's get wait on it for ever (a command hung after SIGTERM)."""
     while worker.is_alive():
-        try:
-            items.put(item, timeout=0.2)
-            return
-        except queue.Full:
-            continue
+        with deferred():
+            try:
+                items.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                pass
 
 
 class VolumeWriter:
@@ -511,6 +517,11 @@ class VolumeWriter:
         self.written = 0
 
     def __enter__(self):
+        # Imported here, in the main thread, not first in the worker: a signal that interrupts the
+        # main thread while the worker holds the import lock could leave it held, and the
+        # cleanup's join of the worker would then wait for ever.
+        import tifffile  # noqa: F401
+
         self._atomic = atomic_output(self.path, suffix=".tif")
         self._tmp = self._atomic.__enter__()
         self._queue: "queue.Queue" = queue.Queue(maxsize=2)
