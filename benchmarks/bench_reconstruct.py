@@ -536,7 +536,7 @@ def print_whole_slice(results: "list[dict]") -> None:
     for label, cell in rows:
         print(f"| {label} | " + " | ".join(cell(r) for r in results) + " |")
     labels = list(dict.fromkeys(label for r in results for label in r["profile"]))
-    print("\n### Porosity vs distance from the input slice (voxels; both sides pooled)\n")
+    print("\n### Porosity vs distance from the input slice (voxels; negative: before the slice, positive: after it)\n")
     print("| distance | " + " | ".join(rocks) + " |\n|---|" + "---|" * len(rocks))
     for label in labels:
         print(f"| {label} | " + " | ".join(f"{r['profile'][label]:.3f}" if label in r["profile"] else "-"
