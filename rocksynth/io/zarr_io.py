@@ -266,6 +266,10 @@ class ZarrVolumeWriter:
 
         if self.path.exists() and not self.path.is_dir():
             raise BadInputError(f"{self.path}: exists and is not a folder; choose another output")
+        # The worker's imports, done here in the main thread: a signal that interrupts the main
+        # thread while the worker holds an import lock could leave it held, and the cleanup's join
+        # of the worker would then wait for ever (as it did for the TIFF writer).
+        _metadata_writers()
         self._atomic = atomic_output_dir(self.path)
         self._tmp = self._atomic.__enter__()
         try:
@@ -336,13 +340,7 @@ class ZarrVolumeWriter:
             raise self._error(self._failures[0]) from self._failures[0]
 
     def _write_metadata(self) -> None:
-        import warnings
-
-        from ome_zarr.format import FormatV05
-
-        with warnings.catch_warnings():  # ome-zarr 0.18 warns of its own deprecated Scaler on import
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from ome_zarr.writer import write_multiscales_metadata
+        FormatV05, write_multiscales_metadata = _metadata_writers()
 
         import rocksynth
 
@@ -459,3 +457,16 @@ def size_on_disk(path) -> int:
             except OSError:
                 pass
     return total
+
+
+def _metadata_writers():
+    """ome-zarr's format and multiscales writer (imported quietly: ome-zarr 0.18 warns of its own
+    deprecated Scaler on import)."""
+    import warnings
+
+    from ome_zarr.format import FormatV05
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from ome_zarr.writer import write_multiscales_metadata
+    return FormatV05, write_multiscales_metadata
