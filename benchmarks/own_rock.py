@@ -7,7 +7,7 @@ less porous and not granular in this way, so the shipped model's far field must 
 
 `compare` prints the comparison `rocksynth train reconstruct` prints at the end of a run, for any
 models (`rocksynth.training.reconstruct_comparison`): the same held-out part (the last quarter
-along z), the same cubes (seed 5, the training run's seed 0 + 5), the same table.
+along z), the same cubes (those of a run with `--seed`, default 0, as `rocksynth train reconstruct`), the same table.
 
     python benchmarks/own_rock.py write pack.tif
     OMP_NUM_THREADS=1 rocksynth train reconstruct pack.tif --out pack.pt --init berea --time-budget 8h
@@ -48,12 +48,12 @@ def compare(volume_path: str, models: "list[str]", cubes: int, size: int, seed: 
     from rocksynth.data.crops import split_holdout
     from rocksynth.io import load_binary_volume
     from rocksynth.pipelines.reconstruct import load_model
-    from rocksynth.training.reconstruct_comparison import compare_models, draw_cubes, format_comparison
+    from rocksynth.training.reconstruct_comparison import compare_models, draw_cubes, format_comparison, model_label
 
     mask, _ = load_binary_volume(volume_path)
     split = split_holdout(Path(volume_path).name, mask, holdout)
-    sets = draw_cubes([split.held_out], [split.train], size, cubes, seed + 5)
-    loaded = {Path(m).stem if Path(m).suffix else m: load_model(m).model for m in models}
+    sets = draw_cubes([split.held_out], [split.train], size, cubes, seed)
+    loaded = {model_label(m): load_model(m).model for m in models}
     tick = time.perf_counter()
     result = compare_models(loaded, sets)
     print("\n".join(format_comparison(result)))

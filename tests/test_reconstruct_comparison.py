@@ -18,7 +18,7 @@ from conftest import SHARED_DATA
 @pytest.fixture(scope="module")
 def berea_cubes():
     volume = tifffile.imread(SHARED_DATA / "berea_400.tif") > 0
-    return draw_cubes([volume[300:, :200, :200]], [volume[:300, :200, :200]], 32, 4, seed=0)
+    return draw_cubes([volume[300:, :200, :200]], [volume[:300, :200, :200]], 32, 4, run_seed=0)
 
 
 def test_the_trained_model_beats_an_untrained_one_and_each_distance_is_the_sets(berea_cubes):
@@ -66,7 +66,7 @@ def test_the_score_is_the_mean_ratio_to_the_floor_over_the_measured_properties()
 
 def test_cube_sets_come_from_the_held_out_and_the_training_blocks():
     held_out, training = np.ones((40, 40, 40), bool), np.zeros((40, 40, 40), bool)
-    cubes = draw_cubes([held_out, held_out], [training, training], 16, 3, seed=0)
+    cubes = draw_cubes([held_out, held_out], [training, training], 16, 3, run_seed=0)
     assert isinstance(cubes, CubeSets)
     assert cubes.real.shape == cubes.training.shape == (6, 16, 16, 16)
     assert cubes.real.all() and not cubes.training.any()

@@ -511,7 +511,7 @@ def held_out_comparison(models: "dict[str, Slice2Vol]", baseline: str, splits, s
     held-out cubes of each volume, against the real-vs-real floor
     (`rocksynth.training.reconstruct_comparison`); logged as a table and returned."""
     from rocksynth.pipelines.reconstruct import load_model
-    from rocksynth.training.reconstruct_comparison import compare_models, draw_cubes, format_comparison
+    from rocksynth.training.reconstruct_comparison import compare_models, draw_cubes, format_comparison, model_label
 
     size = settings.eval_crop or settings.crop
     try:  # the run is saved already; a starting model gone since (a resume days later) only skips this
@@ -521,8 +521,8 @@ def held_out_comparison(models: "dict[str, Slice2Vol]", baseline: str, splits, s
         return {}
     log(f"comparing {', '.join(models)} with {baseline} on {settings.final_cubes} held-out cubes of {size}^3 per volume")
     cubes = draw_cubes([s.held_out for s in splits], [s.train for s in splits], size, settings.final_cubes,
-                       settings.seed + 5)
-    label = Path(baseline).stem if Path(baseline).suffix else baseline
+                       settings.seed)
+    label = model_label(baseline)
     label = label if label not in models else f"{label} (start)"
     for model in models.values():
         model.eval()

@@ -19,6 +19,7 @@ part). Cubes that do not percolate have no log permeability; their share is repo
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,11 +40,19 @@ class CubeSets:
 
 
 def draw_cubes(held_out: "list[np.ndarray]", training: "list[np.ndarray]", size: int, count: int,
-               seed: int) -> CubeSets:
-    """`count` random size^3 cubes of each held-out block and of each training block."""
+               run_seed: int) -> CubeSets:
+    """`count` random size^3 cubes of each held-out block and of each training block: the cubes
+    of a run seeded `run_seed`, the same in `train reconstruct` and `benchmarks/own_rock.py`."""
+    seed = run_seed + 5  # apart from the seeds of the run's other draws (evaluation, calibration)
     real = [held_out_cubes(block, size, count, seed + index) for index, block in enumerate(held_out)]
     floor = [held_out_cubes(block, size, count, seed + 100 + index) for index, block in enumerate(training)]
     return CubeSets(np.concatenate(real), np.concatenate(floor))
+
+
+def model_label(name_or_path: str) -> str:
+    """How a model is named in the table: a shipped model by its name, a checkpoint by its stem."""
+    path = Path(name_or_path)
+    return path.stem if path.suffix else str(name_or_path)
 
 
 def cube_properties(cubes, with_permeability: bool = True) -> "dict[str, np.ndarray]":
