@@ -7,6 +7,7 @@ import csv
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,24 +64,30 @@ def runs(tmp_path_factory):
     return folder
 
 
-def test_two_processes_train_the_one_process_run(runs):
-    tmp_path = runs
-
-    one, two = _curve(tmp_path / "one.predictor.csv"), _curve(tmp_path / "two.predictor.csv")
-    _same_curve(one, two)
+def _two_runs_agree(folder: Path, curve: str, same_curve, same_weights, outputs: "tuple[str, ...]",
+                    ignored: "tuple[str, ...]") -> "tuple[dict, dict]":
+    """The one-process run (one.pt) and the two-process run (two.pt) in `folder`: the same curves
+    (`one<curve>`, `two<curve>`) of a run that trained, 6 iterations each, the same weights, and
+    only rank 0 wrote, once: each run's `outputs` suffixes and no stray files (names starting with
+    `ignored` left out). Returns both checkpoints."""
+    one, two = _curve(folder / f"one{curve}"), _curve(folder / f"two{curve}")
+    same_curve(one, two)
     assert one[0]["loss"] != one[1]["loss"]  # the run trained
-
-    first = torch.load(tmp_path / "one.pt", weights_only=True)
-    second = torch.load(tmp_path / "two.pt", weights_only=True)
+    first = torch.load(folder / "one.pt", weights_only=True)
+    second = torch.load(folder / "two.pt", weights_only=True)
     assert first["meta"]["iterations"] == second["meta"]["iterations"] == 6
+    same_weights(first, second)
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(ignored)) == sorted(
+        f"{stem}{suffix}" for stem in ("one", "two") for suffix in outputs)
+    return first, second
+
+
+def test_two_processes_train_the_one_process_run(runs):
     # The gradients of two half batches, averaged by DDP, differ from the whole batch's in the
     # order float32 sums them (about 1e-7 relative); six Adam steps keep that near 1e-8.
-    _same_weights(first, second)
+    first, second = _two_runs_agree(runs, ".predictor.csv", _same_curve, _same_weights,
+                                    (".pt", ".best.pt", ".predictor.csv", ".predictor.png", ".toml"), ("parts",))
     assert first["state"]["rng"] == second["state"]["rng"]  # the clip sampler: same state on every rank
-    # Only rank 0 wrote, once: no stray files (the fixture's two runs).
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("parts")) == sorted(
-        f"{stem}{suffix}" for stem in ("one", "two") for suffix in (".pt", ".best.pt", ".predictor.csv",
-                                                                    ".predictor.png", ".toml"))
 
 
 def test_two_processes_stop_together_at_the_budget_and_resume_on_one(runs):
@@ -136,16 +143,8 @@ def clean_runs(tmp_path_factory):
 
 
 def test_two_processes_train_clean_as_one_process(clean_runs):
-    tmp_path = clean_runs
-    one, two = _curve(tmp_path / "one.csv"), _curve(tmp_path / "two.csv")
-    _same_clean_curve(one, two)
-    assert one[0]["loss"] != one[1]["loss"]  # the run trained
-    first = torch.load(tmp_path / "one.pt", weights_only=True)
-    second = torch.load(tmp_path / "two.pt", weights_only=True)
-    assert first["meta"]["iterations"] == second["meta"]["iterations"] == 6
-    _same_clean_weights(first, second)
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(("parts", "run_clean"))) == sorted(
-        f"{stem}{suffix}" for stem in ("one", "two") for suffix in (".pt", ".best.pt", ".csv", ".png"))
+    _two_runs_agree(clean_runs, ".csv", _same_clean_curve, _same_clean_weights, (".pt", ".best.pt", ".csv", ".png"),
+                    ("parts", "run_clean"))
 
 
 def test_two_processes_stop_train_clean_together_and_resume_on_one(clean_runs):
