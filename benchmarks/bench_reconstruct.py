@@ -86,6 +86,7 @@ def grf_baseline(slice_mask: np.ndarray, depth: int, seed: int) -> np.ndarray:
 
 
 def properties(cube: np.ndarray, voxel_size, with_permeability: bool) -> dict:
+    from rocksynth.errors import BadInputError
     from rocksynth.properties.correlation import two_point_correlation
     from rocksynth.properties.minkowski import minkowski_functionals
     from rocksynth.properties.network import extract_network
@@ -99,7 +100,7 @@ def properties(cube: np.ndarray, voxel_size, with_permeability: bool) -> dict:
                                            formation_factor=False)
             # Without a voxel size K is in voxel^2; it is still compared like with like.
             out["permeability"] = float(np.mean([r.k_md if voxel_size else r.k_voxel2 for r in results]))
-        except (IndexError, ValueError):  # SNOW fails on cubes with (almost) no pore: no flow
+        except (IndexError, ValueError, BadInputError):  # no pore network (SNOW finds no throats): no flow
             out["permeability"], out["network_failed"] = 0.0, True
     return out
 

@@ -106,16 +106,11 @@ def signal_while_writing(command: "list[str]", cwd: Path, signum: int, started: 
 
     On a loaded machine this process can wake so late that the command has already finished; such
     an attempt says nothing about the signal, so it is run again, up to `attempts` times.
-    A command that ran to a clean finish although it was signalled lost the signal: a known, rare
-    race of a signal sent as the output's temporary file appears (about 1 run in 10 under load,
-    docs/notes/2026-12-06-reconstruct-own-rock.md). That attempt is run again too, and a signal
-    lost in every attempt fails.
     """
     import shutil
     import subprocess
     import time
 
-    lost = 0
     for _ in range(attempts):
         for leftover in cwd.iterdir():  # a finished attempt's output
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
@@ -129,16 +124,12 @@ def signal_while_writing(command: "list[str]", cwd: Path, signum: int, started: 
             if process.poll() is None:
                 process.send_signal(signum)
                 _, stderr = process.communicate(timeout=120)
-                if process.returncode == 0:  # the signal was lost (see above): try again
-                    lost += 1
-                    continue
                 return process.returncode, stderr.decode()
             _, stderr = process.communicate()
             assert process.returncode == 0, stderr.decode()  # it failed before writing: not a race
         finally:
             process.kill()
-    raise AssertionError(f"in all {attempts} attempts the command finished before the signal or lost it "
-                         f"({lost} lost)")
+    raise AssertionError(f"in all {attempts} attempts the command finished before it was signalled")
 
 
 def help_options(text: str) -> "list[str]":

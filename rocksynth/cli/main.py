@@ -33,6 +33,7 @@ def main(argv: "list[str] | None" = None) -> int:
     try:
         with interrupts.handled():
             code = app(args=argv, prog_name="rocksynth", standalone_mode=False)
+            interrupts.check()  # a signal whose exception was lost still ends with its exit code
         return code if isinstance(code, int) else 0
     except interrupts.Interrupted as exc:
         _error_line("interrupted")

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from rocksynth.errors import BadInputError
-from rocksynth.interrupts import deferred
+from rocksynth.interrupts import check as check_interrupts, deferred
 
 STDIO = "-"
 _inputs: "set[str]" = set()
@@ -205,6 +205,7 @@ def atomic_output(path: "str | os.PathLike", suffix: str = ""):
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         yield tmp
+        check_interrupts()  # a signal whose exception was lost must not let the output through
         if to_stdout:
             with open(tmp, "rb") as handle:
                 while chunk := handle.read(1 << 20):
@@ -242,6 +243,7 @@ def atomic_output_dir(path: "str | os.PathLike"):
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
+        check_interrupts()
         if path.exists():
             path.rmdir()
         os.replace(tmp, path)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rocksynth.errors import BadInputError, RocksynthError
-from rocksynth.interrupts import deferred
+from rocksynth.interrupts import check as check_interrupts, deferred
 from rocksynth.io import tiff_metadata
 from rocksynth.io.formats import detect_file_format, sniff
 from rocksynth.io.images import is_colour_image
@@ -542,6 +542,7 @@ class VolumeWriter:
             self._thread.join()
 
     def write(self, slab: np.ndarray) -> None:
+        check_interrupts()  # a signal whose exception was lost stops the stream at the next slab
         slab = to_storable(np.asarray(slab))
         if slab.ndim == len(self.shape) - 1:
             slab = slab[None]

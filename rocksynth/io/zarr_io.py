@@ -298,8 +298,10 @@ class ZarrVolumeWriter:
         return group, chain
 
     def write(self, slab: np.ndarray) -> None:
+        from rocksynth.interrupts import check
         from rocksynth.io.volumes import to_storable
 
+        check()  # a signal whose exception was lost stops the stream at the next slab
         slab = to_storable(np.asarray(slab))
         if slab.ndim == 2:
             slab = slab[None]

@@ -43,6 +43,7 @@ from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
+from rocksynth import interrupts
 from rocksynth.errors import BadInputError
 from rocksynth.progress import log, progress_bar, set_quiet
 from rocksynth.training.checkpoint import save_checkpoint
@@ -410,6 +411,7 @@ def _run(task: TrainingTask, plan: TrainingOutputs, settings: LoopSettings, payl
         else contextlib.nullcontext(progress)  # the caller's bar: not closed here
     with bar_context as bar:
         for iteration in range(start, settings.iters):
+            interrupts.check()  # a signal whose exception some C code swallowed still stops the run
             t0 = time.perf_counter()
             ramp = min(1.0, (iteration + 1 - ramp_from) / settings.ramp) if init is not None and settings.ramp else 1.0
             scale = lr_scale(iteration)

@@ -21,6 +21,7 @@ import csv
 import os
 from pathlib import Path
 
+from rocksynth import interrupts
 from rocksynth.errors import BadInputError
 from rocksynth.io.paths import STDIO, atomic_output, prepare_outputs, register_input
 
@@ -157,7 +158,8 @@ class TrainingOutputs:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None:
-            self.clean_up()
+            with interrupts.unwinding():  # the curves are rewritten, also after a signal
+                self.clean_up()
         return False
 
     def clean_up(self) -> None:
