@@ -68,6 +68,16 @@ def test_dataset_paths_are_published_as_file_names():
                                     "textures": [{"name": "k", "source": "ketton_256.tif"},
                                                  {"name": "s", "source": "porespy {'r': 8}"}], "iterations": 3}
     assert published_meta({"data": ["a/b.tif", "c.tif"]})["data"] == ["b.tif", "c.tif"]
+    warm = {"init": {"checkpoint": "/runs/recon/rocks_v2.best.pt", "iteration": 8600}}
+    assert published_meta(warm)["init"] == {"checkpoint": "rocks_v2.best.pt", "iteration": 8600}
+    assert published_meta({"init": {"checkpoint": "berea", "iteration": 1}})["init"]["checkpoint"] == "berea"
+
+
+def test_shipped_checkpoints_hold_no_optimiser_states():
+    """Optimiser states serve only a resumed run, and a warm start (--init) makes fresh ones."""
+    for name, path in shipped_models().items():
+        state = load_checkpoint(path)["state"]
+        assert not [key for key in state if key.startswith("opt")], f"{name}: optimiser states shipped"
 
 
 def test_shipped_metadata_holds_no_paths():

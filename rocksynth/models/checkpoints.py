@@ -84,7 +84,8 @@ def published_meta(meta: dict) -> dict:
     mean nothing to a user and are not to be shown or shipped.
 
     Reduced: ``data`` (a list, or a comma-separated string), ``sources``, each texture's
-    ``source``, and every text containing a path separator among the options of
+    ``source``, the ``checkpoint`` a warm start (``init``) came from, and every text containing a
+    path separator among the options of
     ``train_config`` (the training command's configuration: its data and checkpoint options are
     paths). Other values are kept as they are.
     """
@@ -97,6 +98,8 @@ def published_meta(meta: dict) -> dict:
         meta["sources"] = [file_name(str(part)) for part in meta["sources"]]
     if isinstance(meta.get("textures"), list):
         meta["textures"] = [dict(t, source=file_name(str(t.get("source", "")))) for t in meta["textures"]]
+    if isinstance(meta.get("init"), dict) and isinstance(meta["init"].get("checkpoint"), str):
+        meta["init"] = dict(meta["init"], checkpoint=file_name(meta["init"]["checkpoint"]))
     if isinstance(meta.get("train_config"), dict):
         meta["train_config"] = _published_config(meta["train_config"])
     return meta
