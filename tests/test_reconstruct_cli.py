@@ -162,7 +162,7 @@ def test_train_from_a_shipped_model_with_deep_crops_keeps_the_best_checkpoint(tm
                                          "--set", "whole_side=16", "--set", "calibration_cubes=0", "--set", "final_cubes=3",
                                          "--set", "init_ramp=4")
     assert code == 0, stderr
-    assert "depth code dropped" in stderr and "best checkpoint" in stderr
+    assert "weights from berea" in stderr and "best checkpoint" in stderr
     payload = load_checkpoint(tmp_path / "m.pt")
     # The run ends with the trained model and the one it started from on held-out cubes.
     assert "held-out comparison on 3 cubes of 16³" in stderr and "| m W (mean) | berea W (mean) |" in stderr

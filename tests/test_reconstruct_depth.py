@@ -88,35 +88,40 @@ def test_the_ends_are_no_position_cue():
 
 
 @pytest.mark.parametrize("name", ["berea", "ketton"])
-def test_shipped_checkpoints_load_and_run_unchanged_inside(name, shared_data):
-    """The shipped checkpoints (with their depth code) load and run. Only voxels within the
-    halo (16 voxels) of the volume's ends change (by design: they no longer see the end); every
-    other voxel is what the pipeline gave before the halo existed."""
+def test_shipped_models_load_and_run(name, shared_data):
+    """The shipped models reconstruct a piece of the Berea section: the slice at the centre, raw
+    agreement with it, a rock-like porosity."""
     from rocksynth.io import read_image
 
     loaded = load_model(name)
-    model = loaded.model
-    assert model.generator.codes2 and "depth_code" not in load_checkpoint(loaded.path)["config"]
     mask = read_image(shared_data / "berea_section_400.png")[100:164, 50:114] > 0
-    depth = 64
-    volume, agreement = reconstruct(model, mask, depth=depth, seed=0)
-    assert agreement > 0.999 and np.array_equal(volume[depth // 2], mask)
+    volume, agreement = reconstruct(loaded.model, mask, depth=64, seed=0)
+    assert agreement > 0.999 and np.array_equal(volume[32], mask)
     assert 0.1 < volume.mean() < 0.3
-    # Before the halo: the generator on the volume's own noise cells only (drawn first, as before).
-    slice_t = torch.from_numpy(mask.astype(np.float32))[None, None]
-    noise = model.sample_noise(1, depth, 64, 64, torch.Generator().manual_seed(0), halo=False)
-    with torch.no_grad():
-        before = model.generator(slice_t, model.encoder(slice_t), *noise, centre=depth // 2)[0, 0].numpy() > 0
-    before[depth // 2] = mask
-    margin = model.halo_cells() * GRID
-    assert np.array_equal(volume[margin:depth - margin], before[margin:depth - margin])
-    assert not np.array_equal(volume[:margin], before[:margin])
-    # A new model warm-started from it drops the depth code: nearly the same function (the trained
-    # network ignores the code; the note measured at most 0.003 of porosity at any distance).
-    plain = Slice2Vol(**{**load_checkpoint(loaded.path)["config"], "depth_code": False}).eval()
-    plain.load_state_dict(without_depth_code(model.state_dict(), load_checkpoint(loaded.path)["config"]))
-    without, _ = reconstruct(plain, mask, depth=depth, seed=0)
-    assert abs(without.mean() - volume.mean()) < 0.01 and (without == volume).mean() > 0.9
+
+
+def test_a_checkpoint_with_the_depth_code_loads_and_warm_starts_without_it(tmp_path):
+    """Checkpoints saved before the depth code was dropped (no `depth_code` in their config) load
+    with it and run; a warm start from one builds the new model without it, from the same weights
+    but the code's input columns."""
+    from rocksynth.models.checkpoints import save_checkpoint
+
+    model = _randomised({**TINY_MODEL, "depth_code": True})
+    config = {k: v for k, v in model.config.items() if k != "depth_code"}
+    old = tmp_path / "old.pt"
+    save_checkpoint(old, "reconstruct", config, {"model": model.state_dict()}, {"iterations": 5, "curve": []})
+    loaded = load_model(old).model
+    assert loaded.generator.codes2
+    mask = blobs((1, 32, 32), seed=5)[0]
+    assert np.array_equal(reconstruct(loaded, mask, depth=24, seed=1)[0],
+                          reconstruct(model, mask, depth=24, seed=1)[0])
+    plain = Slice2Vol(**{**config, "depth_code": False})
+    plain.load_state_dict(without_depth_code(model.state_dict(), config))  # strict: every weight fits
+    settings = TrainSettings(iters=1, crop=16, crop_depth=32, batch=1, warmup_iters=0, eval_every=1, eval_cubes=1,
+                             save_every=1, slices_per_axis=1, calibration_cubes=0, final_cubes=0, whole_side=0)
+    train_reconstruct([("blobs", blobs((96, 32, 32), seed=3))], tmp_path / "new.pt", settings, init=str(old))
+    payload = load_checkpoint(tmp_path / "new.pt", "reconstruct")
+    assert payload["config"]["depth_code"] is False and payload["meta"]["iterations"] == 6
 
 
 def test_slice_positions_and_distance_bins():
@@ -233,7 +238,10 @@ def test_the_inference_path_gives_the_plain_networks_voxels(monkeypatch):
     """What `reconstruct` runs (the separated full-resolution layer that skips the far field,
     channels-last convolutions of the finer stages, the quarter-resolution stage over several
     slabs at once) against the plain network (lifted tensor, default layout, one slab at a time):
-    the same voxels, for slabs of every size, in the far field and at the slice."""
+    for slabs of every size, the same voxels in the far field; near the slice the separated layer
+    sums in another order, which may flip a voxel whose logit is within rounding of the threshold
+    (1 of 0.8 M with the shipped model), never a block of them (a wrong margin of the finer stages
+    changes thousands)."""
     import rocksynth.models.slice2vol as networks
     import rocksynth.pipelines.reconstruct as pipeline
 
@@ -257,5 +265,7 @@ def test_the_inference_path_gives_the_plain_networks_voxels(monkeypatch):
         plain = reconstruct(model, mask, depth=104, seed=2, slab=8)[0]
     finally:
         torch.set_num_threads(threads)
+    far = np.abs(np.arange(104) - 52) > networks.far_field_distance(model)
     for slab, volume in fast.items():
-        assert np.array_equal(volume, plain), (slab, int((volume != plain).sum()))
+        assert np.array_equal(volume[far], plain[far]), slab
+        assert (volume != plain).sum() <= 8, (slab, int((volume != plain).sum()))
