@@ -260,3 +260,18 @@ def test_the_comparison_includes_the_best_checkpoint_when_it_is_not_the_last(tmp
     meta = load_checkpoint(tmp_path / "b.pt", "reconstruct")["meta"]
     assert meta["best"]["iteration"] == 3 and meta["iterations"] == 5
     assert set(meta["comparison"]["models"]) == {"b", "b.best (it 3)", "a"}
+
+
+def test_the_evaluation_score_counts_each_goal_and_the_euler_density():
+    """Each term is 1 at its goal; an Euler density of the wrong sign (isolated pores) costs more
+    than the whole-slice terms at their goals, so such a checkpoint is not the best."""
+    from rocksynth.training.reconstruct import evaluation_score
+
+    at_goals = {"eval_whole_sd_ratio": 1.5, "eval_whole_far_field_error": 0.02, "eval_whole_slice_error": 0.03,
+                "eval_porosity_generated": 0.22, "eval_porosity_real": 0.2, "eval_s2_error": 0.01,
+                "eval_euler_real": -1.2, "eval_euler_generated": -0.6}
+    assert evaluation_score(at_goals) == pytest.approx(6)
+    isolated = dict(at_goals, eval_euler_generated=1.2)  # the error twice the real magnitude: 4 goals
+    assert evaluation_score(isolated) == pytest.approx(9)
+    without_euler = {k: v for k, v in at_goals.items() if not k.startswith("eval_euler")}
+    assert evaluation_score(without_euler) == pytest.approx(5)
