@@ -270,8 +270,8 @@ def test_a_signal_whose_exception_was_lost_still_stops_the_output(tmp_path):
     with pytest.raises(Interrupted) as caught, handled():
         with atomic_output(tmp_path / "x.tif") as tmp:
             tmp.write_bytes(b"data")
-            _swallow_a_signal(signal.SIGHUP)
-    assert caught.value.exit_code == 129
+            _swallow_a_signal(signal.SIGTERM)  # not SIGHUP or SIGINT: a run under nohup or `&` ignores those
+    assert caught.value.exit_code == 143
     assert _listing(tmp_path) == set()
     check()  # outside handled() nothing is left of that signal
 
@@ -294,11 +294,12 @@ def test_a_lost_signal_stops_a_streamed_volume_at_the_next_slab(tmp_path):
 
 def test_cleanup_after_a_lost_signal_can_still_write(tmp_path):
     """Cleanup (`unwinding()`) may rewrite files, e.g. cut a learning curve back to its checkpoint."""
-    from rocksynth.interrupts import handled, unwinding
+    from rocksynth.interrupts import handled, received, unwinding
     from rocksynth.io.paths import atomic_output
 
     with handled():
-        _swallow_a_signal(signal.SIGINT)
+        _swallow_a_signal(signal.SIGTERM)
+        assert received() == signal.SIGTERM
         with unwinding(), atomic_output(tmp_path / "curve.csv") as tmp:
             tmp.write_text("iteration\n")
     assert (tmp_path / "curve.csv").read_text() == "iteration\n"
