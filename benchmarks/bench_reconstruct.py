@@ -669,7 +669,8 @@ def main() -> None:
         results["profile"] = {rock: depth_profile(rock, models[rock], args.profile, 192, 192) for rock in args.rocks}
     if not args.no_timing:
         name = args.model or "berea"
-        results["timing"] = timing(name, load_model(name, calibrated=args.calibrated).model)
+        model = models["berea"] if names.get("berea") == name else load_model(name, calibrated=args.calibrated).model
+        results["timing"] = timing(name, model)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

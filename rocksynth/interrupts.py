@@ -85,7 +85,7 @@ def handled():
 
     Only the main thread can set handlers; elsewhere (an embedding application) this does nothing."""
     previous = {}
-    _state["received"] = _state["pending"] = None
+    _state["received"] = _state["pending"] = None  # nothing left over from an earlier block
     try:
         for sig in HANDLED:
             if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup'd processes keep ignoring SIGHUP

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rocksynth.errors import BadInputError, RocksynthError
+from rocksynth.interrupts import check as check_interrupts
 
 DEFAULT_CHUNKS = (32, 256, 256)  # the writer holds one chunk-deep slab per level
 SMALLEST_LEVEL = 32  # stop halving once the largest side is at most this
@@ -298,10 +299,9 @@ class ZarrVolumeWriter:
         return group, chain
 
     def write(self, slab: np.ndarray) -> None:
-        from rocksynth.interrupts import check
         from rocksynth.io.volumes import to_storable
 
-        check()  # a signal whose exception was lost stops the stream at the next slab
+        check_interrupts()  # a signal whose exception was lost stops the stream at the next slab
         slab = to_storable(np.asarray(slab))
         if slab.ndim == 2:
             slab = slab[None]

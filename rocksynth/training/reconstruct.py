@@ -248,7 +248,8 @@ def _evaluate_whole_slice(model: Slice2Vol, cases: "list[WholeSliceCase]", seed:
             "sd_ratio": float(per_z.std() / case.real_sd_per_z) if case.real_sd_per_z > 1e-9 else float("nan"),
             "far_field_error": float(far.mean() - case.real_porosity) if far.size else float("nan"),
             "slice_error": float(volume.mean() - case.mask.mean()),
-            "anisotropy": ratio, "anisotropy_error": float(np.log(ratio / case.real_anisotropy))}
+            "anisotropy": ratio, "real_anisotropy": case.real_anisotropy,
+            "anisotropy_error": float(np.log(ratio / case.real_anisotropy))}
     def mean(key, absolute=False):
         values = [abs(v[key]) if absolute else v[key] for v in per_volume.values()]
         values = [v for v in values if np.isfinite(v)]
@@ -735,7 +736,7 @@ class _ReconstructTask:
             "{eval_slice_agreement:.4f} | score {eval_score:.2f}".format(**out)
             + "".join(f" | {name}: per-z sd {v['sd_ratio']:.2f}x real, far field {v['far_field_error']:+.3f}, "
                       f"vs slice {v['slice_error']:+.3f}, z/xy {v['anisotropy']:.2f}"
-                      f" (real {v['anisotropy'] / np.exp(v['anisotropy_error']):.2f})"
+                      f" (real {v['real_anisotropy']:.2f})"
                       for name, v in self.whole.get("per_volume", {}).items())
             + f" ({out['eval_s']} s)")
         self.last_row = out
