@@ -47,6 +47,84 @@ def test_training_moves_the_loss_and_the_checkpoint_round_trips_and_resumes(tmp_
     assert len(rows) == 3  # header + iterations 2 and 4
 
 
+def test_sample_along_a_flow_moves_pixels_and_a_zero_flow_keeps_them():
+    from rocksynth.models.frame_predictor import sample_along
+
+    image = torch.rand(2, 3, 9, 13)
+    flow = torch.zeros(2, 2, 9, 13)
+    assert torch.allclose(sample_along(image, flow), image, atol=1e-5)
+    flow[:, 0], flow[:, 1] = 2, -1  # each pixel comes from 2 to the right, 1 up
+    moved = sample_along(image, flow)
+    assert torch.allclose(moved[..., 1:, :-2], image[..., :-1, 2:], atol=1e-5)
+    assert torch.allclose(moved[..., 0, :-2], image[..., 0, 2:], atol=1e-5)  # above the frame: its edge
+    flow[:] = 0.5  # half-way between pixels: the mean of the four
+    half = sample_along(image, flow)
+    four = (image[..., :-1, :-1] + image[..., 1:, :-1] + image[..., :-1, 1:] + image[..., 1:, 1:]) / 4
+    assert torch.allclose(half[..., :-1, :-1], four, atol=1e-5)
+
+
+def test_a_warping_predictor_widened_from_a_plain_one_predicts_what_it_did():
+    """--init with --warp: the flow head starts at zero, so the new network's first prediction is
+    the source's; the flow then moves the last frame (a shifted clip is followed exactly)."""
+    from rocksynth.training.checkpoint import load_widened
+
+    torch.manual_seed(0)
+    plain = FramePredictor(channels=3, context=4, widths=(4, 8, 8), blocks=1).eval()
+    torch.nn.init.normal_(plain.head.weight, std=0.05)
+    warping = FramePredictor(channels=3, context=4, widths=(4, 8, 8), blocks=1, warp=True).eval()
+    assert sorted(load_widened(warping, plain.state_dict())) == ["flow.bias", "flow.weight"]
+    assert warping.config == dict(plain.config, warp=True) and "warp" not in plain.config
+    clip = torch.rand(2, 5, 3, 20, 24)
+    with torch.no_grad():
+        assert torch.allclose(warping(clip), plain(clip), atol=1e-5)
+        warping.head.weight.zero_(), warping.head.bias.zero_()
+        warping.flow.bias.copy_(torch.tensor([-1.0, 0.0]))  # every pixel from 1 to the left
+        nxt = warping(clip)
+    assert torch.allclose(nxt[..., 1:], clip[:, -1, ..., :-1], atol=1e-5)
+
+
+def test_training_from_init_continues_the_source_and_adds_the_flow(tmp_path, monkeypatch):
+    """`train video --stage predictor --init CKPT --warp`: the source's iteration count and curve
+    go on, `--iters` counts from them, the learning rate ramps up from the source's count, and a
+    resumed run keeps the record of where it started."""
+    from rocksynth.training import predictor
+    from rocksynth.training.predictor import INIT_RAMP, train_predictor
+
+    ramps = []
+    real_train = predictor.train
+
+    def spy(build, plan, settings, **kwargs):
+        ramps.append((settings.ramp, kwargs["init"]))
+        return real_train(build, plan, settings, **kwargs)
+
+    monkeypatch.setattr(predictor, "train", spy)
+    kwargs = dict(rollout=2, batch=2, pool=8, eval_every=2)
+    train_predictor(["scenes"], tmp_path / "a.pt", iters=2, size=32, channels=3, widths=(4, 8, 8), blocks=1,
+                    **kwargs)
+    out = tmp_path / "b.pt"
+    result = train_predictor([], out, iters=2, init=str(tmp_path / "a.pt"), warp=True, **kwargs)
+    payload = load_checkpoint(out, "video")
+    meta = payload["meta"]
+    assert result["iteration"] == 4 and meta["iterations"] == 4
+    assert meta["init"] == {"checkpoint": str(tmp_path / "a.pt"), "iteration": 2}
+    assert meta["sources"] == ["scenes"] and payload["config"]["frame"]["size"] == 32
+    assert payload["config"]["predictor"]["warp"] is True and "flow" in str(list(payload["state"]["predictor"]))
+    assert [int(float(r["iteration"])) for r in meta["curve"]] == [2, 4]
+    assert ramps[1] == (INIT_RAMP, meta["init"])  # the loop ramps from the source's count
+    train_predictor([], out, iters=4, resume=True, **kwargs)
+    meta = load_checkpoint(out, "video")["meta"]
+    assert meta["iterations"] == 6 and meta["init"]["iteration"] == 2
+
+
+def test_init_refuses_what_is_not_a_frame_predictor(tmp_path, run_cli):
+    code, _, stderr = run_cli("train", "video", "--stage", "predictor", "--init", "shapes", "--out", "x.pt",
+                              cwd=tmp_path)
+    assert code == 2 and "not a frame-predictor checkpoint" in stderr
+    code, _, stderr = run_cli("train", "video", "scenes", "--stage", "vqvae", "--warp", "--out", "x.pt", cwd=tmp_path)
+    assert code == 2 and "--stage predictor" in stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_predict_with_a_predictor_checkpoint_works_at_the_clip_size(tmp_path, run_cli):
     """`rocksynth predict --model CKPT` of an untrained predictor (zero change): the predicted
     frames repeat the last context frame, in colour, at the clip's own 40x56 size."""

@@ -56,6 +56,8 @@ def train_video(
     lr: float = options.learning_rate(0.0, "--lr", zero_means_default=True, help="Learning rate (0 = 1e-3 VQ-VAE, 5e-4 transformer)."),
     pool: int = options.number(0, "--pool", min=0, help="Training clips drawn up front (0 = 2000 VQ-VAE, 4000 transformer)."),
     eval_every: int = options.positive_int(100, "--eval-every", help="Held-out evaluation and checkpoint every N iterations."),
+    init: Optional[str] = typer.Option(None, "--init", help="Predictor: start a new run from this predictor's weights (a checkpoint or a shipped name, e.g. scenes), with a fresh optimiser and a learning-rate ramp; --iters then counts on from its iterations. Its network, frame size and data (unless DATA is given) are kept."),
+    warp: bool = typer.Option(False, "--warp", help="Predictor: also predict a flow field and move the last frame's pixels along it (sharper moving objects); with --init, added to that network."),
     seed: int = options.seed_option("Random seed."),
     time_budget: Optional[str] = options.time_budget_option(),
     device: str = options.TrainDevice,
@@ -73,8 +75,10 @@ def train_video(
     budget = options.parse_duration(time_budget)
     place = options.parse_device(device)
     data = list(data or [])
+    if (init is not None or warp) and stage != "predictor":
+        raise BadInputError("--init and --warp are for --stage predictor")
     if stage == "predictor":
-        if not data and not resume:
+        if not data and not resume and init is None:
             raise BadInputError("give DATA: a procedural set (balls, shapes, moving, scenes) or videos / TIFF stacks")
         width_list = _widths(widths, 3)
         if clip_frames < PREDICTOR_CONTEXT + 1:
@@ -109,7 +113,7 @@ def train_video(
         train_predictor(data, plan.checkpoint, iters=iters, size=size, channels=channels, context=PREDICTOR_CONTEXT,
                         widths=width_list, blocks=layers, rollout=clip_frames - PREDICTOR_CONTEXT, batch=batch or 8,
                         lr=lr or 1e-3, pool=pool or 2000, eval_every=eval_every, resume=resume, seed=seed,
-                        time_budget=budget, device=place)
+                        time_budget=budget, device=place, init=init, warp=warp)
     elif stage == "vqvae":
         video.train_vqvae(data, plan.checkpoint, iters=iters, size=size, channels=channels, n_down=n_down,
                           widths=width_list, n_parts=parts, n_codes=codes, batch=batch or 32, lr=lr or 1e-3,

@@ -2,7 +2,10 @@
 
 Fully convolutional (any frame size, a multiple of 4 after padding), so a clip is predicted at
 its own resolution. Predicting the change over the last frame means an untrained or unsure
-network falls back to repeating the last frame rather than drawing something else.
+network falls back to repeating the last frame rather than drawing something else. With
+``warp``, the network also predicts where each pixel comes from (a flow field) and moves the last
+frame's pixels there before adding the change: a moved object keeps its edges instead of being
+redrawn, blurred, by the change alone.
 """
 
 import torch
@@ -35,12 +38,17 @@ class FramePredictor(nn.Module):
         Channels at full, 1/2 and 1/4 resolution.
     blocks : int
         Residual blocks at 1/4 resolution (dilations 1, 2, 4, 1, 2, 4, ...).
+    warp : bool
+        Also predict a flow field (pixels) and sample the last frame along it before adding the
+        change. Its head starts at zero (no motion), so a network widened from one without it
+        (`rocksynth.training.checkpoint.load_widened`) predicts what that one did.
     """
 
-    def __init__(self, channels: int = 3, context: int = 4, widths=(32, 64, 96), blocks: int = 4):
+    def __init__(self, channels: int = 3, context: int = 4, widths=(32, 64, 96), blocks: int = 4,
+                 warp: bool = False):
         super().__init__()
         self.channels, self.context = int(channels), int(context)
-        self.widths, self.blocks = tuple(int(w) for w in widths), int(blocks)
+        self.widths, self.blocks, self.warp = tuple(int(w) for w in widths), int(blocks), bool(warp)
         w0, w1, w2 = self.widths
         # Frames and their differences to the last one: motion is in the differences.
         self.stem = nn.Conv2d(2 * context * channels, w0, 3, padding=1)
@@ -52,11 +60,16 @@ class FramePredictor(nn.Module):
         self.head = nn.Conv2d(w0, channels, 3, padding=1)
         nn.init.zeros_(self.head.weight)  # starts as "repeat the last frame"
         nn.init.zeros_(self.head.bias)
+        if self.warp:
+            self.flow = nn.Conv2d(w0, 2, 3, padding=1)  # (dx, dy): where each pixel comes from
+            nn.init.zeros_(self.flow.weight)
+            nn.init.zeros_(self.flow.bias)
 
     @property
     def config(self) -> dict:
-        return {"channels": self.channels, "context": self.context, "widths": list(self.widths),
-                "blocks": self.blocks}
+        config = {"channels": self.channels, "context": self.context, "widths": list(self.widths),
+                  "blocks": self.blocks}
+        return dict(config, warp=True) if self.warp else config
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = frames.shape
@@ -73,6 +86,8 @@ class FramePredictor(nn.Module):
         y = F.gelu(self.up2(torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), s1], 1)))
         y = F.gelu(self.up1(torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), s0], 1)))
         change = self.head(y)[..., :h, :w]
+        if self.warp:
+            last = sample_along(last, self.flow(y)[..., :h, :w].float())
         return (last + change).clamp(0, 1)
 
     def rollout(self, context: torch.Tensor, n_frames: int) -> torch.Tensor:
@@ -83,6 +98,19 @@ class FramePredictor(nn.Module):
             out.append(nxt)
             frames = torch.cat([frames[:, -(self.context - 1):], nxt[:, None]], 1) if self.context > 1 else nxt[:, None]
         return torch.stack(out, 1)
+
+
+def sample_along(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """`image` (B, C, H, W) sampled at each pixel plus `flow` (B, 2, H, W; x then y, in pixels),
+    bilinearly; outside the frame the nearest edge pixel. A zero flow returns `image` (to float rounding)."""
+    b, _, h, w = image.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype, device=flow.device),
+                            torch.arange(w, dtype=flow.dtype, device=flow.device), indexing="ij")
+    x = (xs + flow[:, 0]) * (2 / max(w - 1, 1)) - 1  # grid_sample's [-1, 1], corners on pixel centres
+    y = (ys + flow[:, 1]) * (2 / max(h - 1, 1)) - 1
+    grid = torch.stack([x, y], -1)
+    return F.grid_sample(image.to(flow.dtype), grid, mode="bilinear", padding_mode="border",
+                         align_corners=True).to(image.dtype)
 
 
 def from_checkpoint(payload: dict) -> FramePredictor:

@@ -7,7 +7,9 @@ be used. Held-out evaluation: 5 context frames, 10 predicted frames of clips fro
 in training; the PSNR (MSE pooled over clips and steps) of the prediction and of repeating the
 last context frame are written to the learning curve (with the mean training loss since the previous
 evaluation). Trained on the harness of `rocksynth.training.loop`: a time budget, a bit-exact resume
-(the sampling generator is saved) and the best checkpoint by held-out PSNR.
+(the sampling generator is saved) and the best checkpoint by held-out PSNR. A run started from
+another predictor (`init`, e.g. the shipped `scenes`) continues its iteration count and learning
+curve, with a fresh optimiser whose learning rate ramps up over `INIT_RAMP` iterations.
 """
 
 import numpy as np
@@ -17,7 +19,7 @@ from rocksynth.devices import mixed_precision, module_device
 from rocksynth.errors import BadInputError
 from rocksynth.models.frame_predictor import FramePredictor
 from rocksynth.progress import log
-from rocksynth.training.checkpoint import load_checkpoint
+from rocksynth.training.checkpoint import load_checkpoint, load_widened
 from rocksynth.training.loop import train
 from rocksynth.training.outputs import video_plan
 from rocksynth.training.video import (HELDOUT_CLIPS, KIND, ClipTask, _flip, load_sources, psnr, to_tensor,
@@ -25,12 +27,14 @@ from rocksynth.training.video import (HELDOUT_CLIPS, KIND, ClipTask, _flip, load
 
 COLUMNS = ["iteration", "wall_s", "loss", "heldout_psnr_pred", "heldout_psnr_repeat_last", "heldout_gain_db"]
 EVAL_CONTEXT, EVAL_FRAMES = 5, 10
+INIT_RAMP = 300  # iterations of learning-rate ramp after --init: a fresh Adam's first steps are large
 
 
 def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, channels: int = 3, context: int = 4,
                     widths=(24, 48, 64), blocks: int = 4, rollout: int = 3, batch: int = 8, lr: float = 1e-3,
                     pool: int = 2000, eval_every: int = 100, resume: bool = False, seed: int = 0,
-                    time_budget: "float | None" = None, device: "torch.device | None" = None) -> dict:
+                    time_budget: "float | None" = None, device: "torch.device | None" = None,
+                    init: "str | None" = None, warp: bool = False) -> dict:
     """Train (or resume) the predictor on the training harness (`rocksynth.training.loop`).
 
     Parameters
@@ -47,6 +51,13 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
     device : torch.device or None
         Where to train (None: the CPU). Under ``torchrun`` the run is split over the processes
         (`rocksynth.training.loop`): `batch` is the total over them, a multiple of their number.
+    init : str or None
+        A new run starts from this predictor's weights (a checkpoint or a shipped name, e.g.
+        scenes): its network, frame size and channels (`size`, `channels`, `widths`, `blocks` are
+        not read), its data when `data` is empty; `iters` counts on from its iterations.
+    warp : bool
+        The network also predicts a flow field (`FramePredictor`'s ``warp``); with `init`, added
+        to the source's network, starting at no motion.
 
     Returns
     -------
@@ -57,19 +68,34 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
     work; a run that fails or is interrupted before its first checkpoint leaves nothing."""
     plan = video_plan(out, resume, "predictor").check()
     payload = load_checkpoint(plan.checkpoint, KIND) if resume and plan.checkpoint.exists() else None
+    source, origin = None, None
     if payload is not None:
         if payload["meta"].get("stage") != "predictor":
-            from rocksynth.errors import BadInputError
-
             raise BadInputError(f"{plan.checkpoint} is not a frame-predictor checkpoint; choose another --out")
         config, frame, data = payload["config"]["predictor"], payload["config"]["frame"], payload["meta"]["sources"]
+        origin = payload["meta"].get("init")
+    elif init is not None:
+        from rocksynth.pretrained.registry import resolve_model
+
+        source = load_checkpoint(resolve_model(str(init), KIND), KIND)
+        if source["meta"].get("stage") != "predictor":
+            raise BadInputError(f"--init {init}: not a frame-predictor checkpoint")
+        config = dict(source["config"]["predictor"], **({"warp": True} if warp else {}))
+        frame = dict(source["config"]["frame"], clip_frames=config["context"] + rollout, rollout=rollout)
+        data = list(data) or list(source["meta"]["sources"])
+        origin = {"checkpoint": str(init), "iteration": int(source["meta"]["iterations"])}
     else:
         config = {"channels": channels, "context": context, "widths": list(widths), "blocks": blocks}
+        config.update({"warp": True} if warp else {})
         frame = {"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout}
-    settings = video_settings(plan, "predictor", COLUMNS, iters, eval_every, seed, time_budget, device)
+    # --iters counts on from the model a run started from (as `train reconstruct --init` does).
+    start = int(origin["iteration"]) if origin is not None else 0
+    settings = video_settings(plan, "predictor", COLUMNS, start + iters, eval_every, seed, time_budget, device,
+                              ramp=INIT_RAMP)
+    weights = source["state"]["predictor"] if source is not None else None
     with plan:
-        result = train(lambda: _PredictorTask(data, config, frame, batch, lr, pool, seed), plan, settings,
-                       payload=payload)
+        result = train(lambda: _PredictorTask(data, config, frame, batch, lr, pool, seed, weights), plan, settings,
+                       payload=payload, init=origin, continues=source["meta"] if source is not None else None)
     return dict(result.metrics, iteration=result.iteration)
 
 
@@ -79,10 +105,14 @@ class _PredictorTask(ClipTask):
 
     key, columns = "predictor", COLUMNS
 
-    def __init__(self, data, config, frame, batch, lr, pool, seed):
+    def __init__(self, data, config, frame, batch, lr, pool, seed, weights=None):
         self.data, self.config, self.frame, self.batch = list(data), config, frame, batch
         source = load_sources(self.data, frame["channels"])
         self.model = FramePredictor(**config)
+        if weights is not None:  # --init: new layers (a flow head) start where they add nothing
+            widened = load_widened(self.model, weights)
+            if widened:
+                log(f"new layers, starting at zero: {', '.join(widened)}")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.optimizers = [self.optimizer]
         self.rng = np.random.default_rng(seed)

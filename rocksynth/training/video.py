@@ -159,15 +159,15 @@ def train_vqvae(data: "list[str]", out, iters: int = 1500, size: int = 64, chann
 
 
 def video_settings(plan: TrainingOutputs, stage: str, columns: "list[str]", iters: int, eval_every: int, seed: int,
-                   time_budget: "float | None", device: "torch.device | None" = None) -> LoopSettings:
+                   time_budget: "float | None", device: "torch.device | None" = None, ramp: int = 0) -> LoopSettings:
     """The harness settings of a video stage (`video_plan`'s files): evaluation and checkpoint
     every `eval_every`, the stage's curve and its plot, its best checkpoint by `VIDEO_BEST`, the
-    device it trains on (None: the CPU)."""
+    device it trains on (None: the CPU), the learning-rate ramp of a warm start."""
     curve, _, best = plan.companions
     metric, mode = VIDEO_BEST[stage]
     return LoopSettings(iters=iters, seed=seed, eval_every=eval_every, time_budget=time_budget, best_metric=metric,
                         best_mode=mode, best_path=best, curve_fields=columns, curve_path=curve, plot=True,
-                        description=f"train {stage}", device=device)
+                        description=f"train {stage}", device=device, ramp=ramp)
 
 
 class ClipTask:
