@@ -116,12 +116,46 @@ def test_training_from_init_continues_the_source_and_adds_the_flow(tmp_path, mon
     assert meta["iterations"] == 6 and meta["init"]["iteration"] == 2
 
 
+def test_the_sharp_loss_prefers_one_possible_frame_to_their_blurred_mean():
+    """Two futures in three have the object at the left, the third at the right. Averaged over
+    them, the MSE is lower for their blurred mean than for the likelier frame; the sharp loss
+    (absolute error plus gradient difference) is lower for the likelier frame."""
+    from rocksynth.training.predictor import frame_loss
+
+    left, right = torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16)
+    left[..., 4:8, 2:6], right[..., 4:8, 10:14] = 1, 1
+    mean = (2 * left + right) / 3
+
+    def expected(pred, kind):
+        return (2 * frame_loss(pred, left, kind) + frame_loss(pred, right, kind)) / 3
+
+    assert expected(mean, "mse") < expected(left, "mse")
+    assert expected(left, "sharp") < expected(mean, "sharp")
+    assert frame_loss(left, left, "sharp") == 0
+
+
+def test_the_loss_is_kept_by_a_resumed_run_and_checked(tmp_path):
+    from rocksynth.training.predictor import train_predictor
+
+    out = tmp_path / "p.pt"
+    kwargs = dict(size=32, channels=1, widths=(4, 8, 8), blocks=1, rollout=1, batch=2, pool=4, eval_every=1)
+    train_predictor(["balls"], out, iters=1, loss="sharp", **kwargs)
+    train_predictor(["balls"], out, iters=2, resume=True, **kwargs)  # the default loss is not read
+    assert load_checkpoint(out, "video")["config"]["frame"]["loss"] == "sharp"
+    with pytest.raises(Exception, match="choose mse or sharp"):
+        train_predictor(["balls"], tmp_path / "q.pt", iters=1, loss="l2", **kwargs)
+    assert not (tmp_path / "q.pt").exists()
+
+
 def test_init_refuses_what_is_not_a_frame_predictor(tmp_path, run_cli):
     code, _, stderr = run_cli("train", "video", "--stage", "predictor", "--init", "shapes", "--out", "x.pt",
                               cwd=tmp_path)
     assert code == 2 and "not a frame-predictor checkpoint" in stderr
     code, _, stderr = run_cli("train", "video", "scenes", "--stage", "vqvae", "--warp", "--out", "x.pt", cwd=tmp_path)
     assert code == 2 and "--stage predictor" in stderr
+    code, _, stderr = run_cli("train", "video", "scenes", "--stage", "predictor", "--loss", "l2", "--out", "x.pt",
+                              cwd=tmp_path)
+    assert code == 2 and "--loss 'l2'" in stderr
     assert not list(tmp_path.iterdir())
 
 

@@ -58,6 +58,7 @@ def train_video(
     eval_every: int = options.positive_int(100, "--eval-every", help="Held-out evaluation and checkpoint every N iterations."),
     init: Optional[str] = typer.Option(None, "--init", help="Predictor: start a new run from this predictor's weights (a checkpoint or a shipped name, e.g. scenes), with a fresh optimiser and a learning-rate ramp; --iters then counts on from its iterations. Its network, frame size and data (unless DATA is given) are kept."),
     warp: bool = typer.Option(False, "--warp", help="Predictor: also predict a flow field and move the last frame's pixels along it (sharper moving objects); with --init, added to that network."),
+    loss: str = typer.Option("mse", "--loss", help="Predictor: mse, or sharp (mean absolute error plus the gradient difference loss: sharper moving objects than the MSE's blurred mean)."),
     seed: int = options.seed_option("Random seed."),
     time_budget: Optional[str] = options.time_budget_option(),
     device: str = options.TrainDevice,
@@ -75,8 +76,8 @@ def train_video(
     budget = options.parse_duration(time_budget)
     place = options.parse_device(device)
     data = list(data or [])
-    if (init is not None or warp) and stage != "predictor":
-        raise BadInputError("--init and --warp are for --stage predictor")
+    if (init is not None or warp or loss != "mse") and stage != "predictor":
+        raise BadInputError("--init, --warp and --loss are for --stage predictor")
     if stage == "predictor":
         if not data and not resume and init is None:
             raise BadInputError("give DATA: a procedural set (balls, shapes, moving, scenes) or videos / TIFF stacks")
@@ -113,7 +114,7 @@ def train_video(
         train_predictor(data, plan.checkpoint, iters=iters, size=size, channels=channels, context=PREDICTOR_CONTEXT,
                         widths=width_list, blocks=layers, rollout=clip_frames - PREDICTOR_CONTEXT, batch=batch or 8,
                         lr=lr or 1e-3, pool=pool or 2000, eval_every=eval_every, resume=resume, seed=seed,
-                        time_budget=budget, device=place, init=init, warp=warp)
+                        time_budget=budget, device=place, init=init, warp=warp, loss=loss)
     elif stage == "vqvae":
         video.train_vqvae(data, plan.checkpoint, iters=iters, size=size, channels=channels, n_down=n_down,
                           widths=width_list, n_parts=parts, n_codes=codes, batch=batch or 32, lr=lr or 1e-3,

@@ -2,8 +2,11 @@
 
 Clips are drawn up front from the sources of `rocksynth.training.video` (procedural sets, videos,
 frame stacks). Each iteration rolls the predictor out `rollout` frames from `context` true
-frames and takes the MSE against the true frames, so it learns from its own outputs as it will
-be used. Held-out evaluation: 5 context frames, 10 predicted frames of clips from seeds never used
+frames and takes the loss against the true frames, so it learns from its own outputs as it will
+be used. The loss is the MSE, or (``sharp``) the mean absolute error plus the gradient difference
+loss of Mathieu et al. (ICLR 2016): the MSE's optimum under uncertain motion is the blurred mean
+of the possible frames, while the absolute error's is their median and the gradient term asks
+for edges as strong as the true frame's. Held-out evaluation: 5 context frames, 10 predicted frames of clips from seeds never used
 in training; the PSNR (MSE pooled over clips and steps) of the prediction and of repeating the
 last context frame are written to the learning curve (with the mean training loss since the previous
 evaluation). Trained on the harness of `rocksynth.training.loop`: a time budget, a bit-exact resume
@@ -27,6 +30,7 @@ from rocksynth.training.video import (HELDOUT_CLIPS, KIND, ClipTask, _flip, load
 
 COLUMNS = ["iteration", "wall_s", "loss", "heldout_psnr_pred", "heldout_psnr_repeat_last", "heldout_gain_db"]
 EVAL_CONTEXT, EVAL_FRAMES = 5, 10
+LOSSES = ("mse", "sharp")
 INIT_RAMP = 300  # iterations of learning-rate ramp after --init: a fresh Adam's first steps are large
 
 
@@ -34,7 +38,7 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
                     widths=(24, 48, 64), blocks: int = 4, rollout: int = 3, batch: int = 8, lr: float = 1e-3,
                     pool: int = 2000, eval_every: int = 100, resume: bool = False, seed: int = 0,
                     time_budget: "float | None" = None, device: "torch.device | None" = None,
-                    init: "str | None" = None, warp: bool = False) -> dict:
+                    init: "str | None" = None, warp: bool = False, loss: str = "mse") -> dict:
     """Train (or resume) the predictor on the training harness (`rocksynth.training.loop`).
 
     Parameters
@@ -58,6 +62,8 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
     warp : bool
         The network also predicts a flow field (`FramePredictor`'s ``warp``); with `init`, added
         to the source's network, starting at no motion.
+    loss : str
+        'mse' or 'sharp' (`LOSSES`; a resumed run keeps its own).
 
     Returns
     -------
@@ -66,6 +72,8 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
 
     Its outputs (`rocksynth.training.outputs.video_plan`, stage 'predictor') are checked before any
     work; a run that fails or is interrupted before its first checkpoint leaves nothing."""
+    if loss not in LOSSES:
+        raise BadInputError(f"--loss {loss!r}: choose {' or '.join(LOSSES)}")
     plan = video_plan(out, resume, "predictor").check()
     payload = load_checkpoint(plan.checkpoint, KIND) if resume and plan.checkpoint.exists() else None
     source, origin = None, None
@@ -81,13 +89,14 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
         if source["meta"].get("stage") != "predictor":
             raise BadInputError(f"--init {init}: not a frame-predictor checkpoint")
         config = dict(source["config"]["predictor"], **({"warp": True} if warp else {}))
-        frame = dict(source["config"]["frame"], clip_frames=config["context"] + rollout, rollout=rollout)
+        frame = dict(source["config"]["frame"], clip_frames=config["context"] + rollout, rollout=rollout, loss=loss)
         data = list(data) or list(source["meta"]["sources"])
         origin = {"checkpoint": str(init), "iteration": int(source["meta"]["iterations"])}
     else:
         config = {"channels": channels, "context": context, "widths": list(widths), "blocks": blocks}
         config.update({"warp": True} if warp else {})
-        frame = {"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout}
+        frame = {"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout,
+                 "loss": loss}
     # --iters counts on from the model a run started from (as `train reconstruct --init` does).
     start = int(origin["iteration"]) if origin is not None else 0
     settings = video_settings(plan, "predictor", COLUMNS, start + iters, eval_every, seed, time_budget, device,
@@ -100,7 +109,7 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
 
 
 class _PredictorTask(ClipTask):
-    """The predictor's step (an MSE rollout of `rollout` frames from `context` true ones, on clips
+    """The predictor's step (a rollout of `rollout` frames from `context` true ones, on clips
     drawn up front), its held-out evaluation and its state, for the harness."""
 
     key, columns = "predictor", COLUMNS
@@ -144,7 +153,7 @@ class _PredictorTask(ClipTask):
         context = self.config["context"]
         with mixed_precision(self.device):
             pred = self.train_rollout(x[:, :context])
-        loss = ((pred.float() - x[:, context:]) ** 2).mean()
+        loss = frame_loss(pred.float(), x[:, context:], self.frame.get("loss", "mse"))
         self._clipped_step(loss)
         self.done = iteration + 1
         return {"loss": loss.item()}
@@ -173,6 +182,20 @@ class _Rollout(torch.nn.Module):
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         return self.model.rollout(context, self.frames)
+
+
+def frame_loss(pred: torch.Tensor, truth: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """The training loss of predicted frames against the true ones (..., H, W): 'mse', or
+    'sharp', the mean absolute error plus the mean gradient difference (Mathieu et al. 2016,
+    exponent 1): the difference between the true and the predicted absolute differences of
+    neighbouring pixels, along x and y."""
+    if kind == "mse":
+        return ((pred - truth) ** 2).mean()
+    gradient = 0
+    for axis in (-1, -2):
+        true_edges, pred_edges = truth.diff(dim=axis).abs(), pred.diff(dim=axis).abs()
+        gradient = gradient + (true_edges - pred_edges).abs().mean()
+    return (pred - truth).abs().mean() + gradient
 
 
 @torch.no_grad()
