@@ -142,6 +142,10 @@ def test_the_loss_is_kept_by_a_resumed_run_and_checked(tmp_path):
     train_predictor(["balls"], out, iters=1, loss="sharp", **kwargs)
     train_predictor(["balls"], out, iters=2, resume=True, **kwargs)  # the default loss is not read
     assert load_checkpoint(out, "video")["config"]["frame"]["loss"] == "sharp"
+    # A warm start trains on its own loss, the MSE by default, which the config leaves out (as
+    # the checkpoints from before the option).
+    train_predictor([], tmp_path / "m.pt", iters=1, init=str(out), rollout=1, batch=2, pool=4, eval_every=1)
+    assert "loss" not in load_checkpoint(tmp_path / "m.pt", "video")["config"]["frame"]
     with pytest.raises(Exception, match="choose mse or sharp"):
         train_predictor(["balls"], tmp_path / "q.pt", iters=1, loss="l2", **kwargs)
     assert not (tmp_path / "q.pt").exists()

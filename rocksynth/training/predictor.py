@@ -89,14 +89,15 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
         if source["meta"].get("stage") != "predictor":
             raise BadInputError(f"--init {init}: not a frame-predictor checkpoint")
         config = dict(source["config"]["predictor"], **({"warp": True} if warp else {}))
-        frame = dict(source["config"]["frame"], clip_frames=config["context"] + rollout, rollout=rollout, loss=loss)
+        frame = _with_loss(dict(source["config"]["frame"], clip_frames=config["context"] + rollout, rollout=rollout),
+                           loss)
         data = list(data) or list(source["meta"]["sources"])
         origin = {"checkpoint": str(init), "iteration": int(source["meta"]["iterations"])}
     else:
         config = {"channels": channels, "context": context, "widths": list(widths), "blocks": blocks}
         config.update({"warp": True} if warp else {})
-        frame = {"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout,
-                 "loss": loss}
+        frame = _with_loss({"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout},
+                           loss)
     # --iters counts on from the model a run started from (as `train reconstruct --init` does).
     start = int(origin["iteration"]) if origin is not None else 0
     settings = video_settings(plan, "predictor", COLUMNS, start + iters, eval_every, seed, time_budget, device,
@@ -182,6 +183,13 @@ class _Rollout(torch.nn.Module):
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         return self.model.rollout(context, self.frames)
+
+
+def _with_loss(frame: dict, loss: str) -> dict:
+    """The run's frame settings with its loss; the MSE, the default, is not written (a run's
+    config then equals that of checkpoints from before the option)."""
+    frame = {k: v for k, v in frame.items() if k != "loss"}
+    return frame if loss == "mse" else dict(frame, loss=loss)
 
 
 def frame_loss(pred: torch.Tensor, truth: torch.Tensor, kind: str = "mse") -> torch.Tensor:
