@@ -21,7 +21,7 @@ import torch
 from rocksynth.devices import mixed_precision, module_device
 from rocksynth.errors import BadInputError
 from rocksynth.models.frame_predictor import FramePredictor
-from rocksynth.progress import log
+from rocksynth.progress import log, warn
 from rocksynth.training.checkpoint import load_checkpoint, load_widened
 from rocksynth.training.loop import train
 from rocksynth.training.outputs import video_plan
@@ -82,6 +82,8 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
             raise BadInputError(f"{plan.checkpoint} is not a frame-predictor checkpoint; choose another --out")
         config, frame, data = payload["config"]["predictor"], payload["config"]["frame"], payload["meta"]["sources"]
         origin = payload["meta"].get("init")
+        if init is not None:
+            warn(f"--init {init} is not used: --resume continues {plan.checkpoint}, which has its own weights")
     elif init is not None:
         from rocksynth.pretrained.registry import resolve_model
 
