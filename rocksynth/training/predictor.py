@@ -6,8 +6,8 @@ frames and takes the loss against the true frames, so it learns from its own out
 be used. The loss is the MSE, or (``sharp``) the mean absolute error plus the gradient difference
 loss of Mathieu et al. (ICLR 2016): the MSE's optimum under uncertain motion is the blurred mean
 of the possible frames, while the absolute error's is their median and the gradient term asks
-for edges as strong as the true frame's. Held-out evaluation: 5 context frames, 10 predicted frames of clips from seeds never used
-in training; the PSNR (MSE pooled over clips and steps) of the prediction and of repeating the
+for edges as strong as the true frame's. Held-out evaluation: 5 context frames, 10 predicted
+frames of clips from seeds never used in training; the PSNR (MSE pooled over clips and steps) of the prediction and of repeating the
 last context frame are written to the learning curve (with the mean training loss since the previous
 evaluation). Trained on the harness of `rocksynth.training.loop`: a time budget, a bit-exact resume
 (the sampling generator is saved) and the best checkpoint by held-out PSNR. A run started from
@@ -90,16 +90,17 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
         source = load_checkpoint(resolve_model(str(init), KIND), KIND)
         if source["meta"].get("stage") != "predictor":
             raise BadInputError(f"--init {init}: not a frame-predictor checkpoint")
-        config = dict(source["config"]["predictor"], **({"warp": True} if warp else {}))
+        config = dict(source["config"]["predictor"])
         frame = _with_loss(dict(source["config"]["frame"], clip_frames=config["context"] + rollout, rollout=rollout),
                            loss)
         data = list(data) or list(source["meta"]["sources"])
         origin = {"checkpoint": str(init), "iteration": int(source["meta"]["iterations"])}
     else:
         config = {"channels": channels, "context": context, "widths": list(widths), "blocks": blocks}
-        config.update({"warp": True} if warp else {})
         frame = _with_loss({"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout},
                            loss)
+    if payload is None and warp:  # a new run, or one from --init, gets the flow head
+        config["warp"] = True
     # --iters counts on from the model a run started from (as `train reconstruct --init` does).
     start = int(origin["iteration"]) if origin is not None else 0
     settings = video_settings(plan, "predictor", COLUMNS, start + iters, eval_every, seed, time_budget, device,
