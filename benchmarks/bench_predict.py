@@ -127,11 +127,14 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
     results = {"repeat last": per_step(np.repeat(x[:, context - 1:context], n_pred, 1), truth),
                "linear extrapolation": per_step(np.clip(np.stack([x[:, context - 1] + (k + 1) * delta
                                                                   for k in range(n_pred)], 1), 0, 1), truth)}
+    chunks = np.array_split(x[:, :context], max(1, n_clips // chunk))
+    # The output of `predict` (its change scaled by the gain fitted on the context), and the network alone.
     start = time.perf_counter()
-    pred = np.concatenate([model.rollout(torch.from_numpy(c), n_pred).numpy() for c in
-                           np.array_split(x[:, :context], max(1, n_clips // chunk))])
+    pred = np.concatenate([rollout_with_gain(model, torch.from_numpy(c), n_pred) for c in chunks])
     seconds = time.perf_counter() - start
+    alone = np.concatenate([model.rollout(torch.from_numpy(c), n_pred).numpy() for c in chunks])
     results["frame predictor"] = per_step(pred, truth)
+    results["frame predictor, network alone (--no-fallback)"] = per_step(alone, truth)
     objects = None
     if kind == "scenes":  # objects told from the scene by its background, drawn with the same seeds
         from rocksynth.data.videos import scenes_backgrounds
@@ -139,7 +142,8 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
         scene = to_tensor(scenes_backgrounds(n_clips, context + n_pred, size, "heldout", HELDOUT_START)).numpy()[:, context:]
         counts = object_counts(truth, scene)
         objects = {"repeat last": same_count(object_counts(np.repeat(x[:, context - 1:context], n_pred, 1), scene), counts),
-                   "frame predictor": same_count(object_counts(pred, scene), counts)}
+                   "frame predictor": same_count(object_counts(pred, scene), counts),
+                   "frame predictor, network alone": same_count(object_counts(alone, scene), counts)}
     porosity = None
     if kind == "rocks":  # binary slices, 1 = pore: `predict` makes the prediction binary as here
         from rocksynth.pipelines.predict import binarize_keeping_porosity
@@ -158,6 +162,13 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
     return {"name": f"{kind}: frame predictor {Path(checkpoint).name}", "frame": size, "clips": n_clips,
             "context": context, "predicted": n_pred, "bits_per_dim": None, "results": results,
             "frames_per_s": {"batched": n_clips * n_pred / seconds}, "objects": objects, "porosity": porosity}
+
+
+@torch.no_grad()
+def rollout_with_gain(model, context: torch.Tensor, n_pred: int) -> np.ndarray:
+    """The frame predictor's rollout as `predict` makes it: each clip's change scaled by the gain
+    fitted on its context (`FramePredictor.context_gain`)."""
+    return model.rollout(context, n_pred, gain=model.context_gain(context)).numpy()
 
 
 def object_counts(frames, backgrounds, tolerance=0.1, min_pixels=4):

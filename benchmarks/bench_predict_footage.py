@@ -3,7 +3,8 @@
 Each clip is cut into windows of `--context` true frames followed by `--predict` frames to
 predict, their starts spread evenly over the clip. Every model continues every window through
 the same code as `rocksynth predict` (`predict_clip`; a latent transformer at temperature 0, its
-most likely prediction). Printed per clip and model: the PSNR of the predicted frames (MSE pooled
+most likely prediction; a frame predictor with its change scaled by the gain fitted on the
+context, as by default, or the network alone with `--no-fallback`). Printed per clip and model: the PSNR of the predicted frames (MSE pooled
 over windows and steps, on 0..1 intensities over all channels), its gain over repeating the last
 context frame, the PSNR per step and the seconds per window.
 
@@ -40,14 +41,14 @@ def window_starts(n_frames: int, length: int, windows: int) -> "list[int]":
     return sorted({round(i * last / max(windows - 1, 1)) for i in range(windows)})
 
 
-def score_clip(frames: np.ndarray, loaded, context: int, n_pred: int, windows: int) -> dict:
+def score_clip(frames: np.ndarray, loaded, context: int, n_pred: int, windows: int, fallback: bool = True) -> dict:
     """PSNR per step of one model and of repeat-last over the windows of one clip (uint8 frames)."""
     model_err, last_err, seconds = np.zeros(n_pred), np.zeros(n_pred), []
     starts = window_starts(len(frames), context + n_pred, windows)
     for start in starts:
         window = frames[start:start + context + n_pred]
         began = time.perf_counter()
-        predicted, _ = predict_clip(window[:context], n_pred, loaded, temperature=0.0, samples=1)
+        predicted, _ = predict_clip(window[:context], n_pred, loaded, temperature=0.0, samples=1, fallback=fallback)
         seconds.append(time.perf_counter() - began)
         truth = window[context:].astype(np.float64) / 255
         pred = predicted[0].astype(np.float64) / 255
@@ -69,18 +70,22 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=5)
     parser.add_argument("--predict", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-fallback", action="store_true",
+                        help="frame predictors: the network as is (as `predict --no-fallback`)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     print(f"## real footage: {args.windows} windows per clip, {args.context} context frames, "
-          f"{args.predict} predicted, at the clip's own size")
+          f"{args.predict} predicted, at the clip's own size"
+          + ("; frame predictors without the context gain (--no-fallback)" if args.no_fallback else ""))
     print("| clip | size | model | PSNR | repeat-last | gain | PSNR per step | s per window |")
     print("|---|---|---|---|---|---|---|---|")
     for clip in args.clips:
         frames = read_video(clip).frames
         size = f"{frames.shape[2]}x{frames.shape[1]}x{frames.shape[3]}"
         for model in args.models:
-            result = score_clip(frames, load_predictor(model), args.context, args.predict, args.windows)
+            result = score_clip(frames, load_predictor(model), args.context, args.predict, args.windows,
+                                not args.no_fallback)
             steps = " ".join(f"{v:.1f}" for v in result["model_steps"])
             print(f"| {Path(clip).name} | {size} | {Path(model).name} | {result['model']:.2f} | "
                   f"{result['repeat_last']:.2f} | {result['model'] - result['repeat_last']:+.2f} | {steps} | "

@@ -164,7 +164,7 @@ def compare(real: Sequence[np.ndarray], generated: Sequence[np.ndarray], voxel_s
 
 def predict(frames: np.ndarray, n_frames: int = 16, model: str = "scenes", seed: int = 0,
             temperature: float = 1.0, samples: int = 1, parallel: bool = True, steps: int = 8,
-            device=None) -> np.ndarray:
+            device=None, fallback: bool = True) -> np.ndarray:
     """Continue a clip of frames (`rocksynth predict`).
 
     Parameters
@@ -181,6 +181,9 @@ def predict(frames: np.ndarray, n_frames: int = 16, model: str = "scenes", seed:
         code by code. A frame predictor is deterministic.
     device : torch.device, optional
         Where the networks run (default: the CPU).
+    fallback : bool
+        A frame predictor's change is scaled by the gain fitted on the context (`--fallback`,
+        the default; `rocksynth.pipelines.predict.predict_clip`).
 
     Returns
     -------
@@ -199,7 +202,7 @@ def predict(frames: np.ndarray, n_frames: int = 16, model: str = "scenes", seed:
         raise BadInputError(f"frames must be uint8 (t, y, x) or (t, y, x, 3), got {frames.dtype} {frames.shape}")
     torch.manual_seed(seed)  # as the command: before the model is loaded
     predicted, _ = predict_clip(frames, n_frames, load_predictor(model, device), temperature=temperature,
-                                samples=samples, parallel=parallel, steps=steps, seed=seed)
+                                samples=samples, parallel=parallel, steps=steps, seed=seed, fallback=fallback)
     return predicted
 
 

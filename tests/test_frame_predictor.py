@@ -1,5 +1,6 @@
 """The deterministic frame predictor: starts as repeat-last, any frame size, rollout, training."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -254,3 +255,59 @@ def test_prediction_records_no_autograd_graph():
     frames = np.random.default_rng(0).integers(0, 255, (4, 24, 24, 3), dtype=np.uint8)
     predict_clip(frames, 3, (None, model, {}))
     assert grad_enabled == [False, False, False]
+
+
+def _shifting_clip(frames: int, step: int, size: int = 24) -> torch.Tensor:
+    """(1, frames, 1, size, size): a bright square moving `step` pixels right per frame."""
+    clip = torch.zeros(1, frames, 1, size, size)
+    for t in range(frames):
+        clip[0, t, 0, 8:14, 2 + step * t:8 + step * t] = 1
+    return clip
+
+
+class _Mover(FramePredictor):
+    """A stand-in network that shifts the last frame `step` pixels right (a known motion model)."""
+
+    def __init__(self, step: int):
+        super().__init__(channels=1, context=4, widths=(4, 8, 8), blocks=1)
+        self.step = step
+
+    def forward(self, frames):
+        return torch.roll(frames[:, -1], self.step, dims=-1)
+
+
+def test_the_context_gain_trusts_a_network_that_predicts_the_context_and_not_one_that_does_not():
+    clip = _shifting_clip(5, 2)
+    assert torch.allclose(_Mover(2).context_gain(clip), torch.ones(1))  # right motion: the network as is
+    wrong = _Mover(-2)  # the square moved right; this network moves it left
+    gain = wrong.context_gain(clip)
+    assert float(gain) == 0.0  # clipped: a negative least-squares gain is not used
+    frames = wrong.rollout(clip, 3, gain=gain)
+    assert torch.equal(frames, clip[:, -1:].expand(1, 3, 1, 24, 24))  # falls back to repeating the last frame
+    # Half the true motion is explained by a network that overshoots by 2x: the gain is 1/2 over
+    # the changed pixels (least squares), and the scaled prediction is a blend of two frames in [0, 1].
+    clip1 = _shifting_clip(5, 1)
+    gain = _Mover(2).context_gain(clip1)
+    assert 0.2 < float(gain) < 0.8
+    frames = _Mover(2).rollout(clip1, 2, gain=gain)
+    assert frames.min() >= 0 and frames.max() <= 1
+
+
+def test_the_context_gain_is_one_when_the_context_leaves_no_frame_to_test_on():
+    model = _Mover(-2)
+    assert torch.equal(model.context_gain(_shifting_clip(4, 2)), torch.ones(1))  # 4 frames: the network reads them all
+    still = torch.full((2, 6, 1, 24, 24), 0.5)
+    model = FramePredictor(channels=1, context=4, widths=(4, 8, 8), blocks=1).eval()  # predicts no change
+    assert torch.equal(model.context_gain(still), torch.ones(2))  # nothing to scale: no division by zero
+    assert torch.equal(model.rollout(still, 2, gain=model.context_gain(still)), model.rollout(still, 2))
+
+
+def test_predict_falls_back_on_a_clip_the_network_mispredicts_and_no_fallback_keeps_it(tmp_path):
+    from rocksynth.pipelines.predict import predict_clip
+
+    clip = (_shifting_clip(8, 2)[0, :, 0].numpy() * 200 + 20).astype("uint8")[..., None]  # (t, y, x, 1), not binary
+    wrong = (None, _Mover(-2).eval(), {})
+    fallen, info = predict_clip(clip[:6], 2, wrong)
+    assert info["gain"] == 0.0 and (fallen[0] == clip[5]).all()
+    raw, info = predict_clip(clip[:6], 2, wrong, fallback=False)
+    assert info["gain"] == 1.0 and (raw[0, 0] == np.roll(clip[5], -2, axis=1)).all()

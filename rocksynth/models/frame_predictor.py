@@ -5,7 +5,9 @@ its own resolution. Predicting the change over the last frame means an untrained
 network falls back to repeating the last frame rather than drawing something else. With
 ``warp``, the network also predicts where each pixel comes from (a flow field) and moves the last
 frame's pixels there before adding the change: a moved object keeps its edges instead of being
-redrawn, blurred, by the change alone.
+redrawn, blurred, by the change alone. At inference the change can be scaled by a gain fitted
+on the clip's own context (`context_gain`), which takes the prediction towards the last frame
+where the network mispredicts the frames it was given.
 """
 
 import torch
@@ -90,14 +92,41 @@ class FramePredictor(nn.Module):
             last = sample_along(last, self.flow(y)[..., :h, :w].float())
         return (last + change).clamp(0, 1)
 
-    def rollout(self, context: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """Predict `n_frames` one by one, each from the frames before it: (B, n_frames, C, H, W)."""
+    def rollout(self, context: torch.Tensor, n_frames: int, gain: "torch.Tensor | None" = None) -> torch.Tensor:
+        """Predict `n_frames` one by one, each from the frames before it: (B, n_frames, C, H, W).
+
+        `gain` (B,) scales each clip's predicted change over its last frame (`context_gain`):
+        1 is the network as is, 0 repeats the last frame. None: the network as is."""
         frames, out = context, []
+        scale = None if gain is None else gain.to(context.dtype).view(-1, 1, 1, 1)
         for _ in range(n_frames):
             nxt = self(frames)
+            if scale is not None:  # a convex combination of two frames in [0, 1] stays in [0, 1]
+                last = frames[:, -1]
+                nxt = last + scale * (nxt - last)
             out.append(nxt)
             frames = torch.cat([frames[:, -(self.context - 1):], nxt[:, None]], 1) if self.context > 1 else nxt[:, None]
         return torch.stack(out, 1)
+
+    @torch.no_grad()
+    def context_gain(self, context: torch.Tensor) -> torch.Tensor:
+        """How far to trust the network on this clip, from the clip itself: (B,) in [0, 1].
+
+        The last context frame is predicted from the frames before it, and the gain is the
+        least-squares factor g that makes ``last + g * change`` closest to the true frame (over
+        all pixels and channels), clipped to [0, 1]. On motion the network knows g is about 1; on
+        motion it gets wrong (a real scene unlike its training clips) g falls towards 0, and the
+        prediction towards repeating the last frame. A clip of at most `context` frames has
+        nothing to test on: its gain is 1."""
+        ones = torch.ones(context.shape[0], device=context.device)
+        if context.shape[1] <= self.context:
+            return ones
+        before = context[:, -2].float()
+        change = (self(context[:, :-1]).float() - before).flatten(1)
+        wanted = (context[:, -1].float() - before).flatten(1)
+        power = (change * change).sum(1)
+        gain = (change * wanted).sum(1) / power.clamp(min=1e-12)
+        return torch.where(power > 0, gain, ones).clamp(0, 1)  # no predicted change: nothing to scale
 
 
 def sample_along(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

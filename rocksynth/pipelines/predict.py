@@ -87,9 +87,9 @@ def predict_frames(vqvae, transformer, context: np.ndarray, n_frames: int, tempe
 
 def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "scenes", seed: int = 0,
                  temperature: float = 1.0, samples: int = 1, parallel: bool = False, steps: int = 8,
-                 fps=None, device: "torch.device | None" = None) -> dict:
+                 fps=None, device: "torch.device | None" = None, fallback: bool = True) -> dict:
     """Read a video, predict `n_frames` after its first `context` frames on `device` (None: the
-    CPU), write context + prediction."""
+    CPU), write context + prediction; `fallback`: see `predict_clip`."""
     from rocksynth.io.paths import check_input_file, prepare_outputs
     from rocksynth.io.videos import read_video, write_video
 
@@ -108,7 +108,7 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
         raise BadInputError(f"{clip}: has {video.frames.shape[0]} frames, fewer than --context {context}")
     frames = video.frames[:context]
     predicted, info = predict_clip(frames, n_frames, loaded, temperature=temperature, samples=samples,
-                                   parallel=parallel, steps=steps, seed=seed)
+                                   parallel=parallel, steps=steps, seed=seed, fallback=fallback)
     for path, sample in zip(targets, predicted):
         # A stack's voxel size goes with its predicted slices (a TIFF output keeps it).
         write_video(path, np.concatenate([frames, sample]), fps=fps or video.fps, voxel_size=video.voxel_size)
@@ -118,7 +118,8 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
 
 
 def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float = 1.0, samples: int = 1,
-                 parallel: bool = False, steps: int = 8, seed: int = 0) -> "tuple[np.ndarray, dict]":
+                 parallel: bool = False, steps: int = 8, seed: int = 0,
+                 fallback: bool = True) -> "tuple[np.ndarray, dict]":
     """Continue a clip by `n_frames` frames.
 
     Parameters
@@ -131,6 +132,10 @@ def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float =
         `load_predictor`'s (vqvae, transformer, checkpoint) or (None, frame predictor, checkpoint).
     temperature, samples, parallel, steps, seed
         Sampling of the latent transformer (a frame predictor is deterministic: one sample).
+    fallback : bool
+        A frame predictor's change over the last frame is scaled by the gain fitted on the
+        context (`FramePredictor.context_gain`): towards repeating the last frame where the
+        network mispredicts the clip's own frames. False: the network as is.
 
     Returns
     -------
@@ -139,14 +144,15 @@ def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float =
         channel, only 0 and 255: segmented micro-CT slices) gets binary frames with the last
         context frame's fraction of 255 (`binarize_keeping_porosity`).
     info : dict
-        Samples, decoding, seconds, frames per second and frame sizes.
+        Samples, decoding, seconds, frames per second and frame sizes (and a frame predictor's
+        ``gain``).
     """
     _check_settings(n_frames, samples, temperature, parallel, steps)
     vqvae, transformer, payload = loaded
     if vqvae is None:
         if temperature != 1.0:
             log("this model is deterministic: --temperature does not apply to it")
-        return _binary_like(frames, *_predict_deterministic(transformer, frames, n_frames, samples))
+        return _binary_like(frames, *_predict_deterministic(transformer, frames, n_frames, samples, fallback))
     context = frames.shape[0]
     size, channels = payload["config"]["frame"]["size"], payload["config"]["frame"]["channels"]
     height, width, in_channels = frames.shape[1:]
@@ -235,8 +241,10 @@ def _check_settings(n_frames: int, samples: int, temperature: float, parallel: b
 
 
 @torch.no_grad()
-def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, samples: int) -> "tuple[np.ndarray, dict]":
-    """A frame-predictor checkpoint: one prediction at the clip's own size (fully convolutional)."""
+def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, samples: int,
+                           fallback: bool = True) -> "tuple[np.ndarray, dict]":
+    """A frame-predictor checkpoint: one prediction at the clip's own size (fully convolutional),
+    its change over the last frame scaled by the context's gain when `fallback`."""
     if samples > 1:
         raise BadInputError("this model is deterministic and gives one prediction; --samples needs a "
                             "latent-transformer model (e.g. --model shapes)")
@@ -249,12 +257,21 @@ def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, samples
     device = module_device(predictor)
     started = time.time()
     with mixed_precision(device):
-        predicted = to_numpy(predictor.rollout(x[None].to(device), n_frames)[0])
+        clip = x[None].to(device)
+        gain = predictor.context_gain(clip) if fallback else None
+        predicted = to_numpy(predictor.rollout(clip, n_frames, gain=gain)[0])
     elapsed = time.time() - started
+    gain = 1.0 if gain is None else float(gain[0])
+    if fallback and context <= predictor.context:
+        log(f"the gain on the network's change is 1: a context of {context} frames leaves none to fit it on "
+            f"(the model reads {predictor.context}; give --context {predictor.context + 1} or more)")
+    elif fallback:
+        log(f"the network's change over the last frame is scaled by {gain:.2f}, the gain that best predicts "
+            "the last context frame from those before it (1: the network as is, 0: repeat the last frame)")
     log(f"{n_frames} frames predicted in {elapsed:.1f} s ({n_frames / elapsed:.1f} frames/s, deterministic)")
     return from_model_frames(predicted, height, width, in_channels)[None], {
         "samples": 1, "decoding": "deterministic", "seconds": round(elapsed, 3),
-        "frames_per_second": round(n_frames / elapsed, 3), "input_frame_size": [height, width]}
+        "frames_per_second": round(n_frames / elapsed, 3), "input_frame_size": [height, width], "gain": gain}
 
 
 def _as_channels(frames: np.ndarray, channels: int) -> np.ndarray:
