@@ -229,10 +229,11 @@ def strip_figure(path, model, kind, context, n_pred, seed=0, n_clips=3):
 
 @torch.no_grad()
 def predictor_strip(path, checkpoint, kind, context, n_pred, n_clips=3, size=64):
-    """PNG: for a few held-out clips, the true frames above the frame predictor's."""
+    """PNG: for a few held-out clips, the true frames above the frame predictor's, as `predict` makes
+    them (the change scaled by the context gain)."""
     model = frame_predictor(checkpoint)
     clips = to_tensor(heldout_clips(kind, max(n_clips, 2), context + n_pred, size)).numpy()[:n_clips]
-    draw_strip(path, clips, context, lambda i, frames: model.rollout(torch.from_numpy(frames)[None], n_pred)[0].numpy())
+    draw_strip(path, clips, context, lambda i, frames: rollout_with_gain(model, torch.from_numpy(frames)[None], n_pred)[0])
 
 
 def is_predictor(model) -> bool:
