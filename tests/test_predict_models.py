@@ -46,14 +46,29 @@ def test_dead_codes_are_restarted():
     assert quantizer.embed[0, 3].abs().max() < 100  # it was moved back onto the data
 
 
-def _tiny_transformer():
+def _tiny_transformer(relative_time=False):
     torch.manual_seed(0)
-    model = LatentVideoTransformer(frames=4, height=3, width=3, n_parts=2, n_codes=7, dim=32, layers=2, heads=2)
+    model = LatentVideoTransformer(frames=4, height=3, width=3, n_parts=2, n_codes=7, dim=32, layers=2, heads=2,
+                                   relative_time=relative_time)
+    if relative_time:  # a bias that differs by block, head and frame distance, as a trained one does
+        with torch.no_grad():
+            model.time_bias.normal_()
     return model.eval()
 
 
-def test_changing_a_future_code_never_changes_an_earlier_prediction():
-    model = _tiny_transformer()
+def _teacher_forced_hidden(model, tokens):
+    """Hidden states of every raster position of `tokens` (B, N, P), all at once, causally."""
+    n = tokens.shape[1]
+    x = model._inputs(tokens, 0) + model._previous(tokens, 0, n)
+    pos = model._span(0, n)
+    for block, mask in zip(model.blocks, model._masks(pos, pos, None)):
+        x = block(x, mask=mask, causal=mask is None)
+    return x
+
+
+@pytest.mark.parametrize("relative_time", [False, True])
+def test_changing_a_future_code_never_changes_an_earlier_prediction(relative_time):
+    model = _tiny_transformer(relative_time)
     codes = torch.randint(0, 7, (2, 4, 3, 3, 2))
     nll, _ = model(codes)
     for t, y, x, part in [(1, 1, 2, 0), (2, 0, 0, 1), (3, 2, 2, 1)]:
@@ -68,8 +83,9 @@ def test_changing_a_future_code_never_changes_an_earlier_prediction():
             assert not torch.equal(nll[:, index + 1:], nll_changed[:, index + 1:])  # the future does see it
 
 
-def test_parallel_head_sees_only_the_past_frames():
-    model = _tiny_transformer()
+@pytest.mark.parametrize("relative_time", [False, True])
+def test_parallel_head_sees_only_the_past_frames(relative_time):
+    model = _tiny_transformer(relative_time)
     codes = torch.randint(0, 7, (2, 4, 3, 3, 2))
     changed = codes.clone()
     changed[:, 3] = (changed[:, 3] + 1) % 7  # a frame after the one being filled
@@ -84,9 +100,10 @@ def test_parallel_head_sees_only_the_past_frames():
     assert not torch.equal(par, par_changed)
 
 
+@pytest.mark.parametrize("relative_time", [False, True])
 @pytest.mark.parametrize("parallel", [False, True])
-def test_cached_sampling_is_deterministic_and_in_range(parallel):
-    model = _tiny_transformer()
+def test_cached_sampling_is_deterministic_and_in_range(parallel, relative_time):
+    model = _tiny_transformer(relative_time)
     context = torch.randint(0, 7, (3, 2, 3, 3, 2))
     a = model.generate(context, 5, parallel=parallel, steps=3, generator=torch.Generator().manual_seed(4))
     b = model.generate(context, 5, parallel=parallel, steps=3, generator=torch.Generator().manual_seed(4))
@@ -99,11 +116,52 @@ def test_greedy_cached_sampling_matches_teacher_forcing():
     context = torch.randint(0, 7, (2, 2, 3, 3, 2))
     generated = model.generate(context, 1, temperature=0.0)
     tokens = torch.cat([context, generated], 1).reshape(2, -1, 2)
-    x = model._inputs(tokens, 0) + model._previous(tokens, 0, tokens.shape[1])
-    for block in model.blocks:
-        x = block(x, causal=True)
-    logits = model._part_logits(x, tokens)[:, 18:]
+    logits = model._part_logits(_teacher_forced_hidden(model, tokens), tokens)[:, 18:]
     assert torch.equal(logits.argmax(-1), tokens[:, 18:])
+
+
+def test_rolling_cache_matches_teacher_forcing_far_past_the_window():
+    # 2 context frames + 6 generated = 8 frames through a model whose band is 4 frames: the
+    # cache drops old frames as it goes and must give exactly what the whole clip computed at
+    # once gives.
+    model = _tiny_transformer(relative_time=True)
+    context = torch.randint(0, 7, (2, 2, 3, 3, 2))
+    generated = model.generate(context, 6, temperature=0.0)
+    tokens = torch.cat([context, generated], 1).reshape(2, -1, 2)
+    logits = model._part_logits(_teacher_forced_hidden(model, tokens), tokens)[:, 18:]
+    assert torch.equal(logits.argmax(-1), tokens[:, 18:])
+
+
+def test_rolling_parallel_frames_match_the_whole_clip_computed_at_once():
+    model = _tiny_transformer(relative_time=True)
+    hw = 9
+    context = torch.randint(0, 7, (2, 2, 3, 3, 2))
+    generated = model.generate(context, 5, temperature=0.0, parallel=True, steps=1)  # one round: the argmax
+    tokens = torch.cat([context, generated], 1).reshape(2, -1, 2)
+    for j in range(2, 7):
+        n = j * hw + 1  # the start token and every token before frame j, as inputs
+        seq = model._inputs(tokens[:, :n], 0) + model._previous(tokens, 0, n)
+        query = (model._embed_codes(torch.full((2, hw, 2), -1)) + model._positions(j * hw, hw)
+                 + model._previous(tokens, j * hw, hw) + model.parallel_flag)
+        x = torch.cat([seq, query], 1)
+        pos = torch.cat([model._span(0, n), model._span(j * hw, hw)])
+        allowed = torch.ones(n + hw, n + hw, dtype=torch.bool).tril()
+        allowed[n:] = True
+        for block, mask in zip(model.blocks, model._masks(pos, pos, allowed)):
+            x = block(x, mask=mask)
+        logits = model.parallel_head(model.parallel_ln(x[:, n:])).view(2, hw, 2, 7)
+        assert torch.equal(logits.argmax(-1), tokens[:, j * hw:(j + 1) * hw]), j
+
+
+def test_rolling_cache_holds_only_the_band():
+    from rocksynth.models.latent_transformer import _RollingDecoder
+
+    model = _tiny_transformer(relative_time=True)
+    decoder = _RollingDecoder(model, torch.randint(0, 7, (1, 3, 3, 3, 2)))
+    for i in range(12):
+        decoder.parallel(2, 1.0, None) if i % 2 else decoder.sequential(1.0, None)
+        # The band, and the next frame's first position (which a parallel frame runs ahead).
+        assert decoder.caches[0]["k"].shape[2] <= model.frames * model.frame_tokens + 1
 
 
 def test_procedural_splits_never_share_clips():

@@ -10,6 +10,15 @@ Sampling caches keys and values. A second, MaskGIT-style head fills a whole fram
 parallel steps: the tokens of the frame being generated attend to the cached past frames and
 bidirectionally to each other, masked ones carrying a [MASK] embedding. It is trained on the same
 batches with a small extra block (see `forward`).
+
+Time is told to the model in one of two ways:
+- absolute (`relative_time=False`): a learned embedding per frame of the window. A prediction
+  past the window slides it, so the cache is rebuilt for every new frame.
+- relative (`relative_time=True`): no time embedding; every attention layer adds a learned bias
+  per head and frame distance, and a token sees only the frames up to `frames - 1` back (a band).
+  Nothing then depends on where a frame lies in the clip, so the cache rolls: each new frame is
+  computed once, the oldest frame leaves the cache, and a prediction of any length costs the same
+  per frame.
 """
 
 import math
@@ -48,10 +57,10 @@ class _Block(nn.Module):
 
 class LatentVideoTransformer(nn.Module):
     def __init__(self, frames: int = 8, height: int = 8, width: int = 8, n_parts: int = 2, n_codes: int = 64,
-                 dim: int = 128, layers: int = 4, heads: int = 4, dropout: float = 0.0):
+                 dim: int = 128, layers: int = 4, heads: int = 4, dropout: float = 0.0, relative_time: bool = False):
         super().__init__()
         self.frames, self.height, self.width, self.n_parts, self.n_codes = frames, height, width, n_parts, n_codes
-        self.dim = dim
+        self.dim, self.relative_time = dim, relative_time
         self.code_embed = nn.ModuleList(nn.Embedding(n_codes, dim) for _ in range(n_parts))
         # The code at the same place one frame earlier, added to each position's input: a short
         # path for "what was here before" (still causal: it lies h*w positions back), so the model
@@ -59,7 +68,10 @@ class LatentVideoTransformer(nn.Module):
         self.prev_embed = nn.ModuleList(nn.Embedding(n_codes, dim) for _ in range(n_parts))
         self.mask_embed = nn.Parameter(torch.zeros(n_parts, dim))  # [MASK] per part
         self.start = nn.Parameter(torch.zeros(dim))
-        self.time_embed = nn.Parameter(torch.randn(frames, dim) * 0.02)
+        if relative_time:  # per block, head and frame distance 0 .. frames-1
+            self.time_bias = nn.Parameter(torch.zeros(layers, heads, frames))
+        else:
+            self.time_embed = nn.Parameter(torch.randn(frames, dim) * 0.02)
         self.space_embed = nn.Parameter(torch.randn(height * width, dim) * 0.02)
         self.parallel_flag = nn.Parameter(torch.zeros(dim))
         self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(layers))
@@ -77,8 +89,30 @@ class LatentVideoTransformer(nn.Module):
     # --- embeddings ---------------------------------------------------------------------------
     def _positions(self, start: int, count: int):
         """Position embeddings of raster positions start .. start+count-1 (within the window)."""
-        idx = torch.arange(start, start + count, device=self.time_embed.device)
+        idx = self._span(start, count)
+        if self.relative_time:
+            return self.space_embed[idx % self.frame_tokens]
         return self.time_embed[idx // self.frame_tokens] + self.space_embed[idx % self.frame_tokens]
+
+    def _span(self, start: int, count: int):
+        """Raster positions start .. start+count-1."""
+        return torch.arange(start, start + count, device=self.space_embed.device)
+
+    def _masks(self, q_pos, k_pos, allowed):
+        """Per block, the attention mask of queries at raster positions `q_pos` over keys at
+        `k_pos`, where `allowed` (bool, len(q_pos) x len(k_pos); None: causal) says which pairs
+        may attend. Absolute time: `allowed` itself. Relative time: an additive mask (1, heads,
+        queries, keys), the learned bias of the pair's frame distance, and -inf where not allowed
+        or beyond the band."""
+        if not self.relative_time:
+            return [allowed] * len(self.blocks)
+        if allowed is None:
+            allowed = q_pos[:, None] >= k_pos[None, :]
+        dist = q_pos[:, None] // self.frame_tokens - k_pos[None, :] // self.frame_tokens
+        allowed = allowed & (dist < self.frames)
+        bias = self.time_bias[:, :, dist.clamp(0, self.frames - 1)]  # (blocks, heads, queries, keys)
+        # With a batch axis of 1 the attention kernel broadcasts the mask fast; without it, not.
+        return list(bias.masked_fill(~allowed, float("-inf")).unsqueeze(1).unbind(0))
 
     def _embed_codes(self, codes):
         """codes (B, N, P) -> (B, N, D); entries < 0 mean [MASK] for that part."""
@@ -128,7 +162,7 @@ class LatentVideoTransformer(nn.Module):
         tokens = codes.reshape(b, t * self.frame_tokens, self.n_parts)
         n = tokens.shape[1]
         x = self._inputs(tokens, 0) + self._previous(tokens, 0, n)
-        mask = None
+        mask = None  # causal
         if parallel_frame is not None:
             j = parallel_frame
             fr = tokens[:, j * self.frame_tokens:(j + 1) * self.frame_tokens]
@@ -148,8 +182,12 @@ class LatentVideoTransformer(nn.Module):
             # Keys at positions <= j*hw hold the start token and the tokens of frames < j.
             mask[n:, :j * self.frame_tokens + 1] = True
             mask[n:, n:] = True
-        for block in self.blocks:
-            x = block(x, mask=mask, causal=mask is None)
+        pos = self._span(0, n)
+        if parallel_frame is not None:  # the parallel block's tokens lie in frame j
+            pos = torch.cat([pos, self._span(parallel_frame * self.frame_tokens, self.frame_tokens)])
+        masks = self._masks(pos, pos, mask)
+        for block, m in zip(self.blocks, masks):
+            x = block(x, mask=m, causal=m is None)
         seq_logits = self._part_logits(x[:, :n], tokens)
         nll = F.cross_entropy(seq_logits.reshape(-1, self.n_codes), tokens.reshape(-1), reduction="none").view(b, n, self.n_parts)
         par_nll = None
@@ -161,9 +199,11 @@ class LatentVideoTransformer(nn.Module):
         return nll, par_nll
 
     # --- sampling -----------------------------------------------------------------------------
-    def _run(self, x, caches, store=True, mask=None):
-        for block, cache in zip(self.blocks, caches):
-            x = block(x, mask=mask, cache=cache, store=store)
+    def _run(self, x, caches, store=True, mask=None, masks=None):
+        """Run the blocks over x with their caches; `mask` is shared by all blocks, `masks` (one
+        per block, from `_masks`) replaces it."""
+        for block, cache, m in zip(self.blocks, caches, masks or [mask] * len(self.blocks)):
+            x = block(x, mask=m, cache=cache, store=store)
         return x
 
     def _prime(self, context):
@@ -220,28 +260,42 @@ class LatentVideoTransformer(nn.Module):
         frame = torch.full((b, n_tok, self.n_parts), -1, dtype=torch.long, device=context.device)
         pos = self._positions(t0 * n_tok, n_tok) + self._previous(prefix, t0 * n_tok, n_tok) + self.parallel_flag
         for step in range(steps):
-            masked = frame[..., 0] < 0  # (B, N): a position's parts are masked together, as in training
             h = self._run(self._embed_codes(frame) + pos, caches, store=False)
-            logits = self.parallel_head(self.parallel_ln(h)).view(b, n_tok, self.n_parts, self.n_codes)
-            sampled = _sample(logits, temperature, generator)
-            logp = torch.log_softmax(logits, -1).gather(-1, sampled.unsqueeze(-1)).squeeze(-1).sum(-1)
-            confidence = torch.where(masked, logp, torch.full_like(logp, math.inf))
-            n_masked_after = math.floor(n_tok * math.cos(math.pi / 2 * (step + 1) / steps))
-            keep_masked = torch.zeros_like(masked)
-            if n_masked_after > 0:
-                # Randomness in the choice (as MaskGIT's temperature-annealed noise) avoids freezing
-                # the first guesses in a fixed spatial pattern.
-                uniform = _uniform(confidence, generator).clamp(1e-9, 1 - 1e-9)
-                score = confidence - torch.log(-torch.log(uniform)) * temperature * (1 - (step + 1) / steps)
-                keep_masked.scatter_(1, score.argsort(1)[:, :n_masked_after], True)
-            fill = masked & ~keep_masked
-            frame = torch.where(fill.unsqueeze(-1), sampled, frame)
+            frame = self._parallel_round(h, frame, step, steps, temperature, generator)
         return frame.view(b, self.height, self.width, self.n_parts)
 
+    def _parallel_round(self, h, frame, step: int, steps: int, temperature, generator):
+        """One MaskGIT round: from the hidden states h (B, N, D) of the frame's tokens, sample
+        every masked code of `frame` (B, N, P; -1 = masked), keep the most confident (cosine
+        schedule) and re-mask the rest."""
+        b, n_tok = frame.shape[:2]
+        masked = frame[..., 0] < 0  # (B, N): a position's parts are masked together, as in training
+        logits = self.parallel_head(self.parallel_ln(h)).view(b, n_tok, self.n_parts, self.n_codes)
+        sampled = _sample(logits, temperature, generator)
+        logp = torch.log_softmax(logits, -1).gather(-1, sampled.unsqueeze(-1)).squeeze(-1).sum(-1)
+        confidence = torch.where(masked, logp, torch.full_like(logp, math.inf))
+        n_masked_after = math.floor(n_tok * math.cos(math.pi / 2 * (step + 1) / steps))
+        keep_masked = torch.zeros_like(masked)
+        if n_masked_after > 0:
+            # Randomness in the choice (as MaskGIT's temperature-annealed noise) avoids freezing
+            # the first guesses in a fixed spatial pattern.
+            uniform = _uniform(confidence, generator).clamp(1e-9, 1 - 1e-9)
+            score = confidence - torch.log(-torch.log(uniform)) * temperature * (1 - (step + 1) / steps)
+            keep_masked.scatter_(1, score.argsort(1)[:, :n_masked_after], True)
+        fill = masked & ~keep_masked
+        return torch.where(fill.unsqueeze(-1), sampled, frame)
+
     @torch.no_grad()
-    def generate(self, context, n_frames, temperature=1.0, parallel=False, steps=8, generator=None):
-        """Continue `context` (B, t0, h, w, P) by `n_frames` frames; when the clip outgrows the
-        model's window the oldest frames are dropped (sliding window)."""
+    def stream(self, context, n_frames, temperature=1.0, parallel=False, steps=8, generator=None):
+        """Yield the `n_frames` frames (B, h, w, P) that continue `context` (B, t0, h, w, P), one
+        by one. Absolute time: each frame from a window of the last `frames - 1` frames, the cache
+        rebuilt each time. Relative time: the cache rolls (see the module docstring)."""
+        if self.relative_time:
+            decoder = _RollingDecoder(self, context)
+            for _ in range(n_frames):
+                yield (decoder.parallel(steps, temperature, generator) if parallel
+                       else decoder.sequential(temperature, generator))
+            return
         frames = [context[:, i] for i in range(context.shape[1])]
         for _ in range(n_frames):
             window = torch.stack(frames[-(self.frames - 1):], 1)
@@ -250,7 +304,111 @@ class LatentVideoTransformer(nn.Module):
             else:
                 nxt = self.generate_frame_sequential(window, temperature, generator)
             frames.append(nxt)
-        return torch.stack(frames[context.shape[1]:], 1)
+            yield nxt
+
+    @torch.no_grad()
+    def generate(self, context, n_frames, temperature=1.0, parallel=False, steps=8, generator=None):
+        """The `n_frames` frames (B, n_frames, h, w, P) that continue `context` (B, t0, h, w, P)."""
+        return torch.stack(list(self.stream(context, n_frames, temperature, parallel, steps, generator)), 1)
+
+
+class _RollingDecoder:
+    """Decoding state of a relative-time model: per block the keys and values of raster
+    positions `first` .. `end - 1`, and every token known so far (context and generated).
+
+    Between frames, every known token's position has been run; the first position of the next
+    frame (its input is the last known token) may have been run as well (`end`), and `last` is
+    the hidden state of the last position run."""
+
+    def __init__(self, model: LatentVideoTransformer, context):
+        self.model = model
+        b, t0 = context.shape[:2]
+        self.known = context.reshape(b, t0 * model.frame_tokens, model.n_parts)
+        self.caches = [dict() for _ in model.blocks]
+        self.first = self.end = 0
+        self.memo = {}
+        # Positions 0 .. t0*hw - 1: the start token, then every context token but the last.
+        self._run(self.known[:, :-1], 0)
+
+    def _run(self, inputs, start: int):
+        """Run raster positions start .. start+N-1 whose inputs are the tokens `inputs` (B, N, P)
+        (shifted: the input at position p is token p-1; at position 0 the start token), causally
+        over the cache, and store their keys and values. Returns the hidden states (B, N, D)."""
+        m = self.model
+        n = inputs.shape[1] + (start == 0)
+        x = m._inputs(torch.cat([inputs, inputs[:, :1]], 1) if start == 0 else inputs, start)
+        x = x + m._previous(self.known, start, n)
+        h = m._run(x, self.caches, masks=self._masks(start, n, start + n))
+        self.end, self.last = start + n, h[:, -1:]
+        return h
+
+    def _masks(self, q_start: int, q_count: int, k_end: int, pairs: str = "causal"):
+        """Masks of queries at raster positions q_start .. q_start+q_count-1 over the cached keys
+        `first` .. k_end-1. `pairs`: 'causal'; 'all' (every pair allowed: a row that single
+        queries of one frame slice); 'block' (all cached keys plus the queries' own block, every
+        pair allowed: a parallel round). `first` is a whole frame, so the masks depend only on
+        the positions relative to it, and repeat from frame to frame once the band is full."""
+        key = (q_start - self.first, q_count, k_end - self.first, pairs)
+        if key not in self.memo:
+            m = self.model
+            q, k = m._span(q_start, q_count), m._span(self.first, k_end - self.first)
+            if pairs == "block":
+                k = torch.cat([k, q])
+            allowed = None if pairs == "causal" else torch.ones(len(q), len(k), dtype=torch.bool, device=k.device)
+            self.memo[key] = m._masks(q, k, allowed)
+        return self.memo[key]
+
+    def _enter(self):
+        """Start the next frame: drop the frames out of its band, run its first position unless
+        done; returns that position's hidden state (which predicts the frame's first token)."""
+        m, hw = self.model, self.model.frame_tokens
+        start = self.known.shape[1]
+        keep = max(0, (start // hw - m.frames + 1) * hw)
+        if keep > self.first:
+            for cache in self.caches:
+                cache["k"], cache["v"] = cache["k"][:, :, keep - self.first:], cache["v"][:, :, keep - self.first:]
+            self.first = keep
+        if self.end == start:
+            self._run(self.known[:, -1:], start)
+        return self.last
+
+    def sequential(self, temperature, generator):
+        """The next frame (B, h, w, P), code by code."""
+        m, hw = self.model, self.model.frame_tokens
+        start = self.known.shape[1]
+        h = self._enter()
+        # Every query of this frame lies in the same frame: one bias row serves all of them.
+        row = self._masks(start, 1, start + hw, "all")
+        out = []
+        for i in range(hw):
+            tok = m._sample_parts(h, temperature, generator)
+            out.append(tok)
+            self.known = torch.cat([self.known, tok], 1)
+            if i + 1 < hw:
+                p = start + i + 1
+                x = m._embed_codes(tok) + m._positions(p, 1) + m._previous(self.known, p, 1)
+                h = m._run(x, self.caches, masks=[r[..., :p + 1 - self.first] for r in row])
+                self.end, self.last = p + 1, h
+        return torch.cat(out, 1).view(-1, m.height, m.width, m.n_parts)
+
+    def parallel(self, steps, temperature, generator):
+        """The next frame (B, h, w, P) in `steps` MaskGIT rounds over the cached past (see
+        `LatentVideoTransformer.generate_frame_parallel`), then committed to the cache."""
+        m, hw = self.model, self.model.frame_tokens
+        start = self.known.shape[1]
+        self._enter()
+        b = self.known.shape[0]
+        masks = self._masks(start, hw, self.end, "block")
+        query = m._positions(start, hw) + m._previous(self.known, start, hw) + m.parallel_flag
+        frame = torch.full((b, hw, m.n_parts), -1, dtype=torch.long, device=self.known.device)
+        for step in range(steps):
+            h = m._run(m._embed_codes(frame) + query, self.caches, store=False, masks=masks)
+            frame = m._parallel_round(h, frame, step, steps, temperature, generator)
+        self.known = torch.cat([self.known, frame], 1)
+        # The frame's sequential keys, as teacher forcing gives them, and in the same call the
+        # next frame's first position (one call fewer per frame).
+        self._run(frame, start + 1)
+        return frame.view(b, m.height, m.width, m.n_parts)
 
 
 def _generator_device(generator, like: torch.Tensor) -> torch.device:

@@ -71,16 +71,11 @@ def predict_frames(vqvae, transformer, context: np.ndarray, n_frames: int, tempe
     codes = vqvae.encode(torch.from_numpy(context).to(device))  # (t0, h, w, P)
     window = codes.unsqueeze(0).expand(samples, *codes.shape)
     predicted = []
-    with progress_bar(n_frames, "predict frames") as bar:
-        frames = [window[:, i] for i in range(window.shape[1])]
-        for _ in range(n_frames):
-            # One frame at a time so the progress bar moves; `generate` slides the window the same way.
-            ctx = torch.stack(frames[-(transformer.frames - 1):], 1)
-            with mixed_precision(device):
-                nxt = transformer.generate(ctx, 1, temperature=temperature, parallel=parallel, steps=steps,
-                                           generator=generator)[:, 0]
-                predicted.append(vqvae.decode(nxt))
-            frames.append(nxt)
+    with progress_bar(n_frames, "predict frames") as bar, mixed_precision(device):
+        # Frame by frame, so the progress bar moves.
+        for nxt in transformer.stream(window, n_frames, temperature=temperature,
+                                      parallel=parallel, steps=steps, generator=generator):
+            predicted.append(vqvae.decode(nxt))
             bar.advance(1)
     return to_numpy(torch.stack(predicted, 1))
 

@@ -367,7 +367,8 @@ class _TransformerTask(ClipTask):
         else:
             latent = self.frame["size"] // self.vqvae.factor
             self.tr_config = dict(frames=frames, height=latent, width=latent, n_parts=self.vq_config["n_parts"],
-                                  n_codes=self.vq_config["n_codes"], dim=dim, layers=layers, heads=heads)
+                                  n_codes=self.vq_config["n_codes"], dim=dim, layers=layers, heads=heads,
+                                  relative_time=True)
         self.data, self.iters, self.batch, self.parallel_weight = list(data), iters, batch, parallel_weight
         self.frames = self.tr_config["frames"]
         self.frame["clip_frames"] = self.frames
