@@ -153,15 +153,28 @@ def test_rolling_parallel_frames_match_the_whole_clip_computed_at_once():
         assert torch.equal(logits.argmax(-1), tokens[:, j * hw:(j + 1) * hw]), j
 
 
-def test_rolling_cache_holds_only_the_band():
+def test_rolling_cache_mixes_parallel_and_greedy_frames_exactly_and_holds_only_the_band():
+    # A parallel frame leaves its own keys to be computed with the next frame: a greedy frame after
+    # it must still be what teacher forcing on the whole clip gives.
     from rocksynth.models.latent_transformer import _RollingDecoder
 
     model = _tiny_transformer(relative_time=True)
-    decoder = _RollingDecoder(model, torch.randint(0, 7, (1, 3, 3, 3, 2)))
-    for i in range(12):
-        decoder.parallel(2, 1.0, None) if i % 2 else decoder.sequential(1.0, None)
-        # The band, and the next frame's first position (which a parallel frame runs ahead).
-        assert decoder.caches[0]["k"].shape[2] <= model.frames * model.frame_tokens + 1
+    hw = model.frame_tokens
+    decoder = _RollingDecoder(model, torch.randint(0, 7, (2, 3, 3, 3, 2)))
+    generator = torch.Generator().manual_seed(5)
+    greedy = []
+    with torch.no_grad():
+        for i in range(10):
+            if i % 2:
+                greedy.append(decoder.known.shape[1])
+                decoder.sequential(0.0, generator)
+            else:
+                decoder.parallel(2, 1.0, generator)
+            assert decoder.caches[0]["k"].shape[2] <= model.frames * hw  # the band
+        tokens = decoder.known
+        argmax = model._part_logits(_teacher_forced_hidden(model, tokens), tokens).argmax(-1)
+    for start in greedy:
+        assert torch.equal(argmax[:, start:start + hw], tokens[:, start:start + hw])
 
 
 def test_procedural_splits_never_share_clips():

@@ -316,9 +316,9 @@ class _RollingDecoder:
     """Decoding state of a relative-time model: per block the keys and values of raster
     positions `first` .. `end - 1`, and every token known so far (context and generated).
 
-    Between frames, every known token's position has been run; the first position of the next
-    frame (its input is the last known token) may have been run as well (`end`), and `last` is
-    the hidden state of the last position run."""
+    The positions `end` .. up to the next frame's first one (whose input is the last known token)
+    are pending: they are run at the start of the next frame, in the same call as a parallel
+    round's first step when the next frame is decoded in parallel (one call per frame fewer)."""
 
     def __init__(self, model: LatentVideoTransformer, context):
         self.model = model
@@ -328,57 +328,73 @@ class _RollingDecoder:
         self.first = self.end = 0
         self.memo = {}
         # Positions 0 .. t0*hw - 1: the start token, then every context token but the last.
-        self._run(self.known[:, :-1], 0)
+        self._run(self._inputs(0, t0 * model.frame_tokens), self._masks(0, t0 * model.frame_tokens, 0))
 
-    def _run(self, inputs, start: int):
-        """Run raster positions start .. start+N-1 whose inputs are the tokens `inputs` (B, N, P)
-        (shifted: the input at position p is token p-1; at position 0 the start token), causally
-        over the cache, and store their keys and values. Returns the hidden states (B, N, D)."""
+    def _inputs(self, start: int, count: int):
+        """Inputs (B, count, D) of raster positions start .. start+count-1: the known token before
+        each (at position 0 the start token), its place and the code one frame earlier."""
         m = self.model
-        n = inputs.shape[1] + (start == 0)
-        x = m._inputs(torch.cat([inputs, inputs[:, :1]], 1) if start == 0 else inputs, start)
-        x = x + m._previous(self.known, start, n)
-        h = m._run(x, self.caches, masks=self._masks(start, n, start + n))
-        self.end, self.last = start + n, h[:, -1:]
+        tokens = self.known[:, max(start - 1, 0):start + count - 1]
+        x = m._inputs(torch.cat([tokens, tokens[:, :1]], 1) if start == 0 else tokens, start)
+        return x + m._previous(self.known, start, count)
+
+    def _run(self, x, masks, queries: int = 0):
+        """Run positions `end` .. (x's length less `queries`) with inputs x, storing their keys and
+        values; the last `queries` rows of x are a parallel round's block, run in the same call
+        and not stored. Returns the hidden states."""
+        m = self.model
+        h = m._run(x, self.caches, masks=masks)
+        n = x.shape[1] - queries
+        if queries:
+            for cache in self.caches:
+                cache["k"], cache["v"] = cache["k"][:, :, :-queries], cache["v"][:, :, :-queries]
+        self.end += n
         return h
 
-    def _masks(self, q_start: int, q_count: int, k_end: int, pairs: str = "causal"):
-        """Masks of queries at raster positions q_start .. q_start+q_count-1 over the cached keys
-        `first` .. k_end-1. `pairs`: 'causal'; 'all' (every pair allowed: a row that single
-        queries of one frame slice); 'block' (all cached keys plus the queries' own block, every
-        pair allowed: a parallel round). `first` is a whole frame, so the masks depend only on
-        the positions relative to it, and repeat from frame to frame once the band is full."""
-        key = (q_start - self.first, q_count, k_end - self.first, pairs)
+    def _masks(self, q_start: int, q_count: int, block: int = 0, pairs: str = "causal"):
+        """Masks of the queries at raster positions q_start .. q_start+q_count-1, causal over the
+        cached keys `first` .. and themselves; `block` more queries (a parallel round at the
+        frame starting at q_start + q_count - 1) see all of those and each other. `pairs='all'`:
+        every pair allowed (a row that one frame's single queries slice). `first` is a whole
+        frame, so the masks depend only on positions relative to it, and repeat from frame to
+        frame once the band is full."""
+        key = (q_start - self.first, q_count, block, pairs)
         if key not in self.memo:
             m = self.model
-            q, k = m._span(q_start, q_count), m._span(self.first, k_end - self.first)
-            if pairs == "block":
-                k = torch.cat([k, q])
-            allowed = None if pairs == "causal" else torch.ones(len(q), len(k), dtype=torch.bool, device=k.device)
+            q = m._span(q_start, q_count)
+            k = m._span(self.first, q_start + q_count - self.first)
+            allowed = None
+            if pairs == "all":
+                allowed = torch.ones(len(q), len(k), dtype=torch.bool, device=k.device)
+            if block:
+                frame = m._span(q_start + q_count - 1, block)
+                causal = q[:, None] >= k[None, :]
+                allowed = torch.ones(q_count + block, len(k) + block, dtype=torch.bool, device=k.device)
+                allowed[:q_count] = torch.cat([causal, causal.new_zeros(q_count, block)], 1)
+                q, k = torch.cat([q, frame]), torch.cat([k, frame])
             self.memo[key] = m._masks(q, k, allowed)
         return self.memo[key]
 
-    def _enter(self):
-        """Start the next frame: drop the frames out of its band, run its first position unless
-        done; returns that position's hidden state (which predicts the frame's first token)."""
+    def _trim(self):
+        """Drop from the cache the frames out of the band of the first pending position (the
+        earliest query to come)."""
         m, hw = self.model, self.model.frame_tokens
-        start = self.known.shape[1]
-        keep = max(0, (start // hw - m.frames + 1) * hw)
+        keep = max(0, (self.end // hw - m.frames + 1) * hw)
         if keep > self.first:
             for cache in self.caches:
                 cache["k"], cache["v"] = cache["k"][:, :, keep - self.first:], cache["v"][:, :, keep - self.first:]
             self.first = keep
-        if self.end == start:
-            self._run(self.known[:, -1:], start)
-        return self.last
 
     def sequential(self, temperature, generator):
         """The next frame (B, h, w, P), code by code."""
         m, hw = self.model, self.model.frame_tokens
         start = self.known.shape[1]
-        h = self._enter()
+        self._trim()
+        pending = start + 1 - self.end  # up to the frame's first position
+        h = self._run(self._inputs(self.end, pending), self._masks(self.end, pending))[:, -1:]
+        self._trim()  # the pending positions of the frame before may have needed one frame more
         # Every query of this frame lies in the same frame: one bias row serves all of them.
-        row = self._masks(start, 1, start + hw, "all")
+        row = self._masks(start, hw, pairs="all")
         out = []
         for i in range(hw):
             tok = m._sample_parts(h, temperature, generator)
@@ -386,28 +402,30 @@ class _RollingDecoder:
             self.known = torch.cat([self.known, tok], 1)
             if i + 1 < hw:
                 p = start + i + 1
-                x = m._embed_codes(tok) + m._positions(p, 1) + m._previous(self.known, p, 1)
-                h = m._run(x, self.caches, masks=[r[..., :p + 1 - self.first] for r in row])
-                self.end, self.last = p + 1, h
+                h = self._run(self._inputs(p, 1), [r[..., i + 1:i + 2, :p + 1 - self.first] for r in row])
         return torch.cat(out, 1).view(-1, m.height, m.width, m.n_parts)
 
     def parallel(self, steps, temperature, generator):
         """The next frame (B, h, w, P) in `steps` MaskGIT rounds over the cached past (see
-        `LatentVideoTransformer.generate_frame_parallel`), then committed to the cache."""
+        `LatentVideoTransformer.generate_frame_parallel`). The pending positions run in the
+        first round's call; the frame's own keys are left pending for the next frame."""
         m, hw = self.model, self.model.frame_tokens
         start = self.known.shape[1]
-        self._enter()
+        self._trim()
         b = self.known.shape[0]
-        masks = self._masks(start, hw, self.end, "block")
+        pending = start + 1 - self.end
         query = m._positions(start, hw) + m._previous(self.known, start, hw) + m.parallel_flag
         frame = torch.full((b, hw, m.n_parts), -1, dtype=torch.long, device=self.known.device)
+        first_masks = self._masks(self.end, pending, block=hw)
+        x = torch.cat([self._inputs(self.end, pending), m._embed_codes(frame) + query], 1)
+        h = self._run(x, first_masks, queries=hw)[:, pending:]
+        self._trim()
+        masks = self._masks(start + 1, 0, block=hw)
         for step in range(steps):
-            h = m._run(m._embed_codes(frame) + query, self.caches, store=False, masks=masks)
+            if step:
+                h = m._run(m._embed_codes(frame) + query, self.caches, store=False, masks=masks)
             frame = m._parallel_round(h, frame, step, steps, temperature, generator)
         self.known = torch.cat([self.known, frame], 1)
-        # The frame's sequential keys, as teacher forcing gives them, and in the same call the
-        # next frame's first position (one call fewer per frame).
-        self._run(frame, start + 1)
         return frame.view(b, m.height, m.width, m.n_parts)
 
 
