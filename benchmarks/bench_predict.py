@@ -302,33 +302,25 @@ def draw_strip(path, clips, context, predict):
     plt.close(fig)
 
 
-def curve_figure(path, csvs):
-    """PNG of the learning curves: `csvs` maps a label to a (vqvae CSV, transformer CSV) pair."""
-    import csv
-
+def curve_figure(path, model):
+    """PNG of a latent transformer's learning curve, from the curve its checkpoint carries:
+    held-out bits/dim, and the PSNR of greedily predicted frames beside repeat-last."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def read(p):
-        with open(p) as handle:
-            rows = list(csv.DictReader(handle))
-        return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for label, (vq_csv, tr_csv) in csvs.items():
-        vq, tr = read(vq_csv), read(tr_csv)
-        axes[0].plot(vq["iteration"], vq["heldout_psnr"], label=label)
-        axes[1].plot(tr["iteration"], tr["heldout_bpd"], label=label)
-        axes[2].plot(tr["iteration"], tr["heldout_psnr_pred"], label=f"{label}: model (greedy)")
-        axes[2].plot(tr["iteration"], tr["heldout_psnr_repeat_last"], "--", label=f"{label}: repeat last")
-    axes[0].set(xlabel="VQ-VAE iteration", ylabel="held-out reconstruction PSNR (dB)")
-    axes[1].set(xlabel="transformer iteration", ylabel="held-out bits/dim")
-    axes[2].set(xlabel="transformer iteration", ylabel="held-out predicted-frame PSNR (dB)")
+    rows = load_predictor(model)[2]["meta"]["curve"]
+    curve = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    axes[0].plot(curve["iteration"], curve["heldout_bpd"])
+    axes[1].plot(curve["iteration"], curve["heldout_psnr_pred"], label="model (greedy)")
+    axes[1].plot(curve["iteration"], curve["heldout_psnr_repeat_last"], "--", label="repeat last")
+    axes[0].set(xlabel="transformer iteration", ylabel="held-out bits/dim")
+    axes[1].set(xlabel="transformer iteration", ylabel="held-out predicted-frame PSNR (dB)")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -350,11 +342,11 @@ def main():
                         help="held-out set for --predictor (rocks: 64x64 crops of the held-out last quarter of x)")
     parser.add_argument("--size", type=int, default=64, help="frame side of the held-out clips of a frame predictor (--predictor, or a predictor as --rocks-model)")
     parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--strips", help="write docs figures predict_{shapes,rocks}_strip.png into this folder "
-                                         "(with --predictor: predict_SET_strip.png)")
-    parser.add_argument("--curves", nargs="+", metavar="PREFIX",
-                        help="with --strips: also plot the latent transformers' learning curves "
-                             "PREFIX_vq.vqvae.csv / PREFIX.transformer.csv (shapes, then rocks if it is one)")
+    parser.add_argument("--strips", help="write docs figures predict_{shapes,rocks}_strip.png into this folder (the rocks "
+                                         "one if --rocks-model is a transformer; with --predictor: predict_SET_strip.png)")
+    parser.add_argument("--curves", action="store_true",
+                        help="with --strips: also plot the shapes transformer's learning curve (predict_curves.png), "
+                             "from its checkpoint")
     args = parser.parse_args()
     steps = [int(k) for k in args.steps.split(",")]
     torch.set_num_threads(args.threads)
@@ -365,15 +357,10 @@ def main():
     if args.strips:
         folder = Path(args.strips)
         strip_figure(folder / "predict_shapes_strip.png", args.shapes_model, "moving", args.context, args.predict)
-        if is_predictor(args.rocks_model):
-            predictor_strip(folder / "predict_rocks_strip.png", args.rocks_model, "rocks", args.context, args.predict,
-                            size=args.size)
-        else:
+        if not is_predictor(args.rocks_model):  # a frame predictor's strip: --predictor ROCKS --set rocks
             strip_figure(folder / "predict_rocks_strip.png", args.rocks_model, "rocks", args.context, args.predict)
         if args.curves:
-            curve_figure(folder / "predict_curves.png",
-                         {name: (f"{prefix}_vq.vqvae.csv", f"{prefix}.transformer.csv")
-                          for name, prefix in zip(("shapes", "rocks"), args.curves)})
+            curve_figure(folder / "predict_curves.png", args.shapes_model)
         return
     runs = []
     if args.predictor:
