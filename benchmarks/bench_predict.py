@@ -157,9 +157,15 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
 
         scene = to_tensor(scenes_backgrounds(n_clips, context + n_pred, size, "heldout", HELDOUT_START)).numpy()[:, context:]
         counts = object_counts(truth, scene)
-        objects = {"repeat last": same_count(object_counts(np.repeat(x[:, context - 1:context], n_pred, 1), scene), counts),
-                   "frame predictor": same_count(object_counts(pred, scene), counts),
-                   "frame predictor, network alone": same_count(object_counts(alone, scene), counts)}
+        predicted_counts = {"repeat last": object_counts(np.repeat(x[:, context - 1:context], n_pred, 1), scene),
+                            "frame predictor": object_counts(pred, scene),
+                            "frame predictor, network alone": object_counts(alone, scene)}
+        objects = {}
+        for method, found in predicted_counts.items():
+            objects[method] = same_count(found, counts)
+            # Which way the count is wrong: objects lost (merged, faded) or invented (split, ghosts).
+            objects[f"{method}: fewer than the truth"] = list((found < counts).mean(0))
+            objects[f"{method}: more than the truth"] = list((found > counts).mean(0))
     porosity = None
     if kind == "rocks":  # binary slices, 1 = pore: `predict` makes the prediction binary as here
         from rocksynth.pipelines.predict import binarize_keeping_porosity
@@ -218,7 +224,7 @@ def report(r):
         print(f"| {method} | {np.mean(p):.2f} | {np.mean(s):.3f} | {' '.join(f'{v:.1f}' for v in p)} | "
               f"{' '.join(f'{v:.2f}' for v in s)} |")
     if r.get("objects"):
-        step_table("objects counted as in the truth (fraction of clips), per step:", r["objects"], steps, 2)
+        step_table("objects counted as in the truth, and fewer or more than the truth (fraction of clips), per step:", r["objects"], steps, 2)
     if r.get("porosity"):
         step_table("porosity of the slices, mean over clips, and its mean error per clip:", r["porosity"], steps, 3)
     speed = r["frames_per_s"]
