@@ -151,7 +151,7 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
     alone = np.concatenate([model.rollout(torch.from_numpy(c), n_pred).numpy() for c in chunks])
     results["frame predictor"] = per_step(pred, truth)
     results["frame predictor, network alone (--no-fallback)"] = per_step(alone, truth)
-    objects = None
+    objects = absent = None
     if kind == "scenes":  # objects told from the scene by its background, drawn with the same seeds
         from rocksynth.data.videos import scenes_backgrounds
 
@@ -166,6 +166,7 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
             # Which way the count is wrong: objects lost (merged, faded) or invented (split, ghosts).
             objects[f"{method}: fewer than the truth"] = list((found < counts).mean(0))
             objects[f"{method}: more than the truth"] = list((found > counts).mean(0))
+        absent = absent_objects(pred, truth, scene)
     porosity = None
     if kind == "rocks":  # binary slices, 1 = pore: `predict` makes the prediction binary as here
         from rocksynth.pipelines.predict import binarize_keeping_porosity
@@ -183,7 +184,8 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
             porosity[f"{method}: mean abs. error per clip"] = list(np.abs(predicted - true_porosity).mean(0))
     return {"name": f"{kind}: frame predictor {Path(checkpoint).name}", "frame": size, "clips": n_clips,
             "context": context, "predicted": n_pred, "bits_per_dim": None, "results": results,
-            "frames_per_s": {"batched": n_clips * n_pred / seconds}, "objects": objects, "porosity": porosity}
+            "frames_per_s": {"batched": n_clips * n_pred / seconds}, "objects": objects, "absent_objects": absent,
+            "porosity": porosity}
 
 
 @torch.no_grad()
@@ -207,6 +209,31 @@ def object_counts(frames, backgrounds, tolerance=0.1, min_pixels=4):
     return counts
 
 
+def absent_objects(pred, truth, backgrounds, steps=(1, 5), tolerance=0.1, min_pixels=4):
+    """For the true objects (as `object_counts` finds them) at the given steps: how many the
+    prediction does not show where they are (fewer than `min_pixels` of their pixels differ from
+    the background by more than `tolerance`), and the median contrast and size of those absent
+    and of those shown."""
+    from scipy import ndimage
+
+    rows = {}
+    for step in steps:
+        shown, absent = [], []
+        for p, t, b in zip(pred[:, step - 1], truth[:, step - 1], backgrounds[:, step - 1]):
+            contrast = np.abs(t - b).max(0)
+            labels, n = ndimage.label(contrast > tolerance, structure=np.ones((3, 3)))
+            seen = np.abs(p - b).max(0) > tolerance
+            for region in (labels == k for k in range(1, n + 1)):
+                if region.sum() >= min_pixels:
+                    (shown if seen[region].sum() >= min_pixels else absent).append((contrast[region].mean(), region.sum()))
+        rows[step] = {"objects": len(shown) + len(absent), "absent": len(absent),
+                      "absent_contrast": float(np.median([c for c, _ in absent])) if absent else None,
+                      "absent_pixels": float(np.median([s for _, s in absent])) if absent else None,
+                      "shown_contrast": float(np.median([c for c, _ in shown])) if shown else None,
+                      "shown_pixels": float(np.median([s for _, s in shown])) if shown else None}
+    return rows
+
+
 def same_count(counts, truth):
     """Per predicted step, the fraction of clips whose object count equals the truth's."""
     return list((counts == truth).mean(0))
@@ -225,6 +252,13 @@ def report(r):
               f"{' '.join(f'{v:.2f}' for v in s)} |")
     if r.get("objects"):
         step_table("objects counted as in the truth, and fewer or more than the truth (fraction of clips), per step:", r["objects"], steps, 2)
+    for step, row in (r.get("absent_objects") or {}).items():
+        if not row["absent"] or row["absent"] == row["objects"]:
+            print(f"step {step}: {row['absent']} of {row['objects']} true objects absent from the output where they are")
+            continue
+        print(f"step {step}: {row['absent']} of {row['objects']} true objects absent from the output where they are; "
+              f"median contrast {row['absent_contrast']:.3f} and size {row['absent_pixels']:.0f} px of those, against "
+              f"{row['shown_contrast']:.3f} and {row['shown_pixels']:.0f} px of those shown")
     if r.get("porosity"):
         step_table("porosity of the slices, mean over clips, and its mean error per clip:", r["porosity"], steps, 3)
     speed = r["frames_per_s"]
