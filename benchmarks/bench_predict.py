@@ -112,7 +112,7 @@ def bench(name, model, kind, n_clips, context, n_pred, samples, seed, steps=(1, 
     decoders = {"sequential": dict(parallel=False)}
     decoders.update({f"parallel ({k} steps)": dict(parallel=True, steps=k) for k in steps})
     speed, decoding = dict.fromkeys(decoders, 0.0), dict.fromkeys(decoders, 0.0)
-    codes = encode_clips(vqvae, clips[:2, :context]).long()
+    context_codes = encode_clips(vqvae, clips[:2, :context]).long()
     for _ in range(3):
         for mode, opts in decoders.items():
             start = time.perf_counter()
@@ -121,7 +121,7 @@ def bench(name, model, kind, n_clips, context, n_pred, samples, seed, steps=(1, 
             speed[mode] = max(speed[mode], 2 * n_pred / (time.perf_counter() - start))
             start = time.perf_counter()
             for i in range(2):
-                transformer.generate(codes[i:i + 1], n_pred, generator=torch.Generator().manual_seed(i), **opts)
+                transformer.generate(context_codes[i:i + 1], n_pred, generator=torch.Generator().manual_seed(i), **opts)
             decoding[mode] = max(decoding[mode], 2 * n_pred / (time.perf_counter() - start))
     sequential = float(np.mean(results["model sequential T=1"][0]))
     versus = [{"steps": k, "speedup": decoding[f"parallel ({k} steps)"] / decoding["sequential"],
@@ -195,37 +195,39 @@ def rollout_with_gain(model, context: torch.Tensor, n_pred: int) -> np.ndarray:
     return model.rollout(context, n_pred, gain=model.context_gain(context)).numpy()
 
 
-def object_counts(frames, backgrounds, tolerance=0.1, min_pixels=4):
-    """Objects in each frame (n, P, C, s, s): 8-connected components of at least `min_pixels`
-    pixels that differ from the scene's background by more than `tolerance` in some channel.
-    Objects that overlap count as one, in the truth as in a prediction."""
+def object_regions(frame, background, tolerance=0.1, min_pixels=4):
+    """The objects of one frame (C, s, s): boolean masks of its 8-connected components of at
+    least `min_pixels` pixels that differ from the scene's background by more than `tolerance` in
+    some channel. Objects that overlap are one region."""
     from scipy import ndimage
 
-    mask = (np.abs(frames - backgrounds) > tolerance).any(2)
-    counts = np.zeros(mask.shape[:2], dtype=int)
-    for index in np.ndindex(*mask.shape[:2]):
-        labels, n = ndimage.label(mask[index], structure=np.ones((3, 3)))
-        counts[index] = int((np.bincount(labels.ravel())[1:] >= min_pixels).sum()) if n else 0
+    labels, n = ndimage.label((np.abs(frame - background) > tolerance).any(0), structure=np.ones((3, 3)))
+    sizes = np.bincount(labels.ravel())
+    return [labels == k for k in range(1, n + 1) if sizes[k] >= min_pixels]
+
+
+def object_counts(frames, backgrounds, tolerance=0.1, min_pixels=4):
+    """Objects (`object_regions`) in each frame of clips (n, P, C, s, s), counted the same way in
+    the truth and in a prediction."""
+    counts = np.zeros(frames.shape[:2], dtype=int)
+    for index in np.ndindex(*frames.shape[:2]):
+        counts[index] = len(object_regions(frames[index], backgrounds[index], tolerance, min_pixels))
     return counts
 
 
 def absent_objects(pred, truth, backgrounds, steps=(1, 5), tolerance=0.1, min_pixels=4):
-    """For the true objects (as `object_counts` finds them) at the given steps: how many the
-    prediction does not show where they are (fewer than `min_pixels` of their pixels differ from
-    the background by more than `tolerance`), and the median contrast and size of those absent
-    and of those shown."""
-    from scipy import ndimage
-
+    """For the true objects (`object_regions`) at the given steps: how many the prediction does
+    not show where they are (fewer than `min_pixels` of their pixels differ from the background
+    by more than `tolerance`), and the median contrast and size of those absent and of those
+    shown."""
     rows = {}
     for step in steps:
         shown, absent = [], []
         for p, t, b in zip(pred[:, step - 1], truth[:, step - 1], backgrounds[:, step - 1]):
             contrast = np.abs(t - b).max(0)
-            labels, n = ndimage.label(contrast > tolerance, structure=np.ones((3, 3)))
             seen = np.abs(p - b).max(0) > tolerance
-            for region in (labels == k for k in range(1, n + 1)):
-                if region.sum() >= min_pixels:
-                    (shown if seen[region].sum() >= min_pixels else absent).append((contrast[region].mean(), region.sum()))
+            for region in object_regions(t, b, tolerance, min_pixels):
+                (shown if seen[region].sum() >= min_pixels else absent).append((contrast[region].mean(), region.sum()))
         rows[step] = {"objects": len(shown) + len(absent), "absent": len(absent),
                       "absent_contrast": float(np.median([c for c, _ in absent])) if absent else None,
                       "absent_pixels": float(np.median([s for _, s in absent])) if absent else None,
