@@ -293,3 +293,26 @@ def test_anisotropy_is_one_for_an_isotropic_texture_and_the_stretch_along_z():
     row = {"eval_porosity_generated": 0.2, "eval_porosity_real": 0.2, "eval_s2_error": 0.0,
            "eval_whole_anisotropy_error": float(np.log(1.25))}
     assert evaluation_score(row) == pytest.approx(1)
+
+
+def test_without_the_3d_critic_only_the_slices_critic_learns_and_the_generator_follows_it(tmp_path):
+    """`critic3d_weight=0`: the 3D critic is built and saved (one checkpoint layout) but neither
+    learns nor moves the generator; the slices' critic and the generator do train. With the 3D
+    critic on (the default), it learns."""
+    volume = blobs((64, 32, 32), seed=3)
+    settings = TrainSettings(iters=2, crop=16, batch=2, warmup_crop=16, warmup_iters=2, warmup_batch=2,
+                             eval_every=2, eval_cubes=2, save_every=2, slices_per_axis=2, model=TINY_MODEL,
+                             calibration_cubes=0, final_cubes=0, ema=0, whole_side=0, seed=5)
+    torch.manual_seed(0)
+    train_reconstruct([("blobs", volume)], tmp_path / "a.pt", settings)
+    start = load_checkpoint(tmp_path / "a.pt", "reconstruct")["state"]
+    changed = {}
+    for weight in (0.0, 1.0):
+        settings.iters, settings.critic3d_weight, settings.init_ramp = 2, weight, 0
+        out = tmp_path / f"w{weight}.pt"
+        train_reconstruct([("blobs", volume)], out, settings, init=tmp_path / "a.pt")
+        state = load_checkpoint(out, "reconstruct")["state"]
+        changed[weight] = {part: any(not torch.equal(value, start[part][key]) for key, value in state[part].items())
+                           for part in ("d3", "d2", "model")}
+    assert changed[0.0] == {"d3": False, "d2": True, "model": True}
+    assert changed[1.0] == {"d3": True, "d2": True, "model": True}

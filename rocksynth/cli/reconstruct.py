@@ -50,7 +50,8 @@ _RECONSTRUCT_FLAGS = {"iters": "--iters", "crop": "--crop", "batch": "--batch", 
 _RANGES = {"warmup_crop": (16, None), "warmup_iters": (0, None), "warmup_batch": (1, None), "depth_ratio": (1, None),
            "crop_depth": (16, None), "porosity_weight": (0, None), "eval_crop": (16, None), "whole_side": (0, None),
            "save_every": (1, None), "holdout": (0, 1, True, True), "threads": (1, None), "lr_g": (0, 1, True, True),
-           "lr_d": (0, 1, True, True), "calibration_cubes": (0, None), "final_cubes": (0, None), "ema": (0, 1, False, True), "init_ramp": (0, None), "global_channels": (0, None)}
+           "lr_d": (0, 1, True, True), "calibration_cubes": (0, None), "final_cubes": (0, None), "ema": (0, 1, False, True), "init_ramp": (0, None), "global_channels": (0, None),
+           "critic3d_weight": (0, None)}
 _UNSET = {"crop_depth": 0, "eval_crop": 0, "global_channels": -1}
 
 
@@ -138,6 +139,9 @@ def train_reconstruct(
                            weight of the per-depth porosity term (bins of distance from the slice)
       slice_weight [50.0], s2_weight [200.0], s2_lags [12], slices_per_axis [8]
                            weights of the slice and S2 terms, S2 lags, critic slices per axis
+      critic3d_weight [1.0]
+                           weight of the 3D critic of whole crops beside the slices' critic
+                           (0: slices only, which keeps the pores connected when retraining)
       lr_g [0.0002]        Adam learning rate of the encoder + generator (also applied on --resume)
       lr_d [0.0004]        Adam learning rate of the critics (also applied on --resume)
       init_ramp [300]      iterations of linear learning-rate ramp of the generator after --init

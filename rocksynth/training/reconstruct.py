@@ -8,8 +8,12 @@ deeper than wide (`crop_depth`, e.g. 48 wide x 128 deep) hold the far field beyo
 reach on both sides (issue #25, docs/notes/2026-12-06-reconstruct-banding.md). The model
 generates noise cells past both ends of the crop and drops them, as `generate_slabs` does, so the
 ends are no position cue.
-- Discriminators (hinge loss, spectral norm): a 3D patch critic on whole crops and a 2D patch
-  critic on slices along all three axes; they see the thresholded output (straight-through).
+- Discriminators (hinge loss, spectral norm): a 2D patch critic on slices along all three axes
+  and, with `critic3d_weight` > 0, a 3D patch critic on whole crops; they see the thresholded
+  output (straight-through). Retraining the shipped model with the 3D critic cost the pores their
+  connectivity within a few hundred iterations, with the slices' critic alone it did not
+  (docs/notes/2026-12-07-reconstruct-the-3d-critic-and-connectivity.md); the 3D critic is built
+  and saved either way, so checkpoints keep one layout.
 - Generator + encoder: adversarial loss + slice loss (L2 between the raw output at the slice's
   depth and the input slice) + a per-depth porosity term (the porosity of the planes in bins of
   distance from the slice, `DISTANCE_BINS`, against the real crop's same planes), which binds
@@ -98,6 +102,7 @@ class TrainSettings:
     lr_g: float = 2e-4
     lr_d: float = 4e-4
     slice_weight: float = 50.0
+    critic3d_weight: float = 1.0  # of the 3D critic's adversarial term (0: the slices' critic alone)
     porosity_weight: float = 200.0  # of the per-depth porosity term (mean squared error over the distance bins)
     s2_weight: float = 200.0
     s2_lags: int = 12
@@ -658,9 +663,12 @@ class _ReconstructTask:
         d3, d2 = self.d3, self.d2
         real_slices = _slices_all_axes(real, s.slices_per_axis, self.torch_gen)
         fake_slices = _slices_all_axes(binary.detach(), s.slices_per_axis, self.torch_gen)
+        use3d = s.critic3d_weight > 0
         with mixed_precision(self.device):
-            loss_d = (F.relu(1 - d3(real)).mean() + F.relu(1 + d3(binary.detach())).mean()
-                      + _critic_2d(d2, real_slices, -1) + _critic_2d(d2, fake_slices, 1)).float()
+            loss_d = _critic_2d(d2, real_slices, -1) + _critic_2d(d2, fake_slices, 1)
+            if use3d:
+                loss_d = loss_d + F.relu(1 - d3(real)).mean() + F.relu(1 + d3(binary.detach())).mean()
+            loss_d = loss_d.float()
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
@@ -668,8 +676,10 @@ class _ReconstructTask:
         # Generator + encoder.
         slice_groups = _slices_all_axes(binary, s.slices_per_axis, self.torch_gen)
         with mixed_precision(self.device):
-            loss_adv = (-d3(binary).mean() - sum(d2(group).mean() for group in slice_groups)
-                        / len(slice_groups)).float()
+            loss_adv = -sum(d2(group).mean() for group in slice_groups) / len(slice_groups)
+            if use3d:
+                loss_adv = loss_adv - s.critic3d_weight * d3(binary).mean()
+            loss_adv = loss_adv.float()
         loss_slice = F.mse_loss(fake[:, :, at], cond)
         # Porosity at every distance from the slice against the real crop's at that distance: near
         # the slice what follows from it, in the far field the crop's (the expected value given
