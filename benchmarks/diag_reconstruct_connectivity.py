@@ -17,7 +17,8 @@ changed, for ablations the training settings do not offer:
   ends     the crop's ends visible to the generator in training (no noise past the ends, the
            replicate padding acts), as the shipped model was trained; evaluation as inference;
   plane    the per-depth porosity term per plane (bins of one plane) instead of DISTANCE_BINS.
-Several may be joined with commas. The 3D critic alone is off with `--set critic3d_weight=0`.
+Several may be joined with commas. To train without the 3D critic (the slices' critic alone),
+use the training setting `--set critic3d_weight=0`.
 
 Run (the retraining ablations of docs/notes/2026-12-07-reconstruct-the-3d-critic-and-connectivity.md,
 200 iterations each from the shipped model; about 5 minutes each on one thread):

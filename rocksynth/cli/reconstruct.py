@@ -141,7 +141,7 @@ def train_reconstruct(
                            weights of the slice and S2 terms, S2 lags, critic slices per axis
       critic3d_weight [1.0]
                            weight of the 3D critic of whole crops beside the slices' critic
-                           (0: slices only, which keeps the pores connected when retraining)
+                           (0: slices only; a retrain then keeps the pores connected longer)
       lr_g [0.0002]        Adam learning rate of the encoder + generator (also applied on --resume)
       lr_d [0.0004]        Adam learning rate of the critics (also applied on --resume)
       init_ramp [300]      iterations of linear learning-rate ramp of the generator after --init

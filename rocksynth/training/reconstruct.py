@@ -11,9 +11,9 @@ ends are no position cue.
 - Discriminators (hinge loss, spectral norm): a 2D patch critic on slices along all three axes
   and, with `critic3d_weight` > 0, a 3D patch critic on whole crops; they see the thresholded
   output (straight-through). Retraining the shipped model with the 3D critic cost the pores their
-  connectivity within a few hundred iterations, with the slices' critic alone it did not
-  (docs/notes/2026-12-07-reconstruct-the-3d-critic-and-connectivity.md); the 3D critic is built
-  and saved either way, so checkpoints keep one layout.
+  connectivity within a few hundred iterations; with the slices' critic alone it held longer,
+  though not for good (docs/notes/2026-12-07-reconstruct-the-3d-critic-and-connectivity.md). The
+  3D critic is built and saved either way, so checkpoints keep one layout.
 - Generator + encoder: adversarial loss + slice loss (L2 between the raw output at the slice's
   depth and the input slice) + a per-depth porosity term (the porosity of the planes in bins of
   distance from the slice, `DISTANCE_BINS`, against the real crop's same planes), which binds
