@@ -295,3 +295,19 @@ def test_a_warm_start_is_checked_against_the_final_crops(tmp_path, run_cli_in_pr
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "training part (90, 72, 72) is smaller than the 128-voxel deep crop" in errors[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vol.tif"]
+
+
+def test_the_smallest_slice_is_the_smallest_the_model_was_trained_or_evaluated_on():
+    """A model trained on 96-wide crops and evaluated on 64^3 held-out cubes takes 64^2 slices; one
+    trained and evaluated at its crop takes the crop."""
+    from pathlib import Path
+
+    from rocksynth.pipelines.reconstruct import LoadedModel
+
+    def side(settings):
+        return LoadedModel(None, {"settings": settings}, Path("m.pt")).crop
+
+    assert side({"crop": 96, "eval_crop": 64}) == 64
+    assert side({"crop": 64, "eval_crop": 0}) == 64
+    assert side({"crop": 32, "eval_crop": 64}) == 32
+    assert side({}) == 64

@@ -76,13 +76,14 @@ def test_clean_output_is_unchanged(drawing, tmp_path, run_cli):
     assert _digest(_read(out)) == EXPECTED["clean_soft"]
 
 
-# Recorded before the training refactor (OMP_NUM_THREADS=1).
+# Recorded with OMP_NUM_THREADS=1: before the training refactor, reconstruct with the shipped model
+# of the whole-slice training.
 EXPECTED = {
     "synthesize_berea": "49bf4359039bec4b",
     "synthesize_ketton": "65aacb8b4729f6fc",
     "synthesize_fractures": "6b460cfb29cd7852",
     "synthesize_blend": "8a6553c5c3477aae",
-    "reconstruct": "6e7c0fb93be7bca6",
-    "reconstruct_calibrated": "bbbe30faf8f28966",
+    "reconstruct": "1492dbc5b53b6236",
+    "reconstruct_calibrated": "412fa01eae6b7812",
     "clean_soft": "869ca91693c58431",
 }

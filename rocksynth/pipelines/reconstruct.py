@@ -37,7 +37,12 @@ class LoadedModel:
 
     @property
     def crop(self) -> int:
-        return int(self.meta.get("settings", {}).get("crop", 64))
+        """The smallest slice side the model was trained or evaluated on: its training crop, or
+        its held-out evaluation cubes' side (`eval_crop`) when smaller. Smaller slices are refused:
+        the whole-slice code would average too few pixels for what the model learned."""
+        settings = self.meta.get("settings", {})
+        crop = int(settings.get("crop", 64))
+        return min(crop, int(settings.get("eval_crop") or crop))
 
     @property
     def voxel_size(self) -> "float | None":
@@ -70,7 +75,8 @@ def check_slice(mask: np.ndarray, min_side: int, source: str = "slice") -> None:
         raise BadInputError(f"{source}: expected a 2D slice, got an array of shape {mask.shape}")
     if min(mask.shape) < min_side:
         raise BadInputError(f"{source}: slice is {mask.shape[1]}x{mask.shape[0]} pixels, smaller than the "
-                            f"model's training crop {min_side}; give a slice at least {min_side}x{min_side}")
+                            f"model's training crop {min_side} (the smallest it was trained or evaluated on); "
+                            f"give a slice at least {min_side}x{min_side}")
     pores = int(np.count_nonzero(mask))
     if pores == 0:
         raise BadInputError(f"{source}: slice has no pore pixels (all solid); check --threshold / --pore-value")
