@@ -286,7 +286,7 @@ def test_a_bad_set_is_one_line_exit_2_and_writes_nothing(tmp_path, run_cli_in_pr
 
 
 def test_a_warm_start_is_checked_against_the_final_crops(tmp_path, run_cli_in_process):
-    """`--init berea --iters 10` continues past the warm-up (berea has 8400 iterations), so it
+    """`--init berea --iters 10` continues past the warm-up (berea has 8500 iterations), so it
     trains on the final 64-wide, 128-deep crops: a volume too small for them is refused before any
     work, although it would fit the warm-up's crops."""
     tifffile.imwrite(tmp_path / "vol.tif", (np.random.default_rng(0).random((120, 72, 72)) < 0.3).astype(np.uint8) * 255)
