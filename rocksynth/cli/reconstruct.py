@@ -165,7 +165,7 @@ def train_reconstruct(
                            checkpoint's, else 0)
       context_dilations [0]
                            dilations of residual 3x3x3 blocks added at 1/4 resolution, e.g. 2,4 (reach
-                           +4 voxels per unit of dilation on each side; the identity on --init; 0: none)
+                           +8 voxels per unit each side; start as the identity on --init; 0: none)
       holdout [0.25]       fraction of each volume (last part along z) kept for evaluation
       eval_crop [0]        side of the held-out evaluation cubes (0: --crop)
       eval_cubes [8]       held-out cubes per evaluation
