@@ -36,14 +36,11 @@ def _randomised(config: dict, seed: int = 0) -> Slice2Vol:
     return model
 
 
-@pytest.mark.parametrize("extra", [{"depth_code": True}, {"depth_code": False},
-                                   {"depth_code": False, "context_dilations": (2, 3)}],
-                         ids=["depth-code", "plain", "context-blocks"])
-def test_tiled_generation_equals_one_shot_and_the_model_forward(extra):
+@pytest.mark.parametrize("depth_code", [True, False])
+def test_tiled_generation_equals_one_shot_and_the_model_forward(depth_code):
     """With the halo past both ends every slab, the first and the last too, is the same voxels as
-    one piece (also with dilated context blocks, whose reach the halo covers); and the pipeline
-    gives what the model's forward gives from the same noise."""
-    model = _randomised({**TINY_MODEL, **extra})
+    one piece; and the pipeline gives what the model's forward gives from the same noise."""
+    model = _randomised({**TINY_MODEL, "depth_code": depth_code})
     mask = blobs((1, 36, 44), seed=1, porosity=0.25)[0]
     for depth in (30, 40, 64):
         whole, agreement = reconstruct(model, mask, depth=depth, seed=3)
@@ -274,34 +271,3 @@ def test_the_inference_path_gives_the_plain_networks_voxels(monkeypatch):
     for slab, volume in fast.items():
         assert np.array_equal(volume[far], plain[far]), slab
         assert (volume != plain).sum() <= 8, (slab, int((volume != plain).sum()))
-
-
-def test_context_blocks_widen_the_halo_and_start_as_the_identity():
-    """Dilated context blocks add their dilation to the halo (1 conv + 2 + 3 + the finer stages'
-    cell), and added to a model they leave its output unchanged until trained; their config is
-    saved, and a model without them saves the config it always did."""
-    from rocksynth.training.checkpoint import load_widened
-
-    plain = _randomised({**TINY_MODEL, "depth_code": False})
-    wide = Slice2Vol(**{**TINY_MODEL, "depth_code": False, "context_dilations": (2, 3)}).eval()
-    assert plain.halo_cells() == 2 and wide.halo_cells() == 7
-    assert "context_dilations" not in plain.config and wide.config["context_dilations"] == [2, 3]
-    new = load_widened(wide, plain.state_dict())
-    assert new and all(name.startswith("generator.context.") for name in new)
-    mask = blobs((1, 32, 32), seed=2)[0]
-    assert np.array_equal(reconstruct(wide, mask, depth=24, seed=5)[0][:, :, :],
-                          _same_noise_volume(plain, wide, mask))
-
-
-def _same_noise_volume(plain: Slice2Vol, wide: Slice2Vol, mask: np.ndarray) -> np.ndarray:
-    """`plain`'s volume from the noise `wide` draws at seed 5 (its halo is wider: the inner cells
-    of the noise are the same numbers, drawn first)."""
-    torch_gen = torch.Generator().manual_seed(5)
-    noise2, noise1 = wide.sample_noise(1, 24, 32, 32, generator=torch_gen)
-    extra = wide.halo_cells() - plain.halo_cells()
-    noise = (noise2[:, :, extra:noise2.shape[2] - extra], noise1[:, :, 2 * extra:noise1.shape[2] - 2 * extra])
-    slice_t = torch.from_numpy(mask.astype(np.float32))[None, None]
-    with torch.no_grad():
-        volume = plain(slice_t, depth=24, noise=noise, logits=True)[0, 0].numpy() > 0
-    volume[12] = mask
-    return volume

@@ -66,7 +66,6 @@ def _reconstruct_settings() -> type:
     class ReconstructCommandSettings(TrainSettings):
         threads: int = 1
         global_channels: int = -1
-        context_dilations: str = "0"
 
     return ReconstructCommandSettings
 
@@ -98,22 +97,7 @@ def _library_settings(command):
     values = {f.name: getattr(command, f.name) for f in dataclasses.fields(TrainSettings) if f.name != "model"}
     values["warmup_iters"] = min(command.warmup_iters, command.iters)
     model = {} if command.global_channels == _UNSET["global_channels"] else {"global_channels": command.global_channels}
-    if command.context_dilations != "0":
-        model["context_dilations"] = _dilations(command.context_dilations)
     return TrainSettings(**values, model=model)
-
-
-def _dilations(text: str) -> "list[int]":
-    """'2,4' -> [2, 4]: the dilations of the generator's context blocks, each a positive integer."""
-    from rocksynth.errors import BadInputError
-
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise BadInputError(f"context_dilations: expected positive integers separated by commas (e.g. 2,4), got {text!r}")
-    return values
 
 
 @configurable(settings=_reconstruct_settings, flags=_RECONSTRUCT_FLAGS)
@@ -163,9 +147,6 @@ def train_reconstruct(
       init_ramp [300]      iterations of linear learning-rate ramp of the generator after --init
       global_channels [-1] channels of the whole-slice code fed to every depth (-1: the --init/--resume
                            checkpoint's, else 0)
-      context_dilations [0]
-                           dilations of residual 3x3x3 blocks added at 1/4 resolution, e.g. 2,4 (reach
-                           +8 voxels per unit each side; start as the identity on --init; 0: none)
       holdout [0.25]       fraction of each volume (last part along z) kept for evaluation
       eval_crop [0]        side of the held-out evaluation cubes (0: --crop)
       eval_cubes [8]       held-out cubes per evaluation

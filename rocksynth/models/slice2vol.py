@@ -99,27 +99,11 @@ class SliceEncoder(nn.Module):
         f2 = self.at_quarter(f1)
         return f0, f1, f2
 
-class ContextBlock(nn.Module):
-    """x + conv1x1(act(dilated conv3x3x3(x))), replicate padding; the 1x1 starts at zero."""
-
-    def __init__(self, channels: int, dilation: int):
-        super().__init__()
-        self.dilation = dilation
-        self.wide = nn.Conv3d(channels, channels, 3, padding=dilation, dilation=dilation, padding_mode="replicate")
-        self.act = _act()
-        self.mix = nn.Conv3d(channels, channels, 1)
-        nn.init.zeros_(self.mix.weight)
-        nn.init.zeros_(self.mix.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mix(self.act(self.wide(x)))
-
-
 class VolumeGenerator(nn.Module):
     """Encoder features + noise -> volume (B, 1, D, H, W) of pore logits."""
 
     def __init__(self, enc_channels=(4, 16, 32), channels=(4, 16, 32), noise_channels=(8, 2),
-                 quarter_blocks=3, slice_porosity=True, global_channels=0, depth_code=True, context_dilations=()):
+                 quarter_blocks=3, slice_porosity=True, global_channels=0, depth_code=True):
         super().__init__()
         e0, e1, e2 = enc_channels
         # The slice's porosity, as one channel over the whole volume: the only thing the far field
@@ -150,11 +134,6 @@ class VolumeGenerator(nn.Module):
         for _ in range(quarter_blocks - 1):
             layers += [_conv3d(g2, g2), _act()]
         self.at_quarter = nn.Sequential(*layers)
-        # Residual blocks of dilated 3x3x3 convolutions at 1/4 resolution: the reach of the
-        # noise-only far field grows by 4 * dilation voxels per block and side, for textures
-        # coarser than three plain convolutions can make. The last convolution of each block starts
-        # at zero, so adding blocks to a trained model leaves its function unchanged.
-        self.context = nn.ModuleList(ContextBlock(g2, int(d)) for d in context_dilations)
         self.up1 = nn.Conv3d(g2, g1 * 8, 1)
         self.at_half = nn.Sequential(nn.Conv3d(g1 + e1 * len(self.decays1) + n1, g1, 1), _act(),
                                   _conv3d(g1, g1), _act())
@@ -205,8 +184,6 @@ class VolumeGenerator(nn.Module):
             code = self.global_code(f2.mean((2, 3)))  # f2 covers the whole slice, also slab by slab
             inputs.append(code[:, :, None, None, None].expand(-1, -1, d4, h4, w4))
         x = self.at_quarter(torch.cat(inputs, 1))
-        for block in self.context:
-            x = block(x)
         # The finer stages hold most of the memory and need only one cell of margin around what
         # they keep: they run `fine_cells` cells at a time, so a deep window (whose quarter
         # resolution halo is paid once) stays bounded in memory. The same voxels either way.
@@ -269,27 +246,24 @@ class Slice2Vol(nn.Module):
     """E and G together: slice (B, 1, H, W) -> volume (B, 1, depth, H, W), H, W multiples of 4."""
 
     def __init__(self, enc_channels=(4, 16, 32), channels=(4, 16, 32), noise_channels=(8, 2), quarter_blocks=3,
-                 slice_porosity=True, global_channels=0, depth_code=True, context_dilations=()):
+                 slice_porosity=True, global_channels=0, depth_code=True):
         super().__init__()
         self.config = {"enc_channels": list(enc_channels), "channels": list(channels),
                        "noise_channels": list(noise_channels), "quarter_blocks": quarter_blocks,
                        "slice_porosity": bool(slice_porosity), "global_channels": int(global_channels),
                        "depth_code": bool(depth_code)}
-        if context_dilations:  # saved only when used: the configs of models without them are unchanged
-            self.config["context_dilations"] = [int(d) for d in context_dilations]
         self.encoder = SliceEncoder(enc_channels)
         self.generator = VolumeGenerator(enc_channels, channels, noise_channels, quarter_blocks, slice_porosity,
-                                         global_channels, depth_code, context_dilations)
+                                         global_channels, depth_code)
         # A voxel is pore where its logit exceeds this; 0 (probability 0.5) unless the checkpoint
         # carries a porosity calibration (`training.reconstruct.calibrate_threshold`).
         self.logit_threshold = 0.0
 
     def halo_cells(self) -> int:
         """Quarter-resolution cells either side of a kept slab that its values depend on: one per
-        3x3x3 conv at 1/4, its dilation per context block, plus one cell for the finer stages (one
-        conv at 1/2, two at full)."""
+        3x3x3 conv at 1/4, plus one cell for the finer stages (one conv at 1/2, two at full)."""
         blocks = sum(isinstance(m, nn.Conv3d) and m.kernel_size[0] == 3 for m in self.generator.at_quarter)
-        return blocks + sum(block.dilation for block in self.generator.context) + 1
+        return blocks + 1
 
     def sample_noise(self, batch: int, depth: int, height: int, width: int, generator=None, device=None,
                      halo: bool = True):
