@@ -457,10 +457,18 @@ def real_reference(volume: np.ndarray, depth: int, windows: int = REAL_WINDOWS) 
             "cuts": (middle[:, middle.shape[1] // 2], middle[:, :, middle.shape[2] // 2])}
 
 
-def whole_slice_rock(rock: str, depth: int, seed: int, model_name: "str | None", calibrated: bool,
-                     slab: "int | None" = None) -> "tuple[dict, tuple]":
-    """Reconstruct one rock's whole slice `depth` deep and measure it against the real rock;
-    returns the figures and (volume, real cuts) for the figure."""
+def whole_slice_goals(sd_ratio: "float | None", far_field_error: "float | None", mean_vs_slice_error: float) -> dict:
+    """Which whole-slice goals the figures meet (None: an infinite ratio or no far field)."""
+    return {"sd_ratio": sd_ratio is not None and sd_ratio <= WHOLE_SLICE_GOALS["sd_ratio"],
+            "far_field": far_field_error is not None and abs(far_field_error) <= WHOLE_SLICE_GOALS["far_field"],
+            "mean_vs_slice": abs(mean_vs_slice_error) <= WHOLE_SLICE_GOALS["mean_vs_slice"]}
+
+
+def whole_slice_rock(rock: str, depth: int, seeds: "list[int]", model_name: "str | None", calibrated: bool,
+                     slab: "int | None" = None) -> "tuple[list[dict], tuple]":
+    """Reconstruct one rock's whole slice `depth` deep once per noise seed and measure each volume
+    against the real rock (read, and its reference figures computed, once); returns the figures per
+    seed and (the first volume, real cuts) for the figure."""
     import tifffile
     import torch
 
@@ -471,40 +479,43 @@ def whole_slice_rock(rock: str, depth: int, seed: int, model_name: "str | None",
     real_volume = tifffile.imread(DATA / name) > 0
     mask, source = whole_slice_input(rock, real_volume)
     loaded = load_model(model_name or default_model, calibrated=calibrated)
-    tick = time.perf_counter()
-    volume, agreement = reconstruct(loaded.model, mask, depth=depth, seed=seed, slab=slab)
-    seconds = time.perf_counter() - tick
     real = real_reference(real_volume, depth)
-    profile_z = per_z_porosity(volume)
-    distance = np.abs(np.arange(depth) - depth // 2)
-    far = volume[distance > FAR_FIELD]
-    result = {
-        "rock": rock, "slice": source, "shape": list(volume.shape), "model": loaded.path.name,
-        "threads": torch.get_num_threads(), "seconds": seconds, "seed": seed,
-        "slice_porosity": porosity(mask), "porosity": porosity(volume),
-        "far_field_porosity": porosity(far) if far.size else None,
-        "near_porosity": porosity(volume[(distance >= 1) & (distance <= FAR_FIELD)]),
-        "real_porosity": real["porosity"], "sd_per_z": float(profile_z.std()),
-        "min_per_z": float(profile_z.min()), "max_per_z": float(profile_z.max()),
-        "real_sd_per_z": real["sd_per_z"], "real_sd_per_z_each": real["sd_per_z_each"],
-        "real_window_depth": real["window_depth"], "real_window_starts": real["window_starts"],
-        "per_z": profile_z.tolist(), "profile": distance_profile(volume),
-        "s2": s2_along_and_across(volume), "real_s2": real["s2"], "raw_central_slice_agreement": agreement,
-    }
     # A real volume extruded along z (the fractures image: every z-slice the same) has no per-z
     # spread at all: any is infinitely more (float round-off gives ~1e-17, not 0).
-    result["real_sd_per_z"] = result["real_sd_per_z"] if result["real_sd_per_z"] > 1e-9 else 0.0
-    result["sd_ratio"] = result["sd_per_z"] / result["real_sd_per_z"] if result["real_sd_per_z"] > 0 else None  # infinite
-    result["far_field_error"] = (result["far_field_porosity"] - result["real_porosity"]
-                                 if result["far_field_porosity"] is not None else None)
-    result["mean_vs_slice_error"] = result["porosity"] - result["slice_porosity"]
-    result["goals_met"] = {
-        "sd_ratio": result["sd_ratio"] is not None and result["sd_ratio"] <= WHOLE_SLICE_GOALS["sd_ratio"],
-        "far_field": result["far_field_error"] is not None and abs(result["far_field_error"]) <= WHOLE_SLICE_GOALS["far_field"],
-        "mean_vs_slice": abs(result["mean_vs_slice_error"]) <= WHOLE_SLICE_GOALS["mean_vs_slice"]}
-    print(f"  {rock}: {source} ({mask.shape[1]}x{mask.shape[0]}, porosity {result['slice_porosity']:.3f}) -> "
-          f"{depth} deep with {loaded.path.name} in {seconds:.1f} s ({result['threads']} thread(s))", flush=True)
-    return result, (volume, real["cuts"])
+    real_sd = real["sd_per_z"] if real["sd_per_z"] > 1e-9 else 0.0
+    distance = np.abs(np.arange(depth) - depth // 2)
+    results, first_volume = [], None
+    for seed in seeds:
+        tick = time.perf_counter()
+        volume, agreement = reconstruct(loaded.model, mask, depth=depth, seed=seed, slab=slab)
+        seconds = time.perf_counter() - tick
+        first_volume = volume if first_volume is None else first_volume
+        profile_z = per_z_porosity(volume)
+        far = volume[distance > FAR_FIELD]
+        result = {
+            "rock": rock, "slice": source, "shape": list(volume.shape), "model": loaded.path.name,
+            "threads": torch.get_num_threads(), "seconds": seconds, "seed": seed,
+            "slice_porosity": porosity(mask), "porosity": porosity(volume),
+            "far_field_porosity": porosity(far) if far.size else None,
+            "near_porosity": porosity(volume[(distance >= 1) & (distance <= FAR_FIELD)]),
+            "real_porosity": real["porosity"], "sd_per_z": float(profile_z.std()),
+            "min_per_z": float(profile_z.min()), "max_per_z": float(profile_z.max()),
+            "real_sd_per_z": real_sd, "real_sd_per_z_each": real["sd_per_z_each"],
+            "real_window_depth": real["window_depth"], "real_window_starts": real["window_starts"],
+            "per_z": profile_z.tolist(), "profile": distance_profile(volume),
+            "s2": s2_along_and_across(volume), "real_s2": real["s2"], "raw_central_slice_agreement": agreement,
+        }
+        result["sd_ratio"] = result["sd_per_z"] / real_sd if real_sd > 0 else None  # infinite
+        result["far_field_error"] = (result["far_field_porosity"] - result["real_porosity"]
+                                     if result["far_field_porosity"] is not None else None)
+        result["mean_vs_slice_error"] = result["porosity"] - result["slice_porosity"]
+        result["goals_met"] = whole_slice_goals(result["sd_ratio"], result["far_field_error"],
+                                                result["mean_vs_slice_error"])
+        print(f"  {rock}: {source} ({mask.shape[1]}x{mask.shape[0]}, porosity {result['slice_porosity']:.3f}) -> "
+              f"{depth} deep with {loaded.path.name}, seed {seed}, in {seconds:.1f} s ({result['threads']} thread(s))",
+              flush=True)
+        results.append(result)
+    return results, (first_volume, real["cuts"])
 
 
 def _yes(flag: bool) -> str:
@@ -607,11 +618,7 @@ def summarize_whole_slice_draws(draws: "list[dict]") -> dict:
         finite = None not in values
         summary[key] = {"each": values, "mean": float(np.mean(values)) if finite else None,
                         "sd": float(np.std(values)) if finite else None}
-    mean = {key: summary[key]["mean"] for key in WHOLE_SLICE_FIGURES}
-    summary["goals_met"] = {
-        "sd_ratio": mean["sd_ratio"] is not None and mean["sd_ratio"] <= WHOLE_SLICE_GOALS["sd_ratio"],
-        "far_field": mean["far_field_error"] is not None and abs(mean["far_field_error"]) <= WHOLE_SLICE_GOALS["far_field"],
-        "mean_vs_slice": abs(mean["mean_vs_slice_error"]) <= WHOLE_SLICE_GOALS["mean_vs_slice"]}
+    summary["goals_met"] = whole_slice_goals(*(summary[key]["mean"] for key in WHOLE_SLICE_FIGURES))
     summary["draws_meeting_all_goals"] = sum(all(d["goals_met"].values()) for d in draws)
     return summary
 
@@ -645,19 +652,18 @@ def whole_slice(args) -> dict:
     over R noise seeds from `args.seed` (only the goal figures; the volumes are not kept)."""
     print(f"whole-slice reconstructions, {args.depth} deep (seed {args.seed}; far field beyond {FAR_FIELD} voxels)",
           flush=True)
+    seeds = [args.seed + k for k in range(args.repeats)]
     results, volumes = [], []
     for rock in args.whole_rocks:
-        result, pair = whole_slice_rock(rock, args.depth, args.seed, args.model, args.calibrated, args.slab)
-        results.append(result)
+        draws, pair = whole_slice_rock(rock, args.depth, seeds, args.model, args.calibrated, args.slab)
+        if len(draws) > 1:
+            draws[0]["repeats"] = summarize_whole_slice_draws(draws)
+        results.append(draws[0])
         volumes.append(pair)
     print_whole_slice(results)
     if args.figure:
         whole_slice_figure(args.figure, results, volumes)
     if args.repeats > 1:
-        for result in results:
-            draws = [result] + [whole_slice_rock(result["rock"], args.depth, args.seed + k, args.model,
-                                                 args.calibrated, args.slab)[0] for k in range(1, args.repeats)]
-            result["repeats"] = summarize_whole_slice_draws(draws)
         print_whole_slice_draws({r["rock"]: r["repeats"] for r in results})
     return {r["rock"]: r for r in results}
 
