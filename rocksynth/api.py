@@ -30,7 +30,8 @@ def reconstruct(slice_mask: np.ndarray, model: str = "berea", depth: int | None 
     Parameters
     ----------
     slice_mask : ndarray of bool
-        The slice, (y, x), True = pore; each side at least the model's training crop.
+        The slice, (y, x), True = pore; each side at least the smallest the model was trained or
+        evaluated on (`LoadedModel.min_side`; 64 for the shipped model).
     model : str
         A shipped model ('berea', 'ketton'; see `rocksynth models`) or a checkpoint path.
     depth : int, optional
@@ -51,7 +52,7 @@ def reconstruct(slice_mask: np.ndarray, model: str = "berea", depth: int | None 
 
     mask = np.asarray(slice_mask, dtype=bool)
     loaded = load_model(model, calibrated=calibrated, device=device)
-    check_slice(mask, loaded.crop)
+    check_slice(mask, loaded.min_side)
     volume, _ = _reconstruct(loaded.model, mask, depth=depth, seed=seed)
     return volume
 

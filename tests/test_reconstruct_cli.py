@@ -100,7 +100,7 @@ def test_grayscale_slice_is_segmented(tmp_path, run_cli_in_process, tiny_checkpo
     ("rgb", "colour"),
     ("solid", "no pore"),
     ("pore", "all pore"),
-    ("small", "smaller than the model's training crop"),
+    ("small", "smaller than the smallest the model was trained or evaluated on"),
     ("empty", "empty"),
 ])
 def test_bad_slices_exit_2_with_one_line_and_no_output(tmp_path, run_cli_in_process, tiny_checkpoint, section, case, message):
@@ -305,7 +305,7 @@ def test_the_smallest_slice_is_the_smallest_the_model_was_trained_or_evaluated_o
     from rocksynth.pipelines.reconstruct import LoadedModel
 
     def side(settings):
-        return LoadedModel(None, {"settings": settings}, Path("m.pt")).crop
+        return LoadedModel(None, {"settings": settings}, Path("m.pt")).min_side
 
     assert side({"crop": 96, "eval_crop": 64}) == 64
     assert side({"crop": 64, "eval_crop": 0}) == 64

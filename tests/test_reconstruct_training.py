@@ -113,7 +113,7 @@ def test_a_few_iterations_move_the_loss_and_the_checkpoint_round_trips(tmp_path)
     loaded = load_model(out)
     for name, tensor in loaded.model.state_dict().items():
         assert torch.equal(tensor, payload2["state"]["model"][name])
-    assert loaded.crop == 16
+    assert loaded.min_side == 16
     # A resume with other learning rates uses them, not the ones stored with the optimizer.
     settings.iters, settings.lr_g, settings.lr_d = 19, 1e-5, 3e-5
     train_reconstruct([("blobs", volume)], out, settings, resume=True)

@@ -36,7 +36,7 @@ class LoadedModel:
     path: Path
 
     @property
-    def crop(self) -> int:
+    def min_side(self) -> int:
         """The smallest slice side the model was trained or evaluated on: its training crop, or
         its held-out evaluation cubes' side (`eval_crop`) when smaller. Smaller slices are refused:
         the whole-slice code would average too few pixels for what the model learned."""
@@ -75,7 +75,7 @@ def check_slice(mask: np.ndarray, min_side: int, source: str = "slice") -> None:
         raise BadInputError(f"{source}: expected a 2D slice, got an array of shape {mask.shape}")
     if min(mask.shape) < min_side:
         raise BadInputError(f"{source}: slice is {mask.shape[1]}x{mask.shape[0]} pixels, smaller than the "
-                            f"model's training crop {min_side} (the smallest it was trained or evaluated on); "
+                            f"smallest the model was trained or evaluated on ({min_side}); "
                             f"give a slice at least {min_side}x{min_side}")
     pores = int(np.count_nonzero(mask))
     if pores == 0:
@@ -220,7 +220,7 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
     paths = [str(p) for p in prepare_outputs(_output_paths(out, samples))]  # all names, before any is written
     loaded = load_model(model, calibrated=calibrated, device=device)
     mask = load_binary_image(slice_path, threshold=threshold, pore_value=pore_value)
-    check_slice(mask, loaded.crop, str(slice_path))
+    check_slice(mask, loaded.min_side, str(slice_path))
     depth = depth or max(mask.shape)
     check_free_space(paths[0], int(samples * depth * mask.size * BINARY_TIFF_BYTES_PER_VOXEL),
                      ("a" if samples == 1 else f"{samples} volumes of") + f" {depth}x{mask.shape[0]}x{mask.shape[1]} "
