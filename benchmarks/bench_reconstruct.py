@@ -35,7 +35,8 @@ README's Berea slice (400^2) and a held-out z-slice of Ketton (256^2) and of the
 (the CLI's), with the rock's shipped model (berea for Berea and fractures, ketton for Ketton). Printed
 as markdown tables: the per-z porosity sd against the real rock's over full-plane windows as deep
 (goal <= 1.5x), porosity vs distance from the slice in 4-voxel bins, the far field's (beyond 40
-voxels) against the real rock's (goal within 0.02), the volume's against the slice's (within 0.03),
+voxels) against the real rock's (goal within 0.02), the volume's against the slice's (within 0.03;
+beside it the real rock's own porosity in the same z window around the slice),
 S2 along z against S2 in the plane, and the time.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_reconstruct.py --whole-slice --figure docs/img/reconstruct_cuts.png --json-out whole.json
@@ -392,8 +393,8 @@ S2_MAX = 32           # lags computed (correlation lengths need S2 to reach poro
 REAL_WINDOWS = 5      # windows of the real volume for its per-z porosity sd
 
 
-def whole_slice_input(rock: str, volume: np.ndarray) -> "tuple[np.ndarray, str]":
-    """The input slice of a rock and where it comes from. Berea: the README's example slice
+def whole_slice_input(rock: str, volume: np.ndarray) -> "tuple[np.ndarray, str, int]":
+    """The input slice of a rock, where it comes from and its z in the volume. Berea: the README's example slice
     (`examples/berea_section_400.png`, the volume's z = 0 plane, in the training block). Ketton and
     fractures: the central z-plane of the held-out block (the last quarter along z, as in the cube
     protocol: never seen in training)."""
@@ -401,10 +402,10 @@ def whole_slice_input(rock: str, volume: np.ndarray) -> "tuple[np.ndarray, str]"
     from rocksynth.io import read_image
 
     if rock == "berea":
-        return read_image(EXAMPLES / "berea_section_400.png") > 0, "examples/berea_section_400.png (z = 0)"
+        return read_image(EXAMPLES / "berea_section_400.png") > 0, "examples/berea_section_400.png (z = 0)", 0
     cut = split_holdout(rock, volume).held_out.shape[0]
     z = volume.shape[0] - cut + cut // 2
-    return np.ascontiguousarray(volume[z]), f"held-out z = {z} of {WHOLE_SLICE_ROCKS[rock][0]}"
+    return np.ascontiguousarray(volume[z]), f"held-out z = {z} of {WHOLE_SLICE_ROCKS[rock][0]}", z
 
 
 def per_z_porosity(volume: np.ndarray) -> np.ndarray:
@@ -477,7 +478,10 @@ def whole_slice_rock(rock: str, depth: int, seeds: "list[int]", model_name: "str
 
     name, default_model = WHOLE_SLICE_ROCKS[rock]
     real_volume = tifffile.imread(DATA / name) > 0
-    mask, source = whole_slice_input(rock, real_volume)
+    mask, source, z = whole_slice_input(rock, real_volume)
+    # The real rock itself around the slice (the same depth window, cut at the volume's ends): how
+    # far from the slice's porosity the rock's own volume there is, beside the goal of +-0.03.
+    around = porosity(real_volume[max(0, z - depth // 2):z + depth // 2])
     loaded = load_model(model_name or default_model, calibrated=calibrated)
     real = real_reference(real_volume, depth)
     # A real volume extruded along z (the fractures image: every z-slice the same) has no per-z
@@ -498,7 +502,9 @@ def whole_slice_rock(rock: str, depth: int, seeds: "list[int]", model_name: "str
             "slice_porosity": porosity(mask), "porosity": porosity(volume),
             "far_field_porosity": porosity(far) if far.size else None,
             "near_porosity": porosity(volume[(distance >= 1) & (distance <= FAR_FIELD)]),
-            "real_porosity": real["porosity"], "sd_per_z": float(profile_z.std()),
+            "real_porosity": real["porosity"], "real_around_slice_porosity": around,
+            "real_around_slice_window": [max(0, z - depth // 2), min(len(real_volume), z + depth // 2)],
+            "sd_per_z": float(profile_z.std()),
             "min_per_z": float(profile_z.min()), "max_per_z": float(profile_z.max()),
             "real_sd_per_z": real_sd, "real_sd_per_z_each": real["sd_per_z_each"],
             "real_window_depth": real["window_depth"], "real_window_starts": real["window_starts"],
@@ -544,6 +550,9 @@ def print_whole_slice(results: "list[dict]") -> None:
          lambda r: "-" if r["far_field_porosity"] is None else
          f"{r['far_field_porosity']:.3f} ({r['far_field_error']:+.3f}): {_yes(r['goals_met']['far_field'])}"),
         ("real rock porosity", lambda r: f"{r['real_porosity']:.3f}"),
+        ("real rock around the slice (z window), - slice",
+         lambda r: f"{r['real_around_slice_porosity']:.3f} (z {r['real_around_slice_window'][0]}-"
+                   f"{r['real_around_slice_window'][1] - 1}), {r['real_around_slice_porosity'] - r['slice_porosity']:+.3f}"),
         ("correlation length along z / in plane, generated",
          lambda r: f"{_length(r['s2']['length_z'])} / {_length(r['s2']['length_xy'])}"),
         ("correlation length along z / in plane, real",
