@@ -138,6 +138,56 @@ def test_the_sharp_loss_prefers_one_possible_frame_to_their_blurred_mean():
     assert frame_loss(left, left, "sharp") == 0
 
 
+def test_the_object_error_weighs_every_lost_object_and_ghost_alike():
+    """A lost object costs about 1 whatever its size and contrast, and so does a ghost; a
+    prediction equal to the truth costs 0, and a frame with no object costs nothing."""
+    from rocksynth.training.predictor import object_error
+
+    background = torch.full((1, 3, 32, 32), 0.5)
+    truth = background.clone()
+    truth[..., 2:4, 2:4] = 0.62  # small and faint: 4 px, contrast 0.12
+    truth[..., 10:20, 10:20] = 1.0  # large and bright: 100 px, contrast 0.5
+    assert object_error(truth, truth, background) == 0
+    lost_small = truth.clone()
+    lost_small[..., 2:4, 2:4] = 0.5
+    lost_large = truth.clone()
+    lost_large[..., 10:20, 10:20] = 0.5
+    # The mean over the two objects of each one's error relative to its contrast.
+    assert object_error(lost_small, truth, background).item() == pytest.approx(0.5, rel=1e-5)
+    assert object_error(lost_large, truth, background).item() == pytest.approx(0.5, rel=1e-5)
+    ghost = truth.clone()
+    ghost[..., 25:28, 25:28] = 0.2  # 9 px, contrast 0.3, where the truth is background
+    assert object_error(ghost, truth, background).item() == pytest.approx(1 / 3, rel=1e-5)
+    assert object_error(background, background, background) == 0
+
+
+def test_the_objects_loss_trains_on_scenes_with_backgrounds_flipped_with_their_clips(tmp_path, monkeypatch):
+    """Each clip's background goes through the same flips, transposes and time reversal as the
+    clip: with backgrounds equal to the clips, the loss sees them equal. Other data is refused."""
+    from rocksynth.training import predictor
+
+    seen = []
+
+    def spy(pred, truth, kind="mse", background=None):
+        seen.append((truth.clone(), background.clone(), kind))
+        return ((pred - truth) ** 2).mean()
+
+    monkeypatch.setattr(predictor, "frame_loss", spy)
+    task = predictor._PredictorTask(["scenes"], {"channels": 3, "context": 2, "widths": [4, 8, 8], "blocks": 1},
+                                    {"size": 32, "channels": 3, "clip_frames": 4, "rollout": 2, "loss": "objects"},
+                                    batch=4, lr=1e-3, pool=6, seed=0)
+    assert task.backgrounds.shape == task.pool.shape
+    task.backgrounds = task.pool.copy()
+    task.device = torch.device("cpu")
+    for iteration in range(6):
+        task.step(iteration)
+    assert all(kind == "objects" and torch.equal(truth, background) for truth, background, kind in seen)
+    with pytest.raises(Exception, match="needs the procedural set scenes"):
+        predictor._PredictorTask(["balls"], {"channels": 1, "context": 2, "widths": [4, 8, 8], "blocks": 1},
+                                 {"size": 32, "channels": 1, "clip_frames": 4, "rollout": 2, "loss": "objects"},
+                                 batch=2, lr=1e-3, pool=2, seed=0)
+
+
 def test_the_loss_is_kept_by_a_resumed_run_and_checked(tmp_path):
     from rocksynth.training.predictor import train_predictor
 
@@ -150,7 +200,7 @@ def test_the_loss_is_kept_by_a_resumed_run_and_checked(tmp_path):
     # the checkpoints from before the option).
     train_predictor([], tmp_path / "m.pt", iters=1, init=str(out), rollout=1, batch=2, pool=4, eval_every=1)
     assert "loss" not in load_checkpoint(tmp_path / "m.pt", "video")["config"]["frame"]
-    with pytest.raises(Exception, match="choose mse or sharp"):
+    with pytest.raises(Exception, match="choose mse, sharp or objects"):
         train_predictor(["balls"], tmp_path / "q.pt", iters=1, loss="l2", **kwargs)
     assert not (tmp_path / "q.pt").exists()
 
