@@ -4,7 +4,9 @@ Each clip is cut into windows of `--context` true frames followed by `--predict`
 predict, their starts spread evenly over the clip. Every model continues every window through
 the same code as `rocksynth predict` (`predict_clip`; a latent transformer at temperature 0, its
 most likely prediction; a frame predictor with its change scaled by the gain fitted on the
-context, as by default, or the network alone with `--no-fallback`). Printed per clip and model:
+context, as by default, or the network alone with `--no-fallback`). A gray model (`shapes`)
+refuses colour clips, so for it the benchmark averages the clip to gray first, as its user would,
+and scores the gray prediction against the colour truth. Printed per clip and model:
 the PSNR of the predicted frames (MSE pooled over windows and steps, on 0..1 intensities over
 all channels), its gain over repeating the last context frame, the PSNR per step and the seconds
 per window.
@@ -46,13 +48,17 @@ def score_clip(frames: np.ndarray, loaded, context: int, n_pred: int, windows: i
     """PSNR per step of one model and of repeat-last over the windows of one clip (uint8 frames)."""
     model_err, last_err, seconds = np.zeros(n_pred), np.zeros(n_pred), []
     starts = window_starts(len(frames), context + n_pred, windows)
+    gray_model = loaded[2]["config"]["frame"]["channels"] == 1 and frames.shape[-1] == 3
     for start in starts:
         window = frames[start:start + context + n_pred]
+        given = window[:context]
+        if gray_model:
+            given = given.mean(-1, keepdims=True).round().astype(np.uint8)
         began = time.perf_counter()
-        predicted, _ = predict_clip(window[:context], n_pred, loaded, temperature=0.0, samples=1, fallback=fallback)
+        predicted, _ = predict_clip(given, n_pred, loaded, temperature=0.0, samples=1, fallback=fallback)
         seconds.append(time.perf_counter() - began)
         truth = window[context:].astype(np.float64) / 255
-        pred = predicted[0].astype(np.float64) / 255
+        pred = predicted[0].astype(np.float64) / 255  # a gray prediction broadcasts over the colour truth
         last = np.broadcast_to(window[context - 1].astype(np.float64) / 255, truth.shape)
         model_err += ((pred - truth) ** 2).reshape(n_pred, -1).mean(1)
         last_err += ((last - truth) ** 2).reshape(n_pred, -1).mean(1)

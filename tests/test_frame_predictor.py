@@ -262,6 +262,21 @@ def test_a_binary_stack_is_continued_by_binary_slices():
     assert "binary" not in info and not np.isin(predicted, (0, 255)).all()
 
 
+def test_a_gray_clip_for_a_colour_predictor_comes_back_gray_and_a_colour_clip_for_a_gray_one_is_refused():
+    import numpy as np
+
+    from rocksynth.errors import BadInputError
+    from rocksynth.pipelines.predict import predict_clip
+
+    colour_model = (None, FramePredictor(channels=3, context=4, widths=(4, 8, 8), blocks=1).eval(), {})
+    gray = np.random.default_rng(0).integers(0, 256, (5, 20, 24, 1), dtype=np.uint8)
+    predicted, _ = predict_clip(gray, 2, colour_model)
+    assert predicted.shape == (1, 2, 20, 24, 1)
+    gray_model = (None, FramePredictor(channels=1, context=4, widths=(4, 8, 8), blocks=1).eval(), {})
+    with pytest.raises(BadInputError, match="colour would be lost"):
+        predict_clip(np.repeat(gray, 3, -1), 2, gray_model)
+
+
 def test_binarize_keeping_porosity_keeps_the_fraction_and_breaks_ties_anywhere():
     import numpy as np
 

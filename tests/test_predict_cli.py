@@ -72,6 +72,18 @@ def test_bad_context_is_a_one_line_error_without_output(tiny_model, clip, tmp_pa
     assert "fewer than --context 9" in capsys.readouterr().err
 
 
+def test_a_colour_clip_for_a_gray_model_is_a_one_line_error_without_output(tiny_model, tmp_path, capsys):
+    """Its colour would be lost, so it is refused (a gray clip for a colour model is accepted)."""
+    clip = tmp_path / "colour.mp4"
+    write_video(clip, procedural_clips("scenes", 1, 4, 32)[0], fps=8)
+    assert read_video(clip).frames.shape[-1] == 3
+    out = tmp_path / "pred.mp4"
+    code = main(["predict", str(clip), "--context", "3", "--frames", "2", "--model", str(tiny_model), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists() and not list(tmp_path.glob("pred*"))
+    assert "the clip is in colour and this model is gray" in err and len(err.strip().splitlines()) == 1
+
+
 def test_train_video_both_stages_and_resume(tmp_path):
     vq, full = tmp_path / "vq.pt", tmp_path / "full.pt"
     common = ["--pool", "12", "--eval-every", "2", "--batch", "4"]

@@ -1,8 +1,10 @@
 """Video prediction: encode the context frames to codes, continue them with the latent
 transformer, decode the new codes to frames.
 
-Frames of another size or colour than the model's are converted to it (and the prediction back
-to the input's), and the user is told so on stderr.
+Frames of another size than the model's are converted to it (and the prediction back to the
+input's), and the user is told so on stderr. A gray clip given to a colour model is repeated on
+its three channels and comes back gray; a colour clip given to a gray model is refused, since its
+colour would be lost (`check_channels`).
 """
 
 import time
@@ -151,14 +153,12 @@ def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float =
     context = frames.shape[0]
     size, channels = payload["config"]["frame"]["size"], payload["config"]["frame"]["channels"]
     height, width, in_channels = frames.shape[1:]
+    check_channels(in_channels, channels)
     _check_memory(samples * n_frames * channels * size * size * 4  # predicted frames, float32
                   + samples * n_frames * height * width * in_channels  # at the input's size, uint8
                   + (context + n_frames) * height * width * in_channels * 5, n_frames, samples)  # one output
     if (height, width) != (size, size):
         log(f"frames are {width}x{height}: resized to the model's {size}x{size} and the prediction back to {width}x{height}")
-    if in_channels != channels:
-        log(f"frames have {in_channels} channel(s), the model {channels}: converted "
-            + ("to gray" if channels == 1 else "to RGB") + " for the model")
     max_context = transformer.frames - 1
     if context > max_context:
         log(f"the model sees at most {max_context} frames at once: the prediction is primed on the last {max_context}")
@@ -244,10 +244,8 @@ def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, samples
         raise BadInputError("this model is deterministic and gives one prediction; --samples needs a "
                             "latent-transformer model (e.g. --model shapes)")
     context, height, width, in_channels = frames.shape
+    check_channels(in_channels, predictor.channels)
     _check_memory((context + n_frames) * height * width * max(in_channels, predictor.channels) * 4 * 3, n_frames, 1)
-    if in_channels != predictor.channels:
-        log(f"frames have {in_channels} channel(s), the model {predictor.channels}: converted "
-            + ("to gray" if predictor.channels == 1 else "to RGB") + " for the model")
     x = torch.from_numpy(np.ascontiguousarray(_as_channels(frames, predictor.channels).transpose(0, 3, 1, 2)))
     device = module_device(predictor)
     started = time.time()
@@ -267,6 +265,17 @@ def _predict_deterministic(predictor, frames: np.ndarray, n_frames: int, samples
     return from_model_frames(predicted, height, width, in_channels)[None], {
         "samples": 1, "decoding": "deterministic", "seconds": round(elapsed, 3),
         "frames_per_second": round(n_frames / elapsed, 3), "input_frame_size": [height, width], "gain": gain}
+
+
+def check_channels(clip_channels: int, model_channels: int) -> None:
+    """Refuse a colour clip for a gray model (the prediction would lose its colour); say on
+    stderr that a gray clip is repeated on a colour model's three channels."""
+    if clip_channels == 3 and model_channels == 1:
+        raise BadInputError("the clip is in colour and this model is gray, so its colour would be lost: "
+                            "use a colour model (--model scenes), or convert the clip to gray first")
+    if clip_channels == 1 and model_channels == 3:
+        log("the clip is gray: its frames are repeated on the colour model's three channels, and the "
+            "prediction is written back in gray")
 
 
 def _as_channels(frames: np.ndarray, channels: int) -> np.ndarray:
