@@ -138,10 +138,11 @@ def test_the_sharp_loss_prefers_one_possible_frame_to_their_blurred_mean():
     assert frame_loss(left, left, "sharp") == 0
 
 
-def test_the_object_error_weighs_every_lost_object_and_ghost_alike():
-    """A lost object costs about 1 whatever its size and contrast, and so does a ghost; a
-    prediction equal to the truth costs 0, and a frame with no object costs nothing."""
-    from rocksynth.training.predictor import object_error
+def test_the_object_error_counts_faded_objects_not_their_place():
+    """A faded object costs 1 whatever its size and contrast; an object shown within reach of its
+    place costs nothing, one shown too far away costs as much as a faded one; a ghost costs
+    nothing (the MSE sees it); a frame with no object costs nothing."""
+    from rocksynth.training.predictor import OBJECT_REACH, object_error
 
     background = torch.full((1, 3, 32, 32), 0.5)
     truth = background.clone()
@@ -152,13 +153,23 @@ def test_the_object_error_weighs_every_lost_object_and_ghost_alike():
     lost_small[..., 2:4, 2:4] = 0.5
     lost_large = truth.clone()
     lost_large[..., 10:20, 10:20] = 0.5
-    # The mean over the two objects of each one's error relative to its contrast.
+    # The mean over the two objects.
     assert object_error(lost_small, truth, background).item() == pytest.approx(0.5, rel=1e-5)
     assert object_error(lost_large, truth, background).item() == pytest.approx(0.5, rel=1e-5)
+    for shift, cost in ((OBJECT_REACH, 0.0), (OBJECT_REACH + 10, 0.5)):  # 10 px: the object's side
+        moved = background.clone()
+        moved[..., 2:4, 2:4] = 0.62
+        moved[..., 10 + shift:20 + shift, 10:20] = 1.0
+        assert object_error(moved, truth, background).item() == pytest.approx(cost, abs=1e-6)
     ghost = truth.clone()
-    ghost[..., 25:28, 25:28] = 0.2  # 9 px, contrast 0.3, where the truth is background
-    assert object_error(ghost, truth, background).item() == pytest.approx(1 / 3, rel=1e-5)
+    ghost[..., 25:28, 25:28] = 0.2
+    assert object_error(ghost, truth, background) == 0
     assert object_error(background, background, background) == 0
+    pred = lost_small.clone().requires_grad_()
+    object_error(pred, truth, background).backward()
+    # It pulls the faded object back: brighter (its colour) within reach of its place, nowhere else.
+    near = pred.grad[..., :4 + OBJECT_REACH, :4 + OBJECT_REACH]
+    assert near.sum() < 0 and (near <= 0).all() and pred.grad.abs().sum() == -near.sum()
 
 
 def test_the_objects_loss_trains_on_scenes_with_backgrounds_flipped_with_their_clips(tmp_path, monkeypatch):
