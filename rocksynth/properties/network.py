@@ -1,8 +1,10 @@
 """Pore-network extraction (PoreSpy SNOW) and its statistics.
 
-The network is extracted with PoreSpy's `snow2` run serially (`parallel_kw=None`): on a 2-core
-machine its default dask-chunked watershed is slower and cuts extra pores at the chunk seams.
-Its markers are PoreSpy's own, found faster (`rocksynth.properties.snow_peaks`).
+The network is PoreSpy's `snow2` run serially (`parallel_kw=None`): on a 2-core machine its
+default dask-chunked watershed is slower and cuts extra pores at the chunk seams. Its steps run
+as `snow2` runs them, two of them replaced by equal and faster ones: the markers
+(`rocksynth.properties.snow_peaks`) and the pore and throat geometry
+(`rocksynth.properties.regions_network`).
 Extraction happens in voxel units (voxel_size=1); physical sizes are applied afterwards, which
 also keeps the flow solver's matrix well scaled (conductances of ~1e-17 m^3 in SI units make
 OpenPNM's solver stop early, far from the solution).
@@ -61,14 +63,31 @@ def extract_network(mask) -> ExtractedNetwork:
     start = time.perf_counter()
     _quiet_porespy()
     try:
-        # PoreSpy's own markers, found faster (`snow_peaks`); snow2 then runs unchanged.
-        snow = ps.networks.snow2(mask, voxel_size=1, boundary_width=BOUNDARY_WIDTH, parallel_kw=None,
-                                 peaks=snow_markers(mask))
+        network = snow_network(mask)
     except IndexError as exc:  # PoreSpy's boundary labelling indexes the first throat
         raise BadInputError(f"volume {mask.shape}: SNOW found no throats between its pores, so there is no pore "
                             "network; is the volume (or --crop-size) too small for its pores?") from exc
-    network = _label_faces(snow.network, mask.shape)
+    network = _label_faces(network, mask.shape)
     return ExtractedNetwork(network=network, shape=tuple(mask.shape), seconds=time.perf_counter() - start)
+
+
+def snow_network(mask: np.ndarray) -> dict:
+    """PoreSpy's `snow2(mask, boundary_width=BOUNDARY_WIDTH, parallel_kw=None)` network, step by
+    step as `snow2` runs it, with two parts replaced by equal and faster ones: the markers
+    (`snow_peaks.snow_markers`) and the pore and throat geometry
+    (`regions_network.regions_to_network`). `tests/test_regions_network.py` checks the result
+    against `snow2`'s, array for array."""
+    import porespy as ps
+
+    from rocksynth.properties.regions_network import regions_to_network
+    from rocksynth.properties.snow_peaks import snow_markers
+
+    snow = ps.filters.snow_partitioning(mask, peaks=snow_markers(mask))
+    regions = ps.networks.add_boundary_regions(snow.regions.astype(int), pad_width=BOUNDARY_WIDTH)
+    phases = np.pad(mask.astype(int), BOUNDARY_WIDTH, mode="edge")
+    network = regions_to_network(regions, phases, voxel_size=1)
+    faces = [[f"{_PORESPY_AXIS[axis]}min", f"{_PORESPY_AXIS[axis]}max"] for axis in range(mask.ndim)]
+    return ps.networks.label_boundaries(network, labels=faces)
 
 
 def _label_faces(network: dict, shape) -> dict:

@@ -2,9 +2,10 @@
 block, not the volume.
 
 Each block is a chunk (the *core*) with `depth` voxels of context on every side (clipped at the
-faces of the volume). On the extended block, PoreSpy runs the steps of `snow2` unchanged:
+faces of the volume). On the extended block run the steps of `snow2`, as `snow2` runs them:
 `snow_partitioning` (distance transform, peaks, watershed), `add_boundary_regions` (boundary
-pores, only on the faces of the volume) and `regions_to_network`. The block keeps what it owns:
+pores, only on the faces of the volume) and `regions_to_network` (ours, equal to PoreSpy's:
+`rocksynth.properties.regions_network`). The block keeps what it owns:
 
 - a pore is identified by its SNOW marker (the first voxel of its peak in raster order, as a
   linear index of the padded volume) and owned by the block whose core holds that voxel;
@@ -148,6 +149,7 @@ def _block_network(block: np.ndarray, markers: np.ndarray, region: tuple, origin
     from scipy import ndimage
 
     from rocksynth.properties.network import _quiet_porespy
+    from rocksynth.properties.regions_network import regions_to_network
 
     _quiet_porespy()
     im = np.ascontiguousarray(block, dtype=bool)
@@ -161,7 +163,7 @@ def _block_network(block: np.ndarray, markers: np.ndarray, region: tuple, origin
     faces = np.array([[width if low else 0, width if high else 0] for low, high in zip(at_low, at_high)])
     padded = ps.networks.add_boundary_regions(regions, pad_width=faces) if faces.any() else regions
     phases = np.pad(im.astype(int), faces, mode="edge")
-    net = ps.networks.regions_to_network(padded, phases=phases, voxel_size=1, accuracy="standard")
+    net = regions_to_network(padded, phases, voxel_size=1)
     count = int(padded.max())
     padded_shape = tuple(n + 2 * width for n in shape)
     to_global = np.array(origin) + width - faces[:, 0]  # block-padded frame -> volume-padded frame
