@@ -138,10 +138,9 @@ def test_the_sharp_loss_prefers_one_possible_frame_to_their_blurred_mean():
     assert frame_loss(left, left, "sharp") == 0
 
 
-def test_the_object_error_counts_faded_objects_not_their_place():
-    """A faded object costs 1 whatever its size and contrast; an object shown within reach of its
-    place costs nothing, one shown too far away costs as much as a faded one; a ghost costs
-    nothing (the MSE sees it); a frame with no object costs nothing."""
+def test_the_object_error_counts_faded_and_invented_objects_not_their_place():
+    """A faded object costs 1 whatever its size and contrast, and so does a ghost; an object
+    shown within reach of its place costs nothing; a frame with no object costs nothing."""
     from rocksynth.training.predictor import OBJECT_REACH, object_error
 
     background = torch.full((1, 3, 32, 32), 0.5)
@@ -156,14 +155,15 @@ def test_the_object_error_counts_faded_objects_not_their_place():
     # The mean over the two objects.
     assert object_error(lost_small, truth, background).item() == pytest.approx(0.5, rel=1e-5)
     assert object_error(lost_large, truth, background).item() == pytest.approx(0.5, rel=1e-5)
-    for shift, cost in ((OBJECT_REACH, 0.0), (OBJECT_REACH + 10, 0.5)):  # 10 px: the object's side
+    # Shown 10 px (its side) away, it is both lost and a ghost: 2 terms of 1 among 3.
+    for shift, cost in ((OBJECT_REACH, 0.0), (OBJECT_REACH + 10, 2 / 3)):
         moved = background.clone()
         moved[..., 2:4, 2:4] = 0.62
         moved[..., 10 + shift:20 + shift, 10:20] = 1.0
         assert object_error(moved, truth, background).item() == pytest.approx(cost, abs=1e-6)
     ghost = truth.clone()
-    ghost[..., 25:28, 25:28] = 0.2
-    assert object_error(ghost, truth, background) == 0
+    ghost[..., 25:28, 25:28] = 0.2  # 9 px, contrast 0.3
+    assert object_error(ghost, truth, background).item() == pytest.approx(1 / 3, rel=1e-5)
     assert object_error(background, background, background) == 0
     pred = lost_small.clone().requires_grad_()
     object_error(pred, truth, background).backward()

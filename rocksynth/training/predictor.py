@@ -8,8 +8,9 @@ loss of Mathieu et al. (ICLR 2016): the MSE's optimum under uncertain motion is 
 of the possible frames, while the absolute error's is their median and the gradient term asks
 for edges as strong as the true frame's. ``objects`` (the `scenes` set only, whose backgrounds
 are known) adds to the MSE a term for every true object the prediction does not show near its
-place (`object_error`), whatever the object's size and contrast: under the MSE alone, a small
-faint object whose place is uncertain costs least when it fades into the background. Held-out evaluation: 5 context frames, 10 predicted
+place and for every object it shows where there is none (`object_error`), whatever their size
+and contrast: under the MSE alone, a small faint object whose place is uncertain costs least
+when it fades into the background. Held-out evaluation: 5 context frames, 10 predicted
 frames of clips from seeds never used in training; the PSNR (MSE pooled over clips and steps)
 of the prediction and of repeating the last context frame are written to the learning curve
 (with the mean training loss since the previous evaluation). Trained on the harness of `rocksynth.training.loop`: a time budget, a bit-exact resume
@@ -237,46 +238,71 @@ def frame_loss(pred: torch.Tensor, truth: torch.Tensor, kind: str = "mse",
 
 
 def object_error(pred: torch.Tensor, truth: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-    """How much of each true object the prediction fails to show near where it is, in [0, 1],
-    averaged over the objects.
+    """How much the prediction fails to show each true object near its place, and shows objects
+    that are not there, each in [0, 1], averaged over the objects and ghosts.
 
     An object is an 8-connected region of at least `OBJECT_MIN_PIXELS` pixels that differs from
     the `background` by more than `OBJECT_TOLERANCE` in some channel of the true frame (objects
-    that overlap are one). Contrast is measured along the object's mean colour change over the
-    background. The object's n pixel contrasts, sorted, are compared with the n largest
-    contrasts of the prediction within `OBJECT_REACH` pixels of it, also sorted: the mean of
-    relu(true - shown)², divided by the object's squared mean contrast (at least
-    `CONTRAST_FLOOR`). It is 0 when the prediction shows an object as large and as strong, in
-    its colour, anywhere within reach (its exact place is left to the MSE), and 1 when the object
-    has faded into the background, whatever its size: fading costs as much as a misplaced
-    object. Frames (..., C, H, W); 0 when no frame has an object."""
+    that overlap are one); a ghost is such a region of the prediction that covers no object of
+    the truth. Contrast is measured along the region's mean colour change over the background.
+
+    - An object's n pixel contrasts, sorted, are compared with the n largest contrasts of the
+      prediction within `OBJECT_REACH` pixels of it, also sorted: the mean of relu(true -
+      shown)², divided by the object's squared mean contrast (at least `CONTRAST_FLOOR`). It is
+      0 when the prediction shows an object as large and as strong, in its colour, anywhere
+      within reach (its exact place is left to the MSE), and 1 when the object has faded.
+    - A ghost's term is the mean of its squared contrasts over its squared mean contrast (at
+      least `CONTRAST_FLOOR`): about 1, whatever its size.
+
+    So a faded object, an invented one and a split one each cost about the same, as in an object
+    count. Frames (..., C, H, W); 0 when no frame has an object or a ghost."""
     from scipy import ndimage
 
     c, h, w = pred.shape[-3:]
     change = (pred - background).reshape(-1, c, h * w)
     with torch.no_grad():
         true_change = (truth - background).reshape(-1, c, h * w)
-        away = true_change.abs().amax(1).reshape(-1, h, w).cpu().numpy()
+        true_away = true_change.abs().amax(1).reshape(-1, h, w).cpu().numpy()
+        pred_away = change.abs().amax(1).reshape(-1, h, w).cpu().numpy()
     grow = ndimage.generate_binary_structure(2, 2)
     terms = []
-    for k, frame in enumerate(away):
-        labels, n = ndimage.label(frame > OBJECT_TOLERANCE, structure=np.ones((3, 3)))
-        for label in range(1, n + 1):
-            own = labels == label
-            area = int(own.sum())
-            if area < OBJECT_MIN_PIXELS:
-                continue
-            near = torch.from_numpy(ndimage.binary_dilation(own, grow, iterations=OBJECT_REACH).ravel())
-            own = torch.from_numpy(own.ravel())
-            colour = true_change[k][:, own].mean(1)
-            colour = colour / colour.norm().clamp(min=1e-6)
+    for k, (frame, seen) in enumerate(zip(true_away, pred_away)):
+        objects = frame > OBJECT_TOLERANCE
+        for mask in _regions(objects):
+            near = torch.from_numpy(ndimage.binary_dilation(mask, grow, iterations=OBJECT_REACH).ravel())
+            own = torch.from_numpy(mask.ravel())
+            colour = _direction(true_change[k][:, own])
             wanted = (colour @ true_change[k][:, own]).sort(descending=True).values
-            shown = (colour @ change[k][:, near.to(change.device)]).topk(area).values
+            shown = (colour @ change[k][:, near.to(change.device)]).topk(int(own.sum())).values
             scale = max(float(wanted.mean()), CONTRAST_FLOOR) ** 2
             terms.append(((wanted - shown).clamp(min=0) ** 2).mean() / scale)
+        for mask in _regions(seen > OBJECT_TOLERANCE):
+            if (mask & objects).any():
+                continue
+            own = torch.from_numpy(mask.ravel()).to(change.device)
+            with torch.no_grad():
+                colour = _direction(change[k][:, own])
+            shown = colour @ change[k][:, own]
+            scale = max(float(shown.mean()), CONTRAST_FLOOR) ** 2
+            terms.append((shown ** 2).mean() / scale)
     if not terms:
         return change.sum() * 0
     return torch.stack(terms).mean()
+
+
+def _regions(mask: np.ndarray):
+    """The 8-connected regions of at least `OBJECT_MIN_PIXELS` pixels of a 2D mask, as masks."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    return [labels == label for label in range(1, n + 1) if sizes[label] >= OBJECT_MIN_PIXELS]
+
+
+def _direction(changes: torch.Tensor) -> torch.Tensor:
+    """The unit mean colour change of a region's pixels (C, n)."""
+    colour = changes.mean(1)
+    return colour / colour.norm().clamp(min=1e-6)
 
 
 @torch.no_grad()
