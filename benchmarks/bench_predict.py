@@ -369,6 +369,7 @@ def curve_figure(path, model):
 
 
 def main():
+    global HELDOUT_START  # --heldout-start
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--context", type=int, default=3)
@@ -383,6 +384,9 @@ def main():
     parser.add_argument("--set", default="scenes", choices=["scenes", "moving", "rocks"],
                         help="held-out set for --predictor (rocks: 64x64 crops of the held-out last quarter of x)")
     parser.add_argument("--size", type=int, default=64, help="frame side of the held-out clips of a frame predictor (--predictor, or a predictor as --rocks-model)")
+    parser.add_argument("--heldout-start", type=int, default=HELDOUT_START,
+                        help="first held-out procedural clip (seed): another range, e.g. 3000, chooses among "
+                             "checkpoints without touching the benchmark's clips")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--strips", help="write docs figures predict_{shapes,rocks}_strip.png into this folder (the rocks "
                                          "one if --rocks-model is a transformer; with --predictor: predict_SET_strip.png)")
@@ -390,6 +394,7 @@ def main():
                         help="with --strips: also plot the shapes transformer's learning curve (predict_curves.png), "
                              "from its checkpoint")
     args = parser.parse_args()
+    HELDOUT_START = args.heldout_start
     steps = [int(k) for k in args.steps.split(",")]
     torch.set_num_threads(args.threads)
     if args.strips and args.predictor:
