@@ -59,14 +59,11 @@ def regions_to_network(regions: np.ndarray, phases: np.ndarray, voxel_size: floa
     slices = ndimage.find_objects(im)
 
     p_coords_cm = np.zeros((n_pores, ndim))
-    p_coords_dt = np.zeros((n_pores, ndim))
     p_coords_dt_global = np.zeros((n_pores, ndim))
-    p_dia_local = np.zeros(n_pores)
     p_dia_global = np.zeros(n_pores)
-    p_phase = np.zeros(n_pores, dtype=int)
     p_label = np.arange(1, n_pores + 1)
     boxes = [tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, im.shape)) for box in slices]
-    offsets = np.array([[b.start for b in box] for box in boxes])  # PoreSpy's extend_slice
+    offsets = np.array([[b.start for b in box] for box in boxes], dtype=int).reshape(-1, ndim)  # extend_slice
     for axis in range(ndim):
         # scipy sums the box coordinates in float64 (exact for integers) and divides by the count.
         local = np.bincount(labels, coords[axis], minlength=n_pores + 1)[1:] - counts * offsets[:, axis]
@@ -79,17 +76,17 @@ def regions_to_network(regions: np.ndarray, phases: np.ndarray, voxel_size: floa
     at_peak = values == largest[labels]
     first = _first_of_each(labels[at_peak], inside[at_peak], n_pores + 1)
     # PoreSpy finds it in the region's box padded by one voxel, and keeps that frame's index.
-    p_coords_dt[:] = np.array(np.unravel_index(first[1:], im.shape)).T + 1
+    p_coords_dt = np.array(np.unravel_index(first[1:], im.shape), dtype=float).T.reshape(n_pores, ndim) + 1
     p_area_surf = np.bincount(labels[values == 1], minlength=n_pores + 1)[1:].astype(int)
     phase_of = np.zeros(n_pores + 1, dtype=phases.dtype)
     np.maximum.at(phase_of, labels, phases.ravel()[inside])
-    p_phase[:] = phase_of[1:]
+    p_phase = phase_of[1:].astype(int)
     peaks = np.zeros(n_pores, dtype=int)
     for pore, box in enumerate(boxes):
         sub_dt = dt[box]
         peaks[pore] = np.argmax(sub_dt)  # the first largest, in C order
         p_dia_global[pore] = 2 * sub_dt.flat[peaks[pore]]
-    sizes = np.array([[b.stop - b.start for b in box] for box in boxes])
+    sizes = np.array([[b.stop - b.start for b in box] for box in boxes], dtype=int).reshape(-1, ndim)
     for axis in reversed(range(ndim)):
         peaks, p_coords_dt_global[:, axis] = np.divmod(peaks, sizes[:, axis])
     p_coords_dt_global += offsets
