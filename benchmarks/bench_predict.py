@@ -23,6 +23,8 @@ from skimage.metrics import structural_similarity
 
 from rocksynth.data.videos import procedural_clips, stack_clips
 from rocksynth.pipelines.predict import load_predictor, predict_frames
+from rocksynth.training.predictor import OBJECT_MIN_PIXELS, OBJECT_TOLERANCE
+from rocksynth.training.predictor import object_regions as masks_of_objects
 from rocksynth.training.video import bits_per_dim, encode_clips, load_sources, to_tensor
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
@@ -195,18 +197,14 @@ def rollout_with_gain(model, context: torch.Tensor, n_pred: int) -> np.ndarray:
     return model.rollout(context, n_pred, gain=model.context_gain(context)).numpy()
 
 
-def object_regions(frame, background, tolerance=0.1, min_pixels=4):
+def object_regions(frame, background, tolerance=OBJECT_TOLERANCE, min_pixels=OBJECT_MIN_PIXELS):
     """The objects of one frame (C, s, s): boolean masks of its 8-connected components of at
     least `min_pixels` pixels that differ from the scene's background by more than `tolerance` in
-    some channel. Objects that overlap are one region."""
-    from scipy import ndimage
-
-    labels, n = ndimage.label((np.abs(frame - background) > tolerance).any(0), structure=np.ones((3, 3)))
-    sizes = np.bincount(labels.ravel())
-    return [labels == k for k in range(1, n + 1) if sizes[k] >= min_pixels]
+    some channel, as the `objects` training loss finds them. Objects that overlap are one region."""
+    return masks_of_objects((np.abs(frame - background) > tolerance).any(0), min_pixels)
 
 
-def object_counts(frames, backgrounds, tolerance=0.1, min_pixels=4):
+def object_counts(frames, backgrounds, tolerance=OBJECT_TOLERANCE, min_pixels=OBJECT_MIN_PIXELS):
     """Objects (`object_regions`) in each frame of clips (n, P, C, s, s), counted the same way in
     the truth and in a prediction."""
     counts = np.zeros(frames.shape[:2], dtype=int)
@@ -215,7 +213,7 @@ def object_counts(frames, backgrounds, tolerance=0.1, min_pixels=4):
     return counts
 
 
-def absent_objects(pred, truth, backgrounds, steps=(1, 5), tolerance=0.1, min_pixels=4):
+def absent_objects(pred, truth, backgrounds, steps=(1, 5), tolerance=OBJECT_TOLERANCE, min_pixels=OBJECT_MIN_PIXELS):
     """For the true objects (`object_regions`) at the given steps: how many the prediction does
     not show where they are (fewer than `min_pixels` of their pixels differ from the background
     by more than `tolerance`), and the median contrast and size of those absent and of those

@@ -37,7 +37,7 @@ COLUMNS = ["iteration", "wall_s", "loss", "heldout_psnr_pred", "heldout_psnr_rep
 EVAL_CONTEXT, EVAL_FRAMES = 5, 10
 LOSSES = ("mse", "sharp", "objects")
 OBJECT_WEIGHT = 0.01  # of the per-object term against the MSE (about 3e-3 for the shipped model)
-OBJECT_TOLERANCE, OBJECT_MIN_PIXELS = 0.1, 4  # what the benchmark counts as an object
+OBJECT_TOLERANCE, OBJECT_MIN_PIXELS = 0.1, 4  # what an object is, here and in benchmarks/bench_predict.py
 CONTRAST_FLOOR = 0.1  # an object's error is taken relative to its contrast, at least this
 OBJECT_REACH = 2  # pixels around a true object where the prediction may show it
 INIT_RAMP = 300  # iterations of learning-rate ramp after --init: a fresh Adam's first steps are large
@@ -268,7 +268,7 @@ def object_error(pred: torch.Tensor, truth: torch.Tensor, background: torch.Tens
     terms = []
     for k, (frame, seen) in enumerate(zip(true_away, pred_away)):
         objects = frame > OBJECT_TOLERANCE
-        for mask in _regions(objects):
+        for mask in object_regions(objects):
             near = torch.from_numpy(ndimage.binary_dilation(mask, grow, iterations=OBJECT_REACH).ravel())
             own = torch.from_numpy(mask.ravel())
             colour = _direction(true_change[k][:, own])
@@ -276,7 +276,7 @@ def object_error(pred: torch.Tensor, truth: torch.Tensor, background: torch.Tens
             shown = (colour @ change[k][:, near.to(change.device)]).topk(int(own.sum())).values
             scale = max(float(wanted.mean()), CONTRAST_FLOOR) ** 2
             terms.append(((wanted - shown).clamp(min=0) ** 2).mean() / scale)
-        for mask in _regions(seen > OBJECT_TOLERANCE):
+        for mask in object_regions(seen > OBJECT_TOLERANCE):
             if (mask & objects).any():
                 continue
             own = torch.from_numpy(mask.ravel()).to(change.device)
@@ -290,13 +290,14 @@ def object_error(pred: torch.Tensor, truth: torch.Tensor, background: torch.Tens
     return torch.stack(terms).mean()
 
 
-def _regions(mask: np.ndarray):
-    """The 8-connected regions of at least `OBJECT_MIN_PIXELS` pixels of a 2D mask, as masks."""
+def object_regions(mask: np.ndarray, min_pixels: int = OBJECT_MIN_PIXELS) -> "list[np.ndarray]":
+    """The objects of a 2D mask of where a frame differs from its background: its 8-connected
+    regions of at least `min_pixels` pixels, as boolean masks (objects that overlap are one)."""
     from scipy import ndimage
 
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    return [labels == label for label in range(1, n + 1) if sizes[label] >= OBJECT_MIN_PIXELS]
+    return [labels == label for label in range(1, n + 1) if sizes[label] >= min_pixels]
 
 
 def _direction(changes: torch.Tensor) -> torch.Tensor:
