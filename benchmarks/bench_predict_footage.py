@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rocksynth.io.videos import read_video
+from rocksynth.io.videos import read_video, to_gray
 from rocksynth.pipelines.predict import load_predictor, predict_clip
 
 
@@ -53,7 +53,7 @@ def score_clip(frames: np.ndarray, loaded, context: int, n_pred: int, windows: i
         window = frames[start:start + context + n_pred]
         given = window[:context]
         if gray_model:
-            given = given.mean(-1, keepdims=True).round().astype(np.uint8)
+            given = to_gray(given)
         began = time.perf_counter()
         predicted, _ = predict_clip(given, n_pred, loaded, temperature=0.0, samples=1, fallback=fallback)
         seconds.append(time.perf_counter() - began)

@@ -136,6 +136,11 @@ def _decode_frames(container, stream, name: str) -> "list[np.ndarray]":
     return frames
 
 
+def to_gray(frames: np.ndarray) -> np.ndarray:
+    """Colour frames (..., 3) uint8 -> gray (..., 1) uint8: the mean of the channels, rounded."""
+    return frames.mean(-1, keepdims=True).round().astype(np.uint8)
+
+
 def _is_gray(frames: np.ndarray) -> bool:
     """H.264 chroma of a gray video is flat, so its decoded RGB channels differ by at most a level."""
     sample = frames[:: max(1, len(frames) // 4)].astype(np.int16)

@@ -57,7 +57,7 @@ def load_sources(data: "list[str]", channels: int) -> ClipSource:
     """DATA arguments: procedural set names ('balls', 'shapes', 'moving' gray; 'scenes' colour), MP4s, frame folders or
     TIFF stacks (read with rocksynth.io.videos.read_video; colour is averaged to gray when the
     model has one channel)."""
-    from rocksynth.io.videos import read_video
+    from rocksynth.io.videos import read_video, to_gray
 
     source = ClipSource()
     for item in data:
@@ -67,7 +67,7 @@ def load_sources(data: "list[str]", channels: int) -> ClipSource:
         else:
             frames = read_video(item).frames
             if channels == 1 and frames.shape[-1] == 3:
-                frames = frames.mean(-1, keepdims=True).round().astype(np.uint8)
+                frames = to_gray(frames)
             elif channels == 3 and frames.shape[-1] == 1:
                 frames = np.repeat(frames, 3, -1)
             source.stacks.append(frames)
