@@ -139,13 +139,13 @@ class _PredictorTask(ClipTask):
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.optimizers = [self.optimizer]
         self.rng = np.random.default_rng(seed)
+        objects = frame.get("loss") == "objects"
+        if objects and (source.procedural != ["scenes"] or source.stacks):  # before drawing any clip
+            raise BadInputError("--loss objects needs the procedural set scenes as the only data: "
+                                "its objects are told from their backgrounds")
         self.pool = source.clips(pool, config["context"] + frame["rollout"], frame["size"], "train", self.rng)
-        self.backgrounds = None
-        if frame.get("loss") == "objects":
-            if source.procedural != ["scenes"] or source.stacks:
-                raise BadInputError("--loss objects needs the procedural set scenes as the only data: "
-                                    "its objects are told from their backgrounds")
-            self.backgrounds = scenes_backgrounds(pool, config["context"] + frame["rollout"], frame["size"], "train")
+        self.backgrounds = (scenes_backgrounds(pool, config["context"] + frame["rollout"], frame["size"], "train")
+                            if objects else None)
         self.heldout = to_tensor(source.clips(HELDOUT_CLIPS, EVAL_CONTEXT + EVAL_FRAMES, frame["size"], "heldout",
                                               np.random.default_rng(10**6 + seed)))
         self.done = 0
@@ -269,17 +269,17 @@ def object_error(pred: torch.Tensor, truth: torch.Tensor, background: torch.Tens
     for k, (frame, seen) in enumerate(zip(true_away, pred_away)):
         objects = frame > OBJECT_TOLERANCE
         for mask in object_regions(objects):
-            near = torch.from_numpy(ndimage.binary_dilation(mask, grow, iterations=OBJECT_REACH).ravel())
-            own = torch.from_numpy(mask.ravel())
+            near = _on(change, ndimage.binary_dilation(mask, grow, iterations=OBJECT_REACH))
+            own = _on(change, mask)
             colour = _direction(true_change[k][:, own])
             wanted = (colour @ true_change[k][:, own]).sort(descending=True).values
-            shown = (colour @ change[k][:, near.to(change.device)]).topk(int(own.sum())).values
+            shown = (colour @ change[k][:, near]).topk(len(wanted)).values
             scale = max(float(wanted.mean()), CONTRAST_FLOOR) ** 2
             terms.append(((wanted - shown).clamp(min=0) ** 2).mean() / scale)
         for mask in object_regions(seen > OBJECT_TOLERANCE):
             if (mask & objects).any():
                 continue
-            own = torch.from_numpy(mask.ravel()).to(change.device)
+            own = _on(change, mask)
             with torch.no_grad():
                 colour = _direction(change[k][:, own])
             shown = colour @ change[k][:, own]
@@ -298,6 +298,11 @@ def object_regions(mask: np.ndarray, min_pixels: int = OBJECT_MIN_PIXELS) -> "li
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     return [labels == label for label in range(1, n + 1) if sizes[label] >= min_pixels]
+
+
+def _on(tensor: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
+    """A 2D mask, flattened, on the device of `tensor` (for indexing its pixels)."""
+    return torch.from_numpy(mask.ravel()).to(tensor.device)
 
 
 def _direction(changes: torch.Tensor) -> torch.Tensor:
