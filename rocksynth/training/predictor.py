@@ -283,7 +283,7 @@ def object_error(pred: torch.Tensor, truth: torch.Tensor, background: torch.Tens
             with torch.no_grad():
                 colour = _direction(change[k][:, own])
             shown = colour @ change[k][:, own]
-            scale = max(float(shown.mean()), CONTRAST_FLOOR) ** 2
+            scale = max(float(shown.detach().mean()), CONTRAST_FLOOR) ** 2  # a constant, not a gradient path
             terms.append((shown ** 2).mean() / scale)
     if not terms:
         return change.sum() * 0
