@@ -92,7 +92,7 @@ def regions_to_network(regions: np.ndarray, phases: np.ndarray, voxel_size: floa
     p_coords_dt_global += offsets
 
     conns, throat_voxels = _throats(im)
-    t_dt = dt.ravel()[throat_voxels[:, 1]] if len(throat_voxels) else np.zeros(0, "float32")
+    t_dt = dt.ravel()[throat_voxels[:, 1]]
     n_throats = len(conns)
     key = throat_voxels[:, 0]
     t_area = np.bincount(key, minlength=n_throats)
@@ -136,13 +136,13 @@ def _throats(im: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
         highs.append(np.maximum(la, lb))
         voxels.append(np.where(la > lb, ia, ib))
     low, high, voxel = (np.concatenate(v).astype(np.int64) for v in (lows, highs, voxels))
-    # Sorted by i, j, then voxel (C order), each voxel once: one int64 key per row.
+    # Sorted by i, j, then voxel (C order), each voxel once.
     n, size = int(im.max()) + 1, im.size
-    key = np.unique((low * n + high) * size + voxel) if n * n * size < 2 ** 63 else None
-    if key is None:
-        rows = np.unique(np.stack([low, high, voxel], 1), axis=0)
-    else:
+    if n * n * size < 2 ** 63:  # one int64 key per row: a 1D sort, much faster
+        key = np.unique((low * n + high) * size + voxel)
         rows = np.stack([key // size // n, key // size % n, key % size], 1)
+    else:
+        rows = np.unique(np.stack([low, high, voxel], 1), axis=0)
     pairs, throat = np.unique(rows[:, 0] * n + rows[:, 1], return_inverse=True)
     conns = np.stack([pairs // n, pairs % n], 1) - 1
     return conns.astype(int), np.stack([throat.ravel(), rows[:, 2]], 1)
@@ -177,30 +177,30 @@ def _as_network(im, conns, p_coords_cm, p_coords_dt, p_coords_dt_global, p_volum
     net = {"throat.conns": np.asarray(conns), "pore.coords": np.array(p_coords) * voxel_size}
     net["pore.all"] = np.ones_like(net["pore.coords"][:, 0], dtype=bool)
     net["throat.all"] = np.ones_like(net["throat.conns"][:, 0], dtype=bool)
-    net["pore.region_label"] = np.array(p_label)
-    net["pore.phase"] = np.array(p_phase, dtype=int)
+    net["pore.region_label"] = p_label
+    net["pore.phase"] = p_phase
     net["throat.phases"] = net["pore.phase"][net["throat.conns"]]
     volume = np.asarray(p_volume, dtype=float) * voxel_size ** ndim
     net["pore.region_volume"] = volume
     f = 3 / 4 if ndim == 3 else 1.0
     net["pore.equivalent_diameter"] = 2 * (volume / np.pi * f) ** (1 / ndim)
-    net["pore.local_peak"] = np.copy(p_coords_dt) * voxel_size
-    net["pore.global_peak"] = np.copy(p_coords_dt_global) * voxel_size
-    net["pore.geometric_centroid"] = np.copy(p_coords_cm) * voxel_size
-    net["throat.global_peak"] = np.array(t_coords) * voxel_size
-    net["pore.inscribed_diameter"] = np.copy(p_dia_local) * voxel_size
-    net["pore.extended_diameter"] = np.copy(p_dia_global) * voxel_size
-    net["throat.inscribed_diameter"] = np.array(t_dia_inscribed) * voxel_size
+    net["pore.local_peak"] = p_coords_dt * voxel_size
+    net["pore.global_peak"] = p_coords_dt_global * voxel_size
+    net["pore.geometric_centroid"] = p_coords_cm * voxel_size
+    net["throat.global_peak"] = t_coords * voxel_size
+    net["pore.inscribed_diameter"] = p_dia_local * voxel_size
+    net["pore.extended_diameter"] = p_dia_global * voxel_size
+    net["throat.inscribed_diameter"] = t_dia_inscribed * voxel_size
     p12 = net["throat.conns"]
     pt1 = np.sqrt(np.sum(((p_coords[p12[:, 0]] - t_coords) * voxel_size) ** 2, axis=1))
     pt2 = np.sqrt(np.sum(((p_coords[p12[:, 1]] - t_coords) * voxel_size) ** 2, axis=1))
     net["throat.total_length"] = pt1 + pt2
     dist = (p_coords[p12[:, 0]] - p_coords[p12[:, 1]]) * voxel_size
     net["throat.direct_length"] = np.sqrt(np.sum(dist ** 2, axis=1, dtype=np.float64))
-    net["throat.perimeter"] = np.array(t_perimeter) * voxel_size
-    net["pore.volume"] = np.asarray(p_volume, dtype=float) * voxel_size ** ndim
-    net["pore.surface_area"] = np.copy(p_area_surf) * voxel_size ** 2
-    area = np.array(t_area) * voxel_size ** 2
+    net["throat.perimeter"] = t_perimeter * voxel_size
+    net["pore.volume"] = volume.copy()  # its own array, as in PoreSpy
+    net["pore.surface_area"] = p_area_surf * voxel_size ** 2
+    area = t_area * voxel_size ** 2
     net["throat.cross_sectional_area"] = area
     net["throat.equivalent_diameter"] = (4 * area / np.pi) ** (1 / 2)
     net["param.voxel_size"] = np.asarray(voxel_size)
