@@ -132,6 +132,14 @@ def signal_while_writing(command: "list[str]", cwd: Path, signum: int, started: 
     raise AssertionError(f"in all {attempts} attempts the command finished before it was signalled")
 
 
+def blobs(shape, seed=0, porosity=0.3) -> np.ndarray:
+    """A smooth random binary volume (thresholded filtered noise): pores form blobs."""
+    from scipy.ndimage import gaussian_filter
+
+    field = gaussian_filter(np.random.default_rng(seed).standard_normal(shape), 1.5)
+    return field > np.quantile(field, 1 - porosity)
+
+
 def help_options(text: str) -> "list[str]":
     """The option names of a typer --help text (one per option line), --help itself left out.
     Option lines are indented 2 spaces; the wrapped help text below them (which may begin with an

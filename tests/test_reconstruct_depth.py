@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import blobs
 
 from rocksynth.models.slice2vol import GRID, Slice2Vol, without_depth_code
 from rocksynth.pipelines.reconstruct import load_model, reconstruct
@@ -17,13 +18,6 @@ from rocksynth.training.reconstruct import (DISTANCE_BINS, TrainSettings, distan
 
 TINY_MODEL = {"enc_channels": (2, 4, 8), "channels": (2, 4, 8), "noise_channels": (2, 1), "quarter_blocks": 1,
               "slice_porosity": False}
-
-
-def blobs(shape, seed=0, porosity=0.3):
-    from scipy.ndimage import gaussian_filter
-
-    field = gaussian_filter(np.random.default_rng(seed).standard_normal(shape), 1.5)
-    return field > np.quantile(field, 1 - porosity)
 
 
 def _randomised(config: dict, seed: int = 0) -> Slice2Vol:

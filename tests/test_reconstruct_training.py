@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import blobs
 
 from rocksynth.data.crops import RandomCrops, held_out_cubes, random_symmetry, split_holdout
 from rocksynth.errors import BadInputError
@@ -15,14 +16,6 @@ from rocksynth.training.reconstruct import TrainSettings, train_reconstruct
 # noise matters; that channel is tested on its own below.
 TINY_MODEL = {"enc_channels": (2, 4, 8), "channels": (2, 4, 8), "noise_channels": (2, 1), "quarter_blocks": 1,
               "slice_porosity": False}
-
-
-def blobs(shape, seed=0, porosity=0.3):
-    """A smooth random binary volume (thresholded filtered noise): pores form blobs."""
-    from scipy.ndimage import gaussian_filter
-
-    field = gaussian_filter(np.random.default_rng(seed).standard_normal(shape), 1.5)
-    return field > np.quantile(field, 1 - porosity)
 
 
 def test_voxel_shuffle_moves_channels_to_space():

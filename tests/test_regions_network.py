@@ -3,6 +3,7 @@ its shape, dtype and values, on rock crops, a random 3D volume and a 2D image.""
 
 import numpy as np
 import pytest
+from conftest import blobs
 
 ps = pytest.importorskip("porespy")
 
@@ -15,13 +16,6 @@ def _assert_same_network(ours: dict, theirs: dict) -> None:
         assert np.array_equal(a, b), key
 
 
-def _random_volume(shape, seed=0):
-    from scipy import ndimage
-
-    field = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal(shape), 2.0)
-    return field > 0.3 * field.std()
-
-
 @pytest.mark.parametrize("source", ["berea", "ketton", "random", "random2d"])
 def test_regions_to_network_equals_porespys(source, berea_crop, shared_data):
     from rocksynth.properties.regions_network import regions_to_network
@@ -31,7 +25,7 @@ def test_regions_to_network_equals_porespys(source, berea_crop, shared_data):
 
     ketton = lambda: tifffile.imread(shared_data / "ketton_256.tif")[:80, :80, :80] > 0  # noqa: E731
     mask = {"berea": lambda: berea_crop, "ketton": ketton,
-            "random": lambda: _random_volume((48, 40, 44)), "random2d": lambda: _random_volume((120, 100))}[source]()
+            "random": lambda: blobs((48, 40, 44)), "random2d": lambda: blobs((120, 100))}[source]()
     snow = ps.filters.snow_partitioning(mask, peaks=snow_markers(mask) if mask.ndim == 3 else None)
     regions = ps.networks.add_boundary_regions(snow.regions.astype(int), pad_width=3)
     phases = np.pad(mask.astype(int), 3, mode="edge")
