@@ -179,7 +179,7 @@ def test_the_objects_loss_trains_on_scenes_with_backgrounds_flipped_with_their_c
 
     seen = []
 
-    def spy(pred, truth, kind="mse", background=None):
+    def spy(pred, truth, kind="mse", background=None, flows=None):
         seen.append((truth.clone(), background.clone(), kind))
         return ((pred - truth) ** 2).mean()
 
@@ -199,6 +199,53 @@ def test_the_objects_loss_trains_on_scenes_with_backgrounds_flipped_with_their_c
                                  batch=2, lr=1e-3, pool=2, seed=0)
 
 
+def test_the_motion_loss_sees_each_clip_with_its_true_motion_through_every_flip(monkeypatch):
+    """The true flows reach the loss flipped, transposed and time-reversed with their clips: the
+    frame before each predicted one, sampled along its true flow, is that frame where the
+    content is seen (to the blur of sampling and anti-aliased edges). The network's own flows come
+    with them, and the run has the flow head."""
+    from rocksynth.models.frame_predictor import sample_along
+    from rocksynth.training import predictor
+
+    seen = []
+
+    def spy(pred, truth, kind="mse", background=None, flows=None):
+        seen.append((truth.clone(), flows, kind))
+        return ((pred - truth) ** 2).mean() + predictor.motion_error(*flows)
+
+    monkeypatch.setattr(predictor, "frame_loss", spy)
+    task = predictor._PredictorTask(["scenes"], {"channels": 3, "context": 2, "widths": [4, 8, 8], "blocks": 1,
+                                                 "warp": True},
+                                    {"size": 32, "channels": 3, "clip_frames": 4, "rollout": 2, "loss": "motion"},
+                                    batch=4, lr=1e-3, pool=6, seed=0)
+    task.device = torch.device("cpu")
+    for iteration in range(8):
+        task.step(iteration)
+    for truth, (flow, true_flow, visible), kind in seen:
+        assert kind == "motion" and flow.shape == true_flow.shape == (4, 2, 2, 32, 32)
+        moved = sample_along(truth[:, 0], true_flow[:, 1])  # predicted frame 2 from predicted frame 1
+        error = ((moved - truth[:, 1]) ** 2).mean(1)[visible[:, 1]]
+        still = ((truth[:, 0] - truth[:, 1]) ** 2).mean(1)[visible[:, 1]]
+        assert error.mean() < 2e-3 and (still.mean() == 0 or error.mean() < 0.5 * still.mean())
+    with pytest.raises(Exception, match="needs the procedural set scenes"):
+        predictor._PredictorTask(["balls"], {"channels": 1, "context": 2, "widths": [4, 8, 8], "blocks": 1},
+                                 {"size": 32, "channels": 1, "clip_frames": 4, "rollout": 2, "loss": "motion"},
+                                 batch=2, lr=1e-3, pool=2, seed=0)
+
+
+def test_the_motion_error_is_the_mean_distance_where_the_content_is_seen():
+    from rocksynth.training.predictor import motion_error
+
+    true = torch.zeros(1, 2, 4, 4)
+    flow = true.clone()
+    flow[0, 0, 0, 0], flow[0, 1, 0, 0] = 3.0, 4.0  # 5 px off at one pixel
+    flow[0, 0, 3, 3] = 100.0  # far off where the content is not seen
+    visible = torch.ones(1, 4, 4, dtype=torch.bool)
+    visible[0, 3, 3] = False
+    assert motion_error(flow, true, visible) == pytest.approx(5 / 15)
+    assert motion_error(flow, true, torch.zeros_like(visible)) == 0
+
+
 def test_the_loss_is_kept_by_a_resumed_run_and_checked(tmp_path):
     from rocksynth.training.predictor import train_predictor
 
@@ -211,7 +258,7 @@ def test_the_loss_is_kept_by_a_resumed_run_and_checked(tmp_path):
     # the checkpoints from before the option).
     train_predictor([], tmp_path / "m.pt", iters=1, init=str(out), rollout=1, batch=2, pool=4, eval_every=1)
     assert "loss" not in load_checkpoint(tmp_path / "m.pt", "video")["config"]["frame"]
-    with pytest.raises(Exception, match="choose mse, sharp or objects"):
+    with pytest.raises(Exception, match="choose mse, sharp, objects or motion"):
         train_predictor(["balls"], tmp_path / "q.pt", iters=1, loss="l2", **kwargs)
     assert not (tmp_path / "q.pt").exists()
 

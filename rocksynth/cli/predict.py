@@ -59,7 +59,7 @@ def train_video(
     eval_every: int = options.positive_int(100, "--eval-every", help="Held-out evaluation and checkpoint every N iterations."),
     init: Optional[str] = typer.Option(None, "--init", help="Predictor: start a new run from this predictor's weights (a checkpoint or a shipped name, e.g. scenes), with a fresh optimiser and a learning-rate ramp; --iters then counts on from its iterations. Its network, frame size and data (unless DATA is given) are kept."),
     warp: bool = typer.Option(False, "--warp", help="Predictor: also predict a flow field and move the last frame's pixels along it (sharper moving objects); with --init, added to that network."),
-    loss: str = typer.Option("mse", "--loss", help="Predictor: mse; sharp (mean absolute error plus the gradient difference loss: sharper moving objects than the MSE's blurred mean); or objects (the MSE plus a term for every true object the prediction does not show near its place, whatever its size and contrast; scenes data only)."),
+    loss: str = typer.Option("mse", "--loss", help="Predictor: mse; sharp (mean absolute error plus the gradient difference loss: sharper moving objects than the MSE's blurred mean); objects (the MSE plus a term for every true object the prediction does not show near its place, whatever its size and contrast; scenes data only); or motion (the MSE plus the distance between the predicted flow and the generator's true motion; adds the flow head; scenes data only)."),
     seed: int = options.seed_option("Random seed."),
     time_budget: Optional[str] = options.time_budget_option(),
     device: str = options.TrainDevice,

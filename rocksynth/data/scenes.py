@@ -5,8 +5,13 @@ Each clip is a textured background of any level, seen by a drifting camera, with
 (discs, squares, diamonds, triangles) of any colour and brightness, 3-15 px across, moving at
 0-4 px per frame, bouncing off the frame's walls and hiding one another (a fixed depth order).
 Clips are float (T, H, W, 3) in [0, 1]; `rocksynth.data.videos.procedural_clips` turns them into
-uint8 with one seeded generator per clip.
+uint8 with one seeded generator per clip. The generator also gives each clip's true motion
+(`Motion`): where every pixel's content is in the frames before and after it, which is what a
+predictor that moves pixels can be taught directly.
 """
+
+from dataclasses import dataclass
+
 
 import numpy as np
 from scipy import ndimage
@@ -32,8 +37,29 @@ def _smooth_noise(rng, shape, scale: float) -> np.ndarray:
     return field / max(field.std(), 1e-6)
 
 
-def _background(rng, frames: int, size: int) -> np.ndarray:
-    """(T, size, size, 3): a flat, graded or textured canvas seen through a drifting camera."""
+@dataclass
+class Motion:
+    """A clip's true motion, per frame t and pixel: where its content is in frames t - 1 and t + 1.
+
+    Attributes
+    ----------
+    flow : ndarray
+        float32 (T, 4, H, W): the displacement in pixels to the same content in frame t - 1
+        (x then y), then in frame t + 1 (x then y), as `rocksynth.models.frame_predictor.sample_along`
+        takes it. Objects move and turn rigidly; the background moves with the camera.
+    visible : ndarray
+        bool (T, 2, H, W): the content is seen there in frame t - 1, then t + 1 (the same
+        object, or the background, covers the pixel it moves to, inside the frame). False in the
+        first frame's backward half and the last frame's forward half.
+    """
+
+    flow: np.ndarray
+    visible: np.ndarray
+
+
+def _background(rng, frames: int, size: int) -> "tuple[np.ndarray, np.ndarray]":
+    """(T, size, size, 3): a flat, graded or textured canvas seen through a drifting camera; and
+    the drift (y, x) in pixels per frame."""
     margin = int(np.ceil(DRIFT_MAX * frames)) + 2
     side = size + 2 * margin
     base = _colour(rng)
@@ -57,7 +83,7 @@ def _background(rng, frames: int, size: int) -> np.ndarray:
         coords = [grid[0] + offset[0], grid[1] + offset[1]]
         for c in range(3):
             out[t, ..., c] = ndimage.map_coordinates(canvas[..., c], coords, order=1, mode="nearest")
-    return np.clip(out, 0.0, 1.0)
+    return np.clip(out, 0.0, 1.0), drift
 
 
 def _coverage(kind: str, extent: float, theta: float, centre, yy, xx) -> np.ndarray:
@@ -76,15 +102,18 @@ def _coverage(kind: str, extent: float, theta: float, centre, yy, xx) -> np.ndar
     return np.clip(0.5 - distance, 0, 1)
 
 
-def scene_clip(rng, frames: int = 8, size: int = 64, with_background: bool = False):
+def scene_clip(rng, frames: int = 8, size: int = 64, with_background: bool = False, with_motion: bool = False):
     """One `scenes` clip, float (T, size, size, 3) in [0, 1] (see the module docstring).
 
     With `with_background`, also the clip's background without its objects (the same random
-    draws, so the clip is the same): what tells the objects apart from the scene in a benchmark."""
-    out = _background(rng, frames, size)
+    draws, so the clip is the same): what tells the objects apart from the scene in a benchmark.
+    With `with_motion`, also its `Motion` (last). The clip is the same either way."""
+    out, drift = _background(rng, frames, size)
     background = out.copy() if with_background else None
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    for _ in range(int(rng.integers(1, MAX_OBJECTS + 1))):  # drawn back to front: later ones occlude
+    poses = []  # per object: its kind and per frame (centre y, centre x, angle)
+    top = np.full((frames, size, size), -1)  # the object seen at each pixel (coverage >= 1/2), -1 none
+    for index in range(int(rng.integers(1, MAX_OBJECTS + 1))):  # drawn back to front: later ones occlude
         kind = KINDS[int(rng.integers(len(KINDS)))]
         extent = rng.uniform(*SIZE_RANGE)
         half = extent / 2
@@ -93,13 +122,52 @@ def scene_clip(rng, frames: int = 8, size: int = 64, with_background: bool = Fal
         vel = rng.uniform(*SPEED_RANGE) * np.array([np.sin(angle), np.cos(angle)])
         theta, spin = rng.uniform(0, 2 * np.pi), rng.uniform(-0.15, 0.15) * (kind != "disc")
         colour = _colour(rng)
+        track = []
         for t in range(frames):
-            alpha = _coverage(kind, extent, theta, pos, yy, xx)[..., None]
-            out[t] = out[t] * (1 - alpha) + colour * alpha
+            alpha = _coverage(kind, extent, theta, pos, yy, xx)
+            out[t] = out[t] * (1 - alpha[..., None]) + colour * alpha[..., None]
+            top[t][alpha >= 0.5] = index
+            track.append((pos[0], pos[1], theta))
             pos = pos + vel
             for axis in range(2):  # reflect off the frame's walls
                 if pos[axis] < half or pos[axis] > size - half:
                     vel[axis] *= -1
                     pos[axis] = np.clip(pos[axis], half, size - half)
             theta += spin
-    return (out, background) if with_background else out
+        poses.append(np.array(track))
+    result = (out,) + ((background,) if with_background else ())
+    if with_motion:
+        result += (_motion(top, poses, drift, yy, xx),)
+    return result if len(result) > 1 else out
+
+
+def _motion(top: np.ndarray, poses: "list[np.ndarray]", drift: np.ndarray, yy: np.ndarray,
+            xx: np.ndarray) -> Motion:
+    """The `Motion` of a clip from what is seen at each pixel (`top`), the objects' poses per
+    frame and the camera's drift."""
+    frames, h, w = top.shape
+    flow = np.zeros((frames, 4, h, w), np.float32)
+    visible = np.zeros((frames, 2, h, w), bool)
+    for t in range(frames):
+        for half, s in enumerate((t - 1, t + 1)):
+            if not 0 <= s < frames:
+                continue
+            # The background: frame t shows the canvas at p + drift * t, frame s at q + drift * s.
+            dy, dx = np.broadcast_to((drift * (t - s))[:, None, None], (2, h, w))
+            dy, dx = dy.copy(), dx.copy()
+            for index, track in enumerate(poses):
+                here = top[t] == index
+                if not here.any():
+                    continue
+                (cy, cx, a), (sy, sx, b) = track[t], track[s]
+                turn = b - a  # a rigid turn about the centre, then the move
+                ry, rx = yy[here] - cy, xx[here] - cx
+                dx[here] = sx + rx * np.cos(turn) - ry * np.sin(turn) - xx[here]
+                dy[here] = sy + rx * np.sin(turn) + ry * np.cos(turn) - yy[here]
+            flow[t, 2 * half], flow[t, 2 * half + 1] = dx, dy
+            ty, tx = np.round(yy - 0.5 + dy).astype(int), np.round(xx - 0.5 + dx).astype(int)
+            inside = (ty >= 0) & (ty < h) & (tx >= 0) & (tx < w)
+            seen = np.full((h, w), -2)
+            seen[inside] = top[s][ty[inside], tx[inside]]
+            visible[t, half] = inside & (seen == top[t])
+    return Motion(flow, visible)

@@ -146,6 +146,17 @@ def _clip_generator(kind: str, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([_SPLITS[split], PROCEDURAL.index(kind), index])
 
 
+def scenes_motion(n: int, frames: int = 8, size: int = 64, split: str = "train", start: int = 0):
+    """The true motion (`rocksynth.data.scenes.Motion`) of `scenes` clips start .. start+n-1 of
+    `procedural_clips` (same seeds): flows float16 (n, T, 4, size, size) in pixels and
+    visibility bool (n, T, 2, size, size)."""
+    from rocksynth.data.scenes import scene_clip
+
+    motions = [scene_clip(_clip_generator("scenes", split, start + k), frames, size, with_motion=True)[1]
+               for k in range(n)]
+    return (np.stack([m.flow.astype(np.float16) for m in motions]), np.stack([m.visible for m in motions]))
+
+
 def scenes_backgrounds(n: int, frames: int = 8, size: int = 64, split: str = "train", start: int = 0) -> np.ndarray:
     """The backgrounds, without their objects, of `scenes` clips start .. start+n-1 of
     `procedural_clips` (same seeds): uint8 (n, T, size, size, 3)."""

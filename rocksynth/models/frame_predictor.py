@@ -73,7 +73,9 @@ class FramePredictor(nn.Module):
                   "blocks": self.blocks}
         return dict(config, warp=True) if self.warp else config
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, with_flow: bool = False):
+        """The next frame (B, C, H, W); with `with_flow`, also the flow it sampled the last frame
+        along (B, 2, H, W; x then y, pixels), None without a flow head."""
         b, t, c, h, w = frames.shape
         if t < self.context:  # a short clip: repeat its first frame in front
             frames = torch.cat([frames[:, :1].expand(b, self.context - t, c, h, w), frames], 1)
@@ -88,25 +90,36 @@ class FramePredictor(nn.Module):
         y = F.gelu(self.up2(torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), s1], 1)))
         y = F.gelu(self.up1(torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), s0], 1)))
         change = self.head(y)[..., :h, :w]
+        flow = None
         if self.warp:
-            last = sample_along(last, self.flow(y)[..., :h, :w].float())
-        return (last + change).clamp(0, 1)
+            flow = self.flow(y)[..., :h, :w].float()
+            last = sample_along(last, flow)
+        nxt = (last + change).clamp(0, 1)
+        return (nxt, flow) if with_flow else nxt
 
-    def rollout(self, context: torch.Tensor, n_frames: int, gain: "torch.Tensor | None" = None) -> torch.Tensor:
+    def rollout(self, context: torch.Tensor, n_frames: int, gain: "torch.Tensor | None" = None,
+                with_flows: bool = False):
         """Predict `n_frames` one by one, each from the frames before it: (B, n_frames, C, H, W).
 
         `gain` (B,) scales each clip's predicted change over its last frame (`context_gain`):
-        1 is the network as is, 0 repeats the last frame. None: the network as is."""
-        frames, out = context, []
+        1 is the network as is, 0 repeats the last frame. None: the network as is. With
+        `with_flows` (a network with a flow head), also each step's flow (B, n_frames, 2, H, W)."""
+        if with_flows and not self.warp:
+            raise ValueError("with_flows needs a predictor with a flow head (warp)")
+        frames, out, flows = context, [], []
         scale = None if gain is None else gain.to(context.dtype).view(-1, 1, 1, 1)
         for _ in range(n_frames):
-            nxt = self(frames)
+            if with_flows:
+                nxt, flow = self(frames, with_flow=True)
+                flows.append(flow)
+            else:
+                nxt = self(frames)
             if scale is not None:  # a convex combination of two frames in [0, 1] stays in [0, 1]
                 last = frames[:, -1]
                 nxt = last + scale * (nxt - last)
             out.append(nxt)
             frames = torch.cat([frames[:, -(self.context - 1):], nxt[:, None]], 1) if self.context > 1 else nxt[:, None]
-        return torch.stack(out, 1)
+        return (torch.stack(out, 1), torch.stack(flows, 1)) if with_flows else torch.stack(out, 1)
 
     @torch.no_grad()
     def context_gain(self, context: torch.Tensor) -> torch.Tensor:

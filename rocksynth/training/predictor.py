@@ -10,7 +10,11 @@ for edges as strong as the true frame's. ``objects`` (the `scenes` set only, who
 are known) adds to the MSE a term for every true object the prediction does not show near its
 place and for every object it shows where there is none (`object_error`), whatever their size
 and contrast: under the MSE alone, a small faint object whose place is uncertain costs least
-when it fades into the background. Held-out evaluation: 5 context frames, 10 predicted
+when it fades into the background. ``motion`` (`scenes` only, whose true motion the generator
+gives; it adds the flow head) adds to the MSE the mean distance, in pixels, between the flow the
+network samples the last frame along and the true one, where that content is seen in the last
+frame (`motion_error`): the network is taught where each pixel moves instead of having to find
+it through the sampling's gradients. Held-out evaluation: 5 context frames, 10 predicted
 frames of clips from seeds never used in training; the PSNR (MSE pooled over clips and steps)
 of the prediction and of repeating the last context frame are written to the learning curve
 (with the mean training loss since the previous evaluation). Trained on the harness of `rocksynth.training.loop`: a time budget, a bit-exact resume
@@ -22,7 +26,7 @@ curve, with a fresh optimiser whose learning rate ramps up over `INIT_RAMP` iter
 import numpy as np
 import torch
 
-from rocksynth.data.videos import scenes_backgrounds
+from rocksynth.data.videos import scenes_backgrounds, scenes_motion
 from rocksynth.devices import mixed_precision, module_device
 from rocksynth.errors import BadInputError
 from rocksynth.models.frame_predictor import FramePredictor
@@ -35,7 +39,8 @@ from rocksynth.training.video import (HELDOUT_CLIPS, KIND, ClipTask, _flip, load
 
 COLUMNS = ["iteration", "wall_s", "loss", "heldout_psnr_pred", "heldout_psnr_repeat_last", "heldout_gain_db"]
 EVAL_CONTEXT, EVAL_FRAMES = 5, 10
-LOSSES = ("mse", "sharp", "objects")
+LOSSES = ("mse", "sharp", "objects", "motion")
+MOTION_WEIGHT = 1e-2  # of the mean flow error (pixels) against the MSE: 0.1 px weighs as an MSE of 1e-3
 OBJECT_WEIGHT = 0.01  # of the per-object term against the MSE (about 3e-3 for the shipped model)
 OBJECT_TOLERANCE, OBJECT_MIN_PIXELS = 0.1, 4  # what an object is, here and in benchmarks/bench_predict.py
 CONTRAST_FLOOR = 0.1  # an object's error is taken relative to its contrast, at least this
@@ -72,8 +77,8 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
         The network also predicts a flow field (`FramePredictor`'s ``warp``); with `init`, added
         to the source's network, starting at no motion.
     loss : str
-        'mse', 'sharp' or 'objects' (`LOSSES`; a resumed run keeps its own). 'objects' needs
-        the procedural set scenes as the only data.
+        'mse', 'sharp', 'objects' or 'motion' (`LOSSES`; a resumed run keeps its own). 'objects'
+        and 'motion' need the procedural set scenes as the only data; 'motion' adds the flow head.
 
     Returns
     -------
@@ -109,7 +114,7 @@ def train_predictor(data: "list[str]", out, iters: int = 3000, size: int = 64, c
         config = {"channels": channels, "context": context, "widths": list(widths), "blocks": blocks}
         frame = _with_loss({"size": size, "channels": channels, "clip_frames": context + rollout, "rollout": rollout},
                            loss)
-    if payload is None and warp:  # a new run, or one from --init, gets the flow head
+    if payload is None and (warp or loss == "motion"):  # a new run, or one from --init, gets the flow head
         config["warp"] = True
     # --iters counts on from the model a run started from (as `train reconstruct --init` does).
     start = int(origin["iteration"]) if origin is not None else 0
@@ -139,18 +144,21 @@ class _PredictorTask(ClipTask):
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.optimizers = [self.optimizer]
         self.rng = np.random.default_rng(seed)
-        objects = frame.get("loss") == "objects"
-        if objects and (source.procedural != ["scenes"] or source.stacks):  # before drawing any clip
-            raise BadInputError("--loss objects needs the procedural set scenes as the only data: "
-                                "its objects are told from their backgrounds")
+        loss = frame.get("loss", "mse")
+        objects = loss == "objects"
+        if loss in ("objects", "motion") and (source.procedural != ["scenes"] or source.stacks):  # before drawing any clip
+            raise BadInputError(f"--loss {loss} needs the procedural set scenes as the only data: "
+                                "its generator knows the objects' backgrounds and motion")
         self.pool = source.clips(pool, config["context"] + frame["rollout"], frame["size"], "train", self.rng)
         self.backgrounds = (scenes_backgrounds(pool, config["context"] + frame["rollout"], frame["size"], "train")
                             if objects else None)
+        self.motion = (scenes_motion(pool, config["context"] + frame["rollout"], frame["size"], "train")
+                       if loss == "motion" else None)
         self.heldout = to_tensor(source.clips(HELDOUT_CLIPS, EVAL_CONTEXT + EVAL_FRAMES, frame["size"], "heldout",
                                               np.random.default_rng(10**6 + seed)))
         self.done = 0
         # The training rollout, and this process's share of each batch (all of it in one process).
-        self.train_rollout: torch.nn.Module = _Rollout(self.model, frame["rollout"])
+        self.train_rollout: torch.nn.Module = _Rollout(self.model, frame["rollout"], self.motion is not None)
         self.share = slice(None)
 
     def distribute(self, wrap, rank: int, world: int) -> None:
@@ -169,18 +177,26 @@ class _PredictorTask(ClipTask):
     def step(self, iteration: int) -> "dict[str, float]":
         self.model.train()
         chosen = self.rng.integers(0, len(self.pool), self.batch)[self.share]
-        x, background = to_tensor(self.pool[chosen]), None
-        if self.backgrounds is not None:  # flipped with its clip: stacked on the channels
+        x, background, flows = to_tensor(self.pool[chosen]), None, None
+        context = self.config["context"]
+        if self.motion is not None:
+            x, flow, visible = _augment_motion(x, torch.from_numpy(self.motion[0][chosen]).float(),
+                                               torch.from_numpy(self.motion[1][chosen]), self.rng)
+            # Each predicted frame's flow back to the frame before it, where that content is seen.
+            flows = (flow[:, context:, :2].to(self.device), visible[:, context:, 0].to(self.device))
+        elif self.backgrounds is not None:  # flipped with its clip: stacked on the channels
             both = _augment(torch.cat([x, to_tensor(self.backgrounds[chosen])], 2), self.rng)
             x, background = both.chunk(2, dim=2)
             background = background[:, self.config["context"]:]
         else:
             x = _augment(x, self.rng)
         x = x.to(self.device)
-        context = self.config["context"]
         with mixed_precision(self.device):
             pred = self.train_rollout(x[:, :context])
-        loss = frame_loss(pred.float(), x[:, context:], self.frame.get("loss", "mse"), background)
+        if flows is not None:  # (frames, flows): the flows against the true ones
+            pred, pred_flow = pred
+            flows = (pred_flow.float(),) + flows
+        loss = frame_loss(pred.float(), x[:, context:], self.frame.get("loss", "mse"), background, flows)
         self._clipped_step(loss)
         self.done = iteration + 1
         return {"loss": loss.item()}
@@ -203,12 +219,12 @@ class _Rollout(torch.nn.Module):
     """The predictor rolled out `frames` frames in one `forward`: what DistributedDataParallel
     wraps, since it synchronises the gradients of what runs through its own forward."""
 
-    def __init__(self, model: FramePredictor, frames: int):
+    def __init__(self, model: FramePredictor, frames: int, with_flows: bool = False):
         super().__init__()
-        self.model, self.frames = model, frames
+        self.model, self.frames, self.with_flows = model, frames, with_flows
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
-        return self.model.rollout(context, self.frames)
+    def forward(self, context: torch.Tensor):
+        return self.model.rollout(context, self.frames, with_flows=self.with_flows)
 
 
 def _with_loss(frame: dict, loss: str) -> dict:
@@ -219,22 +235,32 @@ def _with_loss(frame: dict, loss: str) -> dict:
 
 
 def frame_loss(pred: torch.Tensor, truth: torch.Tensor, kind: str = "mse",
-               background: "torch.Tensor | None" = None) -> torch.Tensor:
+               background: "torch.Tensor | None" = None, flows: "tuple | None" = None) -> torch.Tensor:
     """The training loss of predicted frames against the true ones (..., C, H, W): 'mse';
     'objects', the MSE plus `OBJECT_WEIGHT` times `object_error` (needs the frames'
-    `background`); or 'sharp', the mean absolute error plus the mean gradient difference
+    `background`); 'motion', the MSE plus `MOTION_WEIGHT` times `motion_error` (needs `flows`:
+    the predicted flows, the true ones and where they are seen); or 'sharp', the mean absolute error plus the mean gradient difference
     (Mathieu et al. 2016, exponent 1): the difference between the true and the predicted
     absolute differences of neighbouring pixels, along x and y."""
-    if kind in ("mse", "objects"):
+    if kind in ("mse", "objects", "motion"):
         mse = ((pred - truth) ** 2).mean()
         if kind == "mse":
             return mse
+        if kind == "motion":
+            return mse + MOTION_WEIGHT * motion_error(*flows)
         return mse + OBJECT_WEIGHT * object_error(pred, truth, background)
     gradient = 0
     for axis in (-1, -2):
         true_edges, pred_edges = truth.diff(dim=axis).abs(), pred.diff(dim=axis).abs()
         gradient = gradient + (true_edges - pred_edges).abs().mean()
     return (pred - truth).abs().mean() + gradient
+
+
+def motion_error(flow: torch.Tensor, true_flow: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """Mean distance in pixels between predicted and true flows (..., 2, H, W), over the pixels
+    where `visible` (..., H, W) is true; 0 where none is."""
+    distance = (flow - true_flow).norm(dim=-3)
+    return (distance * visible).sum() / visible.sum().clamp(min=1)
 
 
 def object_error(pred: torch.Tensor, truth: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
@@ -325,6 +351,21 @@ def evaluate(model: FramePredictor, clips: torch.Tensor, chunk: int = 16) -> dic
     scores = {"heldout_psnr_pred": psnr(pred, truth), "heldout_psnr_repeat_last": psnr(last, truth)}
     scores["heldout_gain_db"] = scores["heldout_psnr_pred"] - scores["heldout_psnr_repeat_last"]
     return scores
+
+
+def _augment_motion(x: torch.Tensor, flow: torch.Tensor, visible: torch.Tensor, rng):
+    """`_augment` of clips (B, T, C, H, W) with their `Motion` fields (B, T, 4, H, W) and
+    (B, T, 2, H, W) moved alike: a flip negates its axis's components, a transpose swaps x and y,
+    and time reversal swaps the flows back and forward."""
+    for axis, components in ((-1, [0, 2]), (-2, [1, 3])):  # the draws of `_flip`, in its order
+        if rng.random() < 0.5:
+            x, flow, visible = x.flip(axis), flow.flip(axis), visible.flip(axis)
+            flow[:, :, components] *= -1
+    if rng.random() < 0.5:
+        x, flow, visible = x.transpose(-1, -2), flow.transpose(-1, -2)[:, :, [1, 0, 3, 2]], visible.transpose(-1, -2)
+    if rng.random() < 0.5:
+        x, flow, visible = x.flip(1), flow.flip(1)[:, :, [2, 3, 0, 1]], visible.flip(1)[:, :, [1, 0]]
+    return x, flow, visible
 
 
 def _augment(x: torch.Tensor, rng) -> torch.Tensor:
