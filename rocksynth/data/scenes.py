@@ -51,10 +51,14 @@ class Motion:
         bool (T, 2, H, W): the content is seen there in frame t - 1, then t + 1 (the same
         object, or the background, covers the pixel it moves to, inside the frame). False in the
         first frame's backward half and the last frame's forward half.
+    camera : ndarray
+        float (2,): the background's displacement to the frame before (x then y): the camera's
+        drift, the same in every frame.
     """
 
     flow: np.ndarray
     visible: np.ndarray
+    camera: np.ndarray
 
 
 def _background(rng, frames: int, size: int) -> "tuple[np.ndarray, np.ndarray]":
@@ -170,4 +174,4 @@ def _motion(top: np.ndarray, poses: "list[np.ndarray]", drift: np.ndarray, yy: n
             seen = np.full((h, w), -2)
             seen[inside] = top[s][ty[inside], tx[inside]]
             visible[t, half] = inside & (seen == top[t])
-    return Motion(flow, visible)
+    return Motion(flow, visible, drift[::-1].copy())

@@ -148,13 +148,14 @@ def _clip_generator(kind: str, split: str, index: int) -> np.random.Generator:
 
 def scenes_motion(n: int, frames: int = 8, size: int = 64, split: str = "train", start: int = 0):
     """The true motion (`rocksynth.data.scenes.Motion`) of `scenes` clips start .. start+n-1 of
-    `procedural_clips` (same seeds): flows float16 (n, T, 4, size, size) in pixels and
-    visibility bool (n, T, 2, size, size)."""
-    from rocksynth.data.scenes import scene_clip
+    `procedural_clips` (same seeds), stacked: flows float16 (n, T, 4, size, size) in pixels,
+    visibility bool (n, T, 2, size, size) and the camera's drift (n, 2)."""
+    from rocksynth.data.scenes import Motion, scene_clip
 
     motions = [scene_clip(_clip_generator("scenes", split, start + k), frames, size, with_motion=True)[1]
                for k in range(n)]
-    return (np.stack([m.flow.astype(np.float16) for m in motions]), np.stack([m.visible for m in motions]))
+    return Motion(np.stack([m.flow.astype(np.float16) for m in motions]), np.stack([m.visible for m in motions]),
+                  np.stack([m.camera for m in motions]))
 
 
 def scenes_backgrounds(n: int, frames: int = 8, size: int = 64, split: str = "train", start: int = 0) -> np.ndarray:

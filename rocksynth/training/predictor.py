@@ -180,8 +180,8 @@ class _PredictorTask(ClipTask):
         x, background, flows = to_tensor(self.pool[chosen]), None, None
         context = self.config["context"]
         if self.motion is not None:
-            x, flow, visible = _augment_motion(x, torch.from_numpy(self.motion[0][chosen]).float(),
-                                               torch.from_numpy(self.motion[1][chosen]), self.rng)
+            x, flow, visible = _augment_motion(x, torch.from_numpy(self.motion.flow[chosen]).float(),
+                                               torch.from_numpy(self.motion.visible[chosen]), self.rng)
             # Each predicted frame's flow back to the frame before it, where that content is seen.
             flows = (flow[:, context:, :2].to(self.device), visible[:, context:, 0].to(self.device))
         elif self.backgrounds is not None:  # flipped with its clip: stacked on the channels
