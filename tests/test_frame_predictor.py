@@ -201,9 +201,9 @@ def test_the_objects_loss_trains_on_scenes_with_backgrounds_flipped_with_their_c
 
 def test_the_motion_loss_sees_each_clip_with_its_true_motion_through_every_flip(monkeypatch):
     """The true flows reach the loss flipped, transposed and time-reversed with their clips: the
-    frame before each predicted one, sampled along its true flow, is that frame where the
-    content is seen (to the blur of sampling and anti-aliased edges). The network's own flows come
-    with them, and the run has the flow head."""
+    frame before each predicted one, sampled along its true flow, is far closer to that frame
+    than unmoved where the loss asks for a flow (the content is seen and its motion shows). The
+    network's own flows come with them."""
     from rocksynth.models.frame_predictor import sample_along
     from rocksynth.training import predictor
 
@@ -226,7 +226,7 @@ def test_the_motion_loss_sees_each_clip_with_its_true_motion_through_every_flip(
         moved = sample_along(truth[:, 0], true_flow[:, 1])  # predicted frame 2 from predicted frame 1
         error = ((moved - truth[:, 1]) ** 2).mean(1)[visible[:, 1]]
         still = ((truth[:, 0] - truth[:, 1]) ** 2).mean(1)[visible[:, 1]]
-        assert error.mean() < 2e-3 and (still.mean() == 0 or error.mean() < 0.5 * still.mean())
+        assert visible.any() and error.mean() < 0.3 * still.mean()
     with pytest.raises(Exception, match="needs the procedural set scenes"):
         predictor._PredictorTask(["balls"], {"channels": 1, "context": 2, "widths": [4, 8, 8], "blocks": 1},
                                  {"size": 32, "channels": 1, "clip_frames": 4, "rollout": 2, "loss": "motion"},
@@ -244,6 +244,20 @@ def test_the_motion_error_is_the_mean_distance_where_the_content_is_seen():
     visible[0, 3, 3] = False
     assert motion_error(flow, true, visible) == pytest.approx(5 / 15)
     assert motion_error(flow, true, torch.zeros_like(visible)) == 0
+
+
+def test_motion_is_asked_for_only_where_it_shows():
+    """A flat frame looks the same moved anywhere; a step edge moved across shows its motion at
+    the edge only."""
+    from rocksynth.training.predictor import motion_shows
+
+    flow = torch.zeros(1, 2, 8, 8)
+    flow[:, 0] = 1.0  # every pixel comes from one to its right
+    assert not motion_shows(torch.full((1, 3, 8, 8), 0.4), flow).any()
+    edge = torch.zeros(1, 3, 8, 8)
+    edge[..., 4:] = 1.0
+    shows = motion_shows(edge, flow)[0]
+    assert shows[:, 3].all() and shows.sum() == 8
 
 
 def test_the_loss_is_kept_by_a_resumed_run_and_checked(tmp_path):

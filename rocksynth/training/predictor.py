@@ -29,7 +29,7 @@ import torch
 from rocksynth.data.videos import scenes_backgrounds, scenes_motion
 from rocksynth.devices import mixed_precision, module_device
 from rocksynth.errors import BadInputError
-from rocksynth.models.frame_predictor import FramePredictor
+from rocksynth.models.frame_predictor import FramePredictor, sample_along
 from rocksynth.progress import log, warn
 from rocksynth.training.checkpoint import load_checkpoint, load_widened
 from rocksynth.training.loop import train
@@ -41,6 +41,7 @@ COLUMNS = ["iteration", "wall_s", "loss", "heldout_psnr_pred", "heldout_psnr_rep
 EVAL_CONTEXT, EVAL_FRAMES = 5, 10
 LOSSES = ("mse", "sharp", "objects", "motion")
 MOTION_WEIGHT = 1e-2  # of the mean flow error (pixels) against the MSE: 0.1 px weighs as an MSE of 1e-3
+MOTION_SHOWS = 0.02  # a flow is asked for where moving the frame along it changes it by more than this
 OBJECT_WEIGHT = 0.01  # of the per-object term against the MSE (about 3e-3 for the shipped model)
 OBJECT_TOLERANCE, OBJECT_MIN_PIXELS = 0.1, 4  # what an object is, here and in benchmarks/bench_predict.py
 CONTRAST_FLOOR = 0.1  # an object's error is taken relative to its contrast, at least this
@@ -182,8 +183,9 @@ class _PredictorTask(ClipTask):
         if self.motion is not None:
             x, flow, visible = _augment_motion(x, torch.from_numpy(self.motion.flow[chosen]).float(),
                                                torch.from_numpy(self.motion.visible[chosen]), self.rng)
-            # Each predicted frame's flow back to the frame before it, where that content is seen.
-            flows = (flow[:, context:, :2].to(self.device), visible[:, context:, 0].to(self.device))
+            # Each predicted frame's flow back to the frame before it, where it shows (`motion_shows`).
+            flows = (flow[:, context:, :2].to(self.device),
+                     (visible[:, context:, 0] & motion_shows(x[:, context - 1:-1], flow[:, context:, :2])).to(self.device))
         elif self.backgrounds is not None:  # flipped with its clip: stacked on the channels
             both = _augment(torch.cat([x, to_tensor(self.backgrounds[chosen])], 2), self.rng)
             x, background = both.chunk(2, dim=2)
@@ -254,6 +256,16 @@ def frame_loss(pred: torch.Tensor, truth: torch.Tensor, kind: str = "mse",
         true_edges, pred_edges = truth.diff(dim=axis).abs(), pred.diff(dim=axis).abs()
         gradient = gradient + (true_edges - pred_edges).abs().mean()
     return (pred - truth).abs().mean() + gradient
+
+
+def motion_shows(before: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Where moving the frames `before` (..., C, H, W) along `flow` (..., 2, H, W) changes them by
+    more than `MOTION_SHOWS` in some channel: (..., H, W). Elsewhere the content is flat (a
+    plain background, an object's inside) and any flow gives the same frame, so its true
+    motion cannot be seen and is not asked for."""
+    shape = before.shape
+    moved = sample_along(before.reshape(-1, *shape[-3:]), flow.reshape(-1, 2, *shape[-2:])).reshape(shape)
+    return (moved - before).abs().amax(-3) > MOTION_SHOWS
 
 
 def motion_error(flow: torch.Tensor, true_flow: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
