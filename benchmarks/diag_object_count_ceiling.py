@@ -24,12 +24,12 @@ repeating the last frame, and each row's PSNR.
 """
 
 import argparse
-import math
 
 import numpy as np
 import torch
 
 from bench_predict import HELDOUT_START, object_counts
+from bench_predict_footage import pooled_psnr
 from rocksynth.data.videos import procedural_clips, scenes_backgrounds, scenes_motion
 from rocksynth.models.frame_predictor import sample_along
 from rocksynth.training.video import to_tensor
@@ -49,10 +49,6 @@ def composed_flows(flow: torch.Tensor, visible: torch.Tensor, first: int, n_step
         steps.append(back)
         seen.append(kept)
     return torch.stack(steps, 1), torch.stack(seen, 1).bool()
-
-
-def pooled_psnr(pred: np.ndarray, truth: np.ndarray) -> float:
-    return -10 * math.log10(max(float(((pred - truth) ** 2).mean()), 1e-10))
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ predictor that moves pixels can be taught directly.
 
 from dataclasses import dataclass
 
-
 import numpy as np
 from scipy import ndimage
 
@@ -115,7 +114,7 @@ def scene_clip(rng, frames: int = 8, size: int = 64, with_background: bool = Fal
     out, drift = _background(rng, frames, size)
     background = out.copy() if with_background else None
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    poses = []  # per object: its kind and per frame (centre y, centre x, angle)
+    poses = []  # per object, per frame: (centre y, centre x, angle)
     top = np.full((frames, size, size), -1)  # the object seen at each pixel (coverage >= 1/2), -1 none
     for index in range(int(rng.integers(1, MAX_OBJECTS + 1))):  # drawn back to front: later ones occlude
         kind = KINDS[int(rng.integers(len(KINDS)))]
@@ -157,8 +156,7 @@ def _motion(top: np.ndarray, poses: "list[np.ndarray]", drift: np.ndarray, yy: n
             if not 0 <= s < frames:
                 continue
             # The background: frame t shows the canvas at p + drift * t, frame s at q + drift * s.
-            dy, dx = np.broadcast_to((drift * (t - s))[:, None, None], (2, h, w))
-            dy, dx = dy.copy(), dx.copy()
+            dy, dx = np.full((h, w), drift[0] * (t - s)), np.full((h, w), drift[1] * (t - s))
             for index, track in enumerate(poses):
                 here = top[t] == index
                 if not here.any():

@@ -189,7 +189,7 @@ class _PredictorTask(ClipTask):
         elif self.backgrounds is not None:  # flipped with its clip: stacked on the channels
             both = _augment(torch.cat([x, to_tensor(self.backgrounds[chosen])], 2), self.rng)
             x, background = both.chunk(2, dim=2)
-            background = background[:, self.config["context"]:]
+            background = background[:, context:]
         else:
             x = _augment(x, self.rng)
         x = x.to(self.device)
@@ -241,9 +241,9 @@ def frame_loss(pred: torch.Tensor, truth: torch.Tensor, kind: str = "mse",
     """The training loss of predicted frames against the true ones (..., C, H, W): 'mse';
     'objects', the MSE plus `OBJECT_WEIGHT` times `object_error` (needs the frames'
     `background`); 'motion', the MSE plus `MOTION_WEIGHT` times `motion_error` (needs `flows`:
-    the predicted flows, the true ones and where they are seen); or 'sharp', the mean absolute error plus the mean gradient difference
-    (Mathieu et al. 2016, exponent 1): the difference between the true and the predicted
-    absolute differences of neighbouring pixels, along x and y."""
+    the predicted flows, the true ones and where they are seen); or 'sharp', the mean absolute
+    error plus the mean gradient difference (Mathieu et al. 2016, exponent 1): the difference
+    between the true and the predicted absolute differences of neighbouring pixels, along x and y."""
     if kind in ("mse", "objects", "motion"):
         mse = ((pred - truth) ** 2).mean()
         if kind == "mse":
