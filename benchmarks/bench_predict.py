@@ -153,7 +153,7 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
     alone = np.concatenate([model.rollout(torch.from_numpy(c), n_pred).numpy() for c in chunks])
     results["frame predictor"] = per_step(pred, truth)
     results["frame predictor, network alone (--no-fallback)"] = per_step(alone, truth)
-    objects = absent = None
+    objects = absent = matched = None
     if kind == "scenes":  # objects told from the scene by its background, drawn with the same seeds
         from rocksynth.data.videos import scenes_backgrounds
 
@@ -168,6 +168,13 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
             # Which way the count is wrong: objects lost (merged, faded) or invented (split, ghosts).
             objects[f"{method}: fewer than the truth"] = list((found < counts).mean(0))
             objects[f"{method}: more than the truth"] = list((found > counts).mean(0))
+        # Object by object: a lost and an invented object leave the count right; these do not.
+        matched = {}
+        for method, frames in (("repeat last", np.repeat(x[:, context - 1:context], n_pred, 1)), ("frame predictor", pred)):
+            lost, invented = lost_and_invented(frames, truth, scene)
+            matched[f"{method}: no object lost or invented"] = list(((lost == 0) & (invented == 0)).mean(0))
+            matched[f"{method}: true objects lost"] = list(lost.sum(0) / np.maximum(counts.sum(0), 1))
+            matched[f"{method}: regions invented per clip"] = list(invented.mean(0))
         absent = absent_objects(pred, truth, scene)
     porosity = None
     if kind == "rocks":  # binary slices, 1 = pore: `predict` makes the prediction binary as here
@@ -186,7 +193,7 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
             porosity[f"{method}: mean abs. error per clip"] = list(np.abs(predicted - true_porosity).mean(0))
     return {"name": f"{kind}: frame predictor {Path(checkpoint).name}", "frame": size, "clips": n_clips,
             "context": context, "predicted": n_pred, "bits_per_dim": None, "results": results,
-            "frames_per_s": {"batched": n_clips * n_pred / seconds}, "objects": objects, "absent_objects": absent,
+            "frames_per_s": {"batched": n_clips * n_pred / seconds}, "objects": objects, "matched_objects": matched if objects else None, "absent_objects": absent,
             "porosity": porosity}
 
 
@@ -234,6 +241,22 @@ def absent_objects(pred, truth, backgrounds, steps=(1, 5), tolerance=OBJECT_TOLE
     return rows
 
 
+def lost_and_invented(pred, truth, backgrounds, tolerance=OBJECT_TOLERANCE, min_pixels=OBJECT_MIN_PIXELS):
+    """Per clip and predicted step (n, P), of clips (n, P, C, s, s): the true objects
+    (`object_regions`) that the prediction does not show where they are (fewer than `min_pixels`
+    of their pixels differ from the background by more than `tolerance`), and the regions of the
+    prediction that show no true object (fewer than `min_pixels` of their pixels are where the
+    truth differs from its background): objects lost and objects invented."""
+    lost = np.zeros(pred.shape[:2], dtype=int)
+    invented = np.zeros(pred.shape[:2], dtype=int)
+    for index in np.ndindex(*pred.shape[:2]):
+        p, t, b = pred[index], truth[index], backgrounds[index]
+        shown, real = (np.abs(p - b) > tolerance).any(0), (np.abs(t - b) > tolerance).any(0)
+        lost[index] = sum(shown[region].sum() < min_pixels for region in masks_of_objects(real, min_pixels))
+        invented[index] = sum(real[region].sum() < min_pixels for region in masks_of_objects(shown, min_pixels))
+    return lost, invented
+
+
 def same_count(counts, truth):
     """Per predicted step, the fraction of clips whose object count equals the truth's."""
     return list((counts == truth).mean(0))
@@ -252,6 +275,9 @@ def report(r):
               f"{' '.join(f'{v:.2f}' for v in s)} |")
     if r.get("objects"):
         step_table("objects counted as in the truth, and fewer or more than the truth (fraction of clips), per step:", r["objects"], steps, 2)
+    if r.get("matched_objects"):
+        step_table("object by object: clips with no true object lost and no region invented (fraction), true objects "
+                   "lost (fraction of all) and regions invented (mean per clip), per step:", r["matched_objects"], steps, 2)
     for step, row in (r.get("absent_objects") or {}).items():
         if not row["absent"] or row["absent"] == row["objects"]:
             print(f"step {step}: {row['absent']} of {row['objects']} true objects absent from the output where they are")
