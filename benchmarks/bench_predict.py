@@ -155,9 +155,10 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
     results["frame predictor, network alone (--no-fallback)"] = per_step(alone, truth)
     objects = absent = matched = None
     if kind == "scenes":  # objects told from the scene by its background, drawn with the same seeds
-        from rocksynth.data.videos import scenes_backgrounds
+        from rocksynth.data.videos import scenes_with_truth
 
-        scene = to_tensor(scenes_backgrounds(n_clips, context + n_pred, size, "heldout", HELDOUT_START)).numpy()[:, context:]
+        _, backgrounds, _ = scenes_with_truth(n_clips, context + n_pred, size, "heldout", HELDOUT_START, background=True)
+        scene = to_tensor(backgrounds).numpy()[:, context:]
         counts = object_counts(truth, scene)
         predicted_counts = {"repeat last": object_counts(np.repeat(x[:, context - 1:context], n_pred, 1), scene),
                             "frame predictor": object_counts(pred, scene),

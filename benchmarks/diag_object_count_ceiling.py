@@ -30,7 +30,7 @@ import torch
 
 from bench_predict import HELDOUT_START, object_counts
 from bench_predict_footage import pooled_psnr
-from rocksynth.data.videos import procedural_clips, scenes_backgrounds, scenes_motion
+from rocksynth.data.videos import scenes_with_truth
 from rocksynth.models.frame_predictor import sample_along
 from rocksynth.training.video import to_tensor
 
@@ -59,9 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     n, c, p, size = args.clips, args.context, args.predict, 64
     frames = c + p
-    x = to_tensor(procedural_clips("scenes", n, frames, size, "heldout", HELDOUT_START))
-    back = to_tensor(scenes_backgrounds(n, frames, size, "heldout", HELDOUT_START))
-    motion = scenes_motion(n, frames, size, "heldout", HELDOUT_START)
+    clips, backgrounds, motion = scenes_with_truth(n, frames, size, "heldout", HELDOUT_START, background=True, motion=True)
+    x, back = to_tensor(clips), to_tensor(backgrounds)
     truth, scene = x[:, c:].numpy(), back[:, c:].numpy()
     last = x[:, c - 1]
     camera = torch.from_numpy(motion.camera).float()[:, :, None, None]

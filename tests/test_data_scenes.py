@@ -34,15 +34,18 @@ def test_start_offsets_give_the_same_clips():
 
 
 def test_the_background_of_a_clip_is_the_clip_without_its_objects():
-    """`scenes_backgrounds` draws what `procedural_clips` draws, objects left out: the clips are
-    unchanged, and they differ from their backgrounds only where an object is (a small part)."""
+    """`scenes_with_truth` draws what `procedural_clips` draws, and the backgrounds are those clips
+    with their objects left out: they differ only where an object is (a small part)."""
     from rocksynth.data.scenes import scene_clip
-    from rocksynth.data.videos import procedural_clips, scenes_backgrounds
+    from rocksynth.data.videos import procedural_clips, scenes_with_truth
 
     clip, background = scene_clip(np.random.default_rng(4), 6, 48, with_background=True)
     assert np.array_equal(clip, scene_clip(np.random.default_rng(4), 6, 48))
-    clips = procedural_clips("scenes", 5, 6, 48, "heldout", 7).astype(int)
-    backgrounds = scenes_backgrounds(5, 6, 48, "heldout", 7).astype(int)
+    clips = procedural_clips("scenes", 5, 6, 48, "heldout", 7)
+    drawn, backgrounds, motion = scenes_with_truth(5, 6, 48, "heldout", 7, background=True, motion=True)
+    assert np.array_equal(drawn, clips) and motion.flow.shape == (5, 6, 4, 48, 48)
+    assert scenes_with_truth(5, 6, 48, "heldout", 7)[1:] == (None, None)
+    clips, backgrounds = clips.astype(int), backgrounds.astype(int)
     differs = (clips != backgrounds).any(-1)
     assert differs.any(axis=(2, 3)).all()  # every frame of every clip shows an object
     assert differs.mean() < 0.3

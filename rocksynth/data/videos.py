@@ -146,25 +146,36 @@ def _clip_generator(kind: str, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([_SPLITS[split], PROCEDURAL.index(kind), index])
 
 
-def scenes_motion(n: int, frames: int = 8, size: int = 64, split: str = "train", start: int = 0):
-    """The true motion (`rocksynth.data.scenes.Motion`) of `scenes` clips start .. start+n-1 of
-    `procedural_clips` (same seeds), stacked: flows float16 (n, T, 4, size, size) in pixels,
-    visibility bool (n, T, 2, size, size) and the camera's drift (n, 2)."""
+def scenes_with_truth(n: int, frames: int = 8, size: int = 64, split: str = "train", start: int = 0,
+                      background: bool = False, motion: bool = False):
+    """`scenes` clips start .. start+n-1 of `procedural_clips` (the same seeds and clips), each drawn
+    once, with what their generator knows of them.
+
+    Returns
+    -------
+    clips : ndarray
+        uint8 (n, T, size, size, 3), as `procedural_clips("scenes", ...)` gives them.
+    backgrounds : ndarray or None
+        With `background`: the clips without their objects, uint8 (n, T, size, size, 3).
+    motion : Motion or None
+        With `motion`: their true motion (`rocksynth.data.scenes.Motion`), stacked: flows float16
+        (n, T, 4, size, size) in pixels, visibility bool (n, T, 2, size, size) and the camera's
+        drift (n, 2).
+    """
     from rocksynth.data.scenes import Motion, scene_clip
 
-    motions = [scene_clip(_clip_generator("scenes", split, start + k), frames, size, with_motion=True)[1]
-               for k in range(n)]
-    return Motion(np.stack([m.flow.astype(np.float16) for m in motions]), np.stack([m.visible for m in motions]),
-                  np.stack([m.camera for m in motions]))
-
-
-def scenes_backgrounds(n: int, frames: int = 8, size: int = 64, split: str = "train", start: int = 0) -> np.ndarray:
-    """The backgrounds, without their objects, of `scenes` clips start .. start+n-1 of
-    `procedural_clips` (same seeds): uint8 (n, T, size, size, 3)."""
-    from rocksynth.data.scenes import scene_clip
-
-    return np.stack([np.round(scene_clip(_clip_generator("scenes", split, start + k), frames, size,
-                                         with_background=True)[1] * 255).astype(np.uint8) for k in range(n)])
+    clips, backgrounds, motions = [], [], []
+    for k in range(n):
+        drawn = scene_clip(_clip_generator("scenes", split, start + k), frames, size,
+                           with_background=True, with_motion=motion)
+        clips.append(np.round(drawn[0] * 255).astype(np.uint8))
+        if background:
+            backgrounds.append(np.round(drawn[1] * 255).astype(np.uint8))
+        if motion:
+            motions.append(drawn[2])
+    truth = Motion(np.stack([m.flow.astype(np.float16) for m in motions]), np.stack([m.visible for m in motions]),
+                   np.stack([m.camera for m in motions])) if motion else None
+    return np.stack(clips), np.stack(backgrounds) if background else None, truth
 
 
 # --- clips cut from frame stacks ----------------------------------------------------------------

@@ -26,7 +26,7 @@ curve, with a fresh optimiser whose learning rate ramps up over `INIT_RAMP` iter
 import numpy as np
 import torch
 
-from rocksynth.data.videos import scenes_backgrounds, scenes_motion
+from rocksynth.data.videos import scenes_with_truth
 from rocksynth.devices import mixed_precision, module_device
 from rocksynth.errors import BadInputError
 from rocksynth.models.frame_predictor import FramePredictor, sample_along
@@ -150,11 +150,12 @@ class _PredictorTask(ClipTask):
         if loss in ("objects", "motion") and (source.procedural != ["scenes"] or source.stacks):  # before drawing any clip
             raise BadInputError(f"--loss {loss} needs the procedural set scenes as the only data: "
                                 "its generator knows the objects' backgrounds and motion")
-        self.pool = source.clips(pool, config["context"] + frame["rollout"], frame["size"], "train", self.rng)
-        self.backgrounds = (scenes_backgrounds(pool, config["context"] + frame["rollout"], frame["size"], "train")
-                            if objects else None)
-        self.motion = (scenes_motion(pool, config["context"] + frame["rollout"], frame["size"], "train")
-                       if loss == "motion" else None)
+        frames = config["context"] + frame["rollout"]
+        if loss in ("objects", "motion"):  # the clips that `source.clips` draws, with their truth, drawn once
+            self.pool, self.backgrounds, self.motion = scenes_with_truth(
+                pool, frames, frame["size"], "train", background=objects, motion=loss == "motion")
+        else:
+            self.pool, self.backgrounds, self.motion = source.clips(pool, frames, frame["size"], "train", self.rng), None, None
         self.heldout = to_tensor(source.clips(HELDOUT_CLIPS, EVAL_CONTEXT + EVAL_FRAMES, frame["size"], "heldout",
                                               np.random.default_rng(10**6 + seed)))
         self.done = 0
