@@ -18,7 +18,8 @@ truth better than any model can:
   content was not seen in the last context frame (a perfect fill of what moving cannot give).
 
 Printed: the fraction of clips whose count equals the truth's, per predicted step, beside
-repeating the last frame, and each row's PSNR.
+repeating the last frame, and each row's PSNR; then, object by object, the fraction of clips with
+no true object lost and no region invented (`bench_predict.lost_and_invented`).
 
     OMP_NUM_THREADS=1 python benchmarks/diag_object_count_ceiling.py --clips 200
 """
@@ -28,7 +29,7 @@ import argparse
 import numpy as np
 import torch
 
-from bench_predict import HELDOUT_START, object_counts
+from bench_predict import HELDOUT_START, lost_and_invented, object_counts
 from bench_predict_footage import pooled_psnr
 from rocksynth.data.videos import scenes_with_truth
 from rocksynth.models.frame_predictor import sample_along
@@ -76,12 +77,20 @@ def main() -> None:
         "true objects, background moved by the true drift": torch.where(on_objects, x[:, c:], moved_background).numpy(),
     }
     counts = object_counts(truth, scene)
+    matched = {}
     print(f"{n} held-out scenes clips, context {c}: fraction of clips whose object count equals the truth's")
     print("| prediction | PSNR (dB) | " + " | ".join(f"step {k}" for k in range(1, p + 1)) + " |")
     print("|---|---|" + "---|" * p)
     for name, pred in rows.items():
         same = (object_counts(pred, scene) == counts).mean(0)
         print(f"| {name} | {pooled_psnr(pred, truth):.2f} | " + " | ".join(f"{v:.2f}" for v in same) + " |")
+        lost, invented = lost_and_invented(pred, truth, scene)
+        matched[name] = ((lost == 0) & (invented == 0)).mean(0)
+    print("\nObject by object (bench_predict.lost_and_invented): fraction of clips with no true object lost and no region invented")
+    print("| prediction | " + " | ".join(f"step {k}" for k in range(1, p + 1)) + " |")
+    print("|---|" + "---|" * p)
+    for name, fraction in matched.items():
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in fraction) + " |")
 
 
 if __name__ == "__main__":
