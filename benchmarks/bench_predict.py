@@ -6,7 +6,9 @@ the VQ-VAE round trip of the true frames (the best any code prediction can do). 
 transformer's teacher-forced negative log-likelihood of the codes of frames context..T-1 of the
 first T frames (T = its window), in bits per pixel. Speed: frames/s of sequential (KV cache)
 and parallel (MaskGIT, `--steps` rounds per frame) decoding at batch 1, and their ratio beside
-the PSNR of each.
+the PSNR of each. Objects (`scenes`, whose backgrounds the generator knows): per step, the
+fraction of clips whose predicted frame shows as many objects as the true one, and the objects
+matched one by one (`lost_and_invented`).
 
     OMP_NUM_THREADS=2 python benchmarks/bench_predict.py [--clips 32] [--context 3] [--predict 6]
 """
