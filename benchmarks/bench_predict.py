@@ -144,7 +144,8 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
     x = to_tensor(heldout_clips(kind, n_clips, context + n_pred, size)).numpy()
     truth = x[:, context:]
     delta = x[:, context - 1] - x[:, context - 2]
-    results = {"repeat last": per_step(np.repeat(x[:, context - 1:context], n_pred, 1), truth),
+    repeat = np.repeat(x[:, context - 1:context], n_pred, 1)
+    results = {"repeat last": per_step(repeat, truth),
                "linear extrapolation": per_step(np.clip(np.stack([x[:, context - 1] + (k + 1) * delta
                                                                   for k in range(n_pred)], 1), 0, 1), truth)}
     chunks = np.array_split(x[:, :context], max(1, n_clips // chunk))
@@ -162,7 +163,7 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
         _, backgrounds, _ = scenes_with_truth(n_clips, context + n_pred, size, "heldout", HELDOUT_START, background=True)
         scene = to_tensor(backgrounds).numpy()[:, context:]
         counts = object_counts(truth, scene)
-        predicted_counts = {"repeat last": object_counts(np.repeat(x[:, context - 1:context], n_pred, 1), scene),
+        predicted_counts = {"repeat last": object_counts(repeat, scene),
                             "frame predictor": object_counts(pred, scene),
                             "frame predictor, network alone": object_counts(alone, scene)}
         objects = {}
@@ -173,7 +174,7 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
             objects[f"{method}: more than the truth"] = list((found > counts).mean(0))
         # Object by object: a lost and an invented object leave the count right; these do not.
         matched = {}
-        for method, frames in (("repeat last", np.repeat(x[:, context - 1:context], n_pred, 1)), ("frame predictor", pred)):
+        for method, frames in (("repeat last", repeat), ("frame predictor", pred)):
             lost, invented = lost_and_invented(frames, truth, scene)
             matched[f"{method}: no object lost or invented"] = list(((lost == 0) & (invented == 0)).mean(0))
             matched[f"{method}: true objects lost"] = list(lost.sum(0) / np.maximum(counts.sum(0), 1))
@@ -188,7 +189,7 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
         results["frame predictor, binary (the output)"] = per_step(binary.astype(np.float32), truth)
         true_porosity = (truth > 0.5).mean((2, 3, 4))
         porosity = {"truth": list(true_porosity.mean(0))}
-        for method, frames in (("repeat last", np.repeat(x[:, context - 1:context], n_pred, 1)),
+        for method, frames in (("repeat last", repeat),
                                ("frame predictor, thresholded at one half", pred),
                                ("frame predictor, binary (the output)", binary)):
             predicted = (frames > 0.5).mean((2, 3, 4))
@@ -196,7 +197,7 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
             porosity[f"{method}: mean abs. error per clip"] = list(np.abs(predicted - true_porosity).mean(0))
     return {"name": f"{kind}: frame predictor {Path(checkpoint).name}", "frame": size, "clips": n_clips,
             "context": context, "predicted": n_pred, "bits_per_dim": None, "results": results,
-            "frames_per_s": {"batched": n_clips * n_pred / seconds}, "objects": objects, "matched_objects": matched if objects else None, "absent_objects": absent,
+            "frames_per_s": {"batched": n_clips * n_pred / seconds}, "objects": objects, "matched_objects": matched, "absent_objects": absent,
             "porosity": porosity}
 
 

@@ -29,7 +29,7 @@ import argparse
 import numpy as np
 import torch
 
-from bench_predict import HELDOUT_START, lost_and_invented, object_counts
+from bench_predict import HELDOUT_START, lost_and_invented, object_counts, step_table
 from bench_predict_footage import pooled_psnr
 from rocksynth.data.videos import scenes_with_truth
 from rocksynth.models.frame_predictor import sample_along
@@ -86,11 +86,8 @@ def main() -> None:
         print(f"| {name} | {pooled_psnr(pred, truth):.2f} | " + " | ".join(f"{v:.2f}" for v in same) + " |")
         lost, invented = lost_and_invented(pred, truth, scene)
         matched[name] = ((lost == 0) & (invented == 0)).mean(0)
-    print("\nObject by object (bench_predict.lost_and_invented): fraction of clips with no true object lost and no region invented")
-    print("| prediction | " + " | ".join(f"step {k}" for k in range(1, p + 1)) + " |")
-    print("|---|" + "---|" * p)
-    for name, fraction in matched.items():
-        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in fraction) + " |")
+    step_table("\nObject by object (bench_predict.lost_and_invented): fraction of clips with no true object lost and "
+               "no region invented", matched, p, 2)
 
 
 if __name__ == "__main__":
