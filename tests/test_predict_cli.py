@@ -72,6 +72,22 @@ def test_bad_context_is_a_one_line_error_without_output(tiny_model, clip, tmp_pa
     assert "fewer than --context 9" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["pred.avi", "pred.txt", "pred.png"])
+def test_an_unknown_output_type_is_a_one_line_error_without_output(tiny_model, clip, tmp_path, capsys, name):
+    """Only .mp4, .tif and folders (ending in / or without a suffix) are video outputs."""
+    out = tmp_path / name
+    code = main(["predict", str(clip), "--context", "2", "--frames", "2", "--model", str(tiny_model), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "unknown video output type" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_output_without_a_suffix_is_a_folder_of_frames(tiny_model, clip, tmp_path):
+    out = tmp_path / "frames"
+    assert main(["predict", str(clip), "--context", "2", "--frames", "2", "--model", str(tiny_model), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:04d}.png" for i in range(4)]
+
+
 def test_a_colour_clip_for_a_gray_model_is_a_one_line_error_without_output(tiny_model, tmp_path, capsys):
     """Its colour would be lost, so it is refused (a gray clip for a colour model is accepted)."""
     clip = tmp_path / "colour.mp4"

@@ -147,13 +147,30 @@ def _is_gray(frames: np.ndarray) -> bool:
     return bool(np.abs(sample[..., 0] - sample[..., 1]).max() <= 2 and np.abs(sample[..., 0] - sample[..., 2]).max() <= 2)
 
 
+def video_output_kind(path) -> str:
+    """'mp4', 'tiff' or 'folder': what `write_video` writes to `path`.
+
+    A folder is a path ending in '/' or without a suffix; any other suffix than an MP4's or a
+    TIFF's is refused, so that `--out pred.avi` is not silently made a folder of PNGs.
+    """
+    target = str(path)
+    if target == STDIO:
+        return "mp4"
+    if target.endswith("/") or not Path(target).suffix:
+        return "folder"
+    kind = format_from_suffix(target)
+    if kind not in ("mp4", "tiff"):
+        raise BadInputError(f"{path}: unknown video output type; use .mp4, .tif or a folder ending in /")
+    return kind
+
+
 def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS, quality: int = 17,
                 voxel_size: "float | None" = None) -> None:
     """Write (t, y, x[, c]) frames: MP4 (H.264, crf `quality`), a folder of PNGs (path ends in '/'
     or has no suffix), or a TIFF stack (.tif, with `voxel_size` in metres in its metadata)."""
+    kind = video_output_kind(path)
     frames = _as_frames(np.asarray(frames), str(path))
     target = str(path)
-    kind = "mp4" if target == STDIO else format_from_suffix(target)
     if kind == "tiff":
         from rocksynth.io.volumes import write_volume
 
@@ -162,15 +179,13 @@ def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS, quality: int
         _check_mp4_size(path, frames)  # before the temporary file, so errors name the user's output
         with atomic_output(path, suffix=".mp4") as tmp:
             _write_mp4(tmp, frames, fps, quality, str(path) if target != STDIO else "stdout")
-    elif kind is None or target.endswith("/"):
+    else:
         from rocksynth.io.images import write_image_file
 
         digits = max(4, len(str(len(frames) - 1)))
         with atomic_output_dir(path) as tmp:
             for index, frame in enumerate(frames):
                 write_image_file(tmp / f"frame_{index:0{digits}d}.png", frame[..., 0] if frame.shape[-1] == 1 else frame)
-    else:
-        raise BadInputError(f"{path}: unknown video output type; use .mp4, .tif or a folder ending in /")
 
 
 def _check_mp4_size(path, frames: np.ndarray) -> None:

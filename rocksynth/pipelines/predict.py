@@ -88,13 +88,14 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
     """Read a video, predict `n_frames` after its first `context` frames on `device` (None: the
     CPU), write context + prediction; `fallback`: see `predict_clip`."""
     from rocksynth.io.paths import check_input_file, prepare_outputs
-    from rocksynth.io.videos import read_video, write_video
+    from rocksynth.io.videos import read_video, video_output_kind, write_video
 
     if context < 1:
         raise BadInputError("--context must be at least 1 frame")
     _check_settings(n_frames, samples, temperature, parallel, steps)
     if str(clip) != "-":
         check_input_file(clip)  # registered as an input before the outputs are checked against it
+    video_output_kind(out)  # an unknown output type is refused before the model runs
     targets = [str(p) for p in prepare_outputs(_sample_paths(out, samples))]  # every sample's name, before any is written
     torch.manual_seed(seed)
     loaded = load_predictor(model, device)
