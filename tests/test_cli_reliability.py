@@ -64,13 +64,25 @@ def _quiet_error(args, cwd, expect=2):
 @pytest.mark.parametrize("case", ["reconstruct", "predict"])
 def test_samples_check_every_output_name_before_writing_any(tmp_path, slice_png, clip_mp4, case):
     # The second sample's name is the input: refused before the first sample is written.
-    if case == "reconstruct":  # samples are named a_0.png, a_1.png
-        args = ["reconstruct", slice_png.name, "--depth", "8", "--samples", "2", "--out", "a.png"]
+    if case == "reconstruct":  # samples are named a_0.tif, a_1.tif
+        source = slice_png.with_suffix(".tif")
+        subprocess.run([_command(), "convert", slice_png.name, source.name], cwd=tmp_path, check=True, timeout=120)
+        args = ["reconstruct", source.name, "--depth", "8", "--samples", "2", "--out", "a.tif"]
     else:
         args = ["predict", clip_mp4.name, "--model", "shapes", "--context", "3", "--frames", "2", "--samples", "2",
                 "--out", "x.mp4"]
     stderr = _quiet_error(args, tmp_path)
     assert "input" in stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["reconstruct", "a_1.png", "--depth", "8", "--out", "cube.npy"],
+    ["synthesize", "--texture", "berea", "--size", "16", "--out", "cube.png"],
+    ["predict", "x_2.mp4", "--context", "3", "--frames", "2", "--out", "pred.avi"],
+], ids=["reconstruct", "synthesize", "predict"])
+def test_an_output_of_another_type_than_the_command_writes_is_refused(tmp_path, slice_png, clip_mp4, args):
+    # Not written in another format under the name given (a TIFF stack named cube.npy).
+    _assert_one_line(_quiet_error(args, tmp_path))
 
 
 @pytest.mark.parametrize("args", [

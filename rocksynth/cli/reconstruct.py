@@ -13,7 +13,7 @@ from rocksynth.cli.config import configurable
 
 def reconstruct(
     slice_path: str = typer.Argument(..., metavar="SLICE", help="2D slice (PNG/TIFF; binary, or grayscale segmented with Otsu); '-' = stdin."),
-    out: str = typer.Option(..., "--out", "-o", help="Output volume (.tif); with --samples N > 1, '{i}' in the name or _<i> is appended; '-' = stdout."),
+    out: str = typer.Option(..., "--out", "-o", help="Output volume: .tif stack or .zarr (OME-Zarr); with --samples N > 1, '{i}' in the name or _<i> is appended; '-' = stdout."),
     model: str = typer.Option("berea", "--model", "-m", help="Shipped model name (berea, ketton) or a checkpoint path."),
     depth: Optional[int] = options.positive_int(None, "--depth", help="Output depth in voxels (default: the slice's side)."),
     samples: int = options.positive_int(1, "--samples", "-n", help="Number of realisations to write."),

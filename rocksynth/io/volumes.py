@@ -601,14 +601,31 @@ class VolumeWriter:
         return self._atomic.__exit__(exc_type, exc, tb)
 
 
+def streamed_output_kind(path) -> str:
+    """'zarr' or 'tiff': what `volume_writer` writes to `path` ('-', stdout, is TIFF).
+
+    Any other suffix is refused, so that `--out cube.npy` is not a TIFF stack under another name.
+    """
+    target = str(path)
+    if target == STDIO:
+        return "tiff"
+    suffix = Path(target.rstrip("/" + os.sep)).suffix.lower()
+    if suffix == ".zarr":
+        return "zarr"
+    if suffix in (".tif", ".tiff"):
+        return "tiff"
+    raise BadInputError(f"{target}: this volume is written as a .tif stack or a .zarr store; name the output so")
+
+
 def volume_writer(path, shape, dtype, voxel_size: "float | None" = None, **options):
-    """A streaming writer chosen by the output's suffix: `ZarrVolumeWriter` (an OME-Zarr image) for
-    `.zarr` / `.ome.zarr`, else `VolumeWriter` (a TIFF stack; also for '-', stdout).
+    """A streaming writer chosen by the output's suffix (`streamed_output_kind`): `ZarrVolumeWriter`
+    (an OME-Zarr image) for `.zarr` / `.ome.zarr`, `VolumeWriter` (a TIFF stack) for `.tif`,
+    `.tiff` and '-' (stdout).
 
     Both are context managers taking (n, y, x) slabs through `write(slab)`; `options` go to the
     writer (`compress` for TIFF, `chunks` for Zarr)."""
     target = str(path)
-    if target != STDIO and Path(target.rstrip("/" + os.sep)).suffix.lower() == ".zarr":
+    if streamed_output_kind(target) == "zarr":
         from rocksynth.io.zarr_io import ZarrVolumeWriter
 
         return ZarrVolumeWriter(target.rstrip("/" + os.sep), shape, dtype, voxel_size, **options)

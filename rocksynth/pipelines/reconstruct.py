@@ -204,7 +204,8 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
                       device: "torch.device | None" = None) -> dict:
     """The `rocksynth reconstruct` command: read and segment the slice, write `samples` volumes;
     the network runs on `device` (None: the CPU)."""
-    from rocksynth.io import VolumeWriter, load_binary_image
+    from rocksynth.io import load_binary_image
+    from rocksynth.io.volumes import streamed_output_kind, volume_writer
     from rocksynth.io.paths import BINARY_TIFF_BYTES_PER_VOXEL, check_free_space, check_input_file, prepare_outputs
     from rocksynth.properties.porosity import porosity
     from rocksynth.units import format_length, parse_length
@@ -217,6 +218,7 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
         raise BadInputError(f"--slab must be at least {GRID}, got {slab}")
     if slice_path != "-":
         check_input_file(slice_path)
+    streamed_output_kind(out)  # a .tif, .zarr or stdout, refused otherwise before the model runs
     paths = [str(p) for p in prepare_outputs(_output_paths(out, samples))]  # all names, before any is written
     loaded = load_model(model, calibrated=calibrated, device=device)
     mask = load_binary_image(slice_path, threshold=threshold, pore_value=pore_value)
@@ -235,7 +237,7 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
         for index, path in enumerate(paths):
             tick = time.perf_counter()
             agreement, per_slice = None, np.zeros(depth, np.int64)
-            with VolumeWriter(path, (depth,) + mask.shape, np.uint8, voxel_size=voxel) as writer:
+            with volume_writer(path, (depth,) + mask.shape, np.uint8, voxel_size=voxel) as writer:
                 for start, block in generate_slabs(loaded.model, mask, depth, seed + index, slab):
                     if start == "agreement":
                         agreement = block

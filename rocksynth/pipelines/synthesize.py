@@ -366,8 +366,9 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
     import time
 
     from rocksynth.io.paths import BINARY_TIFF_BYTES_PER_VOXEL, check_free_space, prepare_outputs
-    from rocksynth.io.volumes import volume_writer
+    from rocksynth.io.volumes import streamed_output_kind, volume_writer
 
+    streamed_output_kind(out)  # a .tif, .zarr or stdout, refused otherwise before the model runs
     shape = parse_size(size)
     if tile % SCALE or tile < SCALE:
         raise BadInputError(f"--tile must be a positive multiple of {SCALE}, got {tile}")
