@@ -48,6 +48,13 @@ def test_circular_field_of_view_is_found_and_a_full_frame_rock_is_not(berea_crop
     assert disc[rows, cols].all()
 
 
+def test_one_grain_or_pore_in_the_middle_is_not_a_field_of_view():
+    yy, xx = np.mgrid[:48, :48]
+    for radius in (5, 11):
+        ball = ((yy - 24) ** 2 + (xx - 24) ** 2 <= radius ** 2).astype(np.uint8) * 255
+        assert detect_circular_fov(ball) is None and detect_circular_fov(255 - ball) is None
+
+
 @pytest.mark.parametrize("text,metres", [("5.345um", 5.345e-6), ("5.345 µm", 5.345e-6), ("0.005mm", 5e-6),
                                          ("2e-6", 2e-6), ("300nm", 3e-7)])
 def test_parse_length(text, metres):

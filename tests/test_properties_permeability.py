@@ -41,6 +41,24 @@ def test_tubes_match_hagen_poiseuille(tube_network):
     assert result.formation_factor == pytest.approx(1 / porosity(mask), rel=0.25)
 
 
+def test_a_formation_factor_below_one_over_porosity_gets_a_note():
+    """F >= 1 / porosity for any pore space (Wiener bound; straight channels reach it)."""
+    from rocksynth.properties.permeability import formation_factor_notes
+
+    notes = formation_factor_notes({"x": 0.9 / 0.2, "y": 1 / 0.2, "z": None}, 0.2)
+    assert len(notes) == 1 and notes[0].startswith("F_x = 4.5 is below 1/porosity = 5")
+
+
+def test_analyze_notes_the_tubes_formation_factor_below_the_bound(tube_network):
+    """The default conduit model gives straight tubes F about 0.9 / porosity: analyze says so."""
+    from rocksynth.properties.report import analyze
+
+    mask, _, _ = tube_network
+    report = analyze(mask, jobs=1, only=("porosity", "network", "permeability"))
+    assert report["permeability"]["x"]["formation_factor"] * porosity(mask) < 1
+    assert [note[:4] for note in report["notes"] if "1/porosity" in note] == ["F_x "]
+
+
 def test_non_percolating_axis_gives_zero_with_note(tube_network):
     mask, _, extracted = tube_network
     across = network_permeability(extracted, 1e-6, axes=("y", "z"))

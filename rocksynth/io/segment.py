@@ -99,6 +99,8 @@ def detect_circular_fov(image: np.ndarray) -> "FieldOfView | None":
     height, width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
     if abs(height - width) > 0.05 * max(height, width) + 2:
         return None
+    if min(height, width) < 0.5 * min(image.shape):  # a grain or a pore in the middle, not a scanner's view
+        return None
     centre = ((ys.max() + ys.min()) / 2, (xs.max() + xs.min()) / 2)
     radius = (height + width) / 4
     # Everything clearly outside the disc must be the corner value: a rock that merely has solid

@@ -90,6 +90,22 @@ def _axis_permeability(extracted, voxel_size, axis, conduit, with_formation_fact
                             formation, True, int(keep.size), note)
 
 
+def formation_factor_notes(factors: "dict[str, float | None]", porosity: float) -> "list[str]":
+    """Notes for the formation factors (axis -> F) below 1 / porosity, which no pore space reaches.
+
+    The conductivity of a pore space with an insulating solid is at most porosity times the
+    fluid's (the Wiener bound: straight channels along the axis reach it), so F >= 1 / porosity
+    for any microstructure. A network's F below it means its conduit model overestimates the
+    conductance of this pore space (very open or channel-like pores), and its K is suspect too.
+    """
+    notes = []
+    for axis, factor in factors.items():
+        if factor is not None and porosity > 0 and factor * porosity < 1 - 1e-9:
+            notes.append(f"F_{axis} = {factor:.3g} is below 1/porosity = {1 / porosity:.4g}, which no pore space can "
+                         f"reach: the pore network model overestimates conductance here; treat K_{axis} with caution")
+    return notes
+
+
 def _spanning_pores(net: dict, inlet: np.ndarray, outlet: np.ndarray) -> np.ndarray:
     """Pores in clusters that touch both faces (sorted indices)."""
     conns = np.asarray(net["throat.conns"])

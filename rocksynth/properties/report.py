@@ -159,6 +159,11 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
                                              "k_md": 0.0 if h else None, "formation_factor": None,
                                              "percolating": False, "pores_used": 0, "note": "no pore voxels"}
                                       for axis in ("x", "y", "z")}
+    elif phi == 1:
+        # All pore: no walls bound the pores, so there are no pore sizes and no pore network; the
+        # image measures still hold. (`compare` reports its permeability as not a number.)
+        only = tuple(name for name in only if name not in needs_pores)
+        notes.append(f"no solid voxels: {', '.join(needs_pores)} not computed (pores need walls)")
     image_measures = tuple(name for name in only if name in IMAGE_MEASURES)
     network_measures = tuple(name for name in only if name not in IMAGE_MEASURES)
     timings: dict = {}
@@ -188,6 +193,10 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
             report.update(found["report"])
             timings.update(found["timings"])
             notes += found["notes"]
+    if network_part is not None and "permeability" in network_part["report"]:
+        from rocksynth.properties.permeability import formation_factor_notes
+
+        notes += formation_factor_notes({axis: r["formation_factor"] for axis, r in report["permeability"].items()}, phi)
     report["timings"] = timings
     report["notes"] = notes
     return report
