@@ -139,7 +139,7 @@ def _openpnm_network(net: dict, keep: np.ndarray, conduit: str):
     network["throat.diameter"] = network["throat.inscribed_diameter"]
     # A copy, and without the network's own spacing model: regenerate_models() below would
     # otherwise recompute the straight pore-centre distance and write it into this array,
-    # silently replacing SNOW's total length (it did so until this was found).
+    # silently replacing SNOW's total length (`tests/test_properties_permeability.py` checks it).
     network.models.pop("throat.spacing@all", None)
     network["throat.spacing"] = np.array(network[SPACING], dtype=float)
     if conduit == "spheres_and_cylinders":
