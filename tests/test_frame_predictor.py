@@ -334,6 +334,34 @@ def test_a_binary_stack_is_continued_by_binary_slices():
     assert "binary" not in info and not np.isin(predicted, (0, 255)).all()
 
 
+def test_on_stdout_a_binary_clip_or_a_tiff_stack_stays_a_tiff_stack_and_a_video_an_mp4(run_cli, tmp_path):
+    """H.264 would blur segmented slices into tens of gray levels, so stdout carries them as a TIFF."""
+    import numpy as np
+    import tifffile
+
+    from rocksynth.io.videos import read_video, write_video
+    from rocksynth.training.checkpoint import save_checkpoint
+
+    model = FramePredictor(channels=1, context=4, widths=(4, 8, 8), blocks=1)
+    save_checkpoint(tmp_path / "p.pt", "video", {"predictor": model.config, "frame": {"size": 64, "channels": 1}},
+                    {"predictor": model.state_dict()}, {"stage": "predictor", "iterations": 0, "sources": ["rocks"]})
+    binary = np.where(np.random.default_rng(0).random((5, 24, 32)) < 0.3, 255, 0).astype(np.uint8)
+    (tmp_path / "slices").mkdir()
+    for index, frame in enumerate(binary):
+        tifffile.imwrite(tmp_path / "slices" / f"{index}.tif", frame)  # binary, from a folder
+    tifffile.imwrite(tmp_path / "gray.tif", (binary // 2 + 20).astype(np.uint8))  # gray, a TIFF stack
+    write_video(tmp_path / "gray.mp4", (binary // 2 + 20).astype(np.uint8)[..., None])
+    for source, tiff in (("slices", True), ("gray.tif", True), ("gray.mp4", False)):
+        code, stdout, stderr = run_cli("predict", source, "--model", "p.pt", "--context", "5", "--frames", "2",
+                                       "--out", "-", cwd=tmp_path)
+        assert code == 0, stderr
+        assert (stdout[:4] in (b"II*\x00", b"MM\x00*")) == tiff and (stdout[4:8] == b"ftyp") != tiff, source
+    (tmp_path / "out.tif").write_bytes(run_cli("predict", "slices", "--model", "p.pt", "--context", "5",
+                                               "--frames", "2", "--out", "-", cwd=tmp_path)[1])
+    out = read_video(tmp_path / "out.tif").frames
+    assert out.shape == (7, 24, 32, 1) and set(np.unique(out)) == {0, 255}
+
+
 def test_a_gray_clip_for_a_colour_predictor_comes_back_gray_and_a_colour_clip_for_a_gray_one_is_refused():
     import numpy as np
 

@@ -29,6 +29,7 @@ class Video:
     fps: float = DEFAULT_FPS
     source: str = ""
     voxel_size: "float | None" = None  # metres, of a TIFF stack that declares one
+    kind: str = "mp4"  # what it was read from: mp4, tiff, folder, png or jpeg
 
 
 def read_video(path) -> Video:
@@ -50,11 +51,11 @@ def read_video(path) -> Video:
         volume = read_volume(path, allow_2d=True, allow_rgb=True)
         # A (y, x, 3|4) colour TIFF is one frame, not y frames 3 or 4 pixels wide.
         data = volume.data[None] if volume.colour_image else volume.data
-        video = Video(_as_frames(data, name), DEFAULT_FPS, name, volume.voxel_size)
+        video = Video(_as_frames(data, name), DEFAULT_FPS, name, volume.voxel_size, kind)
     elif kind in ("png", "jpeg"):
         from rocksynth.io.images import read_image
 
-        video = Video(_as_frames(read_image(path)[None], name), DEFAULT_FPS, name)
+        video = Video(_as_frames(read_image(path)[None], name), DEFAULT_FPS, name, kind=kind)
     else:
         raise BadInputError(f"{name}: not an MP4 video, frame folder or TIFF stack")
     if video.frames.shape[0] == 0:
@@ -147,15 +148,15 @@ def _is_gray(frames: np.ndarray) -> bool:
     return bool(np.abs(sample[..., 0] - sample[..., 1]).max() <= 2 and np.abs(sample[..., 0] - sample[..., 2]).max() <= 2)
 
 
-def video_output_kind(path) -> str:
-    """'mp4', 'tiff' or 'folder': what `write_video` writes to `path`.
+def video_output_kind(path, stdout: str = "mp4") -> str:
+    """'mp4', 'tiff' or 'folder': what `write_video` writes to `path` (`stdout` for '-').
 
     A folder is a path ending in '/' or without a suffix; any other suffix than an MP4's or a
     TIFF's is refused, so that `--out pred.avi` is not silently made a folder of PNGs.
     """
     target = str(path)
     if target == STDIO:
-        return "mp4"
+        return stdout
     if target.endswith("/") or not Path(target).suffix:
         return "folder"
     kind = format_from_suffix(target)
@@ -165,10 +166,11 @@ def video_output_kind(path) -> str:
 
 
 def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS, quality: int = 17,
-                voxel_size: "float | None" = None) -> None:
+                voxel_size: "float | None" = None, stdout: str = "mp4") -> None:
     """Write (t, y, x[, c]) frames: MP4 (H.264, crf `quality`), a folder of PNGs (path ends in '/'
-    or has no suffix), or a TIFF stack (.tif, with `voxel_size` in metres in its metadata)."""
-    kind = video_output_kind(path)
+    or has no suffix), or a TIFF stack (.tif, with `voxel_size` in metres in its metadata); '-'
+    writes `stdout` ('mp4' or 'tiff') to stdout."""
+    kind = video_output_kind(path, stdout)
     frames = _as_frames(np.asarray(frames), str(path))
     target = str(path)
     if kind == "tiff":

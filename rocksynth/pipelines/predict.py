@@ -107,9 +107,12 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
     frames = video.frames[:context]
     predicted, info = predict_clip(frames, n_frames, loaded, temperature=temperature, samples=samples,
                                    parallel=parallel, steps=steps, seed=seed, fallback=fallback)
+    # On stdout a TIFF stack in, or binary frames (which H.264 would blur), go out as a TIFF stack.
+    stdout = "tiff" if video.kind == "tiff" or info.get("binary") else "mp4"
     for path, sample in zip(targets, predicted):
         # A stack's voxel size goes with its predicted slices (a TIFF output keeps it).
-        write_video(path, np.concatenate([frames, sample]), fps=fps or video.fps, voxel_size=video.voxel_size)
+        write_video(path, np.concatenate([frames, sample]), fps=fps or video.fps, voxel_size=video.voxel_size,
+                    stdout=stdout)
         log(f"wrote {path}: {context} context + {n_frames} predicted frames"
             + (f" at {frames.shape[2]}x{frames.shape[1]}" if info["decoding"] == "deterministic" else ""))
     return {"outputs": targets, "context_frames": context, "predicted_frames": n_frames, **info}
