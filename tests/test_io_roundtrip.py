@@ -5,6 +5,7 @@ import pytest
 import tifffile
 
 from rocksynth.io import read_image, read_video, read_volume, write_image, write_video, write_volume
+from rocksynth.errors import BadInputError
 from rocksynth.io.volumes import VolumeWriter, natural_key
 
 
@@ -102,6 +103,26 @@ def test_frame_folder_and_tiff_stack_as_video_roundtrip(tmp_path):
     assert np.array_equal(read_video(tmp_path / "frames").frames, frames)
     write_video(tmp_path / "frames.tif", frames)
     assert np.array_equal(read_video(tmp_path / "frames.tif").frames, frames)
+
+
+def test_the_first_frames_alone_are_read_as_the_whole_clip_begins_and_within_a_smaller_limit(tmp_path, monkeypatch):
+    """`predict` reads only its context frames: a clip or stack too large to decode whole still
+    gives them, equal to the start of a whole read."""
+    rng = np.random.default_rng(4)
+    frames = rng.integers(0, 255, size=(12, 16, 20, 3), dtype=np.uint8)
+    write_video(tmp_path / "v.mp4", frames)
+    write_video(tmp_path / "v.tif", frames)
+    write_video(str(tmp_path / "folder") + "/", frames)
+    write_video(tmp_path / "g.tif", frames[..., :1])
+    for name in ("v.mp4", "v.tif", "folder", "g.tif"):
+        whole = read_video(tmp_path / name).frames
+        assert np.array_equal(read_video(tmp_path / name, max_frames=5).frames, whole[:5]), name
+        assert np.array_equal(read_video(tmp_path / name, max_frames=50).frames, whole), name
+    monkeypatch.setenv("ROCKSYNTH_MAX_VOXELS", str(6 * 16 * 20 * 3))  # 6 colour frames, not 12
+    for name in ("v.mp4", "v.tif", "folder"):
+        with pytest.raises(BadInputError):
+            read_video(tmp_path / name)
+        assert read_video(tmp_path / name, max_frames=5).frames.shape == (5, 16, 20, 3), name
 
 
 def test_streaming_writer_writes_more_than_it_holds(tmp_path):

@@ -32,10 +32,12 @@ class Video:
     kind: str = "mp4"  # what it was read from: mp4, tiff, folder, png or jpeg
 
 
-def read_video(path) -> Video:
+def read_video(path, max_frames: "int | None" = None) -> Video:
     """Read an MP4, a folder of frames (natural order) or a TIFF stack (frames = z-slices).
 
-    A single image (PNG, JPEG, a one-page gray or colour TIFF) is a video of one frame."""
+    A single image (PNG, JPEG, a one-page gray or colour TIFF) is a video of one frame.
+    `max_frames`: only the first frames are wanted, and only those are decoded (a long clip or a
+    large stack is not read whole for them)."""
     if str(path) == STDIO:
         kind = sniff(read_stdin_bytes()[:16])
         source, name = stdin_stream(), "stdin"
@@ -44,11 +46,11 @@ def read_video(path) -> Video:
         name = str(path)
         kind = "folder" if source.is_dir() else detect_file_format(source, expected=("mp4", "tiff", "png", "jpeg"))
     if kind == "mp4":
-        video = _read_mp4(source, name)
+        video = _read_mp4(source, name, max_frames)
     elif kind in ("folder", "tiff"):
         from rocksynth.io.volumes import read_volume
 
-        volume = read_volume(path, allow_2d=True, allow_rgb=True)
+        volume = read_volume(path, allow_2d=True, allow_rgb=True, max_slices=max_frames)
         # A (y, x, 3|4) colour TIFF is one frame, not y frames 3 or 4 pixels wide.
         data = volume.data[None] if volume.colour_image else volume.data
         video = Video(_as_frames(data, name), DEFAULT_FPS, name, volume.voxel_size, kind)
@@ -91,7 +93,7 @@ def _as_frames(data: np.ndarray, name: str) -> np.ndarray:
     return data
 
 
-def _read_mp4(source, name: str) -> Video:
+def _read_mp4(source, name: str, max_frames: "int | None" = None) -> Video:
     import av
 
     try:
@@ -100,7 +102,7 @@ def _read_mp4(source, name: str) -> Video:
                 raise BadInputError(f"{name}: file holds no video stream")
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
-            frames = _decode_frames(container, stream, name)
+            frames = _decode_frames(container, stream, name, max_frames)
             comment = container.metadata.get("comment", "")
     except BadInputError:
         raise
@@ -118,16 +120,19 @@ def _read_mp4(source, name: str) -> Video:
     return Video(np.ascontiguousarray(data), fps, name)
 
 
-def _decode_frames(container, stream, name: str) -> "list[np.ndarray]":
-    """RGB frames of `stream`; the declared frame size and count are checked against the decoding
-    limits first, and the running total while decoding (a stream may hold more than it declares)."""
+def _decode_frames(container, stream, name: str, max_frames: "int | None" = None) -> "list[np.ndarray]":
+    """RGB frames of `stream` (the first `max_frames`, if given); the declared frame size and
+    count are checked against the decoding limits first, and the running total while decoding
+    (a stream may hold more than it declares)."""
     height, width = stream.codec_context.height, stream.codec_context.width
     check_frame_size(name, height, width)
     check_decoded_size(name, (height, width, 3), np.uint8, image=True)
     if stream.frames:
-        check_decoded_size(name, (stream.frames, height, width, 3), np.uint8)
+        check_decoded_size(name, (min(stream.frames, max_frames or stream.frames), height, width, 3), np.uint8)
     limit, frames = max_voxels(), []
     for frame in container.decode(stream):
+        if max_frames is not None and len(frames) == max_frames:
+            break
         if (frame.height, frame.width) != (height, width):
             raise BadInputError(f"{name}: frame {len(frames)} is {frame.width}x{frame.height} but the video "
                                 f"{width}x{height}; videos whose frame size changes are not supported")

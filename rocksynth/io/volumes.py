@@ -44,11 +44,13 @@ def natural_key(name: str):
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, allow_rgb: bool = False) -> Volume:
+def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, allow_rgb: bool = False,
+                max_slices: "int | None" = None) -> Volume:
     """Read a volume from a TIFF stack, a folder of slices, .npy, .raw, or '-' (stdin).
 
     A 2D image is refused unless `allow_2d` (then it is returned as a (y, x) array); colour
-    stacks unless `allow_rgb` (frames of a video)."""
+    stacks unless `allow_rgb` (frames of a video). `max_slices`: only the first slices are
+    wanted; a TIFF stack or a folder of slices then decodes only those."""
     if str(path) == STDIO:
         volume = _read_stdin_volume(raw_shape, raw_dtype)
     else:
@@ -58,7 +60,7 @@ def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, al
 
             volume = read_zarr(path)
         elif path.is_dir():
-            volume = _read_slice_folder(path)
+            volume = _read_slice_folder(path, max_slices)
         else:
             kind = detect_file_format(path, expected=("tiff", "npy", "png", "jpeg"))
             if kind == "raw":
@@ -66,12 +68,14 @@ def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, al
             elif kind == "npy":
                 volume = _read_npy(path, str(path))
             elif kind == "tiff":
-                volume = read_tiff(path, str(path))
+                volume = read_tiff(path, str(path), max_slices)
             else:
                 from rocksynth.io.images import read_image
 
                 image = read_image(path)
                 volume = Volume(image, source=str(path), colour_image=image.ndim == 3)
+    if max_slices is not None and volume.data.ndim >= 3 and not volume.colour_image:
+        volume.data = volume.data[:max_slices]
     return _validated(volume, allow_2d, allow_rgb)
 
 
@@ -129,9 +133,10 @@ def _read_stdin_volume(raw_shape, raw_dtype) -> Volume:
     raise BadInputError("stdin: not a TIFF, NPY or PNG stream (for raw bytes give --shape and --dtype)")
 
 
-def read_tiff(source, name: str) -> Volume:
+def read_tiff(source, name: str, max_slices: "int | None" = None) -> Volume:
     """A TIFF (stack or single image) with its voxel size; damaged files and files that declare
-    more than the decoding limits (rocksynth.io.limits) raise BadInputError before decoding."""
+    more than the decoding limits (rocksynth.io.limits) raise BadInputError before decoding.
+    `max_slices`: of a stack of one page per slice, only the first pages are decoded."""
     import tifffile
 
     with _tifffile_complaints() as complaints:
@@ -141,8 +146,13 @@ def read_tiff(source, name: str) -> Volume:
                 image = _is_single_image(series)
                 if complaints:  # a broken IFD chain: refuse before decoding what is left
                     raise _damaged(name, complaints)
-                check_decoded_size(name, series.shape, series.dtype, file_size=tif.filehandle.size, image=image)
-                data = tif.asarray()
+                pages = None
+                if max_slices is not None and not image and series.shape[0] == len(tif.pages) > max_slices:
+                    pages = range(max_slices)
+                shape = series.shape if pages is None else (max_slices,) + series.shape[1:]
+                check_decoded_size(name, shape, series.dtype, file_size=None if pages else tif.filehandle.size,
+                                   image=image)
+                data = tif.asarray() if pages is None else tif.asarray(key=pages)
                 voxel_size, origin = tiff_metadata.read_voxel_size(tif)
         except _tiff_errors() as exc:
             raise BadInputError(f"{name}: {_tiff_problem(exc)} ({_short(exc)})") from exc
@@ -360,13 +370,14 @@ def _read_raw(source, raw_shape, raw_dtype, name: str) -> Volume:
     return Volume(np.fromfile(source, dtype=dtype).reshape(shape), None, name)
 
 
-def _read_slice_folder(folder: Path) -> Volume:
+def _read_slice_folder(folder: Path, max_slices: "int | None" = None) -> Volume:
     from rocksynth.io.images import read_image
 
     files = sorted((p for p in folder.iterdir() if p.suffix.lower() in SLICE_SUFFIXES and not p.name.startswith(".")),
                    key=lambda p: natural_key(p.name))
     if not files:
         raise BadInputError(f"{folder}: folder holds no slice images ({', '.join(SLICE_SUFFIXES)})")
+    files = files[:max_slices]
     first = read_image(files[0])
     # Each slice was checked as an image; the stack they make must fit the memory limit too.
     check_decoded_size(str(folder), (len(files),) + first.shape, first.dtype)

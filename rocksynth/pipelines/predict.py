@@ -99,7 +99,7 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
     targets = [str(p) for p in prepare_outputs(_sample_paths(out, samples))]  # every sample's name, before any is written
     torch.manual_seed(seed)
     loaded = load_predictor(model, device)
-    video = read_video(clip)
+    video = read_video(clip, max_frames=context)  # a long clip or a large stack is not decoded whole
     if video.frames.shape[0] == 1 and context > 1:
         raise BadInputError(f"{clip}: is one image, not a sequence of frames; continue it with --context 1")
     if video.frames.shape[0] < context:
