@@ -6,6 +6,7 @@ import tifffile
 
 from rocksynth.io import read_image, read_video, read_volume, write_image, write_video, write_volume
 from rocksynth.errors import BadInputError
+from rocksynth.io.videos import frame_slice
 from rocksynth.io.volumes import VolumeWriter, natural_key
 
 
@@ -105,24 +106,36 @@ def test_frame_folder_and_tiff_stack_as_video_roundtrip(tmp_path):
     assert np.array_equal(read_video(tmp_path / "frames.tif").frames, frames)
 
 
-def test_the_first_frames_alone_are_read_as_the_whole_clip_begins_and_within_a_smaller_limit(tmp_path, monkeypatch):
-    """`predict` reads only its context frames: a clip or stack too large to decode whole still
-    gives them, equal to the start of a whole read."""
-    rng = np.random.default_rng(4)
-    frames = rng.integers(0, 255, size=(12, 16, 20, 3), dtype=np.uint8)
+@pytest.mark.parametrize("first,count", [(0, 5), (4, 5), (-5, 5), (-7, 3), (0, 50), (-50, None), (9, None)])
+def test_a_window_of_frames_equals_that_part_of_the_whole_clip(tmp_path, first, count):
+    frames = np.random.default_rng(4).integers(0, 255, size=(12, 16, 20, 3), dtype=np.uint8)
     write_video(tmp_path / "v.mp4", frames)
     write_video(tmp_path / "v.tif", frames)
     write_video(str(tmp_path / "folder") + "/", frames)
     write_video(tmp_path / "g.tif", frames[..., :1])
     for name in ("v.mp4", "v.tif", "folder", "g.tif"):
         whole = read_video(tmp_path / name).frames
-        assert np.array_equal(read_video(tmp_path / name, max_frames=5).frames, whole[:5]), name
-        assert np.array_equal(read_video(tmp_path / name, max_frames=50).frames, whole), name
+        video = read_video(tmp_path / name, frame_slice(first, count))
+        expected = range(12)[frame_slice(first, count)]
+        assert np.array_equal(video.frames, whole[expected.start:expected.stop]), name
+        assert video.first == expected.start and video.total in (12, None), name
+
+
+def test_a_window_is_read_within_a_limit_the_whole_clip_exceeds_and_one_past_the_end_is_refused(tmp_path, monkeypatch):
+    """`predict` reads only its context frames: a clip or stack too large to hold whole still
+    gives them, from its start or from its end (an MP4 is decoded through, holding the last)."""
+    frames = np.random.default_rng(4).integers(0, 255, size=(12, 16, 20, 3), dtype=np.uint8)
+    write_video(tmp_path / "v.mp4", frames)
+    write_video(tmp_path / "v.tif", frames)
+    write_video(str(tmp_path / "folder") + "/", frames)
     monkeypatch.setenv("ROCKSYNTH_MAX_VOXELS", str(6 * 16 * 20 * 3))  # 6 colour frames, not 12
     for name in ("v.mp4", "v.tif", "folder"):
         with pytest.raises(BadInputError):
             read_video(tmp_path / name)
-        assert read_video(tmp_path / name, max_frames=5).frames.shape == (5, 16, 20, 3), name
+        assert read_video(tmp_path / name, frame_slice(0, 5)).frames.shape == (5, 16, 20, 3), name
+        assert read_video(tmp_path / name, frame_slice(-5, 5)).frames.shape == (5, 16, 20, 3), name
+        with pytest.raises(BadInputError, match="has 12 .*none from .* 12 on"):
+            read_video(tmp_path / name, frame_slice(12, 5))
 
 
 def test_streaming_writer_writes_more_than_it_holds(tmp_path):

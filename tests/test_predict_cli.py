@@ -65,6 +65,23 @@ def test_same_seed_same_prediction_and_samples(tiny_model, clip, tmp_path):
     assert read_video(tmp_path / "s_2.tif").frames.shape[0] == 4
 
 
+def test_start_picks_the_context_frames_and_negative_counts_from_the_end(tiny_model, clip, tmp_path, capsys):
+    original = read_video(clip).frames  # 6 frames
+    for start, first in (("-3", 3), ("2", 2)):
+        out = tmp_path / f"from_{first}.tif"
+        assert main(["predict", str(clip), "--start", start, "--context", "3", "--frames", "2",
+                     "--model", str(tiny_model), "--out", str(out)]) == 0
+        written = read_video(out).frames
+        assert written.shape[0] == 5 and np.array_equal(written[:3], original[first:first + 3])
+    capsys.readouterr()
+    out = tmp_path / "late.mp4"
+    code = main(["predict", str(clip), "--start", "4", "--context", "3", "--frames", "2",
+                 "--model", str(tiny_model), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not out.exists() and len(err.splitlines()) == 1
+    assert "has 6 frames, so fewer than --context 3 from frame 4 on" in err
+
+
 def test_bad_context_is_a_one_line_error_without_output(tiny_model, clip, tmp_path, capsys):
     out = tmp_path / "pred.mp4"
     code = main(["predict", str(clip), "--context", "9", "--frames", "2", "--model", str(tiny_model), "--out", str(out)])

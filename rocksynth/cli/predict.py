@@ -14,6 +14,7 @@ def predict(
     clip: str = typer.Argument(..., help="Input video: MP4, folder of frames or TIFF stack ('-' = stdin)."),
     out: str = typer.Option(..., "--out", "-o", help="Output: .mp4, .tif stack or a folder (ends in /); context + predicted frames."),
     context: int = options.positive_int(5, "--context", help="Number of input frames the prediction is primed on (1 = video from one image)."),
+    start: int = typer.Option(0, "--start", help="Index of the first context frame; negative counts from the end (--start -5 --context 5: the last 5 frames, so the prediction continues past the clip's end)."),
     frames: int = options.positive_int(16, "--frames", help="Number of frames to predict."),
     model: str = typer.Option("scenes", "--model", help="Shipped model (scenes: video, colour or gray; rocks: segmented micro-CT slices; both any frame size, one deterministic prediction; shapes: a latent transformer that samples, at 64x64) or a checkpoint path."),
     seed: int = options.seed_option("Random seed (same seed, same output)."),
@@ -31,7 +32,7 @@ def predict(
 
     summary = predict_file(clip, out, context=context, n_frames=frames, model=model, seed=seed,
                            temperature=temperature, samples=samples, parallel=parallel, steps=steps, fps=fps,
-                           device=options.parse_device(device), fallback=fallback)
+                           device=options.parse_device(device), fallback=fallback, start=start)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
 

@@ -30,14 +30,27 @@ class Video:
     source: str = ""
     voxel_size: "float | None" = None  # metres, of a TIFF stack that declares one
     kind: str = "mp4"  # what it was read from: mp4, tiff, folder, png or jpeg
+    first: int = 0  # index in the source of the first frame read
+    total: "int | None" = None  # frames in the source, when all were counted
 
 
-def read_video(path, max_frames: "int | None" = None) -> Video:
+def frame_slice(start: int = 0, count: "int | None" = None) -> slice:
+    """The frames `count` from `start` (negative: from the end; `count` None: to the end)."""
+    if count is None:
+        return slice(start, None)
+    stop = start + count
+    return slice(start, None if start < 0 <= stop else stop)
+
+
+def read_video(path, frames: slice = slice(None)) -> Video:
     """Read an MP4, a folder of frames (natural order) or a TIFF stack (frames = z-slices).
 
     A single image (PNG, JPEG, a one-page gray or colour TIFF) is a video of one frame.
-    `max_frames`: only the first frames are wanted, and only those are decoded (a long clip or a
-    large stack is not read whole for them)."""
+    `frames` (see `frame_slice`; its step must be 1): only those frames are kept, and of a TIFF
+    stack or a folder only those are decoded; an MP4 is decoded up to the last of them, holding
+    no more than them (a long clip or a large stack is not read whole)."""
+    if frames.step not in (None, 1):
+        raise ValueError("read_video reads consecutive frames")
     if str(path) == STDIO:
         kind = sniff(read_stdin_bytes()[:16])
         source, name = stdin_stream(), "stdin"
@@ -46,18 +59,20 @@ def read_video(path, max_frames: "int | None" = None) -> Video:
         name = str(path)
         kind = "folder" if source.is_dir() else detect_file_format(source, expected=("mp4", "tiff", "png", "jpeg"))
     if kind == "mp4":
-        video = _read_mp4(source, name, max_frames)
+        video = _read_mp4(source, name, frames)
     elif kind in ("folder", "tiff"):
         from rocksynth.io.volumes import read_volume
 
-        volume = read_volume(path, allow_2d=True, allow_rgb=True, max_slices=max_frames)
+        volume = read_volume(path, allow_2d=True, allow_rgb=True, slices=frames)
         # A (y, x, 3|4) colour TIFF is one frame, not y frames 3 or 4 pixels wide.
         data = volume.data[None] if volume.colour_image else volume.data
-        video = Video(_as_frames(data, name), DEFAULT_FPS, name, volume.voxel_size, kind)
+        total = 1 if volume.colour_image or data.ndim == 2 else volume.slices_in_file or data.shape[0]
+        video = Video(_as_frames(data, name), DEFAULT_FPS, name, volume.voxel_size, kind,
+                      range(total)[frames].start, total)
     elif kind in ("png", "jpeg"):
         from rocksynth.io.images import read_image
 
-        video = Video(_as_frames(read_image(path)[None], name), DEFAULT_FPS, name, kind=kind)
+        video = Video(_as_frames(read_image(path)[None], name), DEFAULT_FPS, name, kind=kind, total=1)
     else:
         raise BadInputError(f"{name}: not an MP4 video, frame folder or TIFF stack")
     if video.frames.shape[0] == 0:
@@ -93,7 +108,7 @@ def _as_frames(data: np.ndarray, name: str) -> np.ndarray:
     return data
 
 
-def _read_mp4(source, name: str, max_frames: "int | None" = None) -> Video:
+def _read_mp4(source, name: str, wanted: slice = slice(None)) -> Video:
     import av
 
     try:
@@ -102,14 +117,15 @@ def _read_mp4(source, name: str, max_frames: "int | None" = None) -> Video:
                 raise BadInputError(f"{name}: file holds no video stream")
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
-            frames = _decode_frames(container, stream, name, max_frames)
+            frames, first, total = _decode_frames(container, stream, name, wanted)
             comment = container.metadata.get("comment", "")
     except BadInputError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise BadInputError(f"{name}: not a readable MP4 video ({str(exc).splitlines()[0][:120]})") from exc
     if not frames:
-        raise BadInputError(f"{name}: video holds no frames")
+        raise BadInputError(f"{name}: has {total} frames, so none from frame {wanted.start} on" if total
+                            else f"{name}: video holds no frames")
     data = np.stack(frames)
     match = _SIZE_TAG.search(comment or "")
     if match:  # undo the even-size padding of our own writer
@@ -117,29 +133,41 @@ def _read_mp4(source, name: str, max_frames: "int | None" = None) -> Video:
         data = data[:, :height, :width]
     if _is_gray(data):
         data = data[..., :1]
-    return Video(np.ascontiguousarray(data), fps, name)
+    return Video(np.ascontiguousarray(data), fps, name, first=first, total=total)
 
 
-def _decode_frames(container, stream, name: str, max_frames: "int | None" = None) -> "list[np.ndarray]":
-    """RGB frames of `stream` (the first `max_frames`, if given); the declared frame size and
-    count are checked against the decoding limits first, and the running total while decoding
-    (a stream may hold more than it declares)."""
+def _decode_frames(container, stream, name: str, wanted: slice) -> "tuple[list[np.ndarray], int, int | None]":
+    """The `wanted` RGB frames of `stream`, the index of the first and the stream's frame count
+    (None if decoding stopped before its end). The declared frame size and count are checked
+    against the decoding limits first, and the frames held while decoding (a stream may hold
+    more than it declares). Counted from the end, the last frames are kept in a bounded queue."""
+    from collections import deque
+
     height, width = stream.codec_context.height, stream.codec_context.width
     check_frame_size(name, height, width)
     check_decoded_size(name, (height, width, 3), np.uint8, image=True)
     if stream.frames:
-        check_decoded_size(name, (min(stream.frames, max_frames or stream.frames), height, width, 3), np.uint8)
-    limit, frames = max_voxels(), []
+        check_decoded_size(name, (len(range(stream.frames)[wanted]), height, width, 3), np.uint8)
+    start, stop = wanted.start or 0, wanted.stop
+    from_end = start < 0 or (stop is not None and stop < 0)
+    limit, seen = max_voxels(), 0
+    held: deque = deque(maxlen=-start if start < 0 else None)
     for frame in container.decode(stream):
-        if max_frames is not None and len(frames) == max_frames:
-            break
+        if not from_end and stop is not None and seen >= stop:
+            return list(held), start, None
         if (frame.height, frame.width) != (height, width):
-            raise BadInputError(f"{name}: frame {len(frames)} is {frame.width}x{frame.height} but the video "
+            raise BadInputError(f"{name}: frame {seen} is {frame.width}x{frame.height} but the video "
                                 f"{width}x{height}; videos whose frame size changes are not supported")
-        if (len(frames) + 1) * height * width * 3 > limit:  # raises: more decoded than allowed
-            check_decoded_size(name, (len(frames) + 1, height, width, 3), np.uint8, verb="decodes to at least")
-        frames.append(frame.to_ndarray(format="rgb24"))
-    return frames
+        seen += 1
+        if seen <= start:
+            continue  # decoded (later frames depend on it), not kept
+        if (len(held) + 1) * height * width * 3 > limit:  # raises: more held than allowed
+            check_decoded_size(name, (len(held) + 1, height, width, 3), np.uint8, verb="decodes to at least")
+        held.append(frame.to_ndarray(format="rgb24"))
+    window = range(seen)[wanted]
+    # `held` is the frames from index seen - len(held) to the end; the window lies within them.
+    offset = window.start - (seen - len(held)) if window else 0
+    return list(held)[offset:offset + len(window)], window.start if window else seen, seen
 
 
 def to_gray(frames: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ class Volume:
     source: str = ""
     voxel_size_origin: str = ""
     colour_image: bool = False  # the file declares one (y, x, 3|4) colour image, not a stack
+    slices_in_file: "int | None" = None  # of a stack read in part (`read_volume(slices=...)`), all it holds
 
 
 def natural_key(name: str):
@@ -45,11 +46,11 @@ def natural_key(name: str):
 
 
 def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, allow_rgb: bool = False,
-                max_slices: "int | None" = None) -> Volume:
+                slices: "slice | None" = None) -> Volume:
     """Read a volume from a TIFF stack, a folder of slices, .npy, .raw, or '-' (stdin).
 
     A 2D image is refused unless `allow_2d` (then it is returned as a (y, x) array); colour
-    stacks unless `allow_rgb` (frames of a video). `max_slices`: only the first slices are
+    stacks unless `allow_rgb` (frames of a video). `slices` (step 1): only those z-slices are
     wanted; a TIFF stack or a folder of slices then decodes only those."""
     if str(path) == STDIO:
         volume = _read_stdin_volume(raw_shape, raw_dtype)
@@ -60,7 +61,7 @@ def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, al
 
             volume = read_zarr(path)
         elif path.is_dir():
-            volume = _read_slice_folder(path, max_slices)
+            volume = _read_slice_folder(path, slices)
         else:
             kind = detect_file_format(path, expected=("tiff", "npy", "png", "jpeg"))
             if kind == "raw":
@@ -68,14 +69,16 @@ def read_volume(path, raw_shape=None, raw_dtype=None, allow_2d: bool = False, al
             elif kind == "npy":
                 volume = _read_npy(path, str(path))
             elif kind == "tiff":
-                volume = read_tiff(path, str(path), max_slices)
+                volume = read_tiff(path, str(path), slices)
             else:
                 from rocksynth.io.images import read_image
 
                 image = read_image(path)
                 volume = Volume(image, source=str(path), colour_image=image.ndim == 3)
-    if max_slices is not None and volume.data.ndim >= 3 and not volume.colour_image:
-        volume.data = volume.data[:max_slices]
+    if slices is not None and volume.slices_in_file is None and volume.data.ndim >= 3 and not volume.colour_image:
+        volume.slices_in_file = volume.data.shape[0]
+        taken = _slices_of(volume.data.shape[0], slices, volume.source)
+        volume.data = volume.data[taken.start:taken.stop]
     return _validated(volume, allow_2d, allow_rgb)
 
 
@@ -133,10 +136,10 @@ def _read_stdin_volume(raw_shape, raw_dtype) -> Volume:
     raise BadInputError("stdin: not a TIFF, NPY or PNG stream (for raw bytes give --shape and --dtype)")
 
 
-def read_tiff(source, name: str, max_slices: "int | None" = None) -> Volume:
+def read_tiff(source, name: str, slices: "slice | None" = None) -> Volume:
     """A TIFF (stack or single image) with its voxel size; damaged files and files that declare
     more than the decoding limits (rocksynth.io.limits) raise BadInputError before decoding.
-    `max_slices`: of a stack of one page per slice, only the first pages are decoded."""
+    `slices`: of a stack of one page per slice, only those pages are decoded."""
     import tifffile
 
     with _tifffile_complaints() as complaints:
@@ -146,20 +149,29 @@ def read_tiff(source, name: str, max_slices: "int | None" = None) -> Volume:
                 image = _is_single_image(series)
                 if complaints:  # a broken IFD chain: refuse before decoding what is left
                     raise _damaged(name, complaints)
-                pages = None
-                if max_slices is not None and not image and series.shape[0] == len(tif.pages) > max_slices:
-                    pages = range(max_slices)
-                shape = series.shape if pages is None else (max_slices,) + series.shape[1:]
+                pages, in_file = None, None
+                if slices is not None and not image and series.shape[0] == len(tif.pages) >= 2:
+                    in_file = len(tif.pages)
+                    pages = _slices_of(in_file, slices, name)
+                shape = series.shape if pages is None else (len(pages),) + series.shape[1:]
                 check_decoded_size(name, shape, series.dtype, file_size=None if pages else tif.filehandle.size,
                                    image=image)
-                data = tif.asarray() if pages is None else tif.asarray(key=pages)
+                data = tif.asarray() if pages is None else tif.asarray(key=pages).reshape(shape)
                 voxel_size, origin = tiff_metadata.read_voxel_size(tif)
         except _tiff_errors() as exc:
             raise BadInputError(f"{name}: {_tiff_problem(exc)} ({_short(exc)})") from exc
     if complaints:  # tifffile reads what it can of a damaged file and only logs the rest
         raise _damaged(name, complaints)
     colour = image and series.ndim == 3 and series.shape[-1] in (3, 4)
-    return Volume(data, voxel_size, name, origin, colour_image=colour)
+    return Volume(data, voxel_size, name, origin, colour_image=colour, slices_in_file=in_file)
+
+
+def _slices_of(count: int, slices: slice, name: str) -> range:
+    """The indices `slices` takes of `count` slices; none is a BadInputError."""
+    taken = range(count)[slices]
+    if not taken:
+        raise BadInputError(f"{name}: has {count} slices, so none from slice {slices.start} on")
+    return taken
 
 
 def _open_tiff(path: Path):
@@ -370,14 +382,16 @@ def _read_raw(source, raw_shape, raw_dtype, name: str) -> Volume:
     return Volume(np.fromfile(source, dtype=dtype).reshape(shape), None, name)
 
 
-def _read_slice_folder(folder: Path, max_slices: "int | None" = None) -> Volume:
+def _read_slice_folder(folder: Path, slices: "slice | None" = None) -> Volume:
     from rocksynth.io.images import read_image
 
     files = sorted((p for p in folder.iterdir() if p.suffix.lower() in SLICE_SUFFIXES and not p.name.startswith(".")),
                    key=lambda p: natural_key(p.name))
     if not files:
         raise BadInputError(f"{folder}: folder holds no slice images ({', '.join(SLICE_SUFFIXES)})")
-    files = files[:max_slices]
+    in_folder = len(files)
+    if slices is not None:
+        files = [files[index] for index in _slices_of(in_folder, slices, str(folder))]
     first = read_image(files[0])
     # Each slice was checked as an image; the stack they make must fit the memory limit too.
     check_decoded_size(str(folder), (len(files),) + first.shape, first.dtype)
@@ -389,7 +403,7 @@ def _read_slice_folder(folder: Path, max_slices: "int | None" = None) -> Volume:
             raise BadInputError(f"{folder}: slice {file.name} is {_describe(image)} but {files[0].name} is "
                                 f"{_describe(first)}; all slices must match")
         data[index] = image
-    return Volume(data, None, str(folder))
+    return Volume(data, None, str(folder), slices_in_file=None if slices is None else in_folder)
 
 
 def _validated(volume: Volume, allow_2d: bool, allow_rgb: bool) -> Volume:

@@ -84,11 +84,12 @@ def predict_frames(vqvae, transformer, context: np.ndarray, n_frames: int, tempe
 
 def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "scenes", seed: int = 0,
                  temperature: float = 1.0, samples: int = 1, parallel: bool = False, steps: int = 8,
-                 fps=None, device: "torch.device | None" = None, fallback: bool = True) -> dict:
-    """Read a video, predict `n_frames` after its first `context` frames on `device` (None: the
+                 fps=None, device: "torch.device | None" = None, fallback: bool = True, start: int = 0) -> dict:
+    """Read a video, predict `n_frames` after its `context` frames from frame `start` (negative:
+    counted from the end, so -context continues the clip past its end) on `device` (None: the
     CPU), write context + prediction; `fallback`: see `predict_clip`."""
     from rocksynth.io.paths import check_input_file, prepare_outputs
-    from rocksynth.io.videos import read_video, video_output_kind, write_video
+    from rocksynth.io.videos import frame_slice, read_video, video_output_kind, write_video
 
     if context < 1:
         raise BadInputError("--context must be at least 1 frame")
@@ -99,11 +100,13 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
     targets = [str(p) for p in prepare_outputs(_sample_paths(out, samples))]  # every sample's name, before any is written
     torch.manual_seed(seed)
     loaded = load_predictor(model, device)
-    video = read_video(clip, max_frames=context)  # a long clip or a large stack is not decoded whole
-    if video.frames.shape[0] == 1 and context > 1:
+    video = read_video(clip, frame_slice(start, context))  # a long clip or a large stack is not decoded whole
+    if video.total == 1 and context > 1:
         raise BadInputError(f"{clip}: is one image, not a sequence of frames; continue it with --context 1")
     if video.frames.shape[0] < context:
-        raise BadInputError(f"{clip}: has {video.frames.shape[0]} frames, fewer than --context {context}")
+        raise BadInputError(f"{clip}: has {video.total} frames, fewer than --context {context}" if start == 0 else
+                            f"{clip}: has {video.total} frames, so fewer than --context {context} from frame "
+                            f"{video.first} on (--start {start})")
     frames = video.frames[:context]
     predicted, info = predict_clip(frames, n_frames, loaded, temperature=temperature, samples=samples,
                                    parallel=parallel, steps=steps, seed=seed, fallback=fallback)
