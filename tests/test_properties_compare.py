@@ -10,7 +10,7 @@ from rocksynth.cli.app import app
 from rocksynth.io import write_volume
 from rocksynth.io.samples import random_crops
 from rocksynth.properties.compare import (bootstrap_std, compare_property_sets, kde_kl, kl_divergence,
-                                         split_floor, wasserstein)
+                                         split_floor, spread_notes, wasserstein)
 
 
 def test_wasserstein_of_shifted_samples_is_the_shift():
@@ -39,6 +39,18 @@ def test_property_table_separates_different_media():
     assert list(compare_property_sets(same_a, other, resamples=5)) == ["porosity"]  # NaN-only properties skipped
     assert near["kl"] < 1.5 < 10 < far["kl"]
     assert far["wasserstein"] == pytest.approx(0.08, abs=0.005)
+
+
+def test_a_collapsed_generator_gets_a_note_on_its_kde_kl_and_keeps_its_wasserstein():
+    others = dict(permeability=np.nan, specific_surface=np.nan, euler_density=np.nan, mean_breadth_density=np.nan,
+                  correlation_length=np.nan)
+    real = [{"porosity": v, **others} for v in np.random.default_rng(5).normal(0.2, 0.02, 40)]
+    collapsed = [{"porosity": 0.3, **others} for _ in range(40)]
+    table = compare_property_sets(real, collapsed, resamples=5)
+    assert np.isnan(table["porosity"]["kl"]) and table["porosity"]["wasserstein"] == pytest.approx(0.1, abs=0.01)
+    assert spread_notes(table) == ["porosity: the generated values have no spread, so the KDE KL is not a number; "
+                                   "the Wasserstein distance still compares the sets"]
+    assert spread_notes(compare_property_sets(real, real[::-1], resamples=5)) == []
 
 
 def test_random_crops_are_seeded_and_sized():

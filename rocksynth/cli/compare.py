@@ -45,6 +45,8 @@ def compare(
                                      jobs=jobs, resamples=bootstrap, seed=seed, distributed=engine.distributed)
     if result["warning"]:
         warn(result["warning"])
+    for note in result["notes"]:
+        log(f"note: {note}")
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:

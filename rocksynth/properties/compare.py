@@ -268,7 +268,8 @@ def compare_samples(real, generated, with_permeability: bool = True, jobs: int =
     -------
     dict
         Counts, settings, the property table (`compare_property_sets`), a warning for small
-        sets (or None) and every sample's values.
+        sets (or None), notes on properties with no spread (`spread_notes`) and every sample's
+        values.
     """
     sizes = {size for _, size in real + generated}
     dims = {mask.ndim for mask, _ in real + generated}
@@ -295,6 +296,21 @@ def compare_samples(real, generated, with_permeability: bool = True, jobs: int =
         "units": "SI (permeability in mD)" if metric else "voxel units",
         "kl_epsilon": KL_EPSILON,
         "warning": few_samples_warning(len(real), len(generated), bins),
-        "properties": compare_property_sets(real_values, generated_values, bins, resamples, seed, metric),
+        "properties": (table := compare_property_sets(real_values, generated_values, bins, resamples, seed, metric)),
+        "notes": spread_notes(table),
         "samples": {"real": real_values, "generated": generated_values},
     }
+
+
+def spread_notes(table: dict) -> "list[str]":
+    """Why a property's KDE KL is not a number: one set's values are all equal (a generator that
+    collapsed to one sample, or a single sample), so it has no density to estimate."""
+    notes = []
+    for name, row in table.items():
+        if np.isfinite(row["kl"]):
+            continue
+        flat = [side for side in ("real", "generated") if row[f"{side}_n"] < 2 or row[f"{side}_std"] == 0]
+        if flat:
+            notes.append(f"{name}: the {' and the '.join(flat)} values have no spread, so the KDE KL is not a number; "
+                         "the Wasserstein distance still compares the sets")
+    return notes
