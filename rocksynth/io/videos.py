@@ -48,7 +48,8 @@ def read_video(path, frames: slice = slice(None)) -> Video:
     A single image (PNG, JPEG, a one-page gray or colour TIFF) is a video of one frame.
     `frames` (see `frame_slice`; its step must be 1): only those frames are kept, and of a TIFF
     stack or a folder only those are decoded; an MP4 is decoded up to the last of them, holding
-    no more than them (a long clip or a large stack is not read whole)."""
+    no more than them when both ends count from the same side (a long clip or a large stack is
+    not read whole)."""
     if frames.step not in (None, 1):
         raise ValueError("read_video reads consecutive frames")
     if str(path) == STDIO:
