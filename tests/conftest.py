@@ -14,6 +14,15 @@ EXAMPLES = REPO / "examples"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(autouse=True)
+def _not_quiet():
+    """Each test starts with messages on: `main(["-q", ...])` run in this process leaves
+    `--quiet` set, and a later test calling the library would see no warnings."""
+    from rocksynth.progress import set_quiet
+
+    set_quiet(False)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -56,6 +56,22 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, run_cli_in_p
     assert sorted(path.name for path in tmp_path.iterdir()) == (["c.toml"] if text is not None else [])
 
 
+def test_a_recipe_where_the_run_writes_its_configuration_is_kept_unless_resuming(tmp_path, run_cli_in_process):
+    """`--config a.toml --out a.pt` would replace the user's recipe (comments and all) with the
+    run's resolved values: refused; resuming from the configuration a run wrote is fine."""
+    recipe = tmp_path / "a.toml"
+    recipe.write_text("# my notes\n" + TINY_CLEAN)
+    code, _, err = run_cli_in_process("train", "clean", "--config", recipe, "--iters", "2", "--out", tmp_path / "a.pt")
+    assert code == 2 and "writes its own configuration there" in err and len(err.strip().splitlines()) == 1
+    assert recipe.read_text().startswith("# my notes") and sorted(p.name for p in tmp_path.iterdir()) == ["a.toml"]
+    code, _, err = run_cli_in_process("-q", "train", "clean", "--config", recipe, "--iters", "2", "--out", tmp_path / "b.pt")
+    assert code == 0, err
+    code, _, err = run_cli_in_process("-q", "train", "clean", "--config", tmp_path / "b.toml", "--iters", "3",
+                                      "--out", tmp_path / "b.pt", "--resume")
+    assert code == 0, err
+    assert load_checkpoint(tmp_path / "b.pt")["meta"]["iterations"] == 3
+
+
 @pytest.mark.parametrize("command", [["clean"], ["texture", "rock=porespy:blobs"], ["reconstruct", "ROCK.tif"],
                                      ["video", "balls", "--stage", "vqvae"]])
 def test_every_train_command_reads_its_own_option_names(tmp_path, run_cli_in_process, command):

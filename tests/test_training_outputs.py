@@ -64,12 +64,18 @@ def data(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("args, message", [
-    # An input as --out: refused before anything is written (used to leave vol.csv / vol.best.pt).
-    (["train", "reconstruct", "vol.tif", "--out", "vol.tif", "--resume"], "input"),
-    (["train", "texture", "t=vol.tif", "--out", "vol.tif", "--resume"], "input"),
+    # An input as --out: refused before anything is written (used to leave vol.csv / vol.best.pt);
+    # it is not a checkpoint's name either.
+    (["train", "reconstruct", "vol.tif", "--out", "vol.tif", "--resume"], "a checkpoint is a .pt file"),
+    (["train", "texture", "t=vol.tif", "--out", "vol.tif", "--resume"], "a checkpoint is a .pt file"),
+    # A checkpoint named like its own configuration, curve or plot would be overwritten by it.
+    (["train", "reconstruct", "vol.tif", "--out", "r.toml"], "a checkpoint is a .pt file"),
+    (["train", "texture", "t=vol.tif", "--out", "t.csv"], "a checkpoint is a .pt file"),
+    (["train", "video", "balls", "--stage", "vqvae", "--out", "v.png"], "a checkpoint is a .pt file"),
+    (["train", "clean", "--out", "c"], "a checkpoint is a .pt file"),
     (["train", "reconstruct", "vol.tif", "--out", "vol.tif"], "vol.tif"),
     # --out inside the training pairs (used to leave P/scans/p0.csv, which broke the next run).
-    (["train", "clean", "--pairs", "P", "--out", "P/scans/p0.png"], "--pairs"),
+    (["train", "clean", "--pairs", "P", "--out", "P/scans/p0.png"], "a checkpoint is a .pt file"),
     (["train", "clean", "--pairs", "P", "--out", "P/clean/new.pt", "--resume"], "--pairs"),
     # An existing checkpoint is never replaced without --resume, by any trainer.
     (["train", "reconstruct", "vol.tif", "--out", "old.pt"], "--resume"),

@@ -149,6 +149,14 @@ def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str
 
             pairs = list(values.get(set_param) or [])
             if values.get("config") is not None:
+                from rocksynth.training.outputs import checkpoint_path
+
+                # Resuming from the configuration a run wrote is fine (it is rewritten the same); a
+                # new run would replace the user's recipe with its resolved values.
+                sidecar = checkpoint_path(values["out"]).with_suffix(".toml")
+                if not values.get("resume") and Path(values["config"]).resolve() == sidecar.resolve():
+                    raise BadInputError(f"--config {values['config']}: this run writes its own configuration there "
+                                        "(beside --out); copy the recipe to another name or choose another --out")
                 file_pairs = _merge(ctx, values, read_config(values["config"]), Path(values["config"]))
                 if set_param in values:
                     values[set_param] = file_pairs + pairs

@@ -46,6 +46,11 @@ def checkpoint_path(out: "str | os.PathLike") -> Path:
     path = Path(out)
     if not path.name or path.name in (".", "..") or str(out).endswith(("/", os.sep)):
         raise BadInputError(f"--out {out}: expected a checkpoint file path, e.g. model.pt")
+    if path.suffix.lower() != ".pt":
+        # The curve, plot and configuration go beside it as .csv, .png and .toml: an --out named
+        # like one of them would be overwritten by it, and a model.tif would not be a TIFF.
+        raise BadInputError(f"--out {out}: a checkpoint is a .pt file (its learning curve and configuration are "
+                            f"written beside it); e.g. --out {path.stem or 'model'}.pt")
     return path
 
 
