@@ -31,6 +31,14 @@ def test_given_threshold_is_used():
     assert seg.mask.sum() == 4 and "given threshold 3.5" in seg.note
 
 
+def test_a_threshold_does_not_invert_a_binary_volume():
+    """255 = pore stays pore: the gray rule (pores dark) would have made the solid the pore."""
+    binary = np.array([[0, 255], [255, 255]], np.uint8)
+    seg = binarize(binary, threshold=128)
+    assert seg.mask.tolist() == [[False, True], [True, True]] and "--threshold 128 not used" in seg.note
+    assert binarize(binary, threshold=128, pore_value="0").mask.tolist() == [[True, False], [False, False]]
+
+
 def test_constant_image_and_bad_pore_value_are_refused():
     with pytest.raises(BadInputError, match="constant"):
         binarize(np.full((5, 5), 7, np.uint16))

@@ -17,8 +17,9 @@ class Segmentation:
 
 
 def binarize(array: np.ndarray, threshold: "float | None" = None, pore_value: str = "auto") -> Segmentation:
-    """Binary input is kept (255/1/True = pore unless pore_value says '0'); gray input is cut at
-    `threshold` (Otsu when None), pores dark unless pore_value is 'bright'."""
+    """Binary input is kept (255/1/True = pore unless pore_value says '0'; a `threshold` is not
+    used on it); gray input is cut at `threshold` (Otsu when None), pores dark unless pore_value
+    is 'bright'."""
     pore_value = str(pore_value).lower()
     if pore_value not in PORE_VALUES:
         raise BadInputError(f"--pore-value must be one of {', '.join(PORE_VALUES)}, got {pore_value!r}")
@@ -28,11 +29,16 @@ def binarize(array: np.ndarray, threshold: "float | None" = None, pore_value: st
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise BadInputError("input contains NaN or infinite values")
     values = _two_values(array)
-    if values is not None and threshold is None:
+    if values is not None:
+        # Already segmented: a threshold could only pick which phase is pore, and the dark-pore
+        # rule of gray input would silently invert a 255 = pore volume; --pore-value decides that.
         low, high = values
         pore_is_high = pore_value in ("auto", "255", "bright")
         mask = array == high if pore_is_high else array == low
-        return Segmentation(mask, None, f"binary input ({low:g}/{high:g}), pore = {high if pore_is_high else low:g}")
+        note = f"binary input ({low:g}/{high:g}), pore = {high if pore_is_high else low:g}"
+        if threshold is not None:
+            note += f"; --threshold {threshold:g} not used (use --pore-value to choose the pore phase)"
+        return Segmentation(mask, None, note)
     origin = "given"
     if threshold is None:
         from skimage.filters import threshold_otsu
