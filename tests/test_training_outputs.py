@@ -60,6 +60,12 @@ def data(tmp_path_factory) -> Path:
         (folder / "P" / sub).mkdir(parents=True)
         Image.fromarray((rng.random((64, 64)) > 0.5).astype(np.uint8) * 255).save(folder / "P" / sub / "p0.png")
     (folder / "old.pt").write_bytes(b"an earlier run's checkpoint")
+    from rocksynth.models.frame_predictor import FramePredictor
+    from rocksynth.training.checkpoint import save_checkpoint
+
+    predictor = FramePredictor(channels=1, context=4, widths=(4, 8, 8), blocks=1)
+    save_checkpoint(folder / "pred.pt", "video", {"predictor": predictor.config, "frame": {"size": 32, "channels": 1}},
+                    {"predictor": predictor.state_dict()}, {"stage": "predictor", "iterations": 1, "sources": ["balls"]})
     return folder
 
 
@@ -97,6 +103,11 @@ def data(tmp_path_factory) -> Path:
     (["train", "texture", "t=vol.tif", "--out", "t.pt", "--set", "threads=0"], "threads must be at least 1"),
     (["train", "video", "balls", "--stage", "vqvae", "--out", "v.pt", "--size", "20"], "--size"),
     (["train", "video", "--stage", "transformer", "--out", "v.pt", "--dim", "6"], "--dim"),
+    # A frame predictor's checkpoint is not a two-stage model's (used to be a KeyError, exit 1).
+    (["train", "video", "balls", "--stage", "vqvae", "--out", "pred.pt", "--resume"], "frame predictor checkpoint"),
+    (["train", "video", "--stage", "transformer", "--vqvae", "pred.pt", "--out", "t.pt"], "frame predictor checkpoint"),
+    # One value per channel at the U-Net's deepest level: batch norm cannot train (was exit 1).
+    (["train", "clean", "--out", "c.pt", "--batch", "1", "--crop", "16", "--iters", "1"], "batch norm needs"),
     # Checks that need the data, still before any work (-q: the one line is the error).
     (["-q", "train", "texture", "t=pore.tif", "--out", "m.pt", "--set", "crop=16", "--iters", "1"], "all pore"),
     (["-q", "train", "texture", "t=vol.tif", "--out", "m.pt", "--set", "crop=64", "--iters", "1"], "smaller than the crop"),

@@ -340,6 +340,18 @@ class _SumOverRanks(torch.autograd.Function):
         return grad
 
 
+def _check_crop(model, crop: int, batch: int) -> None:
+    """Refuse crops the network cannot train on: a side that its downsamplings do not divide, or
+    so few values at its deepest level that batch norm has one per channel."""
+    if crop % model.multiple:
+        raise BadInputError(f"--crop {crop}: must be a multiple of {model.multiple} for this network "
+                            f"({len(model.downs)} downsamplings)")
+    deepest = crop // model.multiple
+    if batch * deepest ** 2 < 2:
+        raise BadInputError(f"--batch {batch} --crop {crop}: the network's deepest level sees {deepest}x{deepest} "
+                            f"pixels per crop and batch norm needs 2 or more values; use --batch 2 or a larger --crop")
+
+
 def _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every, checkpoint_every,
            validation_count, init, progress, time_budget, device) -> dict:
     from rocksynth.models.unet import UNet, widened
@@ -371,6 +383,7 @@ def _train(plan, iters, pairs_dir, batch, crop, lr, seed, widths, validate_every
                 raise BadInputError(f"--init {init}: {error}") from None
         if payload is not None:
             model = UNet(**payload["config"])
+        _check_crop(model, crop, batch)
         return _CleanTask(model, lr, iters, batch, crop, seed, pairs, validation, meta)
 
     best, *curve = plan.companions

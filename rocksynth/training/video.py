@@ -117,11 +117,18 @@ def _resume_payload(out: Path, resume: bool, stage: str):
     if not out.exists():
         log(f"{out} does not exist yet: starting from scratch")
         return None
-    payload = load_checkpoint(out, KIND)
+    payload = _with_vqvae(load_checkpoint(out, KIND), out)
     if stage == "transformer" and "transformer" not in payload["state"]:
         return None
     if stage == "vqvae" and payload["meta"].get("stage") == "transformer":
         raise BadInputError(f"{out} already holds a trained transformer; retraining its VQ-VAE would invalidate it")
+    return payload
+
+
+def _with_vqvae(payload: dict, path) -> dict:
+    """`payload`, a video checkpoint of the two-stage model; a frame predictor's is refused."""
+    if "vqvae" not in payload["state"]:
+        raise BadInputError(f"{path}: a frame predictor checkpoint (--stage predictor), not a VQ-VAE or transformer")
     return payload
 
 
@@ -337,7 +344,7 @@ def train_transformer(data: "list[str]", out, vqvae_checkpoint=None, iters: int 
                 vqvae_checkpoint = out  # a VQ-VAE-only checkpoint: train its transformer in place
             else:
                 raise BadInputError("the transformer stage needs a trained VQ-VAE: pass --vqvae CKPT (from --stage vqvae)")
-        base = load_checkpoint(vqvae_checkpoint, KIND)
+        base = _with_vqvae(load_checkpoint(vqvae_checkpoint, KIND), vqvae_checkpoint)
     else:
         base = payload
     settings = video_settings(plan, "transformer", TRANSFORMER_COLUMNS, iters, eval_every, seed, time_budget)
