@@ -72,3 +72,15 @@ def test_the_true_motion_moves_each_frame_onto_its_neighbours():
                 error = ((moved - x[t]) ** 2).mean(0)[seen].mean()
                 still = ((x[s] - x[t]) ** 2).mean(0)[seen].mean()
                 assert error < 1e-3 and (still < 1e-4 or error < 0.5 * still)
+
+
+def test_a_colour_clip_for_a_one_channel_model_is_averaged_to_gray_with_a_note(tmp_path, capsys):
+    from rocksynth.io.videos import write_video
+    from rocksynth.training.video import load_sources
+
+    write_video(tmp_path / "c.tif", procedural_clips("scenes", 1, 4, 32)[0])
+    source = load_sources([str(tmp_path / "c.tif")], channels=1)
+    assert source.stacks[0].shape == (4, 32, 32, 1)
+    assert "colour frames averaged to gray" in capsys.readouterr().err
+    assert load_sources([str(tmp_path / "c.tif")], channels=3).stacks[0].shape == (4, 32, 32, 3)
+    assert "averaged" not in capsys.readouterr().err

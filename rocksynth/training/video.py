@@ -67,6 +67,7 @@ def load_sources(data: "list[str]", channels: int) -> ClipSource:
         else:
             frames = read_video(item).frames
             if channels == 1 and frames.shape[-1] == 3:
+                log(f"{item}: colour frames averaged to gray for a one-channel model (--channels 3 keeps colour)")
                 frames = to_gray(frames)
             elif channels == 3 and frames.shape[-1] == 1:
                 frames = np.repeat(frames, 3, -1)
