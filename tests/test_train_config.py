@@ -58,17 +58,19 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, run_cli_in_p
 
 def test_a_recipe_where_the_run_writes_its_configuration_is_kept_unless_resuming(tmp_path, run_cli_in_process):
     """`--config a.toml --out a.pt` would replace the user's recipe (comments and all) with the
-    run's resolved values: refused; resuming from the configuration a run wrote is fine."""
+    run's resolved values: refused; resuming from the configuration a run wrote is fine (and a
+    --resume says whether it resumed or started a new run)."""
     recipe = tmp_path / "a.toml"
     recipe.write_text("# my notes\n" + TINY_CLEAN)
     code, _, err = run_cli_in_process("train", "clean", "--config", recipe, "--iters", "2", "--out", tmp_path / "a.pt")
     assert code == 2 and "writes its own configuration there" in err and len(err.strip().splitlines()) == 1
     assert recipe.read_text().startswith("# my notes") and sorted(p.name for p in tmp_path.iterdir()) == ["a.toml"]
-    code, _, err = run_cli_in_process("-q", "train", "clean", "--config", recipe, "--iters", "2", "--out", tmp_path / "b.pt")
-    assert code == 0, err
-    code, _, err = run_cli_in_process("-q", "train", "clean", "--config", tmp_path / "b.toml", "--iters", "3",
+    code, _, err = run_cli_in_process("train", "clean", "--config", recipe, "--iters", "2", "--out", tmp_path / "b.pt",
+                                      "--resume")
+    assert code == 0 and "b.pt does not exist yet: starting a new run" in err, err
+    code, _, err = run_cli_in_process("train", "clean", "--config", tmp_path / "b.toml", "--iters", "3",
                                       "--out", tmp_path / "b.pt", "--resume")
-    assert code == 0, err
+    assert code == 0 and "resumed" in err and "b.pt at iteration 2" in err, err
     assert load_checkpoint(tmp_path / "b.pt")["meta"]["iterations"] == 3
 
 

@@ -349,10 +349,14 @@ def _run(task: TrainingTask, plan: TrainingOutputs, settings: LoopSettings, payl
             best, metrics = loop["best"], dict(loop["metrics"])
             best_iteration = (meta.get("best") or {}).get("iteration")
         plan.resumed_from(start)
+        if writer:
+            log(f"resumed {plan.checkpoint} at iteration {start}")
         rows = [dict(row) for row in meta.get("curve", []) if int(float(row["iteration"])) <= start]
     elif continues is not None:
         start, wall = int(continues["iterations"]), float(continues.get("wall_time_s", 0.0))
         rows = [dict(row) for row in continues.get("curve", [])]
+    if payload is None and plan.resume and writer:
+        log(f"{plan.checkpoint} does not exist yet: starting a new run")
     if processes is not None:  # after the resumed weights are in: every rank wraps the same ones
         task.distribute(processes.wrap, processes.rank, processes.world)
     curve = None

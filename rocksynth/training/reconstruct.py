@@ -470,16 +470,12 @@ def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxe
     out, curve_csv, png, best_path = plan.files
     payload = load_checkpoint(out, KIND) if plan.resuming else None
     source, origin = None, None
-    if payload is not None:
-        log(f"resumed {out} at iteration {payload['meta']['iterations']}")
-    elif init is not None:
+    if payload is None and init is not None:
         from rocksynth.pretrained.registry import resolve_model
 
         source = load_checkpoint(resolve_model(str(init), KIND), KIND)
         # The run continues the source's iteration count and curve; the ramp starts there.
         origin = {"checkpoint": str(init), "iteration": source["meta"]["iterations"]}
-    if plan.resume and not plan.resuming:
-        log(f"{out} does not exist yet; starting " + ("from --init" if init is not None else "from scratch"))
     made = []
 
     def build() -> _ReconstructTask:
