@@ -309,3 +309,13 @@ def test_without_the_3d_critic_only_the_slices_critic_learns_and_the_generator_f
                            for part in ("d3", "d2", "model")}
     assert changed[0.0] == {"d3": False, "d2": True, "model": True}
     assert changed[1.0] == {"d3": True, "d2": True, "model": True}
+
+
+def test_resuming_on_other_volumes_than_the_checkpoints_warns(capsys):
+    from rocksynth.training.reconstruct import _check_same_data
+
+    _check_same_data("r.pt", ["/data/berea_400.tif"], ["berea_400.tif"])  # the same file, another folder
+    assert capsys.readouterr().err == ""
+    _check_same_data("r.pt", ["berea_400.tif"], ["/data/ketton_256.tif"])
+    err = capsys.readouterr().err
+    assert "trained on berea_400.tif and is resumed on ketton_256.tif" in err and "--init" in err

@@ -465,10 +465,23 @@ def best_checkpoint_path(out: "str | os.PathLike") -> Path:
     return Path(out).with_suffix(".best.pt")
 
 
+def _check_same_data(out, trained_on: "list[str]", given: "list[str]") -> None:
+    """Warn when a resumed run is given other volumes than its checkpoint was trained on: its one
+    learning curve and best checkpoint would then mix two rocks (`--init` starts a new run)."""
+    from rocksynth.models.checkpoints import file_name
+
+    before, now = sorted(map(file_name, trained_on)), sorted(map(file_name, given))
+    if before and before != now:
+        warn(f"{out} was trained on {', '.join(before)} and is resumed on {', '.join(now)}: its learning curve and "
+             "best checkpoint will mix them; to train on new data start a run with --init instead")
+
+
 def _train(volumes, splits, plan: TrainingOutputs, settings: TrainSettings, voxel_size, init, time_budget,
            device) -> dict:
     out, curve_csv, png, best_path = plan.files
     payload = load_checkpoint(out, KIND) if plan.resuming else None
+    if payload is not None:
+        _check_same_data(out, payload["meta"].get("data") or [], [name for name, _ in volumes])
     source, origin = None, None
     if payload is None and init is not None:
         from rocksynth.pretrained.registry import resolve_model
