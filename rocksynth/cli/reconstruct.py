@@ -197,7 +197,8 @@ def train_reconstruct(
     metrics = train(loaded, plan.checkpoint, settings, resume=resume, voxel_size=voxel_sizes[0], init=init,
                     time_budget=budget, device=place)
     curve_csv, png, best = plan.companions
-    log(f"wrote {plan.checkpoint} (learning curve {curve_csv}, {png}; best checkpoint {best})")
+    log(f"wrote {plan.checkpoint} (learning curve {curve_csv}, {png}"
+        + (f"; best checkpoint {best})" if Path(best).is_file() else ")"))
     if metrics:
         log("held-out: porosity real {eval_porosity_real:.3f} generated {eval_porosity_generated:.3f}, "
             "S2 error {eval_s2_error:.4f}, raw central-slice agreement {eval_slice_agreement:.4f}".format(**metrics))
