@@ -285,6 +285,7 @@ def compare_samples(real, generated, with_permeability: bool = True, jobs: int =
         generated = [(mask, None) for mask, _ in generated]
     measured = measure_samples(real + generated, with_permeability, jobs, distributed)
     real_values, generated_values = measured[:len(real)], measured[len(real):]
+    table = compare_property_sets(real_values, generated_values, bins, resamples, seed, metric)
     return {
         "real_samples": len(real),
         "generated_samples": len(generated),
@@ -296,7 +297,7 @@ def compare_samples(real, generated, with_permeability: bool = True, jobs: int =
         "units": "SI (permeability in mD)" if metric else "voxel units",
         "kl_epsilon": KL_EPSILON,
         "warning": few_samples_warning(len(real), len(generated), bins),
-        "properties": (table := compare_property_sets(real_values, generated_values, bins, resamples, seed, metric)),
+        "properties": table,
         "notes": spread_notes(table),
         "samples": {"real": real_values, "generated": generated_values},
     }

@@ -116,7 +116,7 @@ def _resume_payload(out: Path, resume: bool, stage: str):
     if not resume:
         return None  # an existing `out` was refused by the output plan
     if not out.exists():
-        return None  # the output plan said so
+        return None  # a new run (the harness says so)
     payload = _with_vqvae(load_checkpoint(out, KIND), out)
     if stage == "transformer" and "transformer" not in payload["state"]:
         return None
