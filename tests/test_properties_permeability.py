@@ -134,3 +134,26 @@ def test_ball_and_stick_tubes_match_hagen_poiseuille(tube_network):
     # Measured 0.82 (circular throats of the inscribed diameter, spherical pore sections).
     assert result.k_voxel2 == pytest.approx(porosity(mask) * r * r / 8, rel=0.25)
     assert result.formation_factor == pytest.approx(1 / porosity(mask), rel=0.25)
+
+
+def _thin_outlet(n=32):
+    """A wide channel along x that reaches the x-max face only through a 1-voxel line: the pore
+    space connects the x faces, but SNOW gives that face no boundary pore."""
+    mask = np.zeros((n, n, n), bool)
+    mask[8:24, 8:24, : n - 4] = True
+    mask[16, 16, n - 4:] = True
+    return mask
+
+
+def test_a_path_the_network_misses_gives_no_permeability_rather_than_a_false_zero():
+    from rocksynth.properties.compare import sample_properties
+    from rocksynth.properties.report import analyze
+
+    mask = _thin_outlet()
+    assert connected_porosity(mask)["x"] > 0
+    report = analyze(mask, jobs=1, only=("porosity", "network", "permeability"))
+    k_x = report["permeability"]["x"]
+    assert not k_x["percolating"] and k_x["k_voxel2"] is None and "not computed, rather than a false 0" in k_x["note"]
+    assert not any("no connected pore path between the two faces normal to x" in n for n in report["notes"])
+    assert report["permeability"]["y"]["k_voxel2"] == 0.0  # the pore space does not cross y: a true 0
+    assert sample_properties(mask, None)["permeability"] == 0.0  # the mean of y and z, without x's false 0

@@ -151,11 +151,15 @@ def sample_properties(mask, voxel_size: "float | None" = None, with_permeability
         values["permeability"] = 0.0  # all solid: nothing flows
     elif with_permeability and mask.ndim == 3 and values["porosity"] < 1:
         from rocksynth.properties.network import extract_network
-        from rocksynth.properties.permeability import network_permeability
+        from rocksynth.properties.permeability import network_permeability, unresolved_axes
+        from rocksynth.properties.porosity import connected_porosity
 
-        # Mean over the three axes; a non-percolating axis counts as 0.
+        # Mean over the three axes; an axis the pore space does not cross counts as 0, one it
+        # crosses but the network does not is left out (its 0 would be the network's).
         results = network_permeability(extract_network(mask), voxel_size, formation_factor=False)
-        values["permeability"] = float(np.mean([r.k_md if voxel_size else r.k_voxel2 for r in results]))
+        unresolved = unresolved_axes(results, connected_porosity(mask))
+        kept = [r.k_md if voxel_size else r.k_voxel2 for r in results if r.axis not in unresolved]
+        values["permeability"] = float(np.mean(kept)) if kept else float("nan")
     return values
 
 

@@ -90,6 +90,19 @@ def _axis_permeability(extracted, voxel_size, axis, conduit, with_formation_fact
                             formation, True, int(keep.size), note)
 
 
+# Why K is not given on an axis whose faces the pore space connects but the network does not.
+UNRESOLVED = ("the pore space connects the two faces normal to {axis}, but the pore network does not (SNOW gives no "
+              "boundary pore to a face the pores reach only through thin openings, as a small or unluckily cut "
+              "sample can): K_{axis} not computed, rather than a false 0; a larger sample resolves it")
+
+
+def unresolved_axes(results: "list[AxisPermeability]", connected: "dict[str, float]") -> "list[str]":
+    """Axes with no network path between the faces although the pore space, by face neighbours,
+    connects them (`connected`: the connected porosity per axis): their K = 0 is the network's,
+    not the sample's."""
+    return [r.axis for r in results if not r.percolating and connected.get(r.axis, 0) > 0]
+
+
 def formation_factor_notes(factors: "dict[str, float | None]", porosity: float) -> "list[str]":
     """Notes for the formation factors (axis -> F) below 1 / porosity, which no pore space reaches.
 

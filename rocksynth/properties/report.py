@@ -196,10 +196,27 @@ def analyze(mask, voxel_size: "float | None" = None, only: "tuple[str, ...] | No
     if network_part is not None and "permeability" in network_part["report"]:
         from rocksynth.properties.permeability import formation_factor_notes
 
+        notes = _unresolved_permeability(report, lazy, notes)
         notes += formation_factor_notes({axis: r["formation_factor"] for axis, r in report["permeability"].items()}, phi)
     report["timings"] = timings
     report["notes"] = notes
     return report
+
+
+def _unresolved_permeability(report: dict, lazy, notes: "list[str]") -> "list[str]":
+    """Withdraw a K = 0 the network gives where the pore space connects the faces (its note then
+    says so instead of "no connected pore path"); the other notes are kept."""
+    from rocksynth.properties import chunked
+    from rocksynth.properties.permeability import UNRESOLVED, AxisPermeability, unresolved_axes
+
+    connected = (report["porosity"]["connected"] if "porosity" in report
+                 else chunked.connected_porosity(lazy))
+    results = [AxisPermeability(**r) for r in report["permeability"].values()]
+    for axis in unresolved_axes(results, connected):
+        note = UNRESOLVED.format(axis=axis)
+        report["permeability"][axis].update(k_voxel2=None, k_m2=None, k_md=None, note=note)
+        notes = [n for n in notes if not n.startswith(f"K_{axis}: ")] + [f"K_{axis}: {note}"]
+    return notes
 
 
 def _analysis_chunks(shape) -> "tuple[int, ...]":
@@ -442,7 +459,9 @@ def summary_rows(report: dict) -> "list[tuple[str, str, str]]":
                  ("mean coordination number", f"{n['coordination_number_mean']:.2f}", "-")]
     if "permeability" in report:
         for axis, r in report["permeability"].items():
-            if r["k_m2"] is not None:
+            if r["k_voxel2"] is None:
+                rows.append((f"permeability K_{axis}", "not resolved (see notes)", "-"))
+            elif r["k_m2"] is not None:
                 rows.append((f"permeability K_{axis}", f"{r['k_md']:.4g} mD  ({r['k_m2']:.3e} m²)", "mD / m²"))
             else:
                 rows.append((f"permeability K_{axis}", f"{r['k_voxel2']:.4g}", "voxel²"))
