@@ -73,3 +73,11 @@ def test_parse_length(text, metres):
 def test_parse_length_refuses_nonsense(text):
     with pytest.raises(BadInputError):
         parse_length(text)
+
+
+@pytest.mark.parametrize("threshold", [99999, -1, 9])
+def test_a_threshold_outside_the_values_is_refused(threshold):
+    """At or above the largest value (or below the smallest) every voxel would be one phase."""
+    with pytest.raises(BadInputError, match="outside the input's values"):
+        binarize(np.arange(10, dtype=np.uint16), threshold=threshold)
+    assert binarize(np.arange(10, dtype=np.uint16), threshold=8.5).mask.sum() == 9

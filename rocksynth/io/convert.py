@@ -67,7 +67,7 @@ def _convert_streaming(source, name: str, slabs, target, segment, threshold, por
     if segment:
         # One rule for the whole volume, chosen on evenly spaced slices.
         rule = binarize(source.sample(), threshold, pore_value)
-        log(f"{name}: {rule.note} (chosen on 16 evenly spaced slices)")
+        log(f"{name}: {rule.note}" + (" (chosen on 16 evenly spaced slices)" if threshold is None else ""))
         dtype = np.uint8
     size = _voxel_size(voxel_size, source.voxel_size, source.voxel_size_origin, name)
     with volume_writer(target, source.shape, dtype, size) as writer, \
