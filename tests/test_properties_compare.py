@@ -48,9 +48,12 @@ def test_a_collapsed_generator_gets_a_note_on_its_kde_kl_and_keeps_its_wasserste
     collapsed = [{"porosity": 0.3, **others} for _ in range(40)]
     table = compare_property_sets(real, collapsed, resamples=5)
     assert np.isnan(table["porosity"]["kl"]) and table["porosity"]["wasserstein"] == pytest.approx(0.1, abs=0.01)
-    assert spread_notes(table) == ["porosity: the generated values have no spread, so the KDE KL is not a number; "
-                                   "the Wasserstein distance still compares the sets"]
-    assert spread_notes(compare_property_sets(real, real[::-1], resamples=5)) == []
+    notes = spread_notes(table)
+    assert notes[-1] == ("porosity: the generated values have no spread, so the KDE KL is not a number; "
+                         "the Wasserstein distance still compares the sets")
+    assert [n.split(":")[0] for n in notes[:-1]] == [name for name in others]  # all NaN: not compared
+    assert all("not compared" in n for n in notes[:-1])
+    assert len(spread_notes(compare_property_sets(real, real[::-1], resamples=5))) == len(others)
 
 
 def test_random_crops_are_seeded_and_sized():
@@ -103,3 +106,16 @@ def test_kde_kl_tells_same_rock_from_another_at_twenty_samples_where_bins_cannot
     floor = split_floor(kde_kl, same_a, seed=1)
     assert 0 < floor < 1 and different > 4 * floor
     assert np.isnan(split_floor(kde_kl, same_a[:3]))
+
+
+def test_samples_of_different_voxel_sizes_get_a_warning(capsys):
+    from rocksynth.properties.compare import compare_samples
+
+    rng = np.random.default_rng(6)
+    crops = [rng.random((16, 16, 16)) < 0.3 for _ in range(4)]
+    compare_samples([(c, 5e-6) for c in crops[:2]], [(c, 1e-5) for c in crops[2:]], with_permeability=False,
+                    jobs=1, resamples=2)
+    assert "different voxel sizes (5 µm, 10 µm)" in capsys.readouterr().err
+    compare_samples([(c, 5e-6) for c in crops[:2]], [(c, 5e-6) for c in crops[2:]], with_permeability=False,
+                    jobs=1, resamples=2)
+    assert "different voxel sizes" not in capsys.readouterr().err

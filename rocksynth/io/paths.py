@@ -59,7 +59,7 @@ def _umask() -> int:
     return mask
 
 
-def check_output(path: "str | os.PathLike", *, new: bool = False, what: str = "--out") -> "Path | str":
+def check_output(path: "str | os.PathLike", *, new: bool = False, what: str = "output") -> "Path | str":
     """Refuse an output a run could not write, before any work: a missing or read-only folder,
     an input of this run, a folder where a file is expected, and (with `new`) an existing file.
 

@@ -280,11 +280,16 @@ def compare_samples(real, generated, with_permeability: bool = True, jobs: int =
     if len(dims) > 1:
         raise BadInputError("cannot compare 2D images with 3D volumes")
     metric = None not in sizes
-    if not metric and sizes != {None}:
-        from rocksynth.progress import warn
+    from rocksynth.progress import warn
 
+    if not metric and sizes != {None}:
         warn("some samples have a voxel size and others not: comparing in voxel units "
              "(give --voxel-size to use one size for all)")
+    elif metric and len(sizes) > 1:
+        from rocksynth.units import format_length
+
+        warn(f"the samples have different voxel sizes ({', '.join(format_length(s) for s in sorted(sizes))}): "
+             "surfaces, Euler numbers and pore networks depend on the resolution, so the sets differ by it too")
         real = [(mask, None) for mask, _ in real]
         generated = [(mask, None) for mask, _ in generated]
     measured = measure_samples(real + generated, with_permeability, jobs, distributed)
@@ -308,9 +313,11 @@ def compare_samples(real, generated, with_permeability: bool = True, jobs: int =
 
 
 def spread_notes(table: dict) -> "list[str]":
-    """Why a property's KDE KL is not a number: one set's values are all equal (a generator that
+    """Why a property is not compared, or its KDE KL is not a number: no finite value on a side
+    (a correlation length longer than the crops), or one set's values all equal (a generator that
     collapsed to one sample, or a single sample), so it has no density to estimate."""
-    notes = []
+    notes = [f"{name}: not compared, as a set has no finite value (e.g. a correlation length longer than half the "
+             "crop, or no permeability)" for name in PROPERTIES if name not in table]
     for name, row in table.items():
         if np.isfinite(row["kl"]):
             continue
