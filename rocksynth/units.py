@@ -18,6 +18,8 @@ def parse_length(text: "str | float | None") -> "float | None":
     """Length in metres from `5.345um`, `0.005mm`, `5.345e-6` (bare numbers are metres)."""
     if text is None or isinstance(text, float):
         return text
+    if str(text).strip().startswith("-"):
+        raise BadInputError(f"length must be positive, got {text!r}")
     match = _LENGTH_RE.match(str(text))
     if not match or match.group(2).lower() not in _LENGTH_FACTORS:
         raise BadInputError(f"cannot read length {text!r}: use metres (5.345e-6) or a unit (5.345um, 0.005mm)")

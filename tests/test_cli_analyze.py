@@ -63,6 +63,8 @@ def test_unknown_measure_and_existing_report_folder_are_refused(ball_volume, tmp
     path, _ = ball_volume
     result = runner.invoke(app, ["analyze", str(path), "--only", "colour"])
     assert result.exit_code != 0 and "unknown measure" in str(result.exception)
+    result = runner.invoke(app, ["analyze", str(path), "--only", " , "])
+    assert result.exit_code != 0 and "names no measure" in str(result.exception)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep")
     result = runner.invoke(app, ["analyze", str(path), "--only", "porosity", "--report", str(tmp_path / "full")])

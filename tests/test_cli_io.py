@@ -85,6 +85,10 @@ def test_convert_raw_with_shape(run_cli, tmp_path):
     code, _, stderr = run_cli("convert", tmp_path / "v.raw", tmp_path / "v.npy", "--shape", "2x3x4", "--dtype", "uint16")
     assert code == 0, stderr
     assert np.array_equal(np.load(tmp_path / "v.npy"), data)
+    code, _, stderr = run_cli("convert", tmp_path / "v.npy", tmp_path / "w.raw")
+    assert code == 0 and "read it with --shape 2x3x4 --dtype uint16" in stderr, stderr
+    code, _, stderr = run_cli("convert", tmp_path / "w.raw", tmp_path / "w.npy", "--shape", "2x3x4", "--dtype", "uint16")
+    assert code == 0 and np.array_equal(np.load(tmp_path / "w.npy"), data), stderr
 
 
 def test_convert_crops_a_circular_field_of_view(run_cli, tmp_path):

@@ -69,6 +69,11 @@ def test_parse_length(text, metres):
     assert parse_length(text) == pytest.approx(metres)
 
 
+def test_a_negative_length_is_called_negative():
+    with pytest.raises(BadInputError, match="must be positive"):
+        parse_length("-1um")
+
+
 @pytest.mark.parametrize("text", ["5.345", "abc", "-1um", "3 furlongs"])
 def test_parse_length_refuses_nonsense(text):
     with pytest.raises(BadInputError):

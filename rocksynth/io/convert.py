@@ -95,7 +95,11 @@ def _streams(source, source_kind, target_kind, slice_spec, crop) -> bool:
 
 
 def _written(target, shape, dtype) -> str:
-    return f"wrote {target if str(target) != STDIO else 'stdout'} ({'x'.join(map(str, shape))}, {dtype})"
+    summary = f"wrote {target if str(target) != STDIO else 'stdout'} ({'x'.join(map(str, shape))}, {dtype})"
+    if format_from_suffix(str(target)) == "raw":  # bare bytes: nothing in the file says how to read it
+        summary += (f"; a .raw file holds no shape, type or voxel size: read it with --shape {'x'.join(map(str, shape))} "
+                    f"--dtype {str(dtype).split()[0]} (and --voxel-size)")
+    return summary
 
 
 def _apply_rule(slab: np.ndarray, threshold, pore_value, name: str) -> np.ndarray:

@@ -55,9 +55,11 @@ class StageMeter:
 def parse_only(text: "str | None", ndim: int) -> "tuple[str, ...]":
     """Measures to compute from a comma list (None = all that apply to the dimension)."""
     available = MEASURES if ndim == 3 else MEASURES_2D
-    if not text:
+    if text is None:
         return available
     chosen = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if not chosen:
+        raise BadInputError(f"--only {text!r} names no measure; choose from {', '.join(MEASURES)}")
     unknown = [name for name in chosen if name not in MEASURES]
     if unknown:
         raise BadInputError(f"unknown measure(s) {', '.join(unknown)}; choose from {', '.join(MEASURES)}")
