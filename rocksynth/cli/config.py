@@ -147,13 +147,13 @@ def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str
         def run(ctx: typer.Context, **values: Any) -> None:
             from rocksynth.errors import BadInputError
 
+            from rocksynth.training.outputs import checkpoint_path
+
+            sidecar = checkpoint_path(values["out"]).with_suffix(".toml")  # the resolved configuration's file
             pairs = list(values.get(set_param) or [])
             if values.get("config") is not None:
-                from rocksynth.training.outputs import checkpoint_path
-
                 # Resuming from the configuration a run wrote is fine (it is rewritten the same); a
                 # new run would replace the user's recipe with its resolved values.
-                sidecar = checkpoint_path(values["out"]).with_suffix(".toml")
                 if not values.get("resume") and Path(values["config"]).resolve() == sidecar.resolve():
                     raise BadInputError(f"--config {values['config']}: this run writes its own configuration there "
                                         "(beside --out); copy the recipe to another name or choose another --out")
@@ -172,9 +172,7 @@ def configurable(settings: "Optional[Callable[[], type]]" = None, set_param: str
                 command(**values)
             if process_rank()[0] != 0:  # under torchrun, the first process writes
                 return
-            from rocksynth.training.outputs import checkpoint_path
-
-            write_config(checkpoint_path(values["out"]).with_suffix(".toml"), resolved, name)
+            write_config(sidecar, resolved, name)
 
         def _resolved(values: dict) -> "dict[str, Any]":
             """Every written option's final value (paths as text) under its file key (`--downsample`:

@@ -40,16 +40,16 @@ def binarize(array: np.ndarray, threshold: "float | None" = None, pore_value: st
             note += f"; --threshold {threshold:g} not used (use --pore-value to choose the pore phase)"
         return Segmentation(mask, None, note)
     origin = "given"
-    if threshold is not None:
-        sample = _sample(array)
-        low, high = float(sample.min()), float(sample.max())
-        if not low <= threshold < high:  # pores at or below it: every voxel would be one phase
-            raise BadInputError(f"--threshold {threshold:g} is outside the input's values ({low:g} to {high:g}): "
-                                "every voxel would be one phase")
     if threshold is None:
         from skimage.filters import threshold_otsu
 
         threshold, origin = float(threshold_otsu(_sample(array))), "Otsu"
+    else:
+        sample = _sample(array)
+        low, high = float(sample.min()), float(sample.max())
+        if not low <= threshold < high:  # at or above the top (or below the bottom): all one phase
+            raise BadInputError(f"--threshold {threshold:g} is outside the input's values ({low:g} to {high:g}): "
+                                "every voxel would be one phase")
     pores_bright = pore_value in ("bright", "255")
     mask = array > threshold if pores_bright else array <= threshold
     side = "above (bright)" if pores_bright else "at or below (dark)"

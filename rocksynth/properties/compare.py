@@ -157,7 +157,7 @@ def sample_properties(mask, voxel_size: "float | None" = None, with_permeability
         # Mean over the three axes; an axis the pore space does not cross counts as 0, one it
         # crosses but the network does not is left out (its 0 would be the network's).
         results = network_permeability(extract_network(mask), voxel_size, formation_factor=False)
-        unresolved = unresolved_axes(results, connected_porosity(mask))
+        unresolved = unresolved_axes({r.axis: r.percolating for r in results}, lambda: connected_porosity(mask))
         kept = [r.k_md if voxel_size else r.k_voxel2 for r in results if r.axis not in unresolved]
         values["permeability"] = float(np.mean(kept)) if kept else float("nan")
     return values

@@ -96,11 +96,18 @@ UNRESOLVED = ("the pore space connects the two faces normal to {axis}, but the p
               "sample can): K_{axis} not computed, rather than a false 0; a larger sample resolves it")
 
 
-def unresolved_axes(results: "list[AxisPermeability]", connected: "dict[str, float]") -> "list[str]":
+def unresolved_axes(percolating: "dict[str, bool]", connected_porosity) -> "list[str]":
     """Axes with no network path between the faces although the pore space, by face neighbours,
-    connects them (`connected`: the connected porosity per axis): their K = 0 is the network's,
-    not the sample's."""
-    return [r.axis for r in results if not r.percolating and connected.get(r.axis, 0) > 0]
+    connects them: their K = 0 is the network's, not the sample's.
+
+    `percolating`: axis -> whether the network connects its faces. `connected_porosity()` gives
+    the connected porosity per axis; it is called only when an axis does not percolate (a
+    labelling of the whole sample, needless otherwise)."""
+    stuck = [axis for axis, through in percolating.items() if not through]
+    if not stuck:
+        return []
+    connected = connected_porosity()
+    return [axis for axis in stuck if connected.get(axis, 0) > 0]
 
 
 def formation_factor_notes(factors: "dict[str, float | None]", porosity: float) -> "list[str]":

@@ -209,12 +209,11 @@ def _unresolved_permeability(report: dict, lazy, notes: "list[str]") -> "list[st
     """Withdraw a K = 0 the network gives where the pore space connects the faces (its note then
     says so instead of "no connected pore path"); the other notes are kept."""
     from rocksynth.properties import chunked
-    from rocksynth.properties.permeability import UNRESOLVED, AxisPermeability, unresolved_axes
+    from rocksynth.properties.permeability import UNRESOLVED, unresolved_axes
 
-    connected = (report["porosity"]["connected"] if "porosity" in report
-                 else chunked.connected_porosity(lazy))
-    results = [AxisPermeability(**r) for r in report["permeability"].values()]
-    for axis in unresolved_axes(results, connected):
+    percolating = {axis: r["percolating"] for axis, r in report["permeability"].items()}
+    for axis in unresolved_axes(percolating, lambda: report["porosity"]["connected"] if "porosity" in report
+                                else chunked.connected_porosity(lazy)):
         note = UNRESOLVED.format(axis=axis)
         report["permeability"][axis].update(k_voxel2=None, k_m2=None, k_md=None, note=note)
         notes = [n for n in notes if not n.startswith(f"K_{axis}: ")] + [f"K_{axis}: {note}"]
