@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 2 the input or the options are unusable (`BadInputError`, usage errors,
 an output place that cannot be written); 1 a failure of ours (`RocksynthError`, anything
-unexpected); 128 + N when signal N (SIGINT 130, SIGHUP 129, SIGTERM 143) stopped the command.
+unexpected); 128 + N when signal N (SIGINT 130, SIGHUP 129, SIGTERM 143) stopped the command, and
+141 (SIGPIPE's) when the reader of stdout went away (`| head`).
 """
 
 import errno
@@ -46,9 +47,12 @@ def main(argv: "list[str] | None" = None) -> int:
             stderr_console.print_exception()
         _error_line(f"error: {exc}")
         return exc.exit_code
-    except BrokenPipeError:  # the reader of our stdout went away (e.g. `| head`); not an error of ours
-        _close_stderr_quietly()
-        return 1
+    except BrokenPipeError:  # the reader of our stdout went away (e.g. `| head`)
+        return _reader_gone()
+    except SystemExit as exc:  # Click turns a broken pipe into exit 1, which would read as our failure
+        if isinstance(exc.__context__, OSError) and exc.__context__.errno == errno.EPIPE:
+            return _reader_gone()
+        raise
     except OSError as exc:
         if exc.errno not in _OS_ERRORS:
             return _unexpected(exc, debug)
@@ -78,6 +82,12 @@ def _error_line(text: str) -> None:
         stderr_console.print(text, style="bold red", markup=False, highlight=False, soft_wrap=True)
     except (OSError, ValueError):  # stderr itself is closed or full: the exit code must speak
         pass
+
+
+def _reader_gone() -> int:
+    """End silently with 141 (128 + SIGPIPE), as Unix tools killed by SIGPIPE do."""
+    _close_stderr_quietly()
+    return 141
 
 
 def _close_stderr_quietly() -> None:
