@@ -286,6 +286,37 @@ def test_the_lazy_binary_mask_equals_the_eager_one(tmp_path):
     assert np.array_equal(lazy.compute(), truth)
 
 
+def test_every_chunk_is_cut_by_the_volumes_rule_not_its_own(tmp_path):
+    """A chunk of one value (padding around a scan) or of two gray values follows the gray rule
+    chosen for the volume, and a 0/128 binary volume is kept: lazy equals eager."""
+    from rocksynth.io import load_binary_volume
+    from rocksynth.io.lazy import load_binary_lazy
+
+    rng = np.random.default_rng(4)
+    gray = (np.where(rng.random((24, 40, 40)) < 0.3, 60, 190) + rng.normal(0, 12, (24, 40, 40))).clip(0, 255)
+    gray = gray.astype(np.uint8)
+    gray[:8] = 0  # one chunk of padding: dark, so pore under the volume's rule
+    gray[8:16] = np.where(rng.random((8, 40, 40)) < 0.5, 40, 200)  # one of two gray values
+    binary = np.where(rng.random((24, 40, 40)) < 0.3, 128, 0).astype(np.uint8)
+    binary[:8] = 0  # a chunk all solid
+    for name, data in (("gray.tif", gray), ("binary.tif", binary)):
+        write_volume(tmp_path / name, data, VOXEL)
+        lazy, _ = load_binary_lazy(tmp_path / name, threshold=100 if name == "gray.tif" else None, chunks=(8, 40, 40))
+        mask, _ = load_binary_volume(tmp_path / name, threshold=100 if name == "gray.tif" else None)
+        assert np.array_equal(lazy.compute(), mask), name
+    assert lazy.compute()[8:].mean() == pytest.approx((binary[8:] == 128).mean())
+
+
+def test_streamed_binarize_keeps_a_binary_volume_of_any_two_values(tmp_path, run_cli_in_process):
+    from rocksynth.io import read_volume
+
+    data = np.where(np.random.default_rng(5).random((20, 16, 16)) < 0.3, 128, 0).astype(np.uint8)
+    np.save(tmp_path / "v.npy", data)
+    code, _, err = run_cli_in_process("convert", tmp_path / "v.npy", tmp_path / "b.tif", "--binarize")
+    assert code == 0, err
+    assert np.array_equal(read_volume(tmp_path / "b.tif").data == 255, data == 128)
+
+
 def test_analyze_refuses_a_zarr_array_without_voxel_size(tmp_path, run_cli_in_process):
     data = (_gray() > 128).astype(np.uint8) * 255
     path, _ = _write("zarr v3 array", tmp_path, data)
@@ -307,7 +338,7 @@ def test_analyze_refuses_gray_values_outside_the_sampled_slices(tmp_path, run_cl
     write_volume(path, data, VOXEL)
     code, out, err = run_cli_in_process("-q", "analyze", path, "--only", "porosity", "--json")
     assert code == 2 and out == b""
-    assert "others hold gray values" in err and len(err.strip().splitlines()) == 1
+    assert "others hold more values" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_large_tiff_stack_is_analysed_from_a_temporary_chunked_copy(tmp_path, run_cli, monkeypatch):

@@ -74,7 +74,10 @@ def _convert_streaming(source, name: str, slabs, target, segment, threshold, por
             progress_bar(source.shape[0], "converting") as bar:
         for slab in slabs:
             if segment:
-                slab = _apply_rule(slab, rule.threshold, pore_value, name)
+                try:
+                    slab = rule.apply(slab)
+                except BadInputError as exc:
+                    raise BadInputError(f"{name}: {exc}") from None
             for start in range(0, len(slab), WRITE_SLICES):  # the TIFF writer queues what it is given
                 writer.write(slab[start:start + WRITE_SLICES])
             bar.advance(len(slab))
@@ -100,16 +103,6 @@ def _written(target, shape, dtype) -> str:
         summary += (f"; a .raw file holds no shape, type or voxel size: read it with --shape {'x'.join(map(str, shape))} "
                     f"--dtype {str(dtype).split()[0]} (and --voxel-size)")
     return summary
-
-
-def _apply_rule(slab: np.ndarray, threshold, pore_value, name: str) -> np.ndarray:
-    if threshold is not None:
-        return binarize(slab, threshold, pore_value).mask
-    # Binary input: every slab must hold only the two values seen in the sample.
-    values = np.unique(slab)
-    if not set(values.tolist()) <= {0, 1, 255}:
-        raise BadInputError(f"{name}: sampled slices looked binary but others hold gray values; give --threshold")
-    return binarize(slab, None, pore_value).mask
 
 
 def _take_slice(data: np.ndarray, spec: str) -> np.ndarray:

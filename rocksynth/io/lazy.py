@@ -24,7 +24,7 @@ when set, replaces these per-chunk limits as everywhere else.
 import math
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -184,11 +184,12 @@ def load_binary_lazy(path, threshold=None, pore_value="auto", voxel_size=None, c
             warn(f"{source}: circular field of view detected (radius {fov.radius:.0f} px); the area outside it "
                  f"is counted as material; use --crop to keep only the inscribed square")
     rule = binarize(volume.sample(), threshold, pore_value)
-    log(f"{source}: {rule.note}" + (" (chosen on 16 evenly spaced slices)" if rule.threshold is not None else ""))
+    log(f"{source}: {rule.note}" + (" (chosen on 16 evenly spaced slices)" if rule.threshold is not None and threshold is None else ""))
+    rule = replace(rule, mask=None)  # the sample's mask: not to be sent with every task
     import dask.array as da
     from dask.base import tokenize
 
-    reader = _MaskSource(volume.reader, offset, data.shape, rule.threshold, str(pore_value))
+    reader = _MaskSource(volume.reader, offset, data.shape, rule)
     # A from_array over a reader, not map_blocks over the file's chunks: the chunked measures find
     # the reader (`chunked.blocks.source_reader`) and each task reads its block with its context
     # straight from the file, instead of dask keeping whole neighbouring chunks in memory.
@@ -267,17 +268,19 @@ class _MaskSource:
     region from the file (`_Source`, shifted by a crop offset) and cuts it with the segmentation
     rule chosen on the sampled slices."""
 
-    def __init__(self, source, offset: tuple, shape: tuple, threshold, pore_value: str):
+    def __init__(self, source, offset: tuple, shape: tuple, rule):
         self.source, self.offset = source, tuple(int(o) for o in offset)
         self.shape, self.dtype, self.ndim = tuple(int(n) for n in shape), np.dtype(bool), len(shape)
-        self.threshold, self.pore_value = threshold, pore_value
+        self.rule = rule  # a `Segmentation` without its mask
         # A block of a TIFF stack costs reading its whole pages; of the other formats, its own size.
         self.block_reads = source.kind != "tiff"
 
     def __dask_tokenize__(self):
         from dask.base import tokenize
 
-        return ("rocksynth-mask", tokenize(self.source), self.offset, self.shape, self.threshold, self.pore_value)
+        rule = self.rule
+        return ("rocksynth-mask", tokenize(self.source), self.offset, self.shape, rule.threshold, rule.phases,
+                rule.pores_bright)
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -289,26 +292,10 @@ class _MaskSource:
                 shifted.append(slice(low + start, high + start, step))
             else:
                 shifted.append(int(index) + start if index >= 0 else int(index) + n + start)
-        return _mask_block(self.source[tuple(shifted)], self.threshold, self.pore_value, self.source.name)
-
-
-def _mask_block(block: np.ndarray, threshold, pore_value: str, source: str) -> np.ndarray:
-    """One chunk cut by the rule chosen on the sample (`threshold` None: the input is binary)."""
-    from rocksynth.io.segment import binarize
-
-    if threshold is None and block.dtype != bool:
-        if not _only_binary_values(block):
-            raise BadInputError(f"{source}: sampled slices looked binary but others hold gray values; "
-                                "give --threshold")
-    return binarize(block, threshold, pore_value).mask
-
-
-def _only_binary_values(block: np.ndarray) -> bool:
-    """Whether every value is 0, 1 or 255, in one pass for bytes (np.unique sorts, 6x slower):
-    v - 2 wraps 0, 1 and 255 to 254, 255 and 253, and every other byte below 253."""
-    if block.dtype == np.uint8:
-        return not bool(np.any(block - np.uint8(2) < np.uint8(253)))
-    return bool(((block == 0) | (block == 1) | (block == 255)).all())
+        try:
+            return self.rule.apply(self.source[tuple(shifted)])
+        except BadInputError as exc:
+            raise BadInputError(f"{self.source.name}: {exc}") from None
 
 
 def is_lazy_volume(path) -> bool:
@@ -398,6 +385,11 @@ class _Source:
             raise self._read_error(exc) from exc
         if data.dtype.kind == "f" and data.size and not np.isfinite(data).all():
             raise BadInputError(f"{self.name}: contains NaN or infinite values")
+        top = self.params.get("miniswhite_top")
+        if top is not None:  # a MinIsWhite TIFF: read with 0 = black, as `read_tiff` reads it
+            from rocksynth.io.volumes import invert_miniswhite
+
+            data = invert_miniswhite(data, top)
         return data
 
     def _read_error(self, exc: Exception) -> BadInputError:
@@ -461,7 +453,7 @@ def _tiff_source(path: Path, name: str):
     """A TIFF stack checked from its headers: the IFD chain, the decoding limits, the voxel size."""
     from rocksynth.io import tiff_metadata
     from rocksynth.io.limits import check_compression, check_decoded_size
-    from rocksynth.io.volumes import _first_series, _is_single_image, _open_tiff, _short, _tiff_errors
+    from rocksynth.io.volumes import _first_series, _is_single_image, _open_tiff, _short, _tiff_errors, miniswhite_top
 
     with _open_tiff(path) as tif:
         try:
@@ -471,6 +463,7 @@ def _tiff_source(path: Path, name: str):
                                     "this needs a 3D volume")
             shape, dtype = tuple(series.shape), series.dtype
             page_shape = tuple(series.keyframe.shape)
+            top = miniswhite_top(series.keyframe, name)  # refuses a float MinIsWhite stack
             voxel_size, origin = tiff_metadata.read_voxel_size(tif)
             file_size = tif.filehandle.size
         except _tiff_errors() as exc:
@@ -484,7 +477,7 @@ def _tiff_source(path: Path, name: str):
     check_decoded_size(name, page_shape, dtype, image=True)  # one page is decoded at a time
     _check_voxels(name, shape, dtype)
     source = _Source("tiff", path, name, tuple(n for axis, n in enumerate(shape) if axis not in singletons), dtype,
-                     singletons=singletons, stored_ndim=len(shape))
+                     singletons=singletons, stored_ndim=len(shape), miniswhite_top=top)
     return source, {"voxel_size": voxel_size, "voxel_size_origin": origin, "format": "TIFF stack"}
 
 

@@ -14,6 +14,24 @@ class Segmentation:
     mask: np.ndarray          # bool, True = pore
     threshold: "float | None"  # None when the input was already binary
     note: str                 # what was inferred, for the user
+    phases: "tuple | None" = None  # binary input: its (solid, pore) values
+    pores_bright: bool = False     # gray input: pores above the threshold
+
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        """The same rule on other data of the same volume (a slab of one streamed slice by slice).
+
+        Not `binarize` again: a slab that holds one phase, or two gray values, must still be cut
+        at this threshold, and a binary slab must hold this volume's two values."""
+        if self.threshold is not None:
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise BadInputError("input contains NaN or infinite values")
+            return array > self.threshold if self.pores_bright else array <= self.threshold
+        solid, pore = self.phases
+        mask = array == pore
+        if not (mask | (array == solid)).all():
+            raise BadInputError(f"the sampled slices hold only {solid:g} and {pore:g} but others hold more values; "
+                                "give --threshold")
+        return mask
 
 
 def binarize(array: np.ndarray, threshold: "float | None" = None, pore_value: str = "auto") -> Segmentation:
@@ -24,8 +42,8 @@ def binarize(array: np.ndarray, threshold: "float | None" = None, pore_value: st
     if pore_value not in PORE_VALUES:
         raise BadInputError(f"--pore-value must be one of {', '.join(PORE_VALUES)}, got {pore_value!r}")
     if array.dtype == bool:
-        mask = array if pore_value in ("auto", "255", "bright") else ~array
-        return Segmentation(mask, None, "binary input, True = pore" if mask is array else "binary input, False = pore")
+        pore = pore_value in ("auto", "255", "bright")
+        return Segmentation(array == pore, None, f"binary input, {pore} = pore", (not pore, pore))
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise BadInputError("input contains NaN or infinite values")
     values = _two_values(array)
@@ -38,7 +56,7 @@ def binarize(array: np.ndarray, threshold: "float | None" = None, pore_value: st
         note = f"binary input ({low:g}/{high:g}), pore = {high if pore_is_high else low:g}"
         if threshold is not None:
             note += f"; --threshold {threshold:g} not used (use --pore-value to choose the pore phase)"
-        return Segmentation(mask, None, note)
+        return Segmentation(mask, None, note, (low, high) if pore_is_high else (high, low))
     origin = "given"
     if threshold is None:
         from skimage.filters import threshold_otsu
@@ -56,7 +74,7 @@ def binarize(array: np.ndarray, threshold: "float | None" = None, pore_value: st
     note = f"gray input ({array.dtype}) segmented: {origin} threshold {threshold:g}, pores {side}"
     if pore_value == "auto":
         note += "; use --pore-value bright if pores are bright"
-    return Segmentation(mask, threshold, note)
+    return Segmentation(mask, threshold, note, pores_bright=pores_bright)
 
 
 def _two_values(array: np.ndarray):
