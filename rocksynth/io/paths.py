@@ -85,13 +85,17 @@ def check_output(path: "str | os.PathLike", *, new: bool = False, what: str = "o
     return path
 
 
-def _check_output_folder(path: Path, what: str = "--out") -> Path:
-    """An output that is a folder (of frames or slices): new or empty, in a writable parent."""
+def _check_output_folder(path: Path, what: str = "output") -> Path:
+    """An output that is a folder (of frames or slices): new or empty, in a writable parent.
+
+    `what` names the output in messages: the option (`--out`), or `output` for a positional one."""
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise BadInputError(f"{path}: output folder {parent} does not exist")
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise BadInputError(f"{path}: exists and is not an empty folder; choose another {what}")
+    if path.exists() and not path.is_dir():
+        raise BadInputError(f"{path}: exists and is not a folder; choose another {what}")
+    if path.is_dir() and any(path.iterdir()):
+        raise BadInputError(f"{path}: folder exists and is not empty; choose another {what}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise BadInputError(f"{path}: output folder {parent} is not writable")
     return path
@@ -225,20 +229,19 @@ def atomic_output(path: "str | os.PathLike", suffix: str = ""):
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path: "str | os.PathLike"):
-    """Yield a temporary folder next to `path`; rename it onto `path` only if the block succeeds."""
+def atomic_output_dir(path: "str | os.PathLike", what: str = "output"):
+    """Yield a temporary folder next to `path`; rename it onto `path` only if the block succeeds.
+
+    `path` must be new or an empty folder; `what` names it in messages (e.g. `--out`)."""
     import shutil
 
-    path = Path(path)
+    path = _check_output_folder(Path(path), what)
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInputError(f"{path}: output folder {parent} does not exist")
-    if path.exists() and any(path.iterdir()):
-        raise BadInputError(f"{path}: folder exists and is not empty; choose another --out")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise BadInputError(f"{path}: output folder {parent} is not writable")
     with deferred():
-        tmp = Path(tempfile.mkdtemp(prefix=".rocksynth-", dir=parent))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=".rocksynth-", dir=parent))
+        except OSError as exc:  # e.g. /proc: writable by its mode, yet no folder can be made there
+            raise BadInputError(f"{path}: cannot create a folder in {parent} ({_reason(exc)})") from exc
         _temporaries.add(tmp)
     try:
         os.chmod(tmp, 0o777 & ~_umask())

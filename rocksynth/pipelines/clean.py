@@ -16,6 +16,7 @@ probabilities, mapped back, are averaged. Tiles are multiples of 16 on a side, s
 keeps every pixel on one phase of the 16-pixel grid and the tiling stays exact.
 """
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -215,13 +216,109 @@ def _output_name(source: Path) -> str:
     return source.stem + (".tif" if source.suffix.lower() in (".tif", ".tiff") else ".png")
 
 
+def _check_folder_output(files: "list[Path]", out: str) -> "list[str]":
+    """The output name of each input of a folder, after checking `out` can be written as a folder
+    and that no two inputs would write one file (compared ignoring case, as on some disks)."""
+    from rocksynth.io.paths import check_output
+
+    if out == STDIO:
+        raise BadInputError("a folder of scans needs --out FOLDER, not '-'")
+    names = [_output_name(path) for path in files]
+    seen: "dict[str, Path]" = {}
+    for path, name in zip(files, names):
+        other = seen.setdefault(name.casefold(), path)
+        if other is not path:
+            raise BadInputError(f"{other.name} and {path.name} would both write {name}; rename one")
+    check_output(out.rstrip("/" + os.sep) + "/", what="--out")  # the trailing '/' checks it as a folder
+    return names
+
+
+def _check_single_output(source: str, out: str, soft: bool) -> str:
+    """The format of a single image's output ('png', 'tiff' or, with `soft`, 'jpeg'; '-' is PNG),
+    after checking `out` can be written and is not `source`."""
+    from rocksynth.io.formats import format_from_suffix
+    from rocksynth.io.paths import check_input_file, check_output
+
+    kind = "png" if out == STDIO else format_from_suffix(out)
+    if kind == "jpeg" and not soft:  # lossy: the 0/255 drawing would come back with grey edges
+        raise BadInputError(f"{out}: JPEG would blur the binary drawing; use .png or .tif "
+                            "(JPEG is allowed with --soft)")
+    if kind not in ("png", "tiff", "jpeg"):
+        raise BadInputError(f"{out}: unknown image type; use .png or .tif")
+    if source != STDIO:
+        check_input_file(source)  # registered as an input, so --out cannot replace it
+    check_output(out, what="--out")
+    return kind
+
+
+def _input_dpi(source: "str | Path") -> "tuple[float, float] | None":
+    """The dots per inch (x, y) the input declares: PNG pHYs, JPEG density, TIFF resolution tags.
+
+    For a drawing the dpi is its scale, so the cleaned image carries it. None if the input has none."""
+    from rocksynth.io.formats import sniff
+    from rocksynth.io.paths import stdin_stream
+
+    try:
+        stream = stdin_stream() if str(source) == STDIO else open(source, "rb")
+        with stream:
+            kind = sniff(stream.read(16))
+            stream.seek(0)
+            dpi = _tiff_dpi(stream) if kind == "tiff" else _pillow_dpi(stream)
+    except Exception:  # the pixels were read already; metadata we cannot parse only loses the dpi
+        return None
+    if dpi is None or not all(np.isfinite(d) and d > 0 for d in dpi):
+        return None
+    # PNG stores whole pixels per metre, so 300 dpi reads back as 299.9994.
+    return round(float(dpi[0]), 2), round(float(dpi[1]), 2)
+
+
+def _tiff_dpi(stream) -> "tuple[float, float] | None":
+    """A TIFF's dpi from its resolution tags (or rocksynth's voxel-size metadata), as volumes read it."""
+    import tifffile
+
+    from rocksynth.io.tiff_metadata import read_voxel_size
+
+    with tifffile.TiffFile(stream) as tif:
+        size, _ = read_voxel_size(tif)
+    return (0.0254 / size,) * 2 if size else None
+
+
+def _pillow_dpi(stream) -> "tuple[float, float] | None":
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():  # read_image has applied (and reported) the size limits
+        warnings.simplefilter("ignore")
+        with Image.open(stream) as image:
+            return image.info.get("dpi")
+
+
+def _save(path: Path, image: np.ndarray, kind: str, dpi: "tuple[float, float] | None") -> None:
+    """`write_image_file`, plus the input's dpi (PNG pHYs, TIFF resolution, JPEG density) when it has one."""
+    from rocksynth.io.images import write_image_file
+
+    if dpi is None:
+        write_image_file(path, image, kind)
+    elif kind == "tiff":  # write_image_file's TIFF settings, with the resolution tags
+        import tifffile
+
+        tifffile.imwrite(path, image, photometric="minisblack", compression="zlib", resolution=dpi,
+                         resolutionunit="INCH")
+    else:
+        from PIL import Image
+
+        Image.fromarray(image).save(path, format="PNG" if kind == "png" else "JPEG", quality=95, dpi=dpi)
+
+
 def clean_paths(source: str, out: str, model: str = "drawings", threshold: float = 0.5, soft: bool = False,
                 tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, threads: int = 1, tta: int = DEFAULT_TTA,
                 device: "torch.device | None" = None) -> dict:
     """Clean one image (or '-') into `out`, or every image of a folder into the folder `out`; the
     U-Net runs on `device` (None: the CPU)."""
-    from rocksynth.io.images import read_image, write_image, write_image_file
-    from rocksynth.io.paths import atomic_output_dir, check_input_file
+    from rocksynth.io.formats import format_from_suffix
+    from rocksynth.io.images import check_writable_image, read_image
+    from rocksynth.io.paths import atomic_output, atomic_output_dir, check_input_file
     from rocksynth.progress import log, progress_bar
 
     _check_tiling(tile, overlap)
@@ -233,32 +330,37 @@ def clean_paths(source: str, out: str, model: str = "drawings", threshold: float
         files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise BadInputError(f"{folder}: no PNG, JPEG or TIFF images in this folder")
-        if out == STDIO:
-            raise BadInputError("a folder of scans needs --out FOLDER, not '-'")
+        names = _check_folder_output(files, out)  # before the model loads
         net = load_cleaner(model, threads, device)
         start, pixels, results = time.perf_counter(), 0, []
-        with atomic_output_dir(out) as tmp, progress_bar(len(files), "clean") as bar:
-            for path in files:  # one image in memory at a time
+        with atomic_output_dir(out, what="--out") as tmp, progress_bar(len(files), "clean") as bar:
+            for path, name in zip(files, names):  # one image in memory at a time
                 image = read_image(path)
+                dpi = _input_dpi(path)
                 cleaned = clean_image(image, net, threshold, soft, tile, overlap, tta)
-                write_image_file(tmp / _output_name(path), cleaned)
+                _save(tmp / name, cleaned, format_from_suffix(name), dpi)
                 pixels += cleaned.size
-                results.append({"input": str(path), "output": str(Path(out) / _output_name(path)),
-                                "ink_fraction": float(np.mean(cleaned < 128))})
+                results.append({"input": str(path), "output": str(Path(out) / name),
+                                "ink_fraction": float(np.mean(cleaned < 128)), "dpi": dpi})
                 bar.advance(1)
         seconds = time.perf_counter() - start
         log(f"cleaned {len(files)} images into {out} ({pixels / 1e6:.1f} MP, {pixels / 1e6 / seconds:.2f} MP/s)")
         return {"inputs": len(files), "output": str(out), "megapixels": pixels / 1e6, "seconds": round(seconds, 2),
                 "megapixels_per_s": pixels / 1e6 / seconds, "tta": tta, "images": results}
+    kind = _check_single_output(source, out, soft)  # before the work: a big scan takes minutes
     image = read_image(source)
+    check_writable_image(out, np.broadcast_to(np.uint8(0), image.shape[:2]), kind)  # JPEG's size limit
+    dpi = _input_dpi(source)
     net = load_cleaner(model, threads, device)
     start = time.perf_counter()
     cleaned = clean_image(image, net, threshold, soft, tile, overlap, tta)
     seconds = time.perf_counter() - start
-    write_image(out, cleaned)
+    with atomic_output(out) as tmp:
+        _save(tmp, cleaned, kind, dpi)
     megapixels = cleaned.size / 1e6
     if out != STDIO:
         log(f"wrote {out} ({cleaned.shape[1]}x{cleaned.shape[0]}, {megapixels / seconds:.2f} MP/s)")
     return {"input": str(source), "output": str(out), "height": int(cleaned.shape[0]), "width": int(cleaned.shape[1]),
             "megapixels": megapixels, "seconds": round(seconds, 2), "megapixels_per_s": megapixels / seconds,
-            "ink_fraction": float(np.mean(cleaned < 128)), "soft": soft, "threshold": threshold, "tta": tta}
+            "ink_fraction": float(np.mean(cleaned < 128)), "soft": soft, "threshold": threshold, "tta": tta,
+            "dpi": dpi}
