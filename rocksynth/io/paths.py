@@ -213,7 +213,7 @@ def atomic_output(path: "str | os.PathLike", suffix: str = ""):
         if to_stdout:
             with open(tmp, "rb") as handle:
                 while chunk := handle.read(1 << 20):
-                    sys.stdout.buffer.write(chunk)
+                    _write_all(sys.stdout.buffer, chunk)
             sys.stdout.buffer.flush()
         else:
             os.replace(tmp, path)
@@ -226,6 +226,14 @@ def atomic_output(path: "str | os.PathLike", suffix: str = ""):
         _temporaries.discard(tmp)
         if tmp.exists():
             tmp.unlink()
+
+
+def _write_all(stream, data: bytes) -> None:
+    """Write all of `data`: a pipe whose reader goes away mid-write takes part of it and says so
+    only by the count; the next write raises the broken pipe instead of losing the rest silently."""
+    view = memoryview(data)
+    while view:
+        view = view[stream.write(view):]
 
 
 @contextlib.contextmanager
