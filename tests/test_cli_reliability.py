@@ -329,3 +329,15 @@ def test_cleanup_after_a_lost_signal_can_still_write(tmp_path):
         with unwinding(), atomic_output(tmp_path / "curve.csv") as tmp:
             tmp.write_text("iteration\n")
     assert (tmp_path / "curve.csv").read_text() == "iteration\n"
+
+
+@pytest.mark.parametrize("target", ["nodir/v.npy", "nodir/v.zarr", "nodir/slices/", "v.npy/"])
+def test_convert_checks_its_output_before_reading_the_input(tmp_path, monkeypatch, run_cli_in_process, target):
+    import rocksynth.io.convert as convert
+
+    np.save(tmp_path / "v.npy", np.zeros((4, 8, 8), np.uint8))
+    monkeypatch.setattr(convert, "read_volume", lambda *a, **k: pytest.fail("read before the output was checked"))
+    monkeypatch.setattr(convert, "open_lazy", lambda *a, **k: pytest.fail("read before the output was checked"),
+                        raising=False)
+    code, _, err = run_cli_in_process("convert", tmp_path / "v.npy", f"{tmp_path}/{target}")  # keeps a trailing /
+    assert code == 2 and len(err.strip().splitlines()) == 1, err

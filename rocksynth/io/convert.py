@@ -8,7 +8,7 @@ from rocksynth.errors import BadInputError
 from rocksynth.io.binary import _crop_field_of_view, _voxel_size
 from rocksynth.io.formats import format_from_suffix
 from rocksynth.io.images import is_colour_image, to_gray, write_image
-from rocksynth.io.paths import STDIO, register_input
+from rocksynth.io.paths import STDIO, check_output, register_input
 from rocksynth.io.segment import binarize
 from rocksynth.io.videos import DEFAULT_FPS, read_video, write_video
 from rocksynth.io.volumes import TiffStackReader, read_volume, write_volume
@@ -24,6 +24,9 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
     register_input(source)
     source_kind = format_from_suffix(str(source)) if str(source) != STDIO else None
     target_kind = None if str(target) == STDIO else format_from_suffix(str(target))
+    if target_kind is not None or str(target).endswith("/"):  # before reading: a large volume takes minutes
+        # A Zarr store or a folder of slices is checked as a folder (the trailing '/').
+        check_output(str(target).rstrip("/") + "/" if target_kind in (None, "zarr") else target)
     if source_kind == "mp4" or target_kind == "mp4":
         return _convert_video(source, target, fps)
     if source_kind == "tiff" and target_kind == "tiff" and slice_spec is None and not crop:
