@@ -63,7 +63,21 @@ def describe_file(path, raw_shape=None, raw_dtype=None, stats: "bool | None" = N
         is_image = data.ndim == 2 or colour
         info = {"kind": "image" if is_image else "volume",
                 "voxel_size_m": volume.voxel_size, "voxel_size_from": volume.voxel_size_origin or None}
+        if colour:  # what analyze segments: the gray of equal channels, or nothing of a colour photo
+            return _summary(path, info, data.shape, data.dtype, [data], segmented=[_analysed_gray(data, str(path))])
     return _summary(path, info, data.shape, data.dtype, [data])
+
+
+def _analysed_gray(image: np.ndarray, name: str) -> "np.ndarray | None":
+    """The gray image analyze segments of a (y, x, 3|4) image (`to_gray`: equal colour channels,
+    alpha dropped), or None for a colour image, which analyze refuses."""
+    from rocksynth.errors import BadInputError
+    from rocksynth.io.images import to_gray
+
+    try:
+        return to_gray(image, name)
+    except BadInputError:
+        return None
 
 
 def _describe_lazy(path, raw_shape, raw_dtype, with_stats: bool) -> dict:
@@ -89,31 +103,79 @@ def _describe_lazy(path, raw_shape, raw_dtype, with_stats: bool) -> dict:
     return report
 
 
-def _summary(path, info: dict, shape, dtype, chunks) -> dict:
-    low, high, values, counts, total = None, None, set(), {1: 0, 255: 0}, 0
+def _summary(path, info: dict, shape, dtype, chunks, segmented=None) -> dict:
+    """`info` completed with the value range of `chunks` and, if they are binary, the porosity.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file described.
+    info : dict
+        The description so far; its 'kind' is 'image', 'volume' or 'video' (never binary).
+    shape, dtype
+        Of the whole file.
+    chunks : iterable of numpy.ndarray
+        Every value of the file, in pieces (read once); the value range is theirs.
+    segmented : list of (numpy.ndarray or None), optional
+        What analyze segments when it is not `chunks` (a colour image's gray); None in it means
+        analyze segments nothing (a colour photograph), so no porosity is given.
+    """
+    low, high, phases = None, None, _Phases()
     for chunk in chunks:
         low = chunk.min() if low is None else min(low, chunk.min())
         high = chunk.max() if high is None else max(high, chunk.max())
-        if values is not None and info["kind"] != "video":
-            values |= set(np.unique(chunk).tolist())
-            values = values if len(values) <= 2 else None  # more than two values: not binary
-        for pore in counts:
-            counts[pore] += int(np.count_nonzero(chunk == pore))
-        total += chunk.size
+        if segmented is None and info["kind"] != "video":
+            phases.add(chunk)
+    for piece in segmented or ():
+        phases.add(piece)
     info.update({
         "path": str(path),
         "shape": list(shape),
         "axes": {"video": "tyxc", "image": "yx" if len(shape) == 2 else "yxc", "volume": "zyx"}[info["kind"]],
         "dtype": str(dtype),
-        "min": low.item(), "max": high.item(),
+        "min": _number(low), "max": _number(high),
         "size_on_disk_bytes": _size_on_disk(path),
     })
-    info["binary"] = bool(info["kind"] != "video" and values and (values <= {0, 255} or values <= {0, 1}))
+    info["binary"] = phases.binary()
     if info["binary"]:
-        pore = 255 if 255 in values or values == {0} else 1  # the documented convention: 255 (or 1) = pore
-        info["porosity"] = counts[pore] / total
+        info["porosity"], pore = phases.porosity()
         info["porosity_convention"] = f"pore = {pore}"
     return info
+
+
+class _Phases:
+    """Running counts telling whether values are binary (0/255 or 0/1) and, if so, the porosity."""
+
+    def __init__(self) -> None:
+        self.values: "set | None" = set()
+        self.counts, self.total = {1: 0, 255: 0}, 0
+
+    def add(self, piece: "np.ndarray | None") -> None:
+        """Count one piece; None (nothing analyze would segment) makes the whole not binary."""
+        if piece is None or self.values is None:
+            self.values = None
+            return
+        self.values |= set(np.unique(piece).tolist())
+        if len(self.values) > 2:  # more than two values: not binary, stop counting
+            self.values = None
+            return
+        for pore in self.counts:
+            self.counts[pore] += int(np.count_nonzero(piece == pore))
+        self.total += piece.size
+
+    def binary(self) -> bool:
+        return bool(self.values and (self.values <= {0, 255} or self.values <= {0, 1}))
+
+    def porosity(self) -> "tuple[float, int]":
+        """(porosity, pore value): the documented convention, 255 (or 1) = pore, as `binarize` reads it."""
+        pore = 255 if 255 in self.values or self.values == {0} else 1
+        return self.counts[pore] / self.total, pore
+
+
+def _number(value) -> "int | float":
+    """A numpy scalar as a JSON number; bool as 0/1, like the other dtypes' values."""
+    value = value.item()
+    return int(value) if isinstance(value, bool) else value
 
 
 def _kind_of(path) -> str:

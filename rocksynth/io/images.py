@@ -1,4 +1,6 @@
-"""2D images: PNG, JPEG and TIFF; 8/16-bit (and float TIFF); gray, RGB or RGBA. Arrays are (y, x) or (y, x, c)."""
+"""2D images: PNG, JPEG and TIFF; 8/16-bit (and float TIFF); gray, RGB or RGBA (gray + alpha is read as RGBA).
+
+Arrays are (y, x) or (y, x, c)."""
 
 import re
 import warnings
@@ -13,8 +15,23 @@ from rocksynth.io.limits import (ENV_VAR, check_decoded_size, configure_pillow, 
 from rocksynth.io.paths import STDIO, atomic_output, check_input_file, read_stdin_bytes, stdin_stream
 
 
-def read_image(path) -> np.ndarray:
-    """An image as a numpy array: (y, x) for gray, (y, x, 3|4) for RGB(A); dtype as stored."""
+def read_image(path, keep_alpha: bool = True) -> np.ndarray:
+    """An image as a numpy array: (y, x) for gray, (y, x, 3|4) for RGB(A); dtype as stored.
+
+    Parameters
+    ----------
+    path : str or Path
+        A PNG, JPEG or TIFF file, or '-' (stdin).
+    keep_alpha : bool
+        Gray + alpha comes back as RGBA (`gray_alpha_as_rgba`), so its alpha is used as RGBA's is;
+        False: as its gray alone (a slice of a volume, which has no alpha).
+
+    Returns
+    -------
+    numpy.ndarray
+        A JPEG or PNG turned upright by its EXIF orientation; a MinIsWhite TIFF with 0 = black and
+        a CMYK TIFF as RGB (`rocksynth.io.volumes.read_tiff`).
+    """
     if str(path) == STDIO:
         kind, source, name = sniff(read_stdin_bytes()[:16]), stdin_stream(), "stdin"
         if kind not in ("png", "jpeg", "tiff"):
@@ -35,11 +52,20 @@ def read_image(path) -> np.ndarray:
         raise BadInputError(f"{name}: is not a single 2D image (shape {image.shape})")
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    if image.ndim == 3 and image.shape[-1] == 2:  # gray + alpha: alpha carries no structure here
-        image = image[..., 0]
+    if image.ndim == 3 and image.shape[-1] == 2:
+        image = gray_alpha_as_rgba(image) if keep_alpha else image[..., 0]
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         raise BadInputError(f"{name}: contains NaN or infinite values")
     return image
+
+
+def gray_alpha_as_rgba(image: np.ndarray) -> np.ndarray:
+    """A (y, x, 2) gray + alpha image as (y, x, 4) RGBA with the gray in each colour channel.
+
+    Every reader then treats its alpha as RGBA's: `clean` composites it over white paper, and
+    gray commands take the gray (`to_gray`), so ink drawn only through alpha is not lost."""
+    gray, alpha = image[..., :1], image[..., 1:]
+    return np.concatenate([gray, gray, gray, alpha], axis=-1)
 
 
 def _read_tiff(source, name: str) -> np.ndarray:
@@ -50,7 +76,7 @@ def _read_tiff(source, name: str) -> np.ndarray:
 
 def _read_pillow(source, name: str, file_size: int) -> np.ndarray:
     """PNG or JPEG through Pillow, its declared size checked against the limits before decoding."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     configure_pillow()
     try:
@@ -61,7 +87,10 @@ def _read_pillow(source, name: str, file_size: int) -> np.ndarray:
                 shape, dtype = _pillow_layout(image)
                 check_decoded_size(name, shape, dtype, file_size=file_size, image=True)
                 image.load()
-                if image.mode == "P":
+                image = ImageOps.exif_transpose(image)  # upright, as a viewer shows a phone photo
+                if image.mode == "PA":
+                    image = image.convert("RGBA")
+                elif image.mode == "P":
                     image = image.convert("RGBA" if "transparency" in image.info else "RGB")
                 elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
                     image = image.convert("L" if image.mode == "1" else "RGB")
@@ -83,7 +112,10 @@ def _pillow_layout(image) -> "tuple[tuple[int, ...], np.dtype]":
     width, height = image.size
     if image.mode in _PILLOW_WIDE_MODES or image.mode.startswith("I;16"):
         return (height, width), np.dtype(_PILLOW_WIDE_MODES.get(image.mode, np.uint16))
-    channels = (4 if "transparency" in image.info else 3) if image.mode == "P" else len(image.getbands())
+    if image.mode == "P":
+        channels = 4 if "transparency" in image.info else 3
+    else:  # gray + alpha is read as RGBA (`gray_alpha_as_rgba`)
+        channels = 4 if image.mode in ("LA", "PA") else len(image.getbands())
     return ((height, width) if channels == 1 else (height, width, channels)), np.dtype(np.uint8)
 
 

@@ -156,7 +156,9 @@ def read_tiff(source, name: str, slices: "slice | None" = None) -> Volume:
                 shape = series.shape if pages is None else (len(pages),) + series.shape[1:]
                 check_decoded_size(name, shape, series.dtype, file_size=None if pages else tif.filehandle.size,
                                    image=image)
+                check_photometric(series.keyframe, name)  # before decoding what would be refused
                 data = tif.asarray() if pages is None else tif.asarray(key=pages).reshape(shape)
+                data = as_minisblack(data, series.keyframe, series.axes, name)
                 voxel_size, origin = tiff_metadata.read_voxel_size(tif)
         except _tiff_errors() as exc:
             raise BadInputError(f"{name}: {_tiff_problem(exc)} ({_short(exc)})") from exc
@@ -213,6 +215,137 @@ def _is_single_image(series) -> bool:
     return series.ndim == 2 or (series.ndim == 3 and series.axes.endswith("S"))
 
 
+def check_photometric(page, name: str) -> None:
+    """Refuse, in one line, a TIFF whose samples `as_minisblack` cannot turn into gray or RGB.
+
+    Parameters
+    ----------
+    page : tifffile.TiffPage
+        The page (a series' keyframe) whose tags describe the samples.
+    name : str
+        The file as the user named it, for the message.
+
+    Raises
+    ------
+    BadInputError
+        For separated samples other than plain CMYK, and for a float MinIsWhite page without
+        sample value tags.
+    """
+    import tifffile
+
+    if page.photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        miniswhite_top(page, name)
+    elif page.photometric == tifffile.PHOTOMETRIC.SEPARATED:
+        _check_cmyk(page, name)
+
+
+def as_minisblack(data: np.ndarray, page, axes: str, name: str) -> np.ndarray:
+    """Decoded TIFF samples as rocksynth reads images: 0 is black, colour is RGB.
+
+    MinIsWhite gray is inverted and CMYK (photometric Separated) is converted to RGB; other
+    samples are returned as they are.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        What tifffile decoded from pages like `page`.
+    page : tifffile.TiffPage
+        The page whose tags describe the samples.
+    axes : str
+        tifffile's axes of `data` ('S' is the samples axis).
+    name : str
+        The file as the user named it, for errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        Of `data`'s dtype; CMYK comes back with 3 samples on the last axis.
+    """
+    import tifffile
+
+    if page.photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        return _inverted_samples(data, page, axes, name)
+    if page.photometric == tifffile.PHOTOMETRIC.SEPARATED:
+        _check_cmyk(page, name)
+        return _cmyk_to_rgb(np.moveaxis(data, axes.index("S"), -1), page.bitspersample)
+    return data
+
+
+def miniswhite_top(page, name: str) -> "int | float | None":
+    """The value T that maps a MinIsWhite sample v to its MinIsBlack value T - v; None for other pages.
+
+    Unsigned integers mirror in the range their bits per sample can hold (a 12-bit scan in uint16
+    is 4095 - v, not 65535 - v), signed ones give -1 - v (two's complement: lowest <-> highest),
+    bool gives 1 (`invert_miniswhite` uses logical not). A float TIFF has no white level of its
+    own: only its SMinSampleValue/SMaxSampleValue tags give one (T = min + max); without them,
+    guessing 1 or the data's maximum could silently shift every value, so it is refused.
+
+    Raises
+    ------
+    BadInputError
+        For a float MinIsWhite page without both sample value tags.
+    """
+    import tifffile
+
+    if page.photometric != tifffile.PHOTOMETRIC.MINISWHITE:
+        return None
+    dtype = np.dtype(page.dtype)
+    if dtype == bool:
+        return 1
+    if dtype.kind == "u":
+        return 2 ** int(page.bitspersample) - 1
+    if dtype.kind == "i":
+        return -1
+    low, high = page.tags.valueof(340), page.tags.valueof(341)  # SMinSampleValue, SMaxSampleValue
+    if low is None or high is None:
+        raise BadInputError(f"{name}: float TIFF stored as MinIsWhite without SMinSampleValue/SMaxSampleValue "
+                            "tags, so its white level is unknown; save it as MinIsBlack (0 = black)")
+    return float(np.min(low)) + float(np.max(high))
+
+
+def invert_miniswhite(data: np.ndarray, top: "int | float") -> np.ndarray:
+    """MinIsWhite samples as MinIsBlack: `top - data` in `data`'s dtype (logical not for bool)."""
+    if data.dtype == bool:
+        return ~data
+    return np.subtract(data.dtype.type(top), data, dtype=data.dtype)
+
+
+def _inverted_samples(data: np.ndarray, page, axes: str, name: str) -> np.ndarray:
+    """Invert the gray sample of a MinIsWhite page, leaving extra samples (alpha) as they are."""
+    top = miniswhite_top(page, name)
+    extra = len(page.extrasamples or ())
+    if not extra or "S" not in axes:
+        return invert_miniswhite(data, top)
+    gray = [slice(None)] * data.ndim
+    gray[axes.index("S")] = slice(0, page.samplesperpixel - extra)
+    data = data.copy()
+    data[tuple(gray)] = invert_miniswhite(data[tuple(gray)], top)
+    return data
+
+
+def _check_cmyk(page, name: str) -> None:
+    """Separated samples are read only as plain CMYK: 4 unsigned-integer inks, no extra samples."""
+    inkset = page.tags.valueof(332, 1)  # InkSet: 1 = CMYK (the default), 2 = another ink set
+    if inkset != 1:
+        raise BadInputError(f"{name}: TIFF of separated inks other than CMYK (InkSet {inkset}); save it as RGB or gray")
+    if page.samplesperpixel != 4 or page.extrasamples:
+        raise BadInputError(f"{name}: separated TIFF of {page.samplesperpixel} samples, not plain CMYK (4); "
+                            "save it as RGB or gray")
+    if np.dtype(page.dtype).kind != "u":
+        raise BadInputError(f"{name}: CMYK TIFF of {np.dtype(page.dtype)} samples; only 8- or 16-bit CMYK is read; "
+                            "save it as RGB or gray")
+
+
+def _cmyk_to_rgb(cmyk: np.ndarray, bits: int) -> np.ndarray:
+    """(..., 4) CMYK as (..., 3) RGB in the same dtype: R = (max - C)(max - K) / max, rounded.
+
+    The naive conversion Pillow's `convert('RGB')` makes (no colour profile)."""
+    top = 2 ** int(bits) - 1
+    ink = top - cmyk.astype(np.int64)
+    rgb = (ink[..., :3] * ink[..., 3:] * 2 + top) // (2 * top)
+    return rgb.astype(cmyk.dtype)
+
+
 def _tiff_errors() -> "tuple[type, ...]":
     """What tifffile and its codecs raise on damaged input (zlib.error on a truncated strip)."""
     import tifffile
@@ -222,8 +355,11 @@ def _tiff_errors() -> "tuple[type, ...]":
 
 
 def _tiff_problem(exc: BaseException) -> str:
-    """A cut-off compressed strip surfaces as a zlib or struct error: say so."""
-    truncated = isinstance(exc, (zlib.error, struct.error, EOFError))
+    """A cut-off compressed strip surfaces as a zlib, struct or codec error: say so."""
+    # With imagecodecs installed, tifffile decodes (even deflate) through it: its errors, such as
+    # DeflateError, are RuntimeErrors of that module.
+    codec = type(exc).__module__.partition(".")[0] == "imagecodecs"
+    truncated = codec or isinstance(exc, (zlib.error, struct.error, EOFError))
     return "truncated or damaged TIFF file" if truncated else "not a readable TIFF file"
 
 
@@ -269,6 +405,7 @@ class TiffStackReader:
         page = tif.pages[0]
         self.shape = (len(tif.pages),) + tuple(page.shape)
         self.dtype = page.dtype
+        self._top = miniswhite_top(page, name)  # pages are gray: only MinIsWhite needs undoing
         self.voxel_size, self.voxel_size_origin = tiff_metadata.read_voxel_size(tif)
 
     @classmethod
@@ -302,7 +439,7 @@ class TiffStackReader:
             raise BadInputError(f"{self.name}: page {index} is damaged or of another size")
         if image.dtype.kind == "f" and not np.isfinite(image).all():
             raise BadInputError(f"{self.name}: page {index} contains NaN or infinite values")
-        return image
+        return image if self._top is None else invert_miniswhite(image, self._top)
 
     def slabs(self, depth: int = 32):
         """Yield (depth, y, x) arrays from top to bottom."""
@@ -392,13 +529,13 @@ def _read_slice_folder(folder: Path, slices: "slice | None" = None) -> Volume:
     in_folder = len(files)
     if slices is not None:
         files = [files[index] for index in _slices_of(in_folder, slices, str(folder))]
-    first = read_image(files[0])
+    first = read_image(files[0], keep_alpha=False)  # a volume has no alpha: gray + alpha slices are gray
     # Each slice was checked as an image; the stack they make must fit the memory limit too.
     check_decoded_size(str(folder), (len(files),) + first.shape, first.dtype)
     data = np.empty((len(files),) + first.shape, dtype=first.dtype)
     data[0] = first
     for index, file in enumerate(files[1:], start=1):
-        image = read_image(file)
+        image = read_image(file, keep_alpha=False)
         if image.shape != first.shape or image.dtype != first.dtype:
             raise BadInputError(f"{folder}: slice {file.name} is {_describe(image)} but {files[0].name} is "
                                 f"{_describe(first)}; all slices must match")
