@@ -94,10 +94,12 @@ def test_a_folder_that_cannot_be_made_is_one_line(run_cli_in_process, tmp_path, 
     _one_line_error(code, err, "x.ome.zarr", "cannot create a folder")
 
 
-def _tiff_dpi(path) -> "tuple[float, float, int]":
+def _tiff_dpi(path) -> "tuple[float, float]":
+    """The TIFF's resolution tags in dots per inch (its unit: inch 2, centimetre 3)."""
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
-        return (*page.resolution, int(page.resolutionunit))
+        per_inch = {2: 1.0, 3: 2.54}[int(page.resolutionunit)]
+        return tuple(r * per_inch for r in page.resolution)
 
 
 def test_the_inputs_dpi_is_carried_into_the_cleaned_image(run_cli_in_process, tmp_path, scan):
@@ -108,8 +110,8 @@ def test_the_inputs_dpi_is_carried_into_the_cleaned_image(run_cli_in_process, tm
         code, _, err = run_cli_in_process("clean", tmp_path / source, "--out", tmp_path / out, "--tta", "1")
         assert code == 0, err
     assert Image.open(tmp_path / "a.png").info["dpi"] == pytest.approx((300, 300), abs=0.01)
-    assert _tiff_dpi(tmp_path / "a.tif") == pytest.approx((300, 300, 2))  # 2: inch
-    assert _tiff_dpi(tmp_path / "b.tif") == pytest.approx((600, 600, 2))
+    assert _tiff_dpi(tmp_path / "a.tif") == pytest.approx((300, 300))
+    assert _tiff_dpi(tmp_path / "b.tif") == pytest.approx((600, 600))
     assert "dpi" not in Image.open(tmp_path / "c.png").info
     # Folder mode carries each image's own.
     folder = tmp_path / "scans"

@@ -137,3 +137,15 @@ def test_library_log_records_go_to_stderr_not_into_the_output():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and "porespy: WARNING: a record" in result.stderr
+
+
+def test_convert_writes_a_slices_voxel_size_into_a_2d_tiff(run_cli, tmp_path):
+    volume = (np.random.default_rng(0).random((4, 16, 16)) < 0.3).astype(np.uint8) * 255
+    write_volume(tmp_path / "v.tif", volume, 5.345e-6)
+    for args in (("--slice", "z=1"), ("--slice", "z=1", "--voxel-size", "2um")):
+        code, _, stderr = run_cli("convert", tmp_path / "v.tif", tmp_path / "s.tif", *args)
+        assert code == 0, stderr
+        slice_ = read_volume(tmp_path / "s.tif", allow_2d=True)
+        assert np.array_equal(slice_.data, volume[1])
+        assert slice_.voxel_size == pytest.approx(2e-6 if "--voxel-size" in args else 5.345e-6)
+        (tmp_path / "s.tif").unlink()

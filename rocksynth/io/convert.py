@@ -128,9 +128,9 @@ def _write(target, kind, data: np.ndarray, voxel_size, colour: bool = False) -> 
                 raise BadInputError(f"{target}: a {kind.upper()} holds one 2D image but the data is 3D "
                                     f"{'x'.join(map(str, data.shape))}; pick one with --slice z=INDEX")
             data = data[0]
-        write_image(target, data)
+        write_image(target, data, voxel_size)
     elif single and (kind == "tiff" or str(target) == STDIO):  # stdout: PNG for an image, TIFF for a volume
-        write_image(target, data)
+        write_image(target, data, voxel_size)
     else:
         if single and data.ndim == 3 and kind is None:  # a folder of one colour slice, not one per row
             data = data[None]

@@ -146,14 +146,15 @@ def to_gray(image: np.ndarray, name: str = "image") -> np.ndarray:
     raise BadInputError(f"{name}: is a colour (RGB) image; a gray or binary image is needed")
 
 
-def write_image(path, image: np.ndarray) -> None:
-    """Write atomically; the format follows the suffix (.png, .tif, .jpg); '-' writes PNG to stdout."""
+def write_image(path, image: np.ndarray, pixel_size: "float | None" = None) -> None:
+    """Write atomically; the format follows the suffix (.png, .tif, .jpg); '-' writes PNG to stdout.
+    `pixel_size` (metres) is written as `write_image_file` writes it."""
     kind = "png" if str(path) == STDIO else format_from_suffix(str(path))
     if kind not in ("png", "tiff", "jpeg"):
         raise BadInputError(f"{path}: unknown image type; use .png, .tif or .jpg")
     check_writable_image(path, image, kind)  # before the temporary file, so errors name the user's output
     with atomic_output(path, suffix={"png": ".png", "tiff": ".tif", "jpeg": ".jpg"}[kind]) as tmp:
-        write_image_file(tmp, image, kind)
+        write_image_file(tmp, image, kind, pixel_size)
 
 
 def check_writable_image(path, image: np.ndarray, kind: "str | None" = None) -> None:
@@ -189,8 +190,12 @@ def _image_problem(image: np.ndarray, kind: str) -> "str | None":
     return None
 
 
-def write_image_file(path: Path, image: np.ndarray, kind: "str | None" = None) -> None:
-    """Write straight to `path` (callers handle atomicity). bool is written as 0/255."""
+def write_image_file(path: Path, image: np.ndarray, kind: "str | None" = None,
+                     pixel_size: "float | None" = None) -> None:
+    """Write straight to `path` (callers handle atomicity). bool is written as 0/255.
+
+    `pixel_size` (metres), when known, goes where readers look for it: a TIFF's resolution tags
+    and description, as volumes carry their voxel size; a PNG's or JPEG's dpi."""
     image = np.asarray(image)
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
@@ -199,8 +204,17 @@ def write_image_file(path: Path, image: np.ndarray, kind: "str | None" = None) -
     if kind == "tiff":
         import tifffile
 
-        tifffile.imwrite(path, image, photometric="rgb" if image.ndim == 3 else "minisblack", compression="zlib")
+        from rocksynth.io import tiff_metadata
+
+        size = {}
+        if pixel_size:
+            resolution, unit = tiff_metadata.resolution_for(pixel_size)
+            size = {"resolution": resolution, "resolutionunit": unit, "metadata": None,
+                    "description": tiff_metadata.description_for(pixel_size, image.shape)}
+        tifffile.imwrite(path, image, photometric="rgb" if image.ndim == 3 else "minisblack", compression="zlib",
+                         **size)
         return
     from PIL import Image
 
-    Image.fromarray(image).save(path, format="PNG" if kind == "png" else "JPEG", quality=95)
+    dpi = {"dpi": (0.0254 / pixel_size,) * 2} if pixel_size else {}
+    Image.fromarray(image).save(path, format="PNG" if kind == "png" else "JPEG", quality=95, **dpi)

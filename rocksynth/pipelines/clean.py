@@ -283,6 +283,11 @@ def _tiff_dpi(stream) -> "tuple[float, float] | None":
     return (0.0254 / size,) * 2 if size else None
 
 
+def _pixel_size(dpi: "tuple[float, float] | None") -> "float | None":
+    """The pixel size in metres of a drawing scanned at `dpi` (x, y); a scan's pixels are square."""
+    return 0.0254 / dpi[0] if dpi else None
+
+
 def _pillow_dpi(stream) -> "tuple[float, float] | None":
     import warnings
 
@@ -294,30 +299,13 @@ def _pillow_dpi(stream) -> "tuple[float, float] | None":
             return image.info.get("dpi")
 
 
-def _save(path: Path, image: np.ndarray, kind: str, dpi: "tuple[float, float] | None") -> None:
-    """`write_image_file`, plus the input's dpi (PNG pHYs, TIFF resolution, JPEG density) when it has one."""
-    from rocksynth.io.images import write_image_file
-
-    if dpi is None:
-        write_image_file(path, image, kind)
-    elif kind == "tiff":  # write_image_file's TIFF settings, with the resolution tags
-        import tifffile
-
-        tifffile.imwrite(path, image, photometric="minisblack", compression="zlib", resolution=dpi,
-                         resolutionunit="INCH")
-    else:
-        from PIL import Image
-
-        Image.fromarray(image).save(path, format="PNG" if kind == "png" else "JPEG", quality=95, dpi=dpi)
-
-
 def clean_paths(source: str, out: str, model: str = "drawings", threshold: float = 0.5, soft: bool = False,
                 tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, threads: int = 1, tta: int = DEFAULT_TTA,
                 device: "torch.device | None" = None) -> dict:
     """Clean one image (or '-') into `out`, or every image of a folder into the folder `out`; the
     U-Net runs on `device` (None: the CPU)."""
     from rocksynth.io.formats import format_from_suffix
-    from rocksynth.io.images import check_writable_image, read_image
+    from rocksynth.io.images import check_writable_image, read_image, write_image_file
     from rocksynth.io.paths import atomic_output, atomic_output_dir, check_input_file
     from rocksynth.progress import log, progress_bar
 
@@ -338,7 +326,7 @@ def clean_paths(source: str, out: str, model: str = "drawings", threshold: float
                 image = read_image(path)
                 dpi = _input_dpi(path)
                 cleaned = clean_image(image, net, threshold, soft, tile, overlap, tta)
-                _save(tmp / name, cleaned, format_from_suffix(name), dpi)
+                write_image_file(tmp / name, cleaned, format_from_suffix(name), _pixel_size(dpi))
                 pixels += cleaned.size
                 results.append({"input": str(path), "output": str(Path(out) / name),
                                 "ink_fraction": float(np.mean(cleaned < 128)), "dpi": dpi})
@@ -356,7 +344,7 @@ def clean_paths(source: str, out: str, model: str = "drawings", threshold: float
     cleaned = clean_image(image, net, threshold, soft, tile, overlap, tta)
     seconds = time.perf_counter() - start
     with atomic_output(out) as tmp:
-        _save(tmp, cleaned, kind, dpi)
+        write_image_file(tmp, cleaned, kind, _pixel_size(dpi))
     megapixels = cleaned.size / 1e6
     if out != STDIO:
         log(f"wrote {out} ({cleaned.shape[1]}x{cleaned.shape[0]}, {megapixels / seconds:.2f} MP/s)")
