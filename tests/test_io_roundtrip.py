@@ -179,3 +179,69 @@ def test_real_berea_reads_with_voxel_size_from_its_description(shared_data):
     assert volume.data.shape == (400, 400, 400)
     assert volume.voxel_size == pytest.approx(5.345e-6)
     assert (volume.data == 255).mean() == pytest.approx(0.196, abs=0.001)
+
+
+def _moving_square(count: int = 12, height: int = 64, width: int = 96) -> np.ndarray:
+    """Gray 128 frames with a moving 200 square: similar frames, so x264 uses B-frames."""
+    frames = np.full((count, height, width, 3), 128, np.uint8)
+    for t in range(count):
+        frames[t, 20:36, 4 + 4 * t:20 + 4 * t] = 200
+    return frames
+
+
+def test_a_clip_gray_but_for_its_last_frame_comes_back_in_colour(tmp_path):
+    frames = np.full((8, 64, 64, 3), 128, np.uint8)
+    for t in range(8):
+        frames[t, 8:16, 2 + 2 * t:10 + 2 * t] = 200
+    frames[7, 40:56, 40:56] = (0, 0, 255)  # a blue object in the last frame only
+    write_video(tmp_path / "late.mp4", frames)
+    video = read_video(tmp_path / "late.mp4")
+    assert video.frames.shape == (8, 64, 64, 3)
+    blue = video.frames[7, 44:52, 44:52].reshape(-1, 3).mean(0)
+    assert blue[2] > 200 and blue[0] < 60  # not made gray (nor black)
+
+
+@pytest.mark.parametrize("fps", [10, 5000, 30000])
+def test_mp4_at_any_frame_rate_decodes_every_frame_at_that_rate(tmp_path, fps):
+    import av
+
+    frames = _moving_square()
+    write_video(tmp_path / "v.mp4", frames, fps=fps)
+    with av.open(str(tmp_path / "v.mp4")) as container:
+        stream = container.streams.video[0]
+        decoded = sum(1 for _ in container.decode(stream))
+        rate, duration = stream.average_rate, float(stream.duration * stream.time_base)
+    assert decoded == len(frames)  # x264's B-frames made decoders drop frames from ~2000 fps
+    assert rate == fps and duration == pytest.approx(len(frames) / fps)
+    video = read_video(tmp_path / "v.mp4")
+    assert video.frames.shape[0] == len(frames) and video.fps == pytest.approx(fps)
+
+
+@pytest.mark.parametrize("fps", [1e-5, 2e6, float("nan")])
+def test_a_frame_rate_an_mp4_cannot_hold_is_refused_in_one_line(tmp_path, fps):
+    with pytest.raises(BadInputError, match="an MP4 frame rate must be 0.0001 to 1e\\+06"):
+        write_video(tmp_path / "v.mp4", _moving_square(2), fps=fps)
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_the_size_comment_of_a_resized_copy_is_ignored(tmp_path):
+    import av
+
+    write_video(tmp_path / "odd.mp4", _moving_square(4, 49, 65))  # comment rocksynth-size=65x49
+    with av.open(str(tmp_path / "odd.mp4")) as source:
+        comment = source.metadata["comment"]
+        frames = [frame.to_ndarray(format="rgb24") for frame in source.decode(video=0)]
+    # Re-encoded at twice the size, keeping the comment (as ffmpeg -i odd.mp4 -vf scale=2*iw:-2 does).
+    with av.open(str(tmp_path / "big.mp4"), "w", format="mp4") as out:
+        out.metadata["comment"] = comment
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 132, 100, "yuv420p"
+        for frame in frames:
+            big = np.ascontiguousarray(frame.repeat(2, 0).repeat(2, 1))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(big, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    assert comment == "rocksynth-size=65x49"
+    assert read_video(tmp_path / "big.mp4").frames.shape[1:3] == (100, 132)  # was cropped to 49x65
+    assert read_video(tmp_path / "odd.mp4").frames.shape[1:3] == (49, 65)  # our own padding still undone

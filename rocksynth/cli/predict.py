@@ -23,13 +23,16 @@ def predict(
     parallel: bool = typer.Option(True, "--parallel/--sequential", help="MaskGIT-style parallel decoding of each frame (default: 3-4x faster and, measured, no worse on PSNR/SSIM than one sequential sample; docs/predict.md) or code-by-code sequential sampling."),
     steps: int = options.positive_int(8, "--steps", help="Parallel decoding rounds per frame."),
     fallback: bool = typer.Option(True, "--fallback/--no-fallback", help="Frame predictors (scenes, rocks): scale the predicted change over the last frame by the gain that best predicts the last context frame from those before it, so a scene the network mispredicts falls back towards repeating the last frame (needs a --context longer than the model's 4 frames; docs/predict.md)."),
-    fps: Optional[float] = options.number(None, "--fps", min=0, min_open=True, help="Frame rate of an MP4 output (default: the input's)."),
+    fps: Optional[float] = options.number(None, "--fps", min=0, min_open=True, help="Frame rate of an MP4 output, 0.0001 to 1e6 (default: the input's)."),
     device: str = options.Device,
     as_json: bool = options.Json,
 ) -> None:
     """Predict the next frames of a video (or the next slices of an image stack)."""
+    from rocksynth.errors import BadInputError
     from rocksynth.pipelines.predict import predict_file
 
+    if as_json and out == "-":
+        raise BadInputError("--json and --out - both use stdout; pick one")
     summary = predict_file(clip, out, context=context, n_frames=frames, model=model, seed=seed,
                            temperature=temperature, samples=samples, parallel=parallel, steps=steps, fps=fps,
                            device=options.parse_device(device), fallback=fallback, start=start)

@@ -2,11 +2,12 @@
 
 H.264 in the widely playable yuv420p format needs even frame sides. Odd sides are padded by
 repeating the last row/column (never resized); the true size is stored in the MP4 comment and
-cropped back on reading, and the padding is reported.
+cropped back on reading (when the frames are that size padded), and the padding is reported.
 """
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,10 @@ DEFAULT_FPS = 10.0
 # A frame is a picture: at least 2 pixels a side, at most what H.264 (libx264) can encode.
 MIN_FRAME_SIDE, MAX_FRAME_SIDE = 2, 16384
 _SIZE_TAG = re.compile(r"rocksynth-size=(\d+)x(\d+)")
+# Frame rates an MP4 is written at. Measured: FFmpeg's MP4 muxer writes frames of 10^4 s but
+# refuses frames of 5 * 10^4 s, and above 10^6 fps a frame lasts less than the microsecond that
+# players count durations in.
+MIN_MP4_FPS, MAX_MP4_FPS = 1e-4, 1e6
 
 
 @dataclass
@@ -127,14 +132,31 @@ def _read_mp4(source, name: str, wanted: slice = slice(None)) -> Video:
     if not frames:
         raise BadInputError(f"{name}: has {total} frames, so none from frame {wanted.start} on" if total
                             else f"{name}: video holds no frames")
-    data = np.stack(frames)
-    match = _SIZE_TAG.search(comment or "")
-    if match:  # undo the even-size padding of our own writer
-        width, height = int(match.group(1)), int(match.group(2))
-        data = data[:, :height, :width]
+    data = _crop_padding(np.stack(frames), comment or "", name)
     if _is_gray(data):
         data = data[..., :1]
     return Video(np.ascontiguousarray(data), fps, name, first=first, total=total)
+
+
+def _crop_padding(data: np.ndarray, comment: str, name: str) -> np.ndarray:
+    """Undo the even-size padding of our own writer (`_encode_mp4`), as its MP4 comment says.
+
+    The comment survives re-encoding (a resized or recropped copy keeps it), so it is trusted
+    only when the frames are the size it implies: the true size, or that size padded to even."""
+    match = _SIZE_TAG.search(comment)
+    if not match:
+        return data
+    width, height = int(match.group(1)), int(match.group(2))
+    if data.shape[1:3] not in ((height, width), _even_size(height, width)):
+        log(f"{name}: its comment gives a frame size of {width}x{height}, but its frames are "
+            f"{data.shape[2]}x{data.shape[1]}; the comment is ignored")
+        return data
+    return data[:, :height, :width]
+
+
+def _even_size(height: int, width: int) -> "tuple[int, int]":
+    """The frame size H.264 (yuv420p) stores: each odd side padded by one pixel."""
+    return height + height % 2, width + width % 2
 
 
 def _decode_frames(container, stream, name: str, wanted: slice) -> "tuple[list[np.ndarray], int, int | None]":
@@ -177,9 +199,14 @@ def to_gray(frames: np.ndarray) -> np.ndarray:
 
 
 def _is_gray(frames: np.ndarray) -> bool:
-    """H.264 chroma of a gray video is flat, so its decoded RGB channels differ by at most a level."""
-    sample = frames[:: max(1, len(frames) // 4)].astype(np.int16)
-    return bool(np.abs(sample[..., 0] - sample[..., 1]).max() <= 2 and np.abs(sample[..., 0] - sample[..., 2]).max() <= 2)
+    """H.264 chroma of a gray video is flat, so its decoded RGB channels differ by at most a level
+    or two. Every frame is checked (one coloured object in one frame makes the clip colour), one
+    at a time so that no int16 copy of the whole clip is made."""
+    for frame in frames:
+        frame = frame.astype(np.int16)
+        if np.abs(frame[..., 0] - frame[..., 1]).max() > 2 or np.abs(frame[..., 0] - frame[..., 2]).max() > 2:
+            return False
+    return True
 
 
 def video_output_kind(path, stdout: str = "mp4") -> str:
@@ -212,9 +239,11 @@ def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS, quality: int
 
         write_volume(path, frames[..., 0] if frames.shape[-1] == 1 else frames, voxel_size)
     elif kind == "mp4":
+        name = str(path) if target != STDIO else "stdout"
         _check_mp4_size(path, frames)  # before the temporary file, so errors name the user's output
+        rate = mp4_rate(fps, name)
         with atomic_output(path, suffix=".mp4") as tmp:
-            _write_mp4(tmp, frames, fps, quality, str(path) if target != STDIO else "stdout")
+            _write_mp4(tmp, frames, rate, quality, name)
     else:
         from rocksynth.io.images import write_image_file
 
@@ -226,37 +255,63 @@ def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS, quality: int
 
 def _check_mp4_size(path, frames: np.ndarray) -> None:
     """H.264 frames (after padding odd sides to even) are at most MAX_FRAME_SIDE pixels a side."""
-    height, width = frames.shape[1:3]
-    if max(height + height % 2, width + width % 2) > MAX_FRAME_SIDE:
+    if max(_even_size(*frames.shape[1:3])) > MAX_FRAME_SIDE:
+        height, width = frames.shape[1:3]
         raise BadInputError(f"{'stdout' if str(path) == STDIO else path}: frames of {width}x{height} are too large "
                             f"for H.264 (at most {MAX_FRAME_SIDE} pixels a side); write a .tif stack or a folder")
 
 
-def _write_mp4(path: Path, frames: np.ndarray, fps: float, quality: int, name: str) -> None:
+def mp4_rate(fps: float, name: str = "--fps") -> Fraction:
+    """The frame rate an MP4 stores for `fps`: a fraction within 1e-4 of it (relative).
+
+    Raises `BadInputError`, naming `name` (the option or the output), for a rate outside
+    MIN_MP4_FPS to MAX_MP4_FPS, or NaN."""
+    if not MIN_MP4_FPS <= fps <= MAX_MP4_FPS:
+        raise BadInputError(f"{name}: an MP4 frame rate must be {MIN_MP4_FPS:g} to {MAX_MP4_FPS:g} frames per "
+                            f"second, not {fps:g}")
+    # Denominators up to 10^4 represent 10^-4 fps and NTSC's 30000/1001 exactly; fewer at high
+    # rates keep the numerator (the track's clock) within MP4's 32-bit timescales.
+    return Fraction(fps).limit_denominator(min(10_000, int(1e9 // fps)))
+
+
+def _movie_timescale(rate: Fraction) -> int:
+    """Ticks per second of the MP4 movie header: the track's clock (the rate's numerator,
+    doubled up to at least 10^4, as FFmpeg's MP4 muxer picks it), so every frame's time is exact.
+
+    The default, 1000 (milliseconds), is too coarse for the edit list that hides x264's B-frame
+    delay: at 10^4 fps 12 frames last 1.2 ms, rounded to 1 ms, and decoders dropped the frames
+    past it (from 3 * 10^4 fps every frame)."""
+    scale = rate.numerator
+    while scale < 10_000:
+        scale *= 2
+    return scale
+
+
+def _write_mp4(path: Path, frames: np.ndarray, rate: Fraction, quality: int, name: str) -> None:
     """Encode to `path` (a temporary file); failures are reported under `name`, the user's output."""
     import av
 
     try:
-        _encode_mp4(path, frames, fps, quality)
+        _encode_mp4(path, frames, rate, quality)
     except (av.error.FFmpegError, ValueError) as exc:
         raise RocksynthError(f"{name}: writing the MP4 failed ({str(exc).splitlines()[0][:120]})") from exc
 
 
-def _encode_mp4(path: Path, frames: np.ndarray, fps: float, quality: int) -> None:
+def _encode_mp4(path: Path, frames: np.ndarray, rate: Fraction, quality: int) -> None:
     import av
-    from fractions import Fraction
 
-    count, height, width = frames.shape[:3]
-    pad_y, pad_x = height % 2, width % 2
-    if pad_y or pad_x:
+    height, width = frames.shape[1:3]
+    padded = _even_size(height, width)
+    if padded != (height, width):
         log(f"frames are {width}x{height}: H.264 needs even sides, so they are padded to "
-            f"{width + pad_x}x{height + pad_y} in the file (cropped back when rocksynth reads it)")
-        frames = np.pad(frames, ((0, 0), (0, pad_y), (0, pad_x), (0, 0)), mode="edge")
+            f"{padded[1]}x{padded[0]} in the file (cropped back when rocksynth reads it)")
+        frames = np.pad(frames, ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)), mode="edge")
     if frames.shape[-1] == 1:
         frames = np.repeat(frames, 3, axis=-1)
-    with av.open(str(path), mode="w", format="mp4") as container:
+    options = {"movie_timescale": str(_movie_timescale(rate))}
+    with av.open(str(path), mode="w", format="mp4", options=options) as container:
         container.metadata["comment"] = f"rocksynth-size={width}x{height}"
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(quality), "preset": "medium"}

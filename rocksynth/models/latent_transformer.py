@@ -268,6 +268,7 @@ class LatentVideoTransformer(nn.Module):
         """One MaskGIT round: from the hidden states h (B, N, D) of the frame's tokens, sample
         every masked code of `frame` (B, N, P; -1 = masked), keep the most confident (cosine
         schedule) and re-mask the rest."""
+        temperature = _effective_temperature(temperature)  # its Gumbel noise too: a tiny one is 0
         b, n_tok = frame.shape[:2]
         masked = frame[..., 0] < 0  # (B, N): a position's parts are masked together, as in training
         logits = self.parallel_head(self.parallel_ln(h)).view(b, n_tok, self.n_parts, self.n_codes)
@@ -441,9 +442,22 @@ def _uniform(like: torch.Tensor, generator) -> torch.Tensor:
     return torch.rand(like.shape, generator=generator, device=_generator_device(generator, like)).to(like.device)
 
 
+# Sampling temperatures below this are taken as 0 (argmax). Dividing the float32 logits by a
+# tinier one can overflow (logits / 1e-40 = inf: NaN probabilities), and sampling at it is argmax
+# already but for near-ties: a code whose logit is 1e-5 below the best's is drawn e^10 times less
+# often than the best.
+ARGMAX_TEMPERATURE = 1e-6
+
+
+def _effective_temperature(temperature: float) -> float:
+    """`temperature`, or 0 (argmax) below ARGMAX_TEMPERATURE."""
+    return 0.0 if temperature < ARGMAX_TEMPERATURE else temperature
+
+
 def _sample(logits, temperature, generator):
-    """Sample indices from logits (..., K); temperature 0 = argmax. The draw is made on the
-    generator's device (a CPU generator: the same samples on every device)."""
+    """Sample indices from logits (..., K); temperature 0 (or below ARGMAX_TEMPERATURE) = argmax.
+    The draw is made on the generator's device (a CPU generator: the same samples on every device)."""
+    temperature = _effective_temperature(temperature)
     if temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, -1)

@@ -7,6 +7,7 @@ its three channels and comes back gray; a colour clip given to a gray model is r
 colour would be lost (`check_channels`).
 """
 
+import os
 import time
 from pathlib import Path
 
@@ -89,14 +90,17 @@ def predict_file(clip, out, context: int = 5, n_frames: int = 16, model: str = "
     counted from the end, so -context continues the clip past its end) on `device` (None: the
     CPU), write context + prediction; `fallback`: see `predict_clip`."""
     from rocksynth.io.paths import check_input_file, prepare_outputs
-    from rocksynth.io.videos import frame_slice, read_video, video_output_kind, write_video
+    from rocksynth.io.videos import frame_slice, mp4_rate, read_video, video_output_kind, write_video
 
     if context < 1:
         raise BadInputError("--context must be at least 1 frame")
     _check_settings(n_frames, samples, temperature, parallel, steps)
     if str(clip) != "-":
         check_input_file(clip)  # registered as an input before the outputs are checked against it
-    video_output_kind(out)  # an unknown output type is refused before the model runs
+    kind = video_output_kind(out)  # an unknown output type is refused before the model runs
+    if kind == "mp4" and fps is not None:
+        mp4_rate(fps, "--fps")  # a rate an MP4 cannot hold is refused before the model runs too
+    out = _folder_path(out, kind)
     targets = [str(p) for p in prepare_outputs(_sample_paths(out, samples))]  # every sample's name, before any is written
     torch.manual_seed(seed)
     loaded = load_predictor(model, device)
@@ -145,18 +149,33 @@ def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float =
     -------
     predicted : ndarray of uint8
         (samples, n_frames, y, x, c), at the input's size and channels. A binary clip (one
-        channel, only 0 and 255: segmented micro-CT slices) gets binary frames with the last
-        context frame's fraction of 255 (`binarize_keeping_porosity`).
+        channel, only 0 and 255 or only 0 and 1: segmented micro-CT slices, `binary_pore_value`)
+        gets binary frames in its own two values, with the last context frame's pore fraction
+        (`binarize_keeping_porosity`).
     info : dict
         Samples, decoding, seconds, frames per second and frame sizes (and a frame predictor's
-        ``gain``).
+        ``gain``; ``binary`` True for a binary clip).
     """
     _check_settings(n_frames, samples, temperature, parallel, steps)
+    pore = binary_pore_value(frames)
+    # The models know binary frames as 0/255: a 0/1 stack (1 = pore) is shown to them as 0/255,
+    # and its prediction given back in 0/1, the values of the context frames written with it.
+    model_frames = frames * np.uint8(255) if pore == 1 else frames
+    predicted, info = _predict_frames(model_frames, n_frames, loaded, temperature, samples, parallel, steps, seed,
+                                      fallback)
+    if pore is None:
+        return predicted, info
+    return _binarize_like(frames, predicted, pore), dict(info, binary=True)
+
+
+def _predict_frames(frames: np.ndarray, n_frames: int, loaded, temperature: float, samples: int, parallel: bool,
+                    steps: int, seed: int, fallback: bool) -> "tuple[np.ndarray, dict]":
+    """`predict_clip` with the model's own frames as output (not made binary)."""
     vqvae, transformer, payload = loaded
     if vqvae is None:
         if temperature != 1.0:
             log("this model is deterministic: --temperature does not apply to it")
-        return _binary_like(frames, *_predict_deterministic(transformer, frames, n_frames, samples, fallback))
+        return _predict_deterministic(transformer, frames, n_frames, samples, fallback)
     context = frames.shape[0]
     size, channels = payload["config"]["frame"]["size"], payload["config"]["frame"]["channels"]
     height, width, in_channels = frames.shape[1:]
@@ -179,23 +198,32 @@ def predict_clip(frames: np.ndarray, n_frames: int, loaded, temperature: float =
     mode = f"parallel, {steps} steps" if parallel else "sequential"
     log(f"{samples * n_frames} frames predicted in {elapsed:.1f} s ({samples * n_frames / elapsed:.1f} frames/s, {mode})")
     out = np.stack([from_model_frames(sample, height, width, in_channels) for sample in predicted])
-    return _binary_like(frames, out, {
+    return out, {
         "samples": samples, "decoding": "parallel" if parallel else "sequential", "seconds": round(elapsed, 3),
         "frames_per_second": round(samples * n_frames / elapsed, 3), "model_frame_size": size,
-        "input_frame_size": [height, width]})
+        "input_frame_size": [height, width]}
 
 
-def _binary_like(frames: np.ndarray, predicted: np.ndarray, info: dict) -> "tuple[np.ndarray, dict]":
-    """`predicted` made binary if the context `frames` are binary (one channel, only 0 and 255),
-    so that a segmented stack is continued by segmented slices (`binarize_keeping_porosity`, at
-    the last context frame's fraction of 255); `info` says so."""
-    if frames.shape[-1] != 1 or not np.isin(frames, (0, 255)).all():
-        return predicted, info
-    fraction = float((frames[-1] == 255).mean())
-    log(f"binary input (0 and 255 only): each predicted frame is made binary with the last context frame's "
-        f"fraction of 255 ({fraction:.3f})")
+def binary_pore_value(frames: np.ndarray) -> "int | None":
+    """255 or 1 if `frames` are binary (one channel holding only 0 and 255, or only 0 and 1, the
+    higher value pore, as segmented micro-CT slices are), else None. All-0 frames count as 0/255."""
+    if frames.shape[-1] != 1:
+        return None
+    pore = int(frames.max()) or 255
+    if pore not in (1, 255) or not ((frames == 0) | (frames == pore)).all():
+        return None
+    return pore
+
+
+def _binarize_like(frames: np.ndarray, predicted: np.ndarray, pore: int) -> np.ndarray:
+    """Binary `predicted` frames (0 and `pore`) for the binary context `frames`, so that a segmented
+    stack is continued by segmented slices (`binarize_keeping_porosity`, at the last context
+    frame's pore fraction)."""
+    fraction = float((frames[-1] == pore).mean())
+    log(f"binary input (0 and {pore} only): each predicted frame is made binary with the last context frame's "
+        f"fraction of {pore} ({fraction:.3f})")
     binary = binarize_keeping_porosity(predicted[..., 0], fraction)
-    return np.where(binary, 255, 0).astype(np.uint8)[..., None], dict(info, binary=True)
+    return np.where(binary, pore, 0).astype(np.uint8)[..., None]
 
 
 def binarize_keeping_porosity(frames: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
@@ -303,6 +331,13 @@ def _check_memory(nbytes: int, n_frames: int, samples: int) -> None:
     if nbytes > available:
         raise BadInputError(f"--frames {n_frames} x --samples {samples} needs about {nbytes / 1e9:.3g} GB of memory, "
                             f"{available / 1e9:.3g} GB is available; predict fewer frames")
+
+
+def _folder_path(out, kind: str) -> str:
+    """`out` as a folder path (ending in '/') when it is written as a folder, so that an existing
+    empty folder named without the '/' is taken as one, not as a file the folder would replace."""
+    text = str(out)
+    return text + "/" if kind == "folder" and not text.endswith(("/", os.sep)) else text
 
 
 def _sample_paths(out, samples: int) -> "list[str]":
