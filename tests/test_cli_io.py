@@ -149,3 +149,15 @@ def test_convert_writes_a_slices_voxel_size_into_a_2d_tiff(run_cli, tmp_path):
         assert np.array_equal(slice_.data, volume[1])
         assert slice_.voxel_size == pytest.approx(2e-6 if "--voxel-size" in args else 5.345e-6)
         (tmp_path / "s.tif").unlink()
+
+
+def test_convert_says_how_to_read_back_what_a_format_does_not_hold(run_cli, tmp_path):
+    volume = (np.random.default_rng(0).random((4, 16, 16)) < 0.3).astype(np.uint8) * 255
+    write_volume(tmp_path / "v.tif", volume, 5.345e-6)
+    for target in ("v.npy", "slices/"):
+        code, _, stderr = run_cli("convert", tmp_path / "v.tif", f"{tmp_path}/{target}")
+        assert code == 0 and "holds no voxel size: give --voxel-size 5.345um" in stderr, stderr
+    code, _, stderr = run_cli("convert", tmp_path / "v.npy", tmp_path / "again.npy")  # none known: nothing to say
+    assert code == 0 and "voxel size" not in stderr, stderr
+    code, _, stderr = run_cli("convert", tmp_path / "v.tif", tmp_path / "v.mp4")
+    assert code == 0 and "H.264 blurs binary frames" in stderr, stderr

@@ -12,7 +12,8 @@ from rocksynth.io.paths import STDIO, check_output, register_input
 from rocksynth.io.segment import binarize
 from rocksynth.io.videos import DEFAULT_FPS, read_video, write_video
 from rocksynth.io.volumes import TiffStackReader, read_volume, write_volume
-from rocksynth.progress import log, progress_bar
+from rocksynth.progress import log, progress_bar, warn
+from rocksynth.units import format_length
 
 _AXES = {"z": 0, "y": 1, "x": 2}
 WRITE_SLICES = 32  # slices handed to a streaming writer at a time
@@ -58,7 +59,7 @@ def convert_file(source, target, *, segment=False, threshold=None, pore_value="a
         data = segmentation.mask
     size = _voxel_size(voxel_size, volume.voxel_size, volume.voxel_size_origin, volume.source)
     _write(target, target_kind, data, size, colour=colour and data.ndim == 3)
-    return _written(target, data.shape, "uint8 0/255" if data.dtype == bool else data.dtype)
+    return _written(target, data.shape, "uint8 0/255" if data.dtype == bool else data.dtype, size)
 
 
 def _convert_streaming(source, name: str, slabs, target, segment, threshold, pore_value, voxel_size) -> str:
@@ -100,11 +101,17 @@ def _streams(source, source_kind, target_kind, slice_spec, crop) -> bool:
     return is_lazy_volume(source)
 
 
-def _written(target, shape, dtype) -> str:
+def _written(target, shape, dtype, voxel_size: "float | None" = None) -> str:
+    """The summary line, with how to read back what the output's format does not hold."""
     summary = f"wrote {target if str(target) != STDIO else 'stdout'} ({'x'.join(map(str, shape))}, {dtype})"
-    if format_from_suffix(str(target)) == "raw":  # bare bytes: nothing in the file says how to read it
+    kind = format_from_suffix(str(target))
+    size = f"--voxel-size {format_length(voxel_size).replace(' ', '').replace('µ', 'u')}" if voxel_size else None
+    if kind == "raw":  # bare bytes: nothing in the file says how to read it
         summary += (f"; a .raw file holds no shape, type or voxel size: read it with --shape {'x'.join(map(str, shape))} "
-                    f"--dtype {str(dtype).split()[0]} (and --voxel-size)")
+                    f"--dtype {str(dtype).split()[0]} ({size or 'and --voxel-size'})")
+    elif size and str(target) != STDIO and (kind == "npy" or (kind is None and len(shape) == 3)):
+        what = "a .npy file" if kind == "npy" else "a folder of PNG slices"
+        summary += f"; {what} holds no voxel size: give {size} when reading it"
     return summary
 
 
@@ -139,6 +146,8 @@ def _write(target, kind, data: np.ndarray, voxel_size, colour: bool = False) -> 
 
 def _convert_video(source, target, fps) -> str:
     video = read_video(source)
+    if format_from_suffix(str(target)) == "mp4" and video.frames.shape[-1] == 1 and np.isin(video.frames, (0, 255)).all():
+        warn(f"{target}: H.264 blurs binary frames into gray levels; a .tif stack keeps them binary")
     write_video(target, video.frames, fps or video.fps or DEFAULT_FPS)
     t, y, x, c = video.frames.shape
     return f"wrote {target} ({t} frames of {x}x{y}, {'gray' if c == 1 else 'RGB'})"
