@@ -210,8 +210,8 @@ def test_warm_start_from_a_shipped_model_ramps_the_learning_rate(tmp_path):
 
 def test_the_full_resolution_layer_equals_the_convolution_of_the_lifted_tensor():
     """`VolumeGenerator._full_res_conv` convolves the lifted slice features without building them:
-    the same numbers to float rounding near the slice and at the window's ends, and exactly the
-    same in the far field, where the lifted features are zero."""
+    the same numbers to float rounding near the slice and at the window's ends, and in the far
+    field, where the lifted features are zero, to the rounding of one float32 sum."""
     from rocksynth.models.slice2vol import depth_code
 
     generator = Slice2Vol().generator.eval()
@@ -227,7 +227,9 @@ def test_the_full_resolution_layer_equals_the_convolution_of_the_lifted_tensor()
             got = generator._full_res_conv(x, skip, decays)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
         if centre > depth + 8:  # far from the slice: no lifted input at all
-            assert torch.equal(got, expected)
+            # Not bit for bit: over more input channels (the zero ones) a CPU's convolution kernel
+            # may sum in another order (4e-7 seen on values near 1).
+            torch.testing.assert_close(got, expected, rtol=0, atol=2e-6)
 
 
 def test_the_inference_path_gives_the_plain_networks_voxels(monkeypatch):
