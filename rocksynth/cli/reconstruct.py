@@ -21,6 +21,7 @@ def reconstruct(
     voxel_size: Optional[str] = typer.Option(None, "--voxel-size", help="Voxel size, e.g. 5.345um (default: the slice's, else the model's training data)."),
     threshold: Optional[float] = options.Threshold,
     pore_value: str = options.PoreValue,
+    crop: bool = options.Crop,
     slab: Optional[int] = options.number(None, "--slab", min=4, help="Depth generated at a time (default: about 4M voxels per slab, which bounds memory)."),
     calibrated: bool = typer.Option(False, "--calibrated", help="Threshold the generator at the model's porosity calibration (training cubes' porosity) instead of probability 0.5: less porous, less connected (docs/reconstruct.md)."),
     device: str = options.Device,
@@ -31,12 +32,13 @@ def reconstruct(
 
     from rocksynth.errors import BadInputError
     from rocksynth.pipelines.reconstruct import reconstruct_files
+    from rocksynth.units import parse_length
 
     if json_out and out == "-":
         raise BadInputError("--json and --out - both use stdout; pick one")
     summary = reconstruct_files(slice_path, out, model=model, depth=depth, samples=samples, seed=seed,
-                                voxel_size=voxel_size, threshold=threshold, pore_value=pore_value, slab=slab,
-                                calibrated=calibrated, device=options.parse_device(device))
+                                voxel_size=parse_length(voxel_size), threshold=threshold, pore_value=pore_value,
+                                slab=slab, calibrated=calibrated, device=options.parse_device(device), crop=crop)
     if json_out:
         typer.echo(json.dumps(summary, indent=2, default=str))
 
@@ -190,7 +192,8 @@ def train_reconstruct(
     torch.set_num_threads(command.threads)
     loaded, voxel_sizes = [], []
     for path in volumes:
-        mask, voxel = load_binary_volume(path, threshold=threshold, pore_value=pore_value)
+        # crop_flag=None: this command's --crop is the training crop, not a field of view's.
+        mask, voxel = load_binary_volume(path, threshold=threshold, pore_value=pore_value, crop_flag=None)
         name = "stdin" if path == STDIO else Path(path).name
         loaded.append((name, require_3d(mask, name)))
         voxel_sizes.append(voxel)

@@ -13,7 +13,7 @@ def synthesize(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output volume: .tif (BigTIFF when large) or .zarr (OME-Zarr, multiscale); '-' = stdout (TIFF)."),
     texture: Optional[str] = typer.Option(None, "--texture", "-t", help="Texture name (see --list)."),
     size: str = typer.Option("128", "--size", "-s", help="Output size: N (a cube) or ZxYxX, in voxels."),
-    like: Optional[str] = typer.Option(None, "--like", help="Exemplar volume: synthesize its texture (through the encoder)."),
+    like: Optional[str] = typer.Option(None, "--like", help="Exemplar volume: synthesize its texture (through the encoder); --threshold, --pore-value and --crop segment it."),
     blend: Optional[str] = typer.Option(None, "--blend", help="A:B - a smooth transition from texture A to texture B along --axis."),
     axis: str = typer.Option("z", "--axis", help="Axis of --blend: z, y or x."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Label volume or image (0, 1, 2...): region k gets the k-th texture of --textures."),
@@ -23,6 +23,9 @@ def synthesize(
     model: str = typer.Option("rocks", "--model", "-m", help="Shipped texture model name or a checkpoint path."),
     tile: int = options.number(128, "--tile", min=8, help="Side of the decoded tiles in voxels (multiple of 8; bounds memory)."),
     list_textures: bool = typer.Option(False, "--list", help="List the model's textures and exit."),
+    threshold: Optional[float] = options.Threshold,
+    pore_value: str = options.PoreValue,
+    crop: bool = options.Crop,
     device: str = options.Device,
     json_out: bool = options.Json,
 ) -> None:
@@ -31,6 +34,7 @@ def synthesize(
 
     from rocksynth.errors import BadInputError
     from rocksynth.pipelines.synthesize import list_model_textures, synthesize_file
+    from rocksynth.units import parse_length
 
     if list_textures:
         rows = list_model_textures(model)
@@ -45,8 +49,9 @@ def synthesize(
     if json_out and out == "-":
         raise BadInputError("--json and --out - both use stdout; pick one")
     summary = synthesize_file(out, model=model, texture=texture, size=size, like=like, blend=blend, axis=axis,
-                              layout=layout, layout_textures=textures, seed=seed, voxel_size=voxel_size, tile=tile,
-                              device=options.parse_device(device))
+                              layout=layout, layout_textures=textures, seed=seed, voxel_size=parse_length(voxel_size),
+                              tile=tile, device=options.parse_device(device), threshold=threshold,
+                              pore_value=pore_value, crop=crop)
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
 

@@ -155,7 +155,7 @@ def load_binary_lazy(path, threshold=None, pore_value="auto", voxel_size=None, c
     on the middle slice (and cropped with `crop`). Parameters as `load_binary_volume`, plus
     `chunks` as `open_lazy`. Nothing but those slices is read before the mask is computed.
     """
-    from rocksynth.io.binary import _voxel_size
+    from rocksynth.io.binary import _voxel_size, outside_note
     from rocksynth.io.segment import binarize, detect_circular_fov
     from rocksynth.progress import log, warn
 
@@ -180,11 +180,10 @@ def load_binary_lazy(path, threshold=None, pore_value="auto", voxel_size=None, c
                 f"{rows.start}:{rows.stop}, columns {cols.start}:{cols.stop}")
             data = data[:, rows, cols]
             offset = (0, rows.start, cols.start)
-        else:
-            warn(f"{source}: circular field of view detected (radius {fov.radius:.0f} px); the area outside it "
-                 f"is counted as material; use --crop to keep only the inscribed square")
     rule = binarize(volume.sample(), threshold, pore_value)
     log(f"{source}: {rule.note}" + (" (chosen on 16 evenly spaced slices)" if rule.threshold is not None and threshold is None else ""))
+    if fov is not None and not crop:
+        warn(f"{source}: {outside_note(rule.apply(middle), fov)}; use --crop to keep only the inscribed square")
     rule = replace(rule, mask=None)  # the sample's mask: not to be sent with every task
     import dask.array as da
     from dask.base import tokenize

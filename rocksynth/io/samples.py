@@ -75,7 +75,7 @@ def collect_samples(paths, crops: "int | None", crop_size: int, seed: int, thres
     samples = []
     for name in files:
         mask, size = load_binary_volume(name, threshold=threshold, pore_value=pore_value, voxel_size=voxel_size,
-                                        allow_2d=True)
+                                        allow_2d=True, crop_flag=None)  # compare has no --crop
         if crops:
             samples += [(crop, size) for crop in random_crops(mask, crops, crop_size, rng)]
         else:

@@ -4,6 +4,7 @@ from ImageJ metadata, or from a free-text description such as 'Berea ..., 5.345 
 import json
 import re
 
+from rocksynth.errors import BadInputError
 from rocksynth.units import parse_length
 
 _TEXT_VOXEL_RE = re.compile(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(um|µm|micron|microns|nm|mm)\s*(?:voxel|pixel)",
@@ -36,14 +37,9 @@ def read_voxel_size(tif) -> "tuple[float | None, str]":
             return float(meta["voxel_size_m"]), "rocksynth metadata"
     except ValueError:
         pass
-    if tif.is_imagej and tif.imagej_metadata:
-        unit = str(tif.imagej_metadata.get("unit", "")).replace("\\u00B5", "µ").replace("micron", "um")
-        spacing = tif.imagej_metadata.get("spacing")
-        if spacing and unit:
-            try:
-                return parse_length(f"{spacing}{unit}"), "ImageJ metadata (z spacing)"
-            except Exception:
-                pass
+    size, origin = _from_imagej(tif)
+    if size:
+        return size, origin
     size = _from_resolution_tags(page)
     if size:
         return size, "TIFF resolution tags"
@@ -53,13 +49,52 @@ def read_voxel_size(tif) -> "tuple[float | None, str]":
     return None, ""
 
 
-def _from_resolution_tags(page) -> "float | None":
-    tag, unit_tag = page.tags.get("XResolution"), page.tags.get("ResolutionUnit")
-    if tag is None or unit_tag is None:
+def _from_imagej(tif) -> "tuple[float | None, str]":
+    """ImageJ's z `spacing`, else its X resolution, both in the `unit` of its metadata.
+
+    ImageJ writes `spacing` only for stacks, and the resolution unit tag NONE with its own unit
+    in the metadata, so a calibrated 2D slice has its pixel size only this way."""
+    meta = tif.imagej_metadata if tif.is_imagej else None
+    unit = _imagej_unit(meta.get("unit", "")) if meta else ""
+    if not unit:
+        return None, ""
+    spacing = meta.get("spacing")
+    if spacing:
+        size = _length(spacing, unit)
+        if size:
+            return size, "ImageJ metadata (z spacing)"
+    per_unit = _pixels_per_unit(tif.pages[0])
+    size = _length(1 / per_unit, unit) if per_unit else None
+    return (size, f"ImageJ metadata, X resolution in {unit}") if size else (None, "")
+
+
+def _imagej_unit(text) -> str:
+    unit = str(text).strip().replace("\\u00B5", "µ")
+    return "um" if unit.lower() in ("micron", "microns") else unit
+
+
+def _length(value, unit: str) -> "float | None":
+    """`value` `unit` in metres, or None for a unit that is not a length (ImageJ's 'pixel', 'inch')."""
+    try:
+        return parse_length(f"{float(value)!r}{unit}")
+    except (BadInputError, ValueError):
+        return None
+
+
+def _pixels_per_unit(page) -> "float | None":
+    tag = page.tags.get("XResolution")
+    if tag is None:
         return None
     numerator, denominator = tag.value
-    unit = int(unit_tag.value)
-    if not numerator or not denominator or unit not in (2, 3):  # 2 = inch, 3 = centimetre
+    return numerator / denominator if numerator and denominator else None
+
+
+def _from_resolution_tags(page) -> "float | None":
+    unit_tag = page.tags.get("ResolutionUnit")
+    pixels_per_unit = _pixels_per_unit(page)
+    if unit_tag is None or not pixels_per_unit:
         return None
-    pixels_per_unit = numerator / denominator
+    unit = int(unit_tag.value)
+    if unit not in (2, 3):  # 2 = inch, 3 = centimetre; 1 (NONE) is no physical size
+        return None
     return (0.0254 if unit == 2 else 0.01) / pixels_per_unit

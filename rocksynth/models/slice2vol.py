@@ -308,6 +308,132 @@ class Slice2Vol(nn.Module):
         out = self.generator(slice_, feats, noise[0], noise[1], centre=centre, z0=-halo, keep=(0, cells))
         return out if logits else torch.sigmoid(out)
 
+
+# torch's CPU `randn` of n >= 16 floats draws n uniforms (one 32-bit output each) in order, turns
+# them into normals in blocks of 16 and, when 16 does not divide n, redraws the last 16 values from
+# 16 more uniforms. So any block-aligned part of a draw can be drawn alone by a generator advanced
+# to it, with the same numbers (`tests/test_generate_audit.py` checks it against `sample_noise`).
+_BLOCK = 16
+_SKIP = 1 << 22  # values drawn at a time when advancing a generator (16 MB; a whole number of blocks)
+
+
+def _advance(generator: torch.Generator, count: int) -> None:
+    """Move `generator` on by `count` 32-bit outputs: whole blocks as `randn` draws them (faster
+    than `rand`), the rest as `rand` of floats (one output each)."""
+    blocks = count // _BLOCK * _BLOCK
+    while blocks > 0:
+        torch.randn(min(blocks, _SKIP), generator=generator)
+        blocks -= _SKIP
+    if count % _BLOCK:
+        torch.rand(count % _BLOCK, generator=generator)
+
+
+def _copy(generator: torch.Generator) -> torch.Generator:
+    copy = torch.Generator()
+    copy.set_state(generator.get_state())
+    return copy
+
+
+class _Cursor:
+    """One channel of a `_Draw`: its flat values drawn forward on request, a block at a time."""
+
+    def __init__(self, generator: torch.Generator, start: int, size: int):
+        self.generator, self.start, self.size = generator, start, size
+        # Flat values [start, start + len(buffer)); the end is on a block boundary or the draw's end.
+        self.buffer = torch.empty(0)
+
+    def take(self, begin: int, end: int) -> torch.Tensor:
+        """Flat values [begin, end) of the draw; `begin` never moves back."""
+        if begin < self.start:
+            raise ValueError("noise is drawn forward only: a range may not start before the previous one")
+        stop = self.start + len(self.buffer)
+        last = (self.size - _BLOCK) // _BLOCK * _BLOCK  # values from here on may be the redrawn tail
+        if begin > stop:  # skip whole blocks
+            skip = min(begin // _BLOCK * _BLOCK, last)
+            _advance(self.generator, skip - stop)
+            self.start, self.buffer, stop = skip, torch.empty(0), skip
+        if end > stop:
+            new_stop = -(-end // _BLOCK) * _BLOCK
+            new_stop = self.size if new_stop > last else new_stop  # the tail is drawn with the values before it
+            self.buffer = torch.cat([self.buffer, torch.randn(new_stop - stop, generator=self.generator)])
+        self.buffer = self.buffer[begin - self.start:]  # a view; the next extension copies only what is kept
+        self.start = begin
+        return self.buffer[:end - begin]
+
+
+class _Draw:
+    """One `torch.randn(shape)` of shape (channels, depth, ...) from `generator`, read a depth range
+    at a time, forward within each region (the depths from each of `regions` on); `generator` is
+    left where the whole draw would leave it."""
+
+    def __init__(self, shape, generator: torch.Generator, regions=(0,)):
+        self.shape, self.regions = tuple(shape), tuple(regions)
+        self.plane = 1
+        for side in self.shape[2:]:
+            self.plane *= side
+        size = self.shape[0] * self.shape[1] * self.plane
+        self.whole, self.cursors = None, {}
+        if size < _BLOCK:  # torch draws these another way; tiny, so drawn whole
+            self.whole = torch.randn(self.shape, generator=generator)
+            return
+        last, position = (size - _BLOCK) // _BLOCK * _BLOCK, 0
+        for channel in range(self.shape[0]):
+            for region in self.regions:
+                start = min((channel * self.shape[1] + region) * self.plane // _BLOCK * _BLOCK, last)
+                _advance(generator, start - position)
+                position = start
+                self.cursors[channel, region] = _Cursor(_copy(generator), start, size)
+        _advance(generator, size + (_BLOCK if size % _BLOCK else 0) - position)
+
+    def take(self, lo: int, hi: int) -> torch.Tensor:
+        """(channels, hi - lo, ...): depths [lo, hi) of the draw."""
+        if self.whole is not None:
+            return self.whole[:, lo:hi]
+        region = max(r for r in self.regions if r <= lo)
+        offset = self.shape[1] * self.plane
+        channels = [self.cursors[c, region].take(c * offset + lo * self.plane, c * offset + hi * self.plane)
+                    for c in range(self.shape[0])]
+        return torch.stack(channels).reshape((self.shape[0], hi - lo) + self.shape[2:])
+
+
+class NoiseSlabs:
+    """The noise of `Slice2Vol.sample_noise(1, depth, height, width, generator)`, halo cells
+    included, drawn a range of cells at a time, so memory holds a slab's noise, not the volume's.
+
+    `take(lo, hi)` gives the same numbers as `noise2[:, :, lo:hi]` and `noise1[:, :, 2*lo:2*hi]`
+    of `sample_noise` (cells counted from the first halo cell); `lo` must not move back.
+    Setting up advances the generator once through all the noise (about a nanosecond per value,
+    0.4 values per voxel), as drawing it whole does.
+    """
+
+    def __init__(self, model: "Slice2Vol", depth: int, height: int, width: int, generator: torch.Generator):
+        halo = model.halo_cells()
+        shape2, shape1 = model.generator.noise_shapes(depth, height, width)
+        extra2, extra1 = model.generator.noise_shapes(2 * halo * GRID, height, width)
+        self.halo, self.cells = halo, shape2[1]
+        # In sample_noise's order: the volume's own cells, then the halo cells of both ends.
+        # The halo draw holds both ends' cells, each end read forward on its own.
+        main2, main1 = _Draw(shape2, generator), _Draw(shape1, generator)
+        halo2, halo1 = _Draw(extra2, generator, (0, halo)), _Draw(extra1, generator, (0, 2 * halo))
+        self.parts = ((1, main2, halo2), (2, main1, halo1))
+
+    def take(self, lo: int, hi: int) -> "tuple[torch.Tensor, torch.Tensor]":
+        """(noise2, noise1) of cells [lo, hi), each (1, channels, depth, ...)."""
+        return tuple(self._part(main, extra, lo * k, hi * k, k) for k, main, extra in self.parts)
+
+    def _part(self, main: _Draw, extra: _Draw, lo: int, hi: int, k: int) -> torch.Tensor:
+        # sample_noise puts the first half of the halo draw before the volume's cells, the rest after.
+        halo, cells = self.halo * k, self.cells * k
+        pieces = []
+        if lo < halo:
+            pieces.append(extra.take(lo, min(hi, halo)))
+        if hi > halo and lo < halo + cells:
+            pieces.append(main.take(max(lo, halo) - halo, min(hi, halo + cells) - halo))
+        if hi > halo + cells:
+            pieces.append(extra.take(max(lo, halo + cells) - cells, hi - cells))
+        return torch.cat(pieces, 1)[None]
+
+
 def without_depth_code(state: dict, config: dict) -> dict:
     """The weights `state` of a model built with `config` (with a depth code: `depth_code`
     True or absent, as in the shipped checkpoints) for the same model without it: the code's

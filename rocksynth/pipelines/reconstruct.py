@@ -20,7 +20,7 @@ import torch
 from rocksynth.devices import mixed_precision, module_device, to_numpy
 from rocksynth.errors import BadInputError
 from rocksynth.models.checkpoints import inference_models, load_checkpoint
-from rocksynth.models.slice2vol import GRID, Slice2Vol
+from rocksynth.models.slice2vol import GRID, NoiseSlabs, Slice2Vol
 from rocksynth.progress import log, progress_bar, warn
 
 KIND = "reconstruct"
@@ -101,7 +101,8 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
     voxels as one piece, and the volume's own noise cells are drawn as before halos existed:
     voxels farther than the margin from both ends are what the pipeline gave before.
     The network runs on the model's device; the noise is drawn on the CPU (the same numbers on
-    every device) and moved there slab by slab.
+    every device), slab by slab (`NoiseSlabs`: the numbers `sample_noise` draws for the whole
+    depth), and moved there.
     """
     height, width = mask.shape
     centre = depth // 2
@@ -113,8 +114,9 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
     device = module_device(model)
     slice_t = torch.from_numpy(padded.astype(np.float32))[None, None].to(device)
     torch_gen = torch.Generator().manual_seed(int(seed))
-    # Cell k of the volume is noise cell k + halo: `halo` cells are drawn past each end.
-    noise2, noise1 = model.sample_noise(1, total, padded.shape[0], padded.shape[1], generator=torch_gen)
+    # Cell k of the volume is noise cell k + halo: `halo` cells are drawn past each end. The noise
+    # is `sample_noise`'s, drawn slab by slab so that memory does not grow with the depth.
+    noise = NoiseSlabs(model, total, padded.shape[0], padded.shape[1], torch_gen)
     cells = total // GRID
     fine = _slab_depth(padded.shape[0], padded.shape[1], slab) // GRID
     # The quarter-resolution stage runs QUARTER_SLABS slabs at a time: its halo (about as deep as
@@ -128,8 +130,8 @@ def generate_slabs(model: Slice2Vol, mask: np.ndarray, depth: int, seed: int, sl
         for first in range(0, cells, step):
             end = min(cells, first + step)
             lo, hi = first - halo, end + halo  # past the ends too: no end cue
-            out = model.generator(slice_t, feats, noise2[:, :, lo + halo:hi + halo].to(device),
-                                  noise1[:, :, 2 * (lo + halo):2 * (hi + halo)].to(device),
+            noise2, noise1 = noise.take(lo + halo, hi + halo)
+            out = model.generator(slice_t, feats, noise2.to(device), noise1.to(device),
                                   centre=centre + before, z0=lo, keep=(first, end), fine_cells=fine)
             block = to_numpy(out[0, 0, :, :height, :width]) > model.logit_threshold
             # Map generated voxels [first*GRID, end*GRID) to output depth, dropping the padding.
@@ -201,14 +203,14 @@ def porosity_warning(slice_porosity: float, far: "float | None", model: str) -> 
 def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "int | None" = None,
                       samples: int = 1, seed: int = 0, voxel_size=None, threshold=None,
                       pore_value: str = "auto", slab: "int | None" = None, calibrated: bool = False,
-                      device: "torch.device | None" = None) -> dict:
-    """The `rocksynth reconstruct` command: read and segment the slice, write `samples` volumes;
-    the network runs on `device` (None: the CPU)."""
-    from rocksynth.io import load_binary_image
+                      device: "torch.device | None" = None, crop: bool = False) -> dict:
+    """The `rocksynth reconstruct` command: read and segment the slice (`crop`: a circular field
+    of view cropped to its inscribed square), write `samples` volumes; the network runs on
+    `device` (None: the CPU). `voxel_size` (metres) overrides the slice's."""
+    from rocksynth.io.binary import load_binary_slice
     from rocksynth.io.volumes import streamed_output_kind, volume_writer
     from rocksynth.io.paths import BINARY_TIFF_BYTES_PER_VOXEL, check_free_space, check_input_file, prepare_outputs
     from rocksynth.properties.porosity import porosity
-    from rocksynth.units import format_length, parse_length
 
     if samples < 1:
         raise BadInputError(f"--samples must be at least 1, got {samples}")
@@ -221,16 +223,14 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
     streamed_output_kind(out)  # a .tif, .zarr or stdout, refused otherwise before the model runs
     paths = [str(p) for p in prepare_outputs(_output_paths(out, samples))]  # all names, before any is written
     loaded = load_model(model, calibrated=calibrated, device=device)
-    mask = load_binary_image(slice_path, threshold=threshold, pore_value=pore_value)
+    mask, voxel = load_binary_slice(slice_path, threshold=threshold, pore_value=pore_value, voxel_size=voxel_size,
+                                    crop=crop)
     check_slice(mask, loaded.min_side, str(slice_path))
     depth = depth or max(mask.shape)
     check_free_space(paths[0], int(samples * depth * mask.size * BINARY_TIFF_BYTES_PER_VOXEL),
                      ("a" if samples == 1 else f"{samples} volumes of") + f" {depth}x{mask.shape[0]}x{mask.shape[1]} "
                      + ("volume" if samples == 1 else "voxels"))
-    voxel = parse_length(voxel_size) if voxel_size is not None else _slice_voxel_size(slice_path)
-    if voxel is None and loaded.voxel_size:
-        voxel = loaded.voxel_size
-        log(f"voxel size {format_length(voxel)} taken from the model's training data (override with --voxel-size)")
+    voxel = voxel or _model_voxel_size(loaded)
     slice_porosity = porosity(mask)
     results = []
     with progress_bar(samples * depth, "reconstructing") as bar:
@@ -263,13 +263,13 @@ def reconstruct_files(slice_path: str, out: str, model: str = "berea", depth: "i
             "voxel_size_m": voxel, "seed": seed, "volumes": results}
 
 
-def _slice_voxel_size(slice_path: str) -> "float | None":
-    """Pixel size stored in a TIFF slice, when there is one (PNG carries none)."""
-    if slice_path == "-" or not str(slice_path).lower().endswith((".tif", ".tiff")):
-        return None
-    from rocksynth.io import read_volume
+def _model_voxel_size(loaded: LoadedModel) -> "float | None":
+    """The voxel size of a slice that has none: the model's training volume's, when it has one."""
+    from rocksynth.units import format_length
 
-    try:
-        return read_volume(slice_path, allow_2d=True).voxel_size
-    except Exception:  # the image reader already accepted it; a missing size is not an error
-        return None
+    if loaded.voxel_size:
+        log(f"voxel size {format_length(loaded.voxel_size)} taken from the model's training data "
+            "(override with --voxel-size)")
+    else:
+        log("voxel size unknown (the slice has none): none written; give --voxel-size")
+    return loaded.voxel_size

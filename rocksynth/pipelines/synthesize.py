@@ -289,35 +289,28 @@ def nearest_textures(model: TextureModel, code: torch.Tensor) -> "list[tuple[str
 
 
 def code_field_for(model: TextureModel, shape, *, texture=None, like=None, blend=None, axis="z",
-                   layout=None, layout_textures=None) -> "tuple[callable, dict]":
-    """(code_plane function for a LatentGrid, description) for exactly one way of choosing the texture."""
+                   layout=None, layout_textures=None, threshold: "float | None" = None, pore_value: str = "auto",
+                   crop: bool = False, voxel_size: "float | None" = None) -> "tuple[callable, dict]":
+    """(code_plane function for a LatentGrid, description) for exactly one way of choosing the texture.
+
+    `threshold`, `pore_value` and `crop` segment the `like` exemplar as `load_binary_volume` does;
+    its voxel size (`voxel_size` if given, checked against the exemplar's) is the description's
+    `voxel_size_m`."""
     chosen = [name for name, value in (("--texture", texture), ("--like", like), ("--blend", blend),
                                        ("--layout", layout)) if value is not None]
     if len(chosen) != 1:
         raise BadInputError("give exactly one of --texture, --like, --blend, --layout"
                             + (f" (got {', '.join(chosen)})" if chosen else ""))
+    if like is None and (threshold is not None or str(pore_value).lower() != "auto" or crop):
+        raise BadInputError("--threshold, --pore-value and --crop segment a --like exemplar; "
+                            f"{chosen[0]} reads no image to segment")
     g = model.generator
     cells, margin = grid_cells(g, shape), g.margin_voxels
     if texture is not None:
         return constant_code_field(model.code_of(texture), cells), {"texture": texture,
                                                                     "extruded": model.is_extruded(texture)}
     if like is not None:
-        from rocksynth.data.crops import is_extruded, transitions_per_axis
-        from rocksynth.io import load_binary_volume
-        from rocksynth.io.binary import require_3d
-        from rocksynth.io.paths import check_input_file
-
-        if like != "-":
-            check_input_file(like)
-        mask, _ = load_binary_volume(like)
-        code = encode_exemplar(model, require_3d(mask, str(like)))
-        ranking = nearest_textures(model, code)
-        log(f"{like}: texture code nearest to {ranking[0][0]} (distances "
-            + ", ".join(f"{n} {d:.2f}" for n, d in ranking) + ")")
-        extruded = is_extruded(transitions_per_axis(mask))
-        if extruded:
-            log(f"{like}: the same on every z-slice, so the output is extruded along z too")
-        return constant_code_field(code, cells), {"like": str(like), "nearest_textures": ranking, "extruded": extruded}
+        return _like_code_field(model, like, cells, threshold, pore_value, crop, voxel_size)
     if blend is not None:
         a, sep, b = blend.partition(":")
         if not sep or not a or not b:
@@ -342,6 +335,29 @@ def code_field_for(model: TextureModel, shape, *, texture=None, like=None, blend
     return layout_code_field(labels, codes, shape, cells, margin), {"layout": str(layout), "textures": names}
 
 
+def _like_code_field(model: TextureModel, like, cells, threshold: "float | None", pore_value: str, crop: bool,
+                     voxel_size: "float | None") -> "tuple[callable, dict]":
+    """`code_field_for` of an exemplar volume: the encoder's code of it, constant."""
+    from rocksynth.data.crops import is_extruded, transitions_per_axis
+    from rocksynth.io import load_binary_volume
+    from rocksynth.io.binary import require_3d
+    from rocksynth.io.paths import check_input_file
+
+    if like != "-":
+        check_input_file(like)
+    mask, voxel = load_binary_volume(like, threshold=threshold, pore_value=pore_value, voxel_size=voxel_size,
+                                     crop=crop)
+    code = encode_exemplar(model, require_3d(mask, str(like)))
+    ranking = nearest_textures(model, code)
+    log(f"{like}: texture code nearest to {ranking[0][0]} (distances "
+        + ", ".join(f"{n} {d:.2f}" for n, d in ranking) + ")")
+    extruded = is_extruded(transitions_per_axis(mask))
+    if extruded:
+        log(f"{like}: the same on every z-slice, so the output is extruded along z too")
+    return constant_code_field(code, cells), {"like": str(like), "nearest_textures": ranking, "extruded": extruded,
+                                              "voxel_size_m": voxel}
+
+
 def output_latent(model: TextureModel, shape, seed: int, field, description: dict) -> LatentGrid:
     """The latent grid of a `shape` output of `model`: `code_field_for`'s codes and `description`
     (a texture extruded along z gets the noise of plane 0 everywhere), noise from `seed`."""
@@ -360,9 +376,11 @@ def _read_labels(path) -> np.ndarray:
 
 def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, blend=None, axis="z",
                     layout=None, layout_textures=None, seed=0, voxel_size=None, tile=128,
-                    device: "torch.device | None" = None) -> dict:
+                    device: "torch.device | None" = None, threshold: "float | None" = None,
+                    pore_value: str = "auto", crop: bool = False) -> dict:
     """Write a synthesized binary volume to `out`, decoded on `device` (None: the CPU); returns a
-    summary (shape, porosity, time...)."""
+    summary (shape, porosity, time...). `threshold`, `pore_value` and `crop` segment the `like`
+    exemplar; the voxel size is `voxel_size` (metres), else the exemplar's or the texture's."""
     import time
 
     from rocksynth.io.paths import BINARY_TIFF_BYTES_PER_VOXEL, check_free_space, prepare_outputs
@@ -374,7 +392,8 @@ def synthesize_file(out, *, model="rocks", texture=None, size="128", like=None, 
         raise BadInputError(f"--tile must be a positive multiple of {SCALE}, got {tile}")
     loaded = load_texture_model(model, device)
     field, description = code_field_for(loaded, shape, texture=texture, like=like, blend=blend, axis=axis,
-                                        layout=layout, layout_textures=layout_textures)
+                                        layout=layout, layout_textures=layout_textures, threshold=threshold,
+                                        pore_value=pore_value, crop=crop, voxel_size=parse_length(voxel_size))
     prepare_outputs([out])  # after code_field_for, which registers --like and --layout as inputs
     check_free_space(out, int(np.prod(shape, dtype=np.float64) * BINARY_TIFF_BYTES_PER_VOXEL),
                      f"a {'x'.join(map(str, shape))} volume")
@@ -421,7 +440,10 @@ def write_packed_slab(writer, slab: np.ndarray, width: int) -> int:
 
 
 def _default_voxel_size(model: TextureModel, description: dict) -> "float | None":
-    """The texture's known voxel size; for blends and layouts only when all textures agree."""
+    """The exemplar's voxel size (`--like`), else the texture's known voxel size; for blends and
+    layouts only when all textures agree."""
+    if "like" in description:
+        return description["voxel_size_m"]
     names = ([description["texture"]] if "texture" in description else description.get("blend")
              or description.get("textures") or [])
     sizes = {model.voxel_size_of(n) for n in names}
@@ -452,7 +474,8 @@ def load_training_textures(sources, holdout=0.25, threshold=None, pore_value="au
             if source != STDIO:
                 check_input_file(source)
             shown = "stdin" if source == STDIO else source
-            mask, voxel = load_binary_volume(source, threshold=threshold, pore_value=pore_value)
+            # crop_flag=None: `--set crop` is the training crop, not a field of view's.
+            mask, voxel = load_binary_volume(source, threshold=threshold, pore_value=pore_value, crop_flag=None)
             texture = make_texture(name, require_3d(mask, shown), voxel, shown, holdout)
         log(f"texture {name}: train {texture.train.shape}, held out {texture.held_out.shape}, "
             f"porosity {texture.train.mean():.3f}; augmented with {texture.augmentation()}")
