@@ -37,15 +37,18 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
             "-m", "rocksynth.cli.main"]
 
 
-def _same_curve(one: "list[dict]", two: "list[dict]", iterations=("3", "6"), wall: str = "wall_s") -> None:
-    """The two learning curves evaluate at `iterations` and agree in every column but the wall time."""
+def _same_curve(one: "list[dict]", two: "list[dict]", iterations=("3", "6"), wall: str = "wall_s",
+                absolute: "dict[str, float] | None" = None) -> None:
+    """The two learning curves evaluate at `iterations` and agree in every column but the wall time
+    (`absolute`: column -> the absolute tolerance of a column counted in pixels)."""
     assert [r["iteration"] for r in one] == [r["iteration"] for r in two] == list(iterations)
     for a, b in zip(one, two):
         for column in a:
             if column != wall:
                 # The CSV keeps 5 significant digits; the mean of the two processes' losses sums in
                 # another order than one process does, which could flip a last digit.
-                assert float(b[column]) == pytest.approx(float(a[column]), rel=1e-4), column
+                assert float(b[column]) == pytest.approx(float(a[column]), rel=1e-4,
+                                                         abs=(absolute or {}).get(column, 0)), column
 
 
 def _same_weights(first: dict, second: dict, module: str = "predictor", atol: float = 1e-6) -> None:
@@ -121,15 +124,18 @@ train_clean(out, 6, resume="--resume" in sys.argv, batch=4, crop=32, lr=2e-4, wi
 
 
 def _same_clean_curve(one: "list[dict]", two: "list[dict]") -> None:
-    _same_curve(one, two, iterations=("2", "4", "6"), wall="wall_time_s")
+    # The validation IoU counts thresholded pixels: float rounding (which differs between CPUs'
+    # kernels) can flip a pixel at the threshold, 3e-6 of an IoU near 0.006 seen, a relative 4e-4.
+    _same_curve(one, two, iterations=("2", "4", "6"), wall="wall_time_s", absolute={"val_iou": 2e-5})
 
 
 def _same_clean_weights(first: dict, second: dict) -> None:
     # Batch-norm running statistics included. Adam moves a weight by about lr (2e-4) a step
     # whatever its gradient's size, so a weight whose gradient is small moves by a fraction of that
     # set by float32 rounding: one process fed the same batches in reversed sample order ends 4e-6
-    # away. A tenth of a step.
-    _same_weights(first, second, module="model", atol=2e-5)
+    # away; two processes, which sum in another order from run to run, up to 5e-5 on some CPUs.
+    # Half a step allowed; the per-share batch norms this guards against end 3e-2 away.
+    _same_weights(first, second, module="model", atol=1e-4)
 
 
 @pytest.fixture(scope="module")
