@@ -179,7 +179,7 @@ def bench_predictor(checkpoint, kind, n_clips, context, n_pred, size=64, chunk=1
             matched[f"{method}: no object lost or invented"] = list(((lost == 0) & (invented == 0)).mean(0))
             matched[f"{method}: true objects lost"] = list(lost.sum(0) / np.maximum(counts.sum(0), 1))
             matched[f"{method}: regions invented per clip"] = list(invented.mean(0))
-        absent = absent_objects(pred, truth, scene)
+        absent = absent_objects(pred, truth, scene, steps=tuple(k for k in (1, 5) if k <= pred.shape[1]))
     porosity = None
     if kind == "rocks":  # binary slices, 1 = pore: `predict` makes the prediction binary as here
         from rocksynth.pipelines.predict import binarize_keeping_porosity

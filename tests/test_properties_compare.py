@@ -54,6 +54,8 @@ def test_a_collapsed_generator_gets_a_note_on_its_kde_kl_and_keeps_its_wasserste
     assert [n.split(":")[0] for n in notes[:-1]] == [name for name in others]  # all NaN: not compared
     assert all("not compared" in n for n in notes[:-1])
     assert len(spread_notes(compare_property_sets(real, real[::-1], resamples=5))) == len(others)
+    # A property left out on purpose (--no-permeability) is not reported as not comparable.
+    assert not any(n.startswith("permeability") for n in spread_notes(table, {"permeability"}))
 
 
 def test_random_crops_are_seeded_and_sized():
@@ -85,6 +87,7 @@ def test_cli_compare_json(tmp_path):
     porosity = report["properties"]["porosity"]
     assert porosity["generated_mean"] > porosity["real_mean"]  # bigger blobs, more pore
     assert porosity["kl"] > 0 and porosity["wasserstein"] > 0
+    assert not any(n.startswith("permeability") for n in report["notes"])  # left out on request
 
 
 def test_kde_kl_matches_the_analytic_kl_of_two_gaussians():

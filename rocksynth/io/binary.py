@@ -166,6 +166,8 @@ def _voxel_size(given, from_file, origin: str, source: str) -> "float | None":
         size = parse_length(given)
         if from_file and abs(from_file - size) > 1e-3 * size:
             warn(f"{source}: --voxel-size {format_length(size)} overrides the file's {format_length(from_file)}")
+        else:
+            log(f"{source}: voxel size {format_length(size)} (from --voxel-size)")
         return size
     if from_file:
         log(f"{source}: voxel size {format_length(from_file)} (from {origin})")

@@ -307,17 +307,24 @@ def compare_samples(real, generated, with_permeability: bool = True, jobs: int =
         "kl_epsilon": KL_EPSILON,
         "warning": few_samples_warning(len(real), len(generated), bins),
         "properties": table,
-        "notes": spread_notes(table),
+        "notes": spread_notes(table, _not_measured(with_permeability, next(iter(dims), 3))),
         "samples": {"real": real_values, "generated": generated_values},
     }
 
 
-def spread_notes(table: dict) -> "list[str]":
-    """Why a property is not compared, or its KDE KL is not a number: no finite value on a side
-    (a correlation length longer than the crops), or one set's values all equal (a generator that
-    collapsed to one sample, or a single sample), so it has no density to estimate."""
+def _not_measured(with_permeability: bool, ndim: int) -> "set[str]":
+    """Properties not measured by request or by the samples' dimension (2D: no volume measures)."""
+    skipped = set() if with_permeability and ndim == 3 else {"permeability"}
+    return skipped | ({"mean_breadth_density"} if ndim == 2 else set())
+
+
+def spread_notes(table: dict, not_measured: "set[str]" = frozenset()) -> "list[str]":
+    """Why a measured property is not compared, or its KDE KL is not a number: no finite value on
+    a side (a correlation length longer than the crops, no pore network), or one set's values all
+    equal (a generator that collapsed to one sample, or a single sample), so it has no density to
+    estimate. `not_measured`: properties left out on purpose (`--no-permeability`), not noted."""
     notes = [f"{name}: not compared, as a set has no finite value (e.g. a correlation length longer than half the "
-             "crop, or no permeability)" for name in PROPERTIES if name not in table]
+             "crop, or no permeability)" for name in PROPERTIES if name not in table and name not in not_measured]
     for name, row in table.items():
         if np.isfinite(row["kl"]):
             continue
